@@ -1,0 +1,511 @@
+//! Typed configuration read from the environment once at start (API.md, "Configuration").
+//! A bad value stops the program with one line naming the variable; secret values are never
+//! echoed back.
+
+use std::{collections::BTreeMap, net::SocketAddr, str::FromStr, time::Duration};
+
+use rust_decimal::Decimal;
+
+use crate::domain::{money::Currency, secret::Secret};
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/esim_gateway";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: Secret<String>,
+    pub bind_addr: SocketAddr,
+    pub public_base_url: url::Url,
+    pub admin_token: Option<Secret<String>>,
+    pub retail_currency: Currency,
+    pub fx_rates: FxRates,
+    pub markup_percent: Decimal,
+    pub sandbox: bool,
+    pub log_format: LogFormat,
+    pub request_timeout: Duration,
+    pub catalog_sync_interval: Duration,
+    pub usage_max_age: Duration,
+    pub vendors: VendorCredentials,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Credentials per vendor; `None` when the vendor is not configured for live use.
+#[derive(Debug, Clone, Default)]
+pub struct VendorCredentials {
+    pub esimaccess: Option<EsimAccessCredentials>,
+    pub esimgo: Option<EsimGoCredentials>,
+    pub esimfx: Option<EsimFxCredentials>,
+    pub microesim: Option<MicroEsimCredentials>,
+    pub multiverse: Option<MultiverseCredentials>,
+    /// `<VENDOR>_CALLBACK_IPS`: optional sender allowlists, keyed by vendor id.
+    pub callback_ips: BTreeMap<&'static str, Vec<std::net::IpAddr>>,
+}
+
+impl VendorCredentials {
+    pub fn any_live(&self) -> bool {
+        self.esimaccess.is_some()
+            || self.esimgo.is_some()
+            || self.esimfx.is_some()
+            || self.microesim.is_some()
+            || self.multiverse.is_some()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EsimAccessCredentials {
+    pub access_code: Secret<String>,
+    pub secret_key: Secret<String>,
+    pub base_url: url::Url,
+}
+
+#[derive(Debug, Clone)]
+pub struct EsimGoCredentials {
+    pub api_key: Secret<String>,
+    pub base_url: url::Url,
+}
+
+#[derive(Debug, Clone)]
+pub struct EsimFxCredentials {
+    pub client_id: Secret<String>,
+    pub client_key: Secret<String>,
+    pub webhook_token: Option<Secret<String>>,
+    pub base_url: url::Url,
+}
+
+#[derive(Debug, Clone)]
+pub struct MicroEsimCredentials {
+    pub account: Secret<String>,
+    pub secret: Secret<String>,
+    pub salt_hex: Secret<String>,
+    pub base_url: url::Url,
+}
+
+#[derive(Debug, Clone)]
+pub struct MultiverseCredentials {
+    pub user_id: Secret<String>,
+    pub security_token: Secret<String>,
+    pub client_id: Secret<String>,
+    pub client_secret: Secret<String>,
+    pub base_url: url::Url,
+}
+
+/// USD value of one unit of each currency (`FX_RATES=HKD=0.128,EUR=1.08`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FxRates(BTreeMap<Currency, Decimal>);
+
+impl FxRates {
+    /// Used when `FX_RATES` is not set; entries given in `FX_RATES` override these.
+    pub fn builtin() -> Self {
+        let table = [
+            ("USD", "1"),
+            ("EUR", "1.08"),
+            ("GBP", "1.27"),
+            ("HKD", "0.128"),
+            ("CNY", "0.138"),
+            ("SGD", "0.74"),
+            ("AUD", "0.65"),
+            ("CAD", "0.73"),
+            ("JPY", "0.0067"),
+        ];
+        FxRates(
+            table
+                .iter()
+                .map(|(c, r)| (c.parse().expect("valid"), r.parse().expect("valid")))
+                .collect(),
+        )
+    }
+
+    pub fn usd_per_unit(&self, c: Currency) -> Option<Decimal> {
+        self.0.get(&c).copied()
+    }
+
+    /// Converts `amount` of `from` into `to` through USD; `None` when a rate is unknown.
+    pub fn convert(&self, amount: Decimal, from: Currency, to: Currency) -> Option<Decimal> {
+        if from == to {
+            return Some(amount);
+        }
+        let usd = amount.checked_mul(self.usd_per_unit(from)?)?;
+        usd.checked_div(self.usd_per_unit(to)?)
+    }
+
+    fn parse_overrides(s: &str) -> Result<Self, String> {
+        let mut rates = Self::builtin();
+        for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (cur, rate) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("expected CUR=rate pairs, got {pair:?}"))?;
+            let cur: Currency = cur.trim().parse().map_err(|e| format!("{e}"))?;
+            let rate = Decimal::from_str(rate.trim())
+                .map_err(|_| format!("rate for {cur} is not a decimal number: {rate:?}"))?;
+            if rate <= Decimal::ZERO {
+                return Err(format!("rate for {cur} must be positive"));
+            }
+            rates.0.insert(cur, rate);
+        }
+        Ok(rates)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration error: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+/// Reads variables through a lookup function so tests need not touch the process environment.
+struct Env<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    fn raw(&self, var: &'static str) -> Option<String> {
+        (self.get)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse<T>(
+        &self,
+        var: &'static str,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => parse(v.trim()).map_err(|reason| ConfigError {
+                var,
+                reason: format!("{reason} (got {v:?})"),
+            }),
+        }
+    }
+
+    fn secret(&self, var: &'static str) -> Option<Secret<String>> {
+        self.raw(var).map(Secret::new)
+    }
+
+    fn url(&self, var: &'static str, default: &str) -> Result<url::Url, ConfigError> {
+        let d = url::Url::parse(default).expect("valid default url");
+        self.parse(var, d, parse_http_url)
+    }
+
+    /// All-or-nothing credential groups: a half-configured vendor is an error, not a silent
+    /// fallback to the sandbox.
+    fn group<const N: usize>(
+        &self,
+        vars: [&'static str; N],
+    ) -> Result<Option<[Secret<String>; N]>, ConfigError> {
+        let values = vars.map(|v| self.secret(v));
+        if values.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        if let Some(i) = values.iter().position(Option::is_none) {
+            let set: Vec<&str> = vars
+                .iter()
+                .zip(&values)
+                .filter(|(_, v)| v.is_some())
+                .map(|(n, _)| *n)
+                .collect();
+            return Err(ConfigError {
+                var: vars[i],
+                reason: format!("must be set together with {}", set.join(", ")),
+            });
+        }
+        Ok(Some(values.map(|v| v.expect("checked above"))))
+    }
+}
+
+fn parse_http_url(s: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    match u.scheme() {
+        "http" | "https" => Ok(u),
+        other => Err(format!("scheme must be http or https, not {other}")),
+    }
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected true/false".into()),
+    }
+}
+
+/// `90`, `90s`, `15m`, `2h`, `500ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| "expected a duration such as 30s, 15m or 1h".to_string())?;
+    let d = match unit.trim() {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err("expected a duration such as 30s, 15m or 1h".into()),
+    };
+    if d.is_zero() {
+        return Err("duration must be positive".into());
+    }
+    Ok(d)
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { get };
+        let database_url = env.parse("DATABASE_URL", DEFAULT_DATABASE_URL.to_string(), |s| {
+            match url::Url::parse(s) {
+                Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") => Ok(s.to_string()),
+                // The value may hold a password: never echo it.
+                _ => Err("must be a postgres:// URL".into()),
+            }
+        });
+        let database_url = database_url.map_err(|e| ConfigError {
+            var: e.var,
+            reason: "must be a postgres:// URL".into(),
+        })?;
+        let bind_addr: SocketAddr =
+            env.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)), |s| {
+                s.parse()
+                    .map_err(|_| "expected host:port, e.g. 127.0.0.1:8080".into())
+            })?;
+        let public_base_url = env.url("PUBLIC_BASE_URL", &format!("http://{bind_addr}"))?;
+        let admin_token = env.secret("ADMIN_TOKEN");
+        if let Some(t) = &admin_token {
+            if t.expose().len() < 16 {
+                return Err(ConfigError {
+                    var: "ADMIN_TOKEN",
+                    reason: "must be at least 16 characters".into(),
+                });
+            }
+        }
+        let retail_currency = env.parse("RETAIL_CURRENCY", Currency::USD, |s| {
+            s.parse().map_err(|e| format!("{e}"))
+        })?;
+        let fx_rates = env.parse("FX_RATES", FxRates::builtin(), FxRates::parse_overrides)?;
+        if fx_rates.usd_per_unit(retail_currency).is_none() {
+            return Err(ConfigError {
+                var: "FX_RATES",
+                reason: format!("no rate for the retail currency {retail_currency}"),
+            });
+        }
+        let markup_percent = env.parse("MARKUP_PERCENT", Decimal::from(20), |s| {
+            let d = Decimal::from_str(s).map_err(|_| "expected a decimal number".to_string())?;
+            if d < Decimal::ZERO || d > Decimal::from(1000) {
+                return Err("must be between 0 and 1000".into());
+            }
+            Ok(d)
+        })?;
+        let log_format = env.parse("LOG_FORMAT", LogFormat::Human, |s| match s {
+            "human" | "text" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected human or json".into()),
+        })?;
+        let request_timeout =
+            env.parse("REQUEST_TIMEOUT", Duration::from_secs(30), parse_duration)?;
+        let catalog_sync_interval = env.parse(
+            "CATALOG_SYNC_INTERVAL",
+            Duration::from_secs(15 * 60),
+            parse_duration,
+        )?;
+        let usage_max_age =
+            env.parse("USAGE_MAX_AGE", Duration::from_secs(5 * 60), parse_duration)?;
+
+        let vendors = Self::vendor_credentials(&env)?;
+        let sandbox = env.parse("SANDBOX", !vendors.any_live(), parse_bool)?;
+
+        Ok(Config {
+            database_url: Secret::new(database_url),
+            bind_addr,
+            public_base_url,
+            admin_token,
+            retail_currency,
+            fx_rates,
+            markup_percent,
+            sandbox,
+            log_format,
+            request_timeout,
+            catalog_sync_interval,
+            usage_max_age,
+            vendors,
+        })
+    }
+
+    fn vendor_credentials(env: &Env<'_>) -> Result<VendorCredentials, ConfigError> {
+        let mut v = VendorCredentials::default();
+        if let Some([access_code, secret_key]) =
+            env.group(["ESIMACCESS_ACCESS_CODE", "ESIMACCESS_SECRET_KEY"])?
+        {
+            v.esimaccess = Some(EsimAccessCredentials {
+                access_code,
+                secret_key,
+                base_url: env.url("ESIMACCESS_BASE_URL", "https://api.esimaccess.com")?,
+            });
+        }
+        if let Some([api_key]) = env.group(["ESIMGO_API_KEY"])? {
+            v.esimgo = Some(EsimGoCredentials {
+                api_key,
+                base_url: env.url("ESIMGO_BASE_URL", "https://api.esim-go.com/v2.4")?,
+            });
+        }
+        if let Some([client_id, client_key]) =
+            env.group(["ESIMFX_CLIENT_ID", "ESIMFX_CLIENT_KEY"])?
+        {
+            v.esimfx = Some(EsimFxCredentials {
+                client_id,
+                client_key,
+                webhook_token: env.secret("ESIMFX_WEBHOOK_TOKEN"),
+                base_url: env.url("ESIMFX_BASE_URL", "https://api.esimfx.com")?,
+            });
+        }
+        if let Some([account, secret, salt_hex]) = env.group([
+            "MICROESIM_ACCOUNT",
+            "MICROESIM_SECRET",
+            "MICROESIM_SALT_HEX",
+        ])? {
+            if hex::decode(salt_hex.expose()).is_err() {
+                return Err(ConfigError {
+                    var: "MICROESIM_SALT_HEX",
+                    reason: "must be hex".into(),
+                });
+            }
+            v.microesim = Some(MicroEsimCredentials {
+                account,
+                secret,
+                salt_hex,
+                base_url: env.url("MICROESIM_BASE_URL", "https://www.microesim.top")?,
+            });
+        }
+        if let Some([user_id, security_token, client_id, client_secret]) = env.group([
+            "MULTIVERSE_USER_ID",
+            "MULTIVERSE_SECURITY_TOKEN",
+            "MULTIVERSE_CLIENT_ID",
+            "MULTIVERSE_CLIENT_SECRET",
+        ])? {
+            v.multiverse = Some(MultiverseCredentials {
+                user_id,
+                security_token,
+                client_id,
+                client_secret,
+                base_url: env.url(
+                    "MULTIVERSE_BASE_URL",
+                    "https://multiverse-api.sim-check.info",
+                )?,
+            });
+        }
+        for (vendor, var) in [
+            ("esimaccess", "ESIMACCESS_CALLBACK_IPS"),
+            ("esimgo", "ESIMGO_CALLBACK_IPS"),
+            ("esimfx", "ESIMFX_CALLBACK_IPS"),
+            ("microesim", "MICROESIM_CALLBACK_IPS"),
+            ("multiverse", "MULTIVERSE_CALLBACK_IPS"),
+        ] {
+            let ips = env.parse(var, Vec::new(), |s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.parse().map_err(|_| format!("not an IP address: {p:?}")))
+                    .collect()
+            })?;
+            if !ips.is_empty() {
+                v.callback_ips.insert(vendor, ips);
+            }
+        }
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(&move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.public_base_url.as_str(), "http://127.0.0.1:8080/");
+        assert!(c.admin_token.is_none());
+        assert_eq!(c.retail_currency, Currency::USD);
+        assert_eq!(c.markup_percent, Decimal::from(20));
+        assert!(c.sandbox, "sandbox is on when no vendor has credentials");
+        assert_eq!(c.catalog_sync_interval, Duration::from_secs(900));
+        assert_eq!(c.usage_max_age, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = cfg(&[("BIND_ADDR", "nope")]).unwrap_err();
+        assert_eq!(e.var, "BIND_ADDR");
+        let e = cfg(&[("MARKUP_PERCENT", "twenty")]).unwrap_err();
+        assert_eq!(e.var, "MARKUP_PERCENT");
+        let e = cfg(&[("FX_RATES", "HKD:0.1")]).unwrap_err();
+        assert_eq!(e.var, "FX_RATES");
+        let e = cfg(&[("RETAIL_CURRENCY", "usd")]).unwrap_err();
+        assert_eq!(e.var, "RETAIL_CURRENCY");
+        let e = cfg(&[("SANDBOX", "maybe")]).unwrap_err();
+        assert_eq!(e.var, "SANDBOX");
+        assert!(e.to_string().starts_with("configuration error: SANDBOX:"));
+    }
+
+    #[test]
+    fn secrets_are_not_echoed_in_errors() {
+        let e = cfg(&[("DATABASE_URL", "mysql://u:topsecret@h/db")]).unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL");
+        assert!(!e.to_string().contains("topsecret"));
+        let e = cfg(&[("ESIMACCESS_ACCESS_CODE", "abc123secret")]).unwrap_err();
+        assert_eq!(e.var, "ESIMACCESS_SECRET_KEY");
+        assert!(!e.to_string().contains("abc123secret"));
+        let c = cfg(&[("ADMIN_TOKEN", "0123456789abcdefXYZ")]).unwrap();
+        assert!(!format!("{c:?}").contains("0123456789abcdefXYZ"));
+    }
+
+    #[test]
+    fn credentials_turn_sandbox_off_unless_forced() {
+        let c = cfg(&[("ESIMGO_API_KEY", "k")]).unwrap();
+        assert!(!c.sandbox);
+        assert!(c.vendors.esimgo.is_some());
+        let c = cfg(&[("ESIMGO_API_KEY", "k"), ("SANDBOX", "true")]).unwrap();
+        assert!(c.sandbox);
+    }
+
+    #[test]
+    fn fx_overrides_extend_the_builtin_table() {
+        let c = cfg(&[("FX_RATES", "HKD=0.13, XAF=0.0016")]).unwrap();
+        assert_eq!(
+            c.fx_rates.usd_per_unit("HKD".parse().unwrap()),
+            Some(Decimal::from_str("0.13").unwrap())
+        );
+        assert!(c.fx_rates.usd_per_unit("EUR".parse().unwrap()).is_some());
+        let hkd: Currency = "HKD".parse().unwrap();
+        assert_eq!(
+            c.fx_rates.convert(Decimal::from(100), hkd, Currency::USD),
+            Some(Decimal::from(13))
+        );
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 days").is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! One error type for every HTTP answer that is not a success, rendered as the contract's
+//! shape: `{"error": {"code", "message", "request_id"}}`.
+
+use std::borrow::Cow;
+
+use axum::{
+    Json,
+    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+tokio::task_local! {
+    /// The current request's id, set by the request-context middleware so that errors built
+    /// deep inside a handler can carry it.
+    pub static REQUEST_ID: String;
+}
+
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+type Text = Cow<'static, str>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: Text },
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: Text },
+    #[error("{message}")]
+    UnsupportedMediaType { message: Text },
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: Text },
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: Text },
+    #[error("{message}")]
+    NotFound { code: &'static str, message: Text },
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
+    #[error("{message}")]
+    Conflict { code: &'static str, message: Text },
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: Text },
+    /// Anything unexpected. The detail is logged, never sent to the client.
+    #[error("internal error: {0}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<Text>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn unprocessable(code: &'static str, message: impl Into<Text>) -> Self {
+        Self::Unprocessable {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn unauthorized(message: impl Into<Text>) -> Self {
+        Self::Unauthorized {
+            code: "unauthorized",
+            message: message.into(),
+        }
+    }
+    pub fn forbidden(code: &'static str, message: impl Into<Text>) -> Self {
+        Self::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(code: &'static str, message: impl Into<Text>) -> Self {
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn conflict(code: &'static str, message: impl Into<Text>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn unavailable(code: &'static str, message: impl Into<Text>) -> Self {
+        Self::Unavailable {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::Unauthorized { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unavailable { code, .. } => code,
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::Internal(_) => "internal error; quote the request_id when reporting it".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut => {
+                Self::unavailable("database_unavailable", "the database is not reachable")
+            }
+            other => Self::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+/// The error shape of the contract, also used to document every error in OpenAPI.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case identifier, e.g. `plan_not_found`.
+    #[schema(example = "plan_not_found")]
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Equals the `X-Request-Id` response header.
+    pub request_id: String,
+}
+
+/// Builds the JSON error response every error path goes through.
+pub fn error_response(status: StatusCode, code: &str, message: String) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.to_string(),
+            message,
+            request_id: current_request_id(),
+        },
+    };
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(e) = &self {
+            tracing::error!(error = format!("{e:#}"), "internal error");
+        }
+        error_response(self.status(), self.code(), self.public_message())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonDataError(e) => Self::unprocessable("invalid_body", e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => Self::bad_request("malformed_json", e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType {
+                message: "expected a request body with Content-Type: application/json".into(),
+            },
+            other => Self::bad_request("invalid_body", other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::bad_request("invalid_query", r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::bad_request("invalid_path", r.body_text())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

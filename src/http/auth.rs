@@ -1,0 +1,80 @@
+//! Bearer-token extractors: [`Admin`] for `/admin`, [`Storefront`] for `/v1`.
+
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts},
+};
+
+use crate::{AppState, domain::api_key, error::ApiError, store};
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <key> header"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(ApiError::unauthorized(
+            "Authorization header must be `Bearer <key>`",
+        )),
+    }
+}
+
+/// Proof that the request carries `ADMIN_TOKEN`.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = &state.config.admin_token else {
+            return Err(ApiError::forbidden(
+                "admin_disabled",
+                "the admin API is disabled: set ADMIN_TOKEN to enable it",
+            ));
+        };
+        let token = bearer(parts)?;
+        if api_key::secrets_equal(token, expected.expose()) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::unauthorized("invalid admin token"))
+        }
+    }
+}
+
+/// The storefront an API key belongs to. Every `/v1` query filters by this id.
+#[derive(Debug, Clone)]
+pub struct Storefront {
+    pub id: String,
+}
+
+impl FromRequestParts<AppState> for Storefront {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = bearer(parts)?;
+        let invalid = || ApiError::unauthorized("invalid or revoked API key");
+        let lookup = api_key::lookup_of(presented).ok_or_else(invalid)?;
+        let row = store::storefronts::key_by_lookup(&state.pool, lookup)
+            .await?
+            .ok_or_else(invalid)?;
+        if !api_key::matches(presented, &row.key_hash) || row.revoked_at.is_some() {
+            return Err(invalid());
+        }
+        if let Err(e) = store::storefronts::touch_key(&state.pool, &row.id).await {
+            tracing::warn!(error = %e, "could not record key use");
+        }
+        tracing::Span::current().record("storefront_id", row.storefront_id.as_str());
+        Ok(Storefront {
+            id: row.storefront_id,
+        })
+    }
+}

@@ -1,0 +1,130 @@
+//! Cross-cutting request handling: request ids, the error shape for every rejection, metrics.
+
+use std::time::Instant;
+
+use axum::{
+    body::Body,
+    extract::{MatchedPath, Request},
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::Response,
+};
+use http_body_util::BodyExt;
+
+use crate::error::{REQUEST_ID, error_response};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Runs every request inside its request id's scope, turns any non-JSON error response
+/// (axum's plain-text rejections, 404/405 fallbacks, timeouts, body limits, caught panics)
+/// into the contract's JSON error shape, and records request metrics.
+pub async fn request_context(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+
+    let response = REQUEST_ID
+        .scope(request_id.clone(), async move {
+            let response = next.run(req).await;
+            shape_error(response).await
+        })
+        .await;
+
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+fn is_json(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"))
+}
+
+async fn shape_error(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&resp) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    // Rejection bodies are short plain text; cap what we read from anything else.
+    let text = match http_body_util::Limited::new(body, 4096).collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let (code, default_message) = classify(status);
+    let message = if text.is_empty() || status.is_server_error() {
+        default_message.to_string()
+    } else {
+        text
+    };
+    let mut shaped = error_response(status, code, message);
+    // Keep headers such as `Allow` on 405.
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            shaped.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    shaped
+}
+
+fn classify(status: StatusCode) -> (&'static str, &'static str) {
+    match status {
+        StatusCode::BAD_REQUEST => ("bad_request", "the request is malformed"),
+        StatusCode::UNAUTHORIZED => ("unauthorized", "missing or invalid credentials"),
+        StatusCode::FORBIDDEN => ("forbidden", "not allowed"),
+        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this method is not allowed on this path",
+        ),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "unsupported Content-Type")
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => ("invalid_body", "the request body is invalid"),
+        StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "too many requests"),
+        StatusCode::SERVICE_UNAVAILABLE => ("service_unavailable", "temporarily unavailable"),
+        StatusCode::GATEWAY_TIMEOUT => ("timeout", "the request took too long to process"),
+        s if s.is_server_error() => (
+            "internal_error",
+            "internal error; quote the request_id when reporting it",
+        ),
+        _ => ("error", "the request failed"),
+    }
+}
+
+/// Answer for a panicking handler: the panic is logged, the client gets a shaped 500.
+pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = detail, "handler panicked");
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// Router fallback: unknown paths.
+pub async fn not_found() -> crate::error::ApiError {
+    crate::error::ApiError::not_found("not_found", "no route for this path")
+}

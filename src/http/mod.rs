@@ -1,0 +1,136 @@
+//! HTTP edge: routing, auth, validation, DTOs and the OpenAPI document. Handlers extract,
+//! call one service function and map the result; nothing here talks to a vendor.
+
+pub mod auth;
+pub mod docs;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+pub mod storefronts;
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, StatusCode, header},
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    sensitive_headers::SetSensitiveRequestHeadersLayer,
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::{AppState, error::ErrorBody};
+
+/// Largest request body the JSON API accepts.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "esim-gateway",
+        description = "One REST API for selling travel eSIMs, bought from the cheapest of several wholesale vendors.\n\nErrors always have the shape `{\"error\": {\"code\", \"message\", \"request_id\"}}`.",
+        license(name = "Apache-2.0"),
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "storefront", description = "Storefront API (`/v1`): Bearer storefront API key"),
+        (name = "admin", description = "Admin API (`/admin`): Bearer ADMIN_TOKEN"),
+        (name = "webhooks", description = "Vendor callbacks, one route per vendor"),
+        (name = "operations", description = "Health, readiness and metrics"),
+        (name = "docs", description = "This documentation"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |desc: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(desc.to_string()))
+                    .build(),
+            )
+        };
+        components.add_security_scheme("admin_token", bearer("ADMIN_TOKEN"));
+        components.add_security_scheme("storefront_key", bearer("Storefront API key (sk_…)"));
+    }
+}
+
+/// Every documented route. A route is added here through `routes!`, so it cannot exist
+/// without its OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(docs::router())
+        .merge(storefronts::router())
+}
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+pub fn openapi_json() -> String {
+    openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+}
+
+/// Adds fallbacks and the cross-cutting layers. Layers listed first are outermost.
+pub fn with_layers(router: Router<AppState>, request_timeout: Duration) -> Router<AppState> {
+    let x_request_id = HeaderName::from_static(middleware::REQUEST_ID_HEADER);
+    // Each `.layer` call wraps everything before it, so the last one is outermost. Separate
+    // calls (not one ServiceBuilder) let axum adapt body types between layers.
+    router
+        .fallback(middleware::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn(middleware::request_context))
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
+}
+
+async fn method_not_allowed() -> crate::error::ApiError {
+    crate::error::ApiError::MethodNotAllowed
+}
+
+fn make_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = req
+        .headers()
+        .get(middleware::REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id,
+        storefront_id = tracing::field::Empty,
+    )
+}

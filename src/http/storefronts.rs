@@ -1,0 +1,292 @@
+//! `/admin/storefronts`: issue, list, rotate and revoke storefront API keys.
+
+use axum::{Json, body::Bytes, extract::State, http::StatusCode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    AppState,
+    domain::{api_key, ids::new_id},
+    error::{ApiError, ApiResult, ErrorBody},
+    http::{
+        auth::{Admin, Storefront},
+        extract::{ApiJson, ApiPath, optional_json},
+    },
+    store,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_storefront, list_storefronts))
+        .routes(routes!(issue_key, revoke_keys))
+        .routes(routes!(current_storefront))
+}
+
+/// The storefront the presented API key belongs to: a quick way to check a key.
+#[utoipa::path(
+    get, path = "/v1/storefront", tag = "storefront",
+    security(("storefront_key" = [])),
+    responses(
+        (status = 200, body = CurrentStorefront),
+        (status = 401, description = "Missing, invalid or revoked API key", body = ErrorBody),
+    )
+)]
+async fn current_storefront(
+    sf: Storefront,
+    State(state): State<AppState>,
+) -> ApiResult<Json<CurrentStorefront>> {
+    let row = store::storefronts::get(&state.pool, &sf.id)
+        .await?
+        .ok_or_else(storefront_not_found)?;
+    Ok(Json(CurrentStorefront {
+        storefront_id: row.id,
+        name: row.name,
+        webhook_url: row.webhook_url,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CurrentStorefront {
+    pub storefront_id: String,
+    pub name: String,
+    pub webhook_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStorefront {
+    /// Display name, 1–200 characters.
+    #[schema(example = "Wanderlust Travel Shop")]
+    pub name: String,
+    /// Where signed storefront events are POSTed (http or https).
+    #[schema(example = "https://shop.example.com/esim-events")]
+    pub webhook_url: Option<String>,
+}
+
+/// Returned once at creation: the API key and webhook secret are never shown again.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedStorefront {
+    #[schema(example = "sf_01JD3QZ6V6W2Y2C6ZC9W8K7T1M")]
+    pub id: String,
+    pub name: String,
+    pub webhook_url: Option<String>,
+    /// Bearer key for `/v1`. Store it now: only its hash is kept.
+    pub api_key: String,
+    pub api_key_id: String,
+    /// Secret for verifying the `Gateway-Signature` header of events.
+    pub webhook_secret: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StorefrontView {
+    pub id: String,
+    pub name: String,
+    pub webhook_url: Option<String>,
+    pub active_keys: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StorefrontList {
+    pub data: Vec<StorefrontView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueKey {
+    /// Revoke every other active key of the storefront at the same time (rotation).
+    #[serde(default)]
+    pub revoke_others: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IssuedKey {
+    pub storefront_id: String,
+    pub api_key_id: String,
+    /// Shown once.
+    pub api_key: String,
+    pub revoked: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RevokedKeys {
+    pub storefront_id: String,
+    pub revoked: u64,
+}
+
+fn validate_webhook_url(url: Option<String>) -> ApiResult<Option<String>> {
+    let Some(raw) = url else { return Ok(None) };
+    match url::Url::parse(&raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(Some(raw)),
+        _ => Err(ApiError::unprocessable(
+            "invalid_webhook_url",
+            "webhook_url must be an absolute http(s) URL",
+        )),
+    }
+}
+
+/// Create a storefront and its first API key.
+#[utoipa::path(
+    post, path = "/admin/storefronts", tag = "admin",
+    request_body = CreateStorefront,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Created; the key and secret are shown only now", body = CreatedStorefront),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Admin API disabled (no ADMIN_TOKEN)", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+async fn create_storefront(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CreateStorefront>,
+) -> ApiResult<(StatusCode, Json<CreatedStorefront>)> {
+    let name = req.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::unprocessable(
+            "invalid_name",
+            "name must be 1–200 characters",
+        ));
+    }
+    let webhook_url = validate_webhook_url(req.webhook_url)?;
+    let id = new_id("sf");
+    let key_id = new_id("key");
+    let key = api_key::generate();
+    let webhook_secret = format!("whsec_{}", api_key::random_token(40));
+
+    let mut tx = state.pool.begin().await?;
+    let created_at =
+        store::storefronts::insert(&mut tx, &id, &name, webhook_url.as_deref(), &webhook_secret)
+            .await?;
+    store::storefronts::insert_key(&mut tx, &key_id, &id, &key.lookup, &key.hash).await?;
+    tx.commit().await?;
+    tracing::info!(storefront_id = %id, "storefront created");
+
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedStorefront {
+            id,
+            name,
+            webhook_url,
+            api_key: key.key.expose().clone(),
+            api_key_id: key_id,
+            webhook_secret,
+            created_at,
+        }),
+    ))
+}
+
+/// List storefronts (no keys or secrets).
+#[utoipa::path(
+    get, path = "/admin/storefronts", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = StorefrontList),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    )
+)]
+async fn list_storefronts(
+    _: Admin,
+    State(state): State<AppState>,
+) -> ApiResult<Json<StorefrontList>> {
+    let rows = store::storefronts::list(&state.pool).await?;
+    Ok(Json(StorefrontList {
+        data: rows
+            .into_iter()
+            .map(|r| StorefrontView {
+                id: r.id,
+                name: r.name,
+                webhook_url: r.webhook_url,
+                active_keys: r.active_keys,
+                created_at: r.created_at,
+            })
+            .collect(),
+        next_cursor: None,
+    }))
+}
+
+/// Issue an additional API key; with `revoke_others` this rotates the key.
+#[utoipa::path(
+    post, path = "/admin/storefronts/{id}/keys", tag = "admin",
+    params(("id" = String, Path, description = "Storefront id")),
+    request_body(content = IssueKey, description = "Optional; `{}` or no body issues a key and keeps the others"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, body = IssuedKey),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "No such storefront", body = ErrorBody),
+    )
+)]
+async fn issue_key(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<IssuedKey>)> {
+    let req: IssueKey = optional_json(&body)?.unwrap_or_default();
+    if !store::storefronts::exists(&state.pool, &id).await? {
+        return Err(storefront_not_found());
+    }
+    let key_id = new_id("key");
+    let key = api_key::generate();
+    let mut tx = state.pool.begin().await?;
+    store::storefronts::insert_key(&mut tx, &key_id, &id, &key.lookup, &key.hash).await?;
+    let revoked = if req.revoke_others {
+        store::storefronts::revoke_keys(&mut tx, &id, Some(&key_id)).await?
+    } else {
+        0
+    };
+    tx.commit().await?;
+    tracing::info!(storefront_id = %id, revoked, "api key issued");
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedKey {
+            storefront_id: id,
+            api_key_id: key_id,
+            api_key: key.key.expose().clone(),
+            revoked,
+        }),
+    ))
+}
+
+/// Revoke every active API key of a storefront; requests with them answer 401 at once.
+#[utoipa::path(
+    delete, path = "/admin/storefronts/{id}/keys", tag = "admin",
+    params(("id" = String, Path, description = "Storefront id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = RevokedKeys),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "No such storefront", body = ErrorBody),
+    )
+)]
+async fn revoke_keys(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<RevokedKeys>> {
+    if !store::storefronts::exists(&state.pool, &id).await? {
+        return Err(storefront_not_found());
+    }
+    let mut tx = state.pool.begin().await?;
+    let revoked = store::storefronts::revoke_keys(&mut tx, &id, None).await?;
+    tx.commit().await?;
+    tracing::info!(storefront_id = %id, revoked, "api keys revoked");
+    Ok(Json(RevokedKeys {
+        storefront_id: id,
+        revoked,
+    }))
+}
+
+fn storefront_not_found() -> ApiError {
+    ApiError::not_found("storefront_not_found", "no storefront with this id")
+}

@@ -1,0 +1,18 @@
+//! esim-gateway: one REST API for selling travel eSIMs from the cheapest of several
+//! wholesale vendors. See README.md and `shared/ARCHITECTURE.md` for the layout.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use state::AppState;
+
+/// The whole HTTP application for a given state.
+pub fn build_app(state: AppState) -> axum::Router {
+    let (router, _openapi) = http::api_router().split_for_parts();
+    http::with_layers(router, state.config.request_timeout).with_state(state)
+}

@@ -1,0 +1,73 @@
+//! Postgres access: plain SQL grouped by table family. Runtime-checked queries, each covered
+//! by tests against a real database.
+
+pub mod storefronts;
+
+use std::{str::FromStr, time::Duration};
+
+use anyhow::Context;
+use sqlx::{
+    PgPool,
+    migrate::{MigrateDatabase, Migrator},
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Creates the database if it does not exist yet.
+pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
+    if !sqlx::Postgres::database_exists(url)
+        .await
+        .context("cannot reach the PostgreSQL server in DATABASE_URL")?
+    {
+        sqlx::Postgres::create_database(url)
+            .await
+            .context("cannot create the database named in DATABASE_URL")?;
+        tracing::info!("created database");
+    }
+    Ok(())
+}
+
+pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid URL")?;
+    PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .context("cannot connect to the database in DATABASE_URL")
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("database migration failed")
+}
+
+/// What `/readyz` checks: the database answers and every embedded migration is applied.
+pub async fn ready(pool: &PgPool) -> Result<(), String> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .map_err(|_| "database unreachable".to_string())?;
+    let missing = MIGRATOR
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .count();
+    if missing > 0 {
+        return Err(format!("{missing} migration(s) not applied"));
+    }
+    Ok(())
+}
+
+/// Postgres error code for unique violations, with the constraint that was violated.
+pub fn unique_violation(e: &sqlx::Error) -> Option<&str> {
+    match e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+            Some(db.constraint().unwrap_or(""))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,127 @@
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StorefrontRow {
+    pub id: String,
+    pub name: String,
+    pub webhook_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub active_keys: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRow {
+    pub id: String,
+    pub storefront_id: String,
+    pub key_hash: Vec<u8>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+    name: &str,
+    webhook_url: Option<&str>,
+    webhook_secret: &str,
+) -> sqlx::Result<DateTime<Utc>> {
+    sqlx::query_scalar(
+        "INSERT INTO storefronts (id, name, webhook_url, webhook_secret)
+         VALUES ($1, $2, $3, $4) RETURNING created_at",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(webhook_url)
+    .bind(webhook_secret)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+pub async fn insert_key(
+    tx: &mut Transaction<'_, Postgres>,
+    key_id: &str,
+    storefront_id: &str,
+    lookup: &str,
+    key_hash: &[u8],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO storefront_api_keys (id, storefront_id, lookup, key_hash)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(key_id)
+    .bind(storefront_id)
+    .bind(lookup)
+    .bind(key_hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn exists(pool: &PgPool, id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM storefronts WHERE id = $1)")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}
+
+pub async fn get(pool: &PgPool, id: &str) -> sqlx::Result<Option<StorefrontRow>> {
+    sqlx::query_as(
+        "SELECT s.id, s.name, s.webhook_url, s.created_at,
+                (SELECT count(*) FROM storefront_api_keys k
+                 WHERE k.storefront_id = s.id AND k.revoked_at IS NULL) AS active_keys
+         FROM storefronts s WHERE s.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<StorefrontRow>> {
+    sqlx::query_as(
+        "SELECT s.id, s.name, s.webhook_url, s.created_at,
+                count(k.id) FILTER (WHERE k.revoked_at IS NULL) AS active_keys
+         FROM storefronts s LEFT JOIN storefront_api_keys k ON k.storefront_id = s.id
+         GROUP BY s.id ORDER BY s.created_at, s.id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn key_by_lookup(pool: &PgPool, lookup: &str) -> sqlx::Result<Option<KeyRow>> {
+    sqlx::query_as(
+        "SELECT id, storefront_id, key_hash, revoked_at
+         FROM storefront_api_keys WHERE lookup = $1",
+    )
+    .bind(lookup)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Revokes every active key of a storefront except `keep`; returns how many were revoked.
+pub async fn revoke_keys(
+    tx: &mut Transaction<'_, Postgres>,
+    storefront_id: &str,
+    keep: Option<&str>,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE storefront_api_keys SET revoked_at = now()
+         WHERE storefront_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
+    )
+    .bind(storefront_id)
+    .bind(keep)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub async fn touch_key(pool: &PgPool, key_id: &str) -> sqlx::Result<()> {
+    // Coarse on purpose: one write per key per minute at most, not one per request.
+    sqlx::query(
+        "UPDATE storefront_api_keys SET last_used_at = now()
+         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind(key_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

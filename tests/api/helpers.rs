@@ -1,0 +1,131 @@
+#![allow(dead_code)] // Shared by every test module; not each uses every helper.
+
+//! `TestApp`: the real router on a random loopback port, over the fresh database that
+//! `#[tokio::test]` created for this test.
+
+use std::{collections::HashMap, sync::Arc};
+
+use esim_gateway::{AppState, build_app, config::Config, telemetry};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::test_db::TestDb;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    /// Dropped last: removes the test's database.
+    _db: Arc<TestDb>,
+}
+
+pub struct Storefront {
+    pub id: String,
+    pub api_key: String,
+    pub webhook_secret: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
+        let db = Arc::new(TestDb::new().await);
+        let pool = db.pool.clone();
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("ADMIN_TOKEN".to_string(), ADMIN_TOKEN.to_string()),
+            ("BIND_ADDR".to_string(), "127.0.0.1:0".to_string()),
+        ]);
+        for (k, v) in env {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let config = Config::from_lookup(&move |k| vars.get(k).cloned()).expect("test config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState {
+            pool: pool.clone(),
+            config: Arc::new(config),
+            metrics: telemetry::metrics_handle(),
+        };
+        let app = build_app(state);
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        TestApp {
+            addr,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            pool,
+            _db: db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn create_storefront(&self, name: &str) -> Storefront {
+        let resp = self
+            .admin(reqwest::Method::POST, "/admin/storefronts")
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.unwrap();
+        Storefront {
+            id: body["id"].as_str().unwrap().to_string(),
+            api_key: body["api_key"].as_str().unwrap().to_string(),
+            webhook_secret: body["webhook_secret"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+/// Asserts the contract's error shape and returns the error code.
+pub async fn assert_error_shape(resp: reqwest::Response, status: u16) -> String {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    let header_id = resp
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id header")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(ct.starts_with("application/json"), "content-type {ct}");
+    let body: Value = resp.json().await.expect("JSON error body");
+    let err = &body["error"];
+    assert_eq!(err["request_id"].as_str().unwrap(), header_id);
+    assert!(!err["message"].as_str().unwrap().is_empty());
+    let code = err["code"].as_str().unwrap().to_string();
+    assert!(
+        code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+        "code {code} is snake_case"
+    );
+    code
+}

@@ -1,0 +1,9 @@
+//! Integration tests: one binary (faster to link), one module per area.
+
+mod helpers;
+mod test_db;
+
+mod auth;
+mod docs;
+mod errors;
+mod operations;
