@@ -5,9 +5,11 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod sandbox;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod vendors;
 
 pub use state::AppState;
 

@@ -1,0 +1,1 @@
+//! Simulator for esimaccess. Filled in by the vendor-layer work.

@@ -1,0 +1,1 @@
+//! Simulator for esimfx. Filled in by the vendor-layer work.

@@ -1,0 +1,1 @@
+//! Simulator for esimgo. Filled in by the vendor-layer work.

@@ -1,0 +1,1 @@
+//! Simulator for microesim. Filled in by the vendor-layer work.

@@ -1,0 +1,421 @@
+//! The sandbox: built-in simulators that speak each vendor's exact wire protocol, check its
+//! credentials and signatures the way the vendor does, keep orders, eSIMs and a balance in
+//! memory, deliver its callbacks, and can be told to fail (see [`faults`]).
+//!
+//! Every simulator is an axum router plus shared plumbing from this module: a [`SimCore`]
+//! (faults, callback delivery, timing settings, the record of orders it received) and
+//! [`serve`] to put a router on a loopback port. Each also answers a small control API under
+//! `/_sandbox/` (see [`control_router`]) so a running sandbox can be driven from outside.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::{net::TcpListener, task::JoinHandle};
+
+pub mod catalog;
+pub mod faults;
+
+pub mod esimaccess;
+pub mod esimfx;
+pub mod esimgo;
+pub mod microesim;
+pub mod multiverse;
+
+pub use faults::{Fault, Faults};
+
+use crate::vendors::VendorId;
+
+/// Timing of the simulated vendor; tests shorten it, the demo keeps it realistic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimSettings {
+    /// How long an asynchronous vendor takes to allocate profiles after accepting an order.
+    #[serde(with = "millis")]
+    pub provisioning_delay: Duration,
+    /// How long after an event its callback is sent.
+    #[serde(with = "millis")]
+    pub callback_delay: Duration,
+    /// When false the simulator never calls back (to test polling fallbacks).
+    pub callbacks_enabled: bool,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        SimSettings {
+            provisioning_delay: Duration::from_secs(3),
+            callback_delay: Duration::from_millis(500),
+            callbacks_enabled: true,
+        }
+    }
+}
+
+impl SimSettings {
+    /// Fast settings for tests: allocation and callbacks within a few tens of milliseconds.
+    pub fn fast() -> Self {
+        SimSettings {
+            provisioning_delay: Duration::from_millis(50),
+            callback_delay: Duration::from_millis(20),
+            callbacks_enabled: true,
+        }
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// What a simulator remembers about every order it accepted: the ground truth tests compare
+/// the gateway against ("exactly one vendor order exists").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SimOrderRecord {
+    /// The vendor's own order number.
+    pub vendor_reference: String,
+    /// The client's reference (transaction id, idempotency key, custom order no…).
+    pub client_reference: Option<String>,
+    pub sku: String,
+    pub quantity: u32,
+    pub iccids: Vec<String>,
+    /// A top-up onto an existing eSIM rather than a new one.
+    pub topup: bool,
+    pub cancelled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One callback delivery attempt, as the simulator saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryRecord {
+    pub url: String,
+    /// HTTP status of the answer; `None` when the request failed.
+    pub status: Option<u16>,
+    pub attempt: u32,
+    pub at: DateTime<Utc>,
+}
+
+/// A callback ready to send: the simulator has already signed it the vendor's way.
+#[derive(Debug, Clone)]
+pub struct OutgoingCallback {
+    pub content_type: &'static str,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The plumbing every simulator shares.
+#[derive(Clone)]
+pub struct SimCore {
+    pub vendor: VendorId,
+    pub faults: Faults,
+    settings: Arc<RwLock<SimSettings>>,
+    callback_url: Arc<RwLock<Option<url::Url>>>,
+    orders: Arc<Mutex<Vec<SimOrderRecord>>>,
+    deliveries: Arc<Mutex<Vec<DeliveryRecord>>>,
+    client: reqwest::Client,
+}
+
+impl SimCore {
+    pub fn new(vendor: VendorId, settings: SimSettings) -> Self {
+        SimCore {
+            vendor,
+            faults: Faults::default(),
+            settings: Arc::new(RwLock::new(settings)),
+            callback_url: Arc::new(RwLock::new(None)),
+            orders: Arc::default(),
+            deliveries: Arc::default(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("static reqwest configuration is valid"),
+        }
+    }
+
+    pub fn settings(&self) -> SimSettings {
+        *self.settings.read().expect("settings lock")
+    }
+
+    pub fn set_settings(&self, settings: SimSettings) {
+        *self.settings.write().expect("settings lock") = settings;
+    }
+
+    /// Where callbacks go (the gateway's `/webhooks/<vendor>`); `None` stops them.
+    pub fn set_callback_url(&self, url: Option<url::Url>) {
+        *self.callback_url.write().expect("callback lock") = url;
+    }
+
+    pub fn callback_url(&self) -> Option<url::Url> {
+        self.callback_url.read().expect("callback lock").clone()
+    }
+
+    pub fn record_order(&self, record: SimOrderRecord) {
+        self.orders.lock().expect("orders lock").push(record);
+    }
+
+    /// Applies `f` to the recorded order with this vendor reference (e.g. once allocated).
+    pub fn update_order(&self, vendor_reference: &str, f: impl FnOnce(&mut SimOrderRecord)) {
+        let mut orders = self.orders.lock().expect("orders lock");
+        if let Some(o) = orders
+            .iter_mut()
+            .find(|o| o.vendor_reference == vendor_reference)
+        {
+            f(o);
+        }
+    }
+
+    /// Every order the simulator accepted, oldest first.
+    pub fn orders(&self) -> Vec<SimOrderRecord> {
+        self.orders.lock().expect("orders lock").clone()
+    }
+
+    pub fn deliveries(&self) -> Vec<DeliveryRecord> {
+        self.deliveries.lock().expect("deliveries lock").clone()
+    }
+
+    /// Sends a callback after the configured delay, retrying after each of `retry_delays`
+    /// on failure or a non-2xx answer. Does nothing when callbacks are off or no URL is set.
+    pub fn deliver(&self, callback: OutgoingCallback, retry_delays: &'static [Duration]) {
+        let settings = self.settings();
+        if !settings.callbacks_enabled {
+            return;
+        }
+        let Some(url) = self.callback_url() else {
+            return;
+        };
+        let core = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(settings.callback_delay).await;
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                let mut req = core
+                    .client
+                    .post(url.clone())
+                    .header(reqwest::header::CONTENT_TYPE, callback.content_type)
+                    .body(callback.body.clone());
+                for (name, value) in &callback.headers {
+                    req = req.header(name.as_str(), value.as_str());
+                }
+                let status = req.send().await.ok().map(|r| r.status().as_u16());
+                core.deliveries
+                    .lock()
+                    .expect("deliveries lock")
+                    .push(DeliveryRecord {
+                        url: url.to_string(),
+                        status,
+                        attempt,
+                        at: Utc::now(),
+                    });
+                let delivered = status.is_some_and(|s| (200..300).contains(&s));
+                match retry_delays.get(attempt as usize - 1) {
+                    Some(delay) if !delivered => tokio::time::sleep(*delay).await,
+                    _ => break,
+                }
+            }
+        });
+    }
+}
+
+/// A simulator listening on a loopback port; stops when dropped.
+pub struct RunningSim {
+    pub addr: SocketAddr,
+    pub base_url: url::Url,
+    task: JoinHandle<()>,
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Binds `127.0.0.1:0` for a simulator. Split from [`serve_on`] because adapters and
+/// simulators need the base URL before the router exists.
+pub async fn bind_loopback() -> std::io::Result<(TcpListener, url::Url)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let url = url::Url::parse(&format!("http://{addr}")).expect("loopback URL is valid");
+    Ok((listener, url))
+}
+
+pub fn serve_on(listener: TcpListener, router: Router) -> std::io::Result<RunningSim> {
+    let addr = listener.local_addr()?;
+    let base_url = url::Url::parse(&format!("http://{addr}")).expect("loopback URL is valid");
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "sandbox simulator stopped");
+        }
+    });
+    Ok(RunningSim {
+        addr,
+        base_url,
+        task,
+    })
+}
+
+/// Puts a simulator router on a fresh loopback port.
+pub async fn serve(router: Router) -> std::io::Result<RunningSim> {
+    let (listener, _) = bind_loopback().await?;
+    serve_on(listener, router)
+}
+
+#[derive(Debug, Deserialize)]
+struct InjectFault {
+    operation: String,
+    fault: Fault,
+    /// How many calls fail; omitted = 1, 0 = until cleared.
+    times: Option<u32>,
+}
+
+/// `/_sandbox/*`: drive a running simulator from outside (demo, manual testing).
+/// `POST /_sandbox/faults` `{"operation","fault":{"kind",…},"times"?}`, `DELETE /_sandbox/faults`,
+/// `GET /_sandbox/orders`, `GET|PUT /_sandbox/settings`, `GET /_sandbox/callbacks`.
+pub fn control_router(core: SimCore) -> Router {
+    async fn inject(State(core): State<SimCore>, Json(req): Json<InjectFault>) -> StatusCode {
+        let times = match req.times {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(1),
+        };
+        core.faults.inject_times(&req.operation, req.fault, times);
+        StatusCode::NO_CONTENT
+    }
+    async fn clear(State(core): State<SimCore>) -> StatusCode {
+        core.faults.clear();
+        StatusCode::NO_CONTENT
+    }
+    async fn orders(State(core): State<SimCore>) -> Response {
+        Json(core.orders()).into_response()
+    }
+    async fn callbacks(State(core): State<SimCore>) -> Response {
+        Json(core.deliveries()).into_response()
+    }
+    async fn get_settings(State(core): State<SimCore>) -> Response {
+        Json(core.settings()).into_response()
+    }
+    async fn put_settings(State(core): State<SimCore>, Json(s): Json<SimSettings>) -> Response {
+        core.set_settings(s);
+        Json(s).into_response()
+    }
+    Router::new()
+        .route("/_sandbox/faults", post(inject).delete(clear))
+        .route("/_sandbox/orders", get(orders))
+        .route("/_sandbox/callbacks", get(callbacks))
+        .route("/_sandbox/settings", get(get_settings).put(put_settings))
+        .with_state(core)
+}
+
+/// A Luhn-valid ICCID of `len` digits (19 or 20) starting with `prefix` (e.g. `8985200`:
+/// 89 = telecom, then the country and issuer digits).
+pub fn generate_iccid(prefix: &str, len: usize) -> String {
+    let mut rng = rand::thread_rng();
+    let mut digits: String = prefix.chars().filter(char::is_ascii_digit).collect();
+    while digits.len() < len - 1 {
+        digits.push(char::from(b'0' + rng.gen_range(0..10u8)));
+    }
+    digits.truncate(len - 1);
+    let check = luhn_check_digit(&digits);
+    digits.push(char::from(b'0' + check));
+    digits
+}
+
+/// The digit that makes `payload` + digit pass the Luhn check.
+pub fn luhn_check_digit(payload: &str) -> u8 {
+    let sum: u32 = payload
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 0 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
+        .sum();
+    ((10 - (sum % 10)) % 10) as u8
+}
+
+pub fn luhn_valid(number: &str) -> bool {
+    match number.split_at_checked(number.len().saturating_sub(1)) {
+        Some((payload, check))
+            if !payload.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            luhn_check_digit(payload) == check.as_bytes()[0] - b'0'
+        }
+        _ => false,
+    }
+}
+
+/// A random activation matching id in the usual `XXXX-XXXX-XXXX-XXXX` shape.
+pub fn generate_matching_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ0123456789";
+    let mut rng = rand::thread_rng();
+    (0..4)
+        .map(|_| {
+            (0..4)
+                .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// A random string of lower-case letters and digits (tokens, request ids, nonces).
+pub fn random_alnum(len: usize) -> String {
+    crate::domain::api_key::random_token(len).to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_iccids_are_luhn_valid_and_sized() {
+        for len in [19, 20] {
+            for _ in 0..100 {
+                let iccid = generate_iccid("8985200", len);
+                assert_eq!(iccid.len(), len);
+                assert!(iccid.starts_with("8985200"));
+                assert!(luhn_valid(&iccid), "{iccid}");
+            }
+        }
+    }
+
+    #[test]
+    fn luhn_matches_known_numbers() {
+        // A published test card number and a real-format ICCID.
+        assert!(luhn_valid("4111111111111111"));
+        assert!(luhn_valid("79927398713"));
+        assert!(!luhn_valid("4111111111111112"));
+        assert!(!luhn_valid(""));
+        assert!(!luhn_valid("12a4"));
+    }
+
+    #[test]
+    fn matching_ids_have_four_groups() {
+        let id = generate_matching_id();
+        assert_eq!(id.len(), 19);
+        assert_eq!(id.split('-').count(), 4);
+    }
+}

@@ -1,0 +1,1 @@
+//! Simulator for multiverse. Filled in by the vendor-layer work.

@@ -1,0 +1,1 @@
+//! Adapter for microesim: see `shared/vendors/microesim.md`. Filled in by the vendor-layer work.

@@ -1,0 +1,485 @@
+//! The vendor layer: one trait that hides five wholesale APIs, and the normalized types that
+//! cross it. Nothing here knows about HTTP handlers or the database.
+//!
+//! Everything leaving an adapter is normalized: bytes, days, [`Money`] with an ISO currency,
+//! UTC times, ISO 3166 alpha-2 countries (upper case).
+
+use std::{fmt, str::FromStr};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::money::Money;
+
+pub mod error;
+pub mod http_client;
+pub mod lpa;
+
+pub mod esimaccess;
+pub mod esimfx;
+pub mod esimgo;
+pub mod microesim;
+pub mod multiverse;
+
+pub use error::{RejectKind, VendorError};
+
+/// The five wholesale vendors. The string form is used in routes (`/webhooks/{vendor}`),
+/// env variable prefixes, the database and metrics labels.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum VendorId {
+    #[serde(rename = "esimaccess")]
+    EsimAccess,
+    #[serde(rename = "esimgo")]
+    EsimGo,
+    #[serde(rename = "esimfx")]
+    EsimFx,
+    #[serde(rename = "microesim")]
+    MicroEsim,
+    #[serde(rename = "multiverse")]
+    Multiverse,
+}
+
+impl VendorId {
+    pub const ALL: [VendorId; 5] = [
+        VendorId::EsimAccess,
+        VendorId::EsimGo,
+        VendorId::EsimFx,
+        VendorId::MicroEsim,
+        VendorId::Multiverse,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VendorId::EsimAccess => "esimaccess",
+            VendorId::EsimGo => "esimgo",
+            VendorId::EsimFx => "esimfx",
+            VendorId::MicroEsim => "microesim",
+            VendorId::Multiverse => "multiverse",
+        }
+    }
+
+    pub fn display_name(self) -> &'static str {
+        match self {
+            VendorId::EsimAccess => "eSIM Access",
+            VendorId::EsimGo => "eSIM Go",
+            VendorId::EsimFx => "Nomad eSIMfx",
+            VendorId::MicroEsim => "MicroEsim",
+            VendorId::Multiverse => "Multiverse",
+        }
+    }
+}
+
+impl fmt::Display for VendorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown vendor {0:?} (expected one of esimaccess, esimgo, esimfx, microesim, multiverse)")]
+pub struct UnknownVendor(pub String);
+
+impl FromStr for VendorId {
+    type Err = UnknownVendor;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        VendorId::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownVendor(s.to_string()))
+    }
+}
+
+/// How much data an offer gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataKind {
+    /// One allowance for the whole validity.
+    Total,
+    /// A daily high-speed allowance, reset every day (throttled after it is used).
+    Daily,
+    /// No cap (possibly subject to a fair-use policy).
+    Unlimited,
+}
+
+/// An offer's data allowance, both as the vendor counts it and as it is marketed.
+///
+/// Vendors count a gigabyte differently (eSIM Access 2^30 bytes, eSIM Go 1,000 MB). Plans
+/// group by the marketed amount in binary units, while usage arithmetic needs the vendor's
+/// exact count; adapters know their vendor's unit, so they fill both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DataAllowance {
+    pub kind: DataKind,
+    /// The vendor's exact byte count (per day for [`DataKind::Daily`]); `None` when unlimited.
+    pub bytes: Option<u64>,
+    /// The marketed amount in binary units ("10 GB" → 10 × 2^30); `None` when unlimited.
+    pub marketed_bytes: Option<u64>,
+}
+
+pub const KIB: u64 = 1024;
+pub const MIB: u64 = 1024 * KIB;
+pub const GIB: u64 = 1024 * MIB;
+
+impl DataAllowance {
+    pub fn unlimited() -> Self {
+        DataAllowance {
+            kind: DataKind::Unlimited,
+            bytes: None,
+            marketed_bytes: None,
+        }
+    }
+
+    /// A vendor that counts in binary units: the marketed amount is the exact amount.
+    pub fn binary(kind: DataKind, bytes: u64) -> Self {
+        DataAllowance {
+            kind,
+            bytes: Some(bytes),
+            marketed_bytes: Some(bytes),
+        }
+    }
+
+    /// A vendor that counts decimal megabytes (1 GB = 1,000 MB = 10^9 bytes): "1000 MB" is
+    /// marketed as 1 GB, "500 MB" as 500 MB.
+    pub fn decimal_mb(kind: DataKind, mb: u64) -> Self {
+        let marketed = if mb >= 1000 && mb % 1000 == 0 {
+            (mb / 1000) * GIB
+        } else if mb >= 1000 && (mb * 10) % 1000 == 0 {
+            // 1.5 GB sold as 1500 MB.
+            mb * GIB / 1000
+        } else {
+            mb * MIB
+        };
+        DataAllowance {
+            kind,
+            bytes: Some(mb * 1_000_000),
+            marketed_bytes: Some(marketed),
+        }
+    }
+}
+
+/// One radio network an offer can use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Network {
+    /// ISO 3166 alpha-2.
+    pub country: String,
+    pub operator: String,
+    /// "3G", "4G", "5G", "LTE" as the vendor names them.
+    pub generations: Vec<String>,
+}
+
+/// Why an offer must not be sold without special handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferFlag {
+    /// The traveller must pass identity verification (eKYC) before the eSIM works.
+    EkycRequired,
+    /// The validity clock starts at purchase, not at first use.
+    ActivatesOnPurchase,
+}
+
+/// One vendor product, normalized. The catalogue groups offers into plans.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Offer {
+    pub vendor: VendorId,
+    /// The vendor's product id, exactly as its order call wants it.
+    pub sku: String,
+    pub name: String,
+    /// ISO 3166 alpha-2, upper case, sorted, no duplicates.
+    pub countries: Vec<String>,
+    /// The vendor's own label for a multi-country product ("Europe", "Asia 12"), if any.
+    pub region_label: Option<String>,
+    /// `None` when the vendor's description could not be understood: such an offer is kept
+    /// for admins but never sold.
+    pub data: Option<DataAllowance>,
+    pub validity_days: u32,
+    /// Wholesale cost of one unit in the vendor's currency.
+    pub cost: Money,
+    pub networks: Vec<Network>,
+    pub supports_topup: bool,
+    /// A top-up package: only sold onto an existing eSIM of the same vendor.
+    pub is_topup: bool,
+    /// The vendor says the product can be ordered now.
+    pub active: bool,
+    pub flags: Vec<OfferFlag>,
+    /// The vendor's own JSON for this product, kept for admins and re-normalization.
+    pub raw: serde_json::Value,
+}
+
+/// A new-eSIM purchase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlaceOrder {
+    /// Our order id (`ord_…`): the vendor's transaction id / idempotency key / reference.
+    pub order_id: String,
+    pub sku: String,
+    pub quantity: u32,
+    /// The unit cost the catalogue saw; vendors that can guard against price changes get it.
+    pub expected_unit_cost: Option<Money>,
+    /// When the order was first attempted, so reconciliation can search a time window.
+    pub placed_at: DateTime<Utc>,
+}
+
+/// Where an order lives at a vendor, for polling, reconciliation and cancellation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorOrderRef {
+    pub order_id: String,
+    /// The vendor's own order number, once known (`orderNo`, `topup_id`, order reference…).
+    pub vendor_reference: Option<String>,
+    pub placed_at: DateTime<Utc>,
+}
+
+/// One eSIM at a vendor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EsimRef {
+    pub iccid: String,
+    /// The vendor's per-eSIM key where it has one (`esimTranNo`, `device_id`, order id).
+    pub vendor_esim_ref: Option<String>,
+    /// The vendor order the eSIM came from.
+    pub vendor_reference: Option<String>,
+}
+
+/// A top-up onto an existing eSIM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopUp {
+    /// Our order id for the top-up: the vendor's transaction id / idempotency key.
+    pub order_id: String,
+    pub esim: EsimRef,
+    pub sku: String,
+    pub placed_at: DateTime<Utc>,
+}
+
+/// The lifecycle of one eSIM as the vendor reports it, mapped onto API.md's eSIM statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EsimStatus {
+    /// Issued, not installed.
+    Ready,
+    Installed,
+    Active,
+    Depleted,
+    Expired,
+    Cancelled,
+}
+
+/// What a traveller needs to install an eSIM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activation {
+    /// `LPA:1$<smdp>$<matching id>`.
+    pub lpa: String,
+    pub smdp_address: String,
+    pub matching_id: String,
+}
+
+/// One issued eSIM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EsimProfile {
+    pub iccid: String,
+    pub activation: Activation,
+    pub vendor_esim_ref: Option<String>,
+    pub status: EsimStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Where a vendor order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VendorOrderStatus {
+    /// Accepted; profiles not allocated yet (poll again or wait for the callback).
+    Pending,
+    /// Every eSIM of the order is issued.
+    Completed,
+    /// The vendor gave up on the order: nothing will be delivered.
+    Failed,
+    Cancelled,
+}
+
+/// The answer to placing, topping up, fetching or reconciling an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderState {
+    pub vendor_reference: Option<String>,
+    pub status: VendorOrderStatus,
+    /// Issued eSIMs; complete when `status` is `Completed`.
+    pub esims: Vec<EsimProfile>,
+}
+
+/// What `place_order`/`topup` return: the vendor has accepted the order.
+pub type Placed = OrderState;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// Cancelled and the wholesale cost returned to our balance (amount when the vendor says).
+    Refunded { amount: Option<Money> },
+    /// Cancelled (service stopped) without a refund.
+    CancelledWithoutRefund,
+}
+
+/// Data usage of one eSIM, in the vendor's exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    pub used_bytes: u64,
+    /// `None` when unlimited.
+    pub total_bytes: Option<u64>,
+    pub unlimited: bool,
+    pub status: Option<EsimStatus>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When the vendor last measured (some vendors lag by hours).
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// How far a callback can be believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackTrust {
+    /// Authenticated by a signature or shared secret: may be applied as is.
+    Verified,
+    /// The vendor signs nothing: a hint to re-read the order/eSIM from the vendor's API.
+    Hint,
+}
+
+/// What a callback says happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VendorEventKind {
+    /// The order's profiles are allocated (the callback may carry them in `profile`).
+    OrderReady,
+    /// The order failed at the vendor.
+    OrderFailed,
+    EsimStatus { status: EsimStatus },
+    /// Data running low or used up.
+    Usage {
+        used_bytes: Option<u64>,
+        total_bytes: Option<u64>,
+        remaining_bytes: Option<u64>,
+        /// Percentage used that crossed a threshold, when the vendor says.
+        threshold_percent: Option<u8>,
+    },
+    /// Validity about to end.
+    ValidityEnding { expires_at: Option<DateTime<Utc>> },
+    /// A vendor's connectivity test: acknowledge, nothing to apply.
+    Ping,
+    /// Understood as valid but of no interest to the gateway.
+    Other { name: String },
+}
+
+/// One normalized event parsed from a vendor callback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VendorEvent {
+    /// Derived from the event's own identity (vendor notification id, or a hash of its
+    /// content), so a duplicate delivery yields the same key.
+    pub dedupe_key: String,
+    pub kind: VendorEventKind,
+    /// Our order id when the vendor echoes it (transaction id, custom order no…).
+    pub order_id: Option<String>,
+    pub vendor_reference: Option<String>,
+    pub iccid: Option<String>,
+    pub vendor_esim_ref: Option<String>,
+    /// Activation data when the callback carries it.
+    pub profile: Option<EsimProfile>,
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+/// One wholesale vendor. Implementations own auth, units and quirks; see the module docs for
+/// what "normalized" means.
+#[async_trait]
+pub trait Vendor: Send + Sync {
+    fn id(&self) -> VendorId;
+
+    /// Whether re-sending `place_order` with the same order id is safe (the vendor
+    /// deduplicates on it). When true, an unknown outcome is resolved by retrying the same
+    /// request; otherwise only by `fetch_order`.
+    fn place_is_idempotent(&self) -> bool;
+
+    /// The whole catalogue (pagination handled inside), top-up packages included.
+    async fn list_offers(&self) -> Result<Vec<Offer>, VendorError>;
+
+    /// Buys a new eSIM. Errors: `Rejected`/`Unreachable` mean nothing was bought.
+    async fn place_order(&self, req: &PlaceOrder) -> Result<Placed, VendorError>;
+
+    /// Polls an order (and reconciles one whose placement outcome is unknown): finds it by
+    /// the vendor reference or, without one, by our order id. `Rejected { kind: NotFound }`
+    /// means the vendor has no such order.
+    async fn fetch_order(&self, r: &VendorOrderRef) -> Result<OrderState, VendorError>;
+
+    /// Top-up packages that fit this eSIM; vendors without such a call answer `Unsupported`
+    /// and the catalogue filters its own top-up offers instead.
+    async fn topup_offers(&self, _esim: &EsimRef) -> Result<Vec<Offer>, VendorError> {
+        Err(VendorError::Unsupported)
+    }
+
+    async fn topup(&self, req: &TopUp) -> Result<Placed, VendorError>;
+
+    /// Cancels an unused order. A vendor refusal because the eSIM was used is
+    /// `Rejected { kind: NotAllowed }`.
+    async fn cancel(&self, r: &VendorOrderRef, esims: &[EsimRef])
+    -> Result<CancelOutcome, VendorError>;
+
+    async fn usage(&self, esim: &EsimRef) -> Result<Usage, VendorError>;
+
+    /// Prepaid balance in the vendor's currency.
+    async fn balance(&self) -> Result<Money, VendorError>;
+
+    /// Authenticates a callback from its headers and raw bytes, before anything is parsed.
+    /// The sender-IP allowlist is applied by the HTTP layer, not here.
+    fn verify_callback(
+        &self,
+        headers: &HeaderMap,
+        raw_body: &[u8],
+    ) -> Result<CallbackTrust, VendorError>;
+
+    /// Parses a verified callback. `InvalidCallback` when the body cannot be understood.
+    fn parse_callback(
+        &self,
+        headers: &HeaderMap,
+        raw_body: &[u8],
+    ) -> Result<Vec<VendorEvent>, VendorError>;
+}
+
+/// Per-adapter settings that are not credentials.
+#[derive(Debug, Clone)]
+pub struct AdapterOptions {
+    /// Timeout of one HTTP call to the vendor.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for AdapterOptions {
+    fn default() -> Self {
+        AdapterOptions {
+            timeout: std::time::Duration::from_secs(20),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_ids_round_trip() {
+        for v in VendorId::ALL {
+            assert_eq!(v.as_str().parse::<VendorId>().unwrap(), v);
+            assert_eq!(
+                serde_json::to_value(v).unwrap(),
+                serde_json::json!(v.as_str())
+            );
+        }
+        assert!("acme".parse::<VendorId>().is_err());
+    }
+
+    #[test]
+    fn decimal_megabytes_are_marketed_as_binary_gigabytes() {
+        let d = DataAllowance::decimal_mb(DataKind::Total, 1000);
+        assert_eq!(d.bytes, Some(1_000_000_000));
+        assert_eq!(d.marketed_bytes, Some(GIB));
+        let d = DataAllowance::decimal_mb(DataKind::Total, 20_000);
+        assert_eq!(d.marketed_bytes, Some(20 * GIB));
+        let d = DataAllowance::decimal_mb(DataKind::Total, 1500);
+        assert_eq!(d.marketed_bytes, Some(3 * GIB / 2));
+        let d = DataAllowance::decimal_mb(DataKind::Daily, 500);
+        assert_eq!(d.marketed_bytes, Some(500 * MIB));
+    }
+}

@@ -1,0 +1,1 @@
+//! Adapter for multiverse: see `shared/vendors/multiverse.md`. Filled in by the vendor-layer work.

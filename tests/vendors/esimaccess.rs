@@ -1,0 +1,1 @@
+//! esimaccess adapter against its simulator.

@@ -1,0 +1,1 @@
+//! esimfx adapter against its simulator.

@@ -1,0 +1,1 @@
+//! esimgo adapter against its simulator.

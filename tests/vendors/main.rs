@@ -1,0 +1,8 @@
+//! Each adapter against its simulator on a loopback port: every operation, every fault
+//! class, and proof that the simulator refuses wrong credentials. No database needed.
+
+mod esimaccess;
+mod esimfx;
+mod esimgo;
+mod microesim;
+mod multiverse;

@@ -1,0 +1,1 @@
+//! microesim adapter against its simulator.

@@ -1,0 +1,1 @@
+//! multiverse adapter against its simulator.
