@@ -18,3 +18,15 @@ pub fn build_app(state: AppState) -> axum::Router {
     let (router, _openapi) = http::api_router().split_for_parts();
     http::with_layers(router, state.config.request_timeout).with_state(state)
 }
+
+/// Serves `app` until `shutdown` resolves, then stops accepting connections and lets
+/// in-flight requests finish before returning.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -83,8 +83,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config: Arc::new(config),
         metrics: telemetry::metrics_handle(),
     };
-    axum::serve(listener, build_app(state))
-        .with_graceful_shutdown(shutdown_signal())
+    esim_gateway::serve(listener, build_app(state), shutdown_signal())
         .await
         .context("server error")?;
     tracing::info!("shut down cleanly");

@@ -106,7 +106,12 @@ const REGIONS: &[(&str, &str, &[&str], &str)] = &[
     ("Europe", "eu32", EUROPE, "1.30"),
     ("Asia", "asia12", ASIA, "1.45"),
     ("North America", "na3", NORTH_AMERICA, "1.95"),
-    ("China Mainland, Hong Kong, Macao & Taiwan", "cn4", GREATER_CHINA, "1.40"),
+    (
+        "China Mainland, Hong Kong, Macao & Taiwan",
+        "cn4",
+        GREATER_CHINA,
+        "1.40",
+    ),
     ("Gulf", "gcc6", GULF, "2.60"),
     ("Global", "global48", GLOBAL, "3.40"),
 ];
@@ -195,7 +200,10 @@ pub fn seed_plans() -> Vec<SeedPlan> {
     for (label, prefix, members, per_gb) in REGIONS {
         let mut countries = members.to_vec();
         countries.sort_unstable();
-        for (data, days) in SHAPES.iter().filter(|(d, _)| matches!(d, SeedData::TotalMb(_))) {
+        for (data, days) in SHAPES
+            .iter()
+            .filter(|(d, _)| matches!(d, SeedData::TotalMb(_)))
+        {
             let (key, title) = shape_key(*data, *days);
             plans.push(SeedPlan {
                 key: format!("{prefix}-{key}"),
@@ -300,7 +308,10 @@ mod tests {
         let currencies: HashSet<_> = jp.iter().map(|c| c.2).collect();
         assert!(currencies.len() >= 2);
         let shared = carriers.values().filter(|c| c.len() >= 3).count();
-        assert!(shared * 2 > carriers.len(), "most plans have three or more vendors");
+        assert!(
+            shared * 2 > carriers.len(),
+            "most plans have three or more vendors"
+        );
     }
 
     #[test]

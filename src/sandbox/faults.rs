@@ -166,7 +166,13 @@ mod tests {
     #[test]
     fn sticky_faults_last_until_cleared() {
         let f = Faults::default();
-        f.inject_times("list", Fault::Reset { after_processing: false }, None);
+        f.inject_times(
+            "list",
+            Fault::Reset {
+                after_processing: false,
+            },
+            None,
+        );
         for _ in 0..5 {
             assert!(f.take("list").is_some());
         }

@@ -5,7 +5,9 @@ use super::Activation;
 /// Splits a full LPA string; `None` when it is not of the `LPA:1$smdp$matching-id` form.
 pub fn parse(lpa: &str) -> Option<Activation> {
     let lpa = lpa.trim();
-    let rest = lpa.strip_prefix("LPA:1$").or_else(|| lpa.strip_prefix("lpa:1$"))?;
+    let rest = lpa
+        .strip_prefix("LPA:1$")
+        .or_else(|| lpa.strip_prefix("lpa:1$"))?;
     let mut parts = rest.splitn(3, '$');
     let smdp = parts.next()?.trim();
     let matching_id = parts.next().unwrap_or("").trim();

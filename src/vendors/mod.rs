@@ -7,8 +7,8 @@
 use std::{fmt, str::FromStr};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -349,7 +349,9 @@ pub enum VendorEventKind {
     OrderReady,
     /// The order failed at the vendor.
     OrderFailed,
-    EsimStatus { status: EsimStatus },
+    EsimStatus {
+        status: EsimStatus,
+    },
     /// Data running low or used up.
     Usage {
         used_bytes: Option<u64>,
@@ -359,11 +361,15 @@ pub enum VendorEventKind {
         threshold_percent: Option<u8>,
     },
     /// Validity about to end.
-    ValidityEnding { expires_at: Option<DateTime<Utc>> },
+    ValidityEnding {
+        expires_at: Option<DateTime<Utc>>,
+    },
     /// A vendor's connectivity test: acknowledge, nothing to apply.
     Ping,
     /// Understood as valid but of no interest to the gateway.
-    Other { name: String },
+    Other {
+        name: String,
+    },
 }
 
 /// One normalized event parsed from a vendor callback.
@@ -415,8 +421,11 @@ pub trait Vendor: Send + Sync {
 
     /// Cancels an unused order. A vendor refusal because the eSIM was used is
     /// `Rejected { kind: NotAllowed }`.
-    async fn cancel(&self, r: &VendorOrderRef, esims: &[EsimRef])
-    -> Result<CancelOutcome, VendorError>;
+    async fn cancel(
+        &self,
+        r: &VendorOrderRef,
+        esims: &[EsimRef],
+    ) -> Result<CancelOutcome, VendorError>;
 
     async fn usage(&self, esim: &EsimRef) -> Result<Usage, VendorError>;
 

@@ -7,3 +7,4 @@ mod auth;
 mod docs;
 mod errors;
 mod operations;
+mod shutdown;
