@@ -20,10 +20,16 @@ pub struct Config {
     pub fx_rates: FxRates,
     pub markup_percent: Decimal,
     pub sandbox: bool,
+    /// `SANDBOX_CATALOG_SIZE`: offers per simulated vendor; unset = the hand-written seed
+    /// catalogue.
+    pub sandbox_catalog_size: Option<usize>,
     pub log_format: LogFormat,
     pub request_timeout: Duration,
     pub catalog_sync_interval: Duration,
     pub usage_max_age: Duration,
+    /// `PROVISION_RETRY_BASE`: first delay before the provisioner re-checks an unfinished
+    /// order (doubling per check, at most a minute).
+    pub provision_retry_base: Duration,
     pub vendors: VendorCredentials,
 }
 
@@ -317,9 +323,19 @@ impl Config {
         )?;
         let usage_max_age =
             env.parse("USAGE_MAX_AGE", Duration::from_secs(5 * 60), parse_duration)?;
+        let provision_retry_base = env.parse(
+            "PROVISION_RETRY_BASE",
+            Duration::from_secs(2),
+            parse_duration,
+        )?;
 
         let vendors = Self::vendor_credentials(&env)?;
         let sandbox = env.parse("SANDBOX", !vendors.any_live(), parse_bool)?;
+        let sandbox_catalog_size =
+            env.parse("SANDBOX_CATALOG_SIZE", None, |s| match s.parse::<usize>() {
+                Ok(n) if (1..=30_000).contains(&n) => Ok(Some(n)),
+                _ => Err("expected a number of offers per vendor from 1 to 30000".into()),
+            })?;
 
         Ok(Config {
             database_url: Secret::new(database_url),
@@ -330,10 +346,12 @@ impl Config {
             fx_rates,
             markup_percent,
             sandbox,
+            sandbox_catalog_size,
             log_format,
             request_timeout,
             catalog_sync_interval,
             usage_max_age,
+            provision_retry_base,
             vendors,
         })
     }

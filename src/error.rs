@@ -44,6 +44,9 @@ pub enum ApiError {
     Conflict { code: &'static str, message: Text },
     #[error("{message}")]
     Unavailable { code: &'static str, message: Text },
+    /// A vendor failed while we were acting for the caller.
+    #[error("{message}")]
+    BadGateway { code: &'static str, message: Text },
     /// Anything unexpected. The detail is logged, never sent to the client.
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
@@ -93,6 +96,13 @@ impl ApiError {
         }
     }
 
+    pub fn bad_gateway(code: &'static str, message: impl Into<Text>) -> Self {
+        Self::BadGateway {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -104,6 +114,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,7 +127,8 @@ impl ApiError {
             | Self::Forbidden { code, .. }
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
-            | Self::Unavailable { code, .. } => code,
+            | Self::Unavailable { code, .. }
+            | Self::BadGateway { code, .. } => code,
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "internal_error",

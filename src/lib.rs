@@ -1,15 +1,20 @@
 //! esim-gateway: one REST API for selling travel eSIMs from the cheapest of several
 //! wholesale vendors. See README.md and `shared/ARCHITECTURE.md` for the layout.
 
+pub mod callbacks;
+pub mod catalog;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod ordering;
+pub mod routing;
 pub mod sandbox;
 pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod vendors;
+pub mod workers;
 
 pub use state::AppState;
 
@@ -26,7 +31,10 @@ pub async fn serve(
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

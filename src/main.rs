@@ -82,6 +82,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         pool,
         config: Arc::new(config),
         metrics: telemetry::metrics_handle(),
+        vendors: Default::default(),
     };
     esim_gateway::serve(listener, build_app(state), shutdown_signal())
         .await

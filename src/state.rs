@@ -3,7 +3,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
-use crate::config::Config;
+use crate::{config::Config, vendors::registry::Vendors};
 
 /// Everything a handler needs, cheap to clone.
 #[derive(Clone)]
@@ -11,4 +11,6 @@ pub struct AppState {
     pub pool: PgPool,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
+    /// Enabled vendors (live adapters or sandbox simulators).
+    pub vendors: Arc<Vendors>,
 }

@@ -1,6 +1,10 @@
 //! Pure types and rules: no IO. Values are parsed once at the edge so invalid states cannot
 //! travel further in.
 pub mod api_key;
+pub mod country;
 pub mod ids;
 pub mod money;
+pub mod plan;
+pub mod qr;
+pub mod region;
 pub mod secret;

@@ -1,12 +1,17 @@
 //! HTTP edge: routing, auth, validation, DTOs and the OpenAPI document. Handlers extract,
 //! call one service function and map the result; nothing here talks to a vendor.
 
+pub mod admin;
 pub mod auth;
 pub mod docs;
+pub mod esims;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod orders;
+pub mod plans;
 pub mod storefronts;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -79,6 +84,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(docs::router())
         .merge(storefronts::router())
+        .merge(plans::router())
+        .merge(orders::router())
+        .merge(esims::router())
+        .merge(webhooks::router())
+        .merge(admin::router())
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {

@@ -4,7 +4,11 @@
 
 use rust_decimal::Decimal;
 
-use crate::{config::FxRates, domain::money::Currency, vendors::VendorId};
+use crate::{
+    config::FxRates,
+    domain::{country::Country, money::Currency},
+    vendors::VendorId,
+};
 
 /// How much data a seed product gives, as marketed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,9 +251,23 @@ pub fn vendor_pricing(vendor: VendorId) -> (Currency, Decimal) {
 /// The seed products `vendor` carries, priced in its currency. About four in five products
 /// are carried by each vendor, so most plans have several offers and a few have one.
 pub fn vendor_products(vendor: VendorId) -> Vec<VendorProduct> {
+    carried_by(vendor, seed_plans())
+}
+
+/// [`vendor_products`], or with `Some(n)` a generated catalogue of about `n` products per
+/// vendor spread over every country and the seed regions (scale tests and benchmarks).
+pub fn vendor_products_sized(vendor: VendorId, size: Option<usize>) -> Vec<VendorProduct> {
+    match size {
+        None => vendor_products(vendor),
+        // Each vendor carries ~80% of the products, so generate a quarter more.
+        Some(n) => carried_by(vendor, generated_plans(n + n / 4)),
+    }
+}
+
+fn carried_by(vendor: VendorId, plans: Vec<SeedPlan>) -> Vec<VendorProduct> {
     let (currency, level) = vendor_pricing(vendor);
     let fx = FxRates::builtin();
-    seed_plans()
+    plans
         .into_iter()
         .filter_map(|plan| {
             let h = stable_hash(&[vendor.as_str(), &plan.key]);
@@ -270,6 +288,70 @@ pub fn vendor_products(vendor: VendorId) -> Vec<VendorProduct> {
                 currency,
                 topup,
             })
+        })
+        .collect()
+}
+
+const GENERATED_SHAPES: [SeedData; 13] = [
+    SeedData::TotalMb(500),
+    SeedData::TotalMb(1024),
+    SeedData::TotalMb(2 * 1024),
+    SeedData::TotalMb(3 * 1024),
+    SeedData::TotalMb(5 * 1024),
+    SeedData::TotalMb(10 * 1024),
+    SeedData::TotalMb(15 * 1024),
+    SeedData::TotalMb(20 * 1024),
+    SeedData::TotalMb(50 * 1024),
+    SeedData::DailyMb(512),
+    SeedData::DailyMb(1024),
+    SeedData::DailyMb(2048),
+    SeedData::Unlimited,
+];
+// Eleven values: coprime with 13 + 1, which keeps the enumeration below one-to-one.
+const GENERATED_DAYS: [u32; 11] = [1, 3, 5, 7, 10, 14, 15, 30, 60, 90, 180];
+
+/// `count` distinct products (capped at every coverage × shape × validity combination):
+/// coverage varies fastest so every country appears early; validity is interleaved so no
+/// single duration dominates.
+pub fn generated_plans(count: usize) -> Vec<SeedPlan> {
+    let countries: Vec<Country> = Country::all().collect();
+    let coverages = countries.len() + REGIONS.len();
+    let shapes = GENERATED_SHAPES.len();
+    let days_n = GENERATED_DAYS.len();
+    let total = coverages * shapes * days_n;
+    (0..count.min(total))
+        .map(|i| {
+            let cov = i % coverages;
+            let j = i / coverages;
+            let data = GENERATED_SHAPES[j % shapes];
+            let days = GENERATED_DAYS[(j / shapes + j) % days_n];
+            let (key, title) = shape_key(data, days);
+            if let Some(c) = countries.get(cov) {
+                let per_gb =
+                    Decimal::from(80 + stable_hash(&[c.alpha2()]) % 270) / Decimal::from(100);
+                SeedPlan {
+                    key: format!("{}-{key}", c.alpha2().to_ascii_lowercase()),
+                    title: format!("{} {title}", c.common_name()),
+                    countries: vec![c.alpha2()],
+                    region: None,
+                    data,
+                    days,
+                    reference_usd: reference_price(per_gb, data, days),
+                }
+            } else {
+                let (label, prefix, members, per_gb) = REGIONS[cov - countries.len()];
+                let mut members = members.to_vec();
+                members.sort_unstable();
+                SeedPlan {
+                    key: format!("{prefix}-{key}"),
+                    title: format!("{label} {title}"),
+                    countries: members,
+                    region: Some(label),
+                    data,
+                    days,
+                    reference_usd: reference_price(dec(per_gb), data, days),
+                }
+            }
         })
         .collect()
 }
@@ -312,6 +394,18 @@ mod tests {
             shared * 2 > carriers.len(),
             "most plans have three or more vendors"
         );
+    }
+
+    #[test]
+    fn generated_catalogues_are_large_distinct_and_spread() {
+        let plans = generated_plans(12_500);
+        assert_eq!(plans.len(), 12_500);
+        let keys: HashSet<_> = plans.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys.len(), plans.len());
+        let countries: HashSet<_> = plans.iter().flat_map(|p| p.countries.clone()).collect();
+        assert!(countries.len() >= 190, "{}", countries.len());
+        let n = vendor_products_sized(VendorId::EsimAccess, Some(10_000)).len();
+        assert!((9_000..=11_000).contains(&n), "{n}");
     }
 
     #[test]

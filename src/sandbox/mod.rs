@@ -49,6 +49,10 @@ pub struct SimSettings {
     pub callback_delay: Duration,
     /// When false the simulator never calls back (to test polling fallbacks).
     pub callbacks_enabled: bool,
+    /// Products per vendor: `None` serves the seed catalogue, `Some(n)` a generated one of
+    /// about `n` products (scale tests).
+    #[serde(default)]
+    pub catalog_size: Option<usize>,
 }
 
 impl Default for SimSettings {
@@ -57,6 +61,7 @@ impl Default for SimSettings {
             provisioning_delay: Duration::from_secs(3),
             callback_delay: Duration::from_millis(500),
             callbacks_enabled: true,
+            catalog_size: None,
         }
     }
 }
@@ -68,6 +73,7 @@ impl SimSettings {
             provisioning_delay: Duration::from_millis(50),
             callback_delay: Duration::from_millis(20),
             callbacks_enabled: true,
+            catalog_size: None,
         }
     }
 }

@@ -1,6 +1,12 @@
 //! Postgres access: plain SQL grouped by table family. Runtime-checked queries, each covered
 //! by tests against a real database.
 
+pub mod esims;
+pub mod events;
+pub mod offers;
+pub mod orders;
+pub mod outbox;
+pub mod plans;
 pub mod storefronts;
 
 use std::{str::FromStr, time::Duration};

@@ -17,6 +17,7 @@ use crate::domain::money::Money;
 pub mod error;
 pub mod http_client;
 pub mod lpa;
+pub mod registry;
 
 pub mod esimaccess;
 pub mod esimfx;
@@ -96,7 +97,7 @@ impl FromStr for VendorId {
 }
 
 /// How much data an offer gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DataKind {
     /// One allowance for the whole validity.

@@ -74,9 +74,13 @@ async fn openapi_json_is_openapi_3_1_and_matches_the_committed_file() {
         .unwrap();
         return;
     }
-    assert_eq!(
-        committed.trim_end(),
-        generated,
-        "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json` (or UPDATE_OPENAPI=1 cargo test)"
+    let first_difference = committed
+        .trim_end()
+        .lines()
+        .zip(generated.lines())
+        .position(|(a, b)| a != b);
+    assert!(
+        committed.trim_end() == generated,
+        "first differing line: {first_difference:?}; openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json` (or UPDATE_OPENAPI=1 cargo test)"
     );
 }

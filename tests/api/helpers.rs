@@ -5,7 +5,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use esim_gateway::{AppState, build_app, config::Config, telemetry};
+use esim_gateway::{AppState, build_app, config::Config, telemetry, vendors::registry::Vendors};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -17,6 +17,8 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub client: reqwest::Client,
     pub pool: PgPool,
+    /// The state the server runs with (same pool, config and vendors).
+    pub state: AppState,
     /// Dropped last: removes the test's database.
     _db: Arc<TestDb>,
 }
@@ -33,6 +35,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
+        Self::spawn_full(env, Vendors::default()).await
+    }
+
+    /// The app with these vendors enabled (sandbox simulators or scripted test vendors).
+    pub async fn spawn_full(env: &[(&str, &str)], vendors: Vendors) -> TestApp {
         let db = Arc::new(TestDb::new().await);
         let pool = db.pool.clone();
         let mut vars: HashMap<String, String> = HashMap::from([
@@ -49,10 +56,14 @@ impl TestApp {
             pool: pool.clone(),
             config: Arc::new(config),
             metrics: telemetry::metrics_handle(),
+            vendors: Arc::new(vendors),
         };
+        let state_for_test = state.clone();
         let app = build_app(state);
         tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            esim_gateway::serve(listener, app, std::future::pending())
+                .await
+                .unwrap();
         });
         TestApp {
             addr,
@@ -61,6 +72,7 @@ impl TestApp {
                 .build()
                 .unwrap(),
             pool,
+            state: state_for_test,
             _db: db,
         }
     }

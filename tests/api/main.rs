@@ -4,6 +4,7 @@ mod helpers;
 mod test_db;
 
 mod auth;
+mod catalog;
 mod docs;
 mod errors;
 mod operations;

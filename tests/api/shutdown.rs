@@ -24,6 +24,7 @@ async fn in_flight_request_finishes_after_shutdown_signal() {
         pool: db.pool.clone(),
         config: Arc::new(config),
         metrics: telemetry::metrics_handle(),
+        vendors: Default::default(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

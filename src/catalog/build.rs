@@ -1,0 +1,202 @@
+//! Builds the plan list from the active sellable offers: one plan per distinct plan key,
+//! priced from the cheapest offer that satisfies it (which may be a bigger or wider offer,
+//! exactly as routing would buy it).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::{
+    catalog::pricing::Pricing,
+    domain::{country::Country, money::Money, plan::PlanKey},
+    routing::{self, RoutableOffer},
+    vendors::DataKind,
+};
+
+/// One active, sellable, new-eSIM offer as the plan builder needs it.
+#[derive(Debug, Clone)]
+pub struct CatalogOffer {
+    pub routable: RoutableOffer,
+    pub region_label: Option<String>,
+    pub networks: serde_json::Value,
+    pub supports_topup: bool,
+}
+
+impl CatalogOffer {
+    pub fn key(&self) -> PlanKey {
+        PlanKey {
+            countries: self.routable.countries.clone(),
+            kind: self.routable.kind,
+            bytes: self.routable.bytes,
+            validity_days: self.routable.validity_days,
+        }
+    }
+}
+
+/// A plan ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRow {
+    pub id: String,
+    pub name: String,
+    pub countries: Vec<String>,
+    pub region: Option<String>,
+    pub kind: DataKind,
+    pub bytes: Option<u64>,
+    /// Total bytes over the validity; unlimited sorts after everything.
+    pub sort_bytes: i64,
+    pub validity_days: u32,
+    pub price: Money,
+    pub networks: serde_json::Value,
+    pub supports_topup: bool,
+    pub offer_count: u32,
+}
+
+pub fn build_plans(offers: &[CatalogOffer], pricing: &Pricing) -> Vec<PlanRow> {
+    let mut keys: BTreeMap<PlanKey, Vec<usize>> = BTreeMap::new();
+    let mut by_country: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, o) in offers.iter().enumerate() {
+        keys.entry(o.key()).or_default().push(i);
+        for c in &o.routable.countries {
+            by_country.entry(c.as_str()).or_default().push(i);
+        }
+    }
+    keys.into_iter()
+        .filter_map(|(key, exact)| {
+            // Only offers that cover the plan's rarest country can cover all of them.
+            let pool = key
+                .countries
+                .iter()
+                .filter_map(|c| by_country.get(c.as_str()))
+                .min_by_key(|v| v.len())?;
+            let ranked = routing::rank(
+                &key,
+                pool.iter().map(|&i| &offers[i].routable),
+                &pricing.fx,
+                pricing.retail_currency,
+                |_| true,
+            );
+            let cheapest = ranked.first()?;
+            let cheapest_offer = pool
+                .iter()
+                .map(|&i| &offers[i])
+                .find(|o| o.routable.offer_id == cheapest.offer.offer_id)?;
+            let region = exact
+                .iter()
+                .find_map(|&i| offers[i].region_label.clone())
+                .filter(|_| key.countries.len() > 1);
+            Some(PlanRow {
+                id: key.id(),
+                name: plan_name(&key, region.as_deref()),
+                countries: key.countries.clone(),
+                region,
+                kind: key.kind,
+                bytes: key.bytes,
+                sort_bytes: key
+                    .total_bytes()
+                    .map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+                validity_days: key.validity_days,
+                price: pricing.retail_from_retail_cost(cheapest.cost_in_retail),
+                networks: cheapest_offer.networks.clone(),
+                supports_topup: cheapest_offer.supports_topup,
+                offer_count: ranked.len() as u32,
+            })
+        })
+        .collect()
+}
+
+/// "Japan 10 GB 7 days", "Europe (32 countries) 5 GB 30 days".
+fn plan_name(key: &PlanKey, region: Option<&str>) -> String {
+    let coverage = match key.countries.as_slice() {
+        [one] => Country::from_alpha2(one)
+            .map(|c| c.common_name().to_string())
+            .unwrap_or_else(|| one.clone()),
+        many => match region {
+            Some(label) => format!("{label} ({} countries)", many.len()),
+            None => format!("{} countries", many.len()),
+        },
+    };
+    format!("{coverage} {}", key.allowance_label())
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::{config::FxRates, domain::money::Currency, vendors::GIB, vendors::VendorId};
+
+    fn offer(
+        id: i64,
+        vendor: VendorId,
+        countries: &[&str],
+        gb: u64,
+        days: u32,
+        cost: &str,
+        cur: &str,
+    ) -> CatalogOffer {
+        CatalogOffer {
+            routable: RoutableOffer {
+                offer_id: id,
+                vendor,
+                sku: format!("sku{id}"),
+                countries: countries.iter().map(|c| c.to_string()).collect(),
+                kind: DataKind::Total,
+                bytes: Some(gb * GIB),
+                validity_days: days,
+                cost_amount: cost.parse().unwrap(),
+                cost_currency: cur.parse().unwrap(),
+            },
+            region_label: (countries.len() > 1).then(|| "Europe".to_string()),
+            networks: serde_json::json!([{"vendor": id}]),
+            supports_topup: id % 2 == 0,
+        }
+    }
+
+    fn pricing() -> Pricing {
+        Pricing {
+            fx: FxRates::builtin(),
+            retail_currency: Currency::USD,
+            markup_percent: Decimal::from(20),
+        }
+    }
+
+    #[test]
+    fn same_key_offers_form_one_plan_priced_from_the_cheapest() {
+        let offers = [
+            offer(1, VendorId::EsimFx, &["JP"], 10, 7, "10.00", "USD"),
+            offer(2, VendorId::MicroEsim, &["JP"], 10, 7, "70", "HKD"),
+            offer(3, VendorId::EsimGo, &["JP"], 10, 7, "7.50", "GBP"),
+        ];
+        let plans = build_plans(&offers, &pricing());
+        assert_eq!(plans.len(), 1);
+        let p = &plans[0];
+        assert_eq!(p.id, "jp-10gb-7d");
+        assert_eq!(p.price.amount, "10.76".parse::<Decimal>().unwrap());
+        assert_eq!(p.offer_count, 3);
+        assert_eq!(p.networks, serde_json::json!([{"vendor": 2}]));
+        assert!(p.supports_topup);
+    }
+
+    #[test]
+    fn a_cheaper_wider_offer_prices_the_narrower_plan() {
+        let offers = [
+            offer(1, VendorId::EsimFx, &["FR"], 5, 30, "9.00", "USD"),
+            offer(
+                2,
+                VendorId::EsimGo,
+                &["DE", "FR", "IT"],
+                10,
+                30,
+                "5.00",
+                "USD",
+            ),
+        ];
+        let plans = build_plans(&offers, &pricing());
+        let fr = plans.iter().find(|p| p.countries == ["FR"]).unwrap();
+        assert_eq!(fr.price.amount.to_string(), "6.00");
+        assert_eq!(fr.offer_count, 2);
+        assert_eq!(fr.name, "France 5 GB 30 days");
+        let eu = plans.iter().find(|p| p.countries.len() == 3).unwrap();
+        assert_eq!(eu.offer_count, 1);
+        assert_eq!(eu.region.as_deref(), Some("Europe"));
+        assert_eq!(eu.name, "Europe (3 countries) 10 GB 30 days");
+    }
+}

@@ -1,0 +1,6 @@
+//! The catalogue: vendor offers in, normalized and priced plans out.
+
+pub mod build;
+pub mod normalize;
+pub mod pricing;
+pub mod sync;

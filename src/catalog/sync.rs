@@ -1,0 +1,154 @@
+//! Catalogue sync: read a vendor's whole catalogue through its adapter, store it, then
+//! rebuild the plans. One vendor's failure leaves its stored offers and every other vendor
+//! untouched; a vendor is synced by one gateway replica at a time.
+
+use std::{collections::HashSet, time::Instant};
+
+use chrono::Utc;
+use sqlx::PgPool;
+
+use crate::{
+    catalog::{
+        build::build_plans,
+        normalize::{Normalized, normalize},
+        pricing::Pricing,
+    },
+    store::{self, offers::OfferUpsert},
+    vendors::{Offer, Vendor, VendorId, registry::Vendors},
+};
+
+/// What one vendor sync did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncOutcome {
+    Synced {
+        offers: usize,
+        unparsed: usize,
+        deactivated: u64,
+    },
+    /// Another replica holds this vendor's sync lock.
+    Skipped,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("vendor: {0}")]
+    Vendor(#[from] crate::vendors::VendorError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Advisory-lock key per vendor: a fixed namespace plus the vendor's index.
+fn lock_key(vendor: VendorId) -> i64 {
+    let index = VendorId::ALL.iter().position(|v| *v == vendor).unwrap_or(0) as i64;
+    0x7379_6e63_0000 + index // "sync"
+}
+
+/// Syncs one vendor and rebuilds the plans. The lock lives on its own connection, so a
+/// crashed replica releases it with its connection.
+pub async fn sync_vendor(
+    pool: &PgPool,
+    vendor: &dyn Vendor,
+    vendors: &Vendors,
+    pricing: &Pricing,
+) -> Result<SyncOutcome, SyncError> {
+    let id = vendor.id();
+    let mut lock_conn = pool.acquire().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(lock_key(id))
+        .fetch_one(&mut *lock_conn)
+        .await?;
+    if !locked {
+        return Ok(SyncOutcome::Skipped);
+    }
+    let result = sync_locked(pool, vendor, vendors, pricing).await;
+    // Unlock errors only mean the connection is gone, which releases the lock anyway.
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(lock_key(id))
+        .execute(&mut *lock_conn)
+        .await;
+    result
+}
+
+async fn sync_locked(
+    pool: &PgPool,
+    vendor: &dyn Vendor,
+    vendors: &Vendors,
+    pricing: &Pricing,
+) -> Result<SyncOutcome, SyncError> {
+    let id = vendor.id();
+    let started = Instant::now();
+    store::offers::sync_started(pool, id).await?;
+    let offers = match vendor.list_offers().await {
+        Ok(offers) => offers,
+        Err(e) => {
+            let ms = started.elapsed().as_millis() as i64;
+            store::offers::sync_failed(pool, id, &e.to_string(), ms).await?;
+            metrics::counter!("catalog_syncs_total", "vendor" => id.as_str(), "outcome" => "error")
+                .increment(1);
+            tracing::warn!(vendor = %id, error = %e, "catalogue sync failed; keeping the previous offers");
+            return Err(e.into());
+        }
+    };
+    let rows = to_rows(&offers);
+    let unparsed = rows.iter().filter(|(_, n)| n.unparsed()).count();
+    let upserts: Vec<OfferUpsert> = rows.into_iter().map(|(u, _)| u).collect();
+    let deactivated =
+        store::offers::replace_vendor_catalogue(pool, id, &upserts, Utc::now()).await?;
+    rebuild_plans(pool, vendors, pricing).await?;
+    let ms = started.elapsed().as_millis() as i64;
+    store::offers::sync_succeeded(pool, id, upserts.len() as i32, unparsed as i32, ms).await?;
+    metrics::counter!("catalog_syncs_total", "vendor" => id.as_str(), "outcome" => "ok")
+        .increment(1);
+    metrics::gauge!("catalog_offers", "vendor" => id.as_str()).set(upserts.len() as f64);
+    tracing::info!(vendor = %id, offers = upserts.len(), unparsed, deactivated, ms, "catalogue synced");
+    Ok(SyncOutcome::Synced {
+        offers: upserts.len(),
+        unparsed,
+        deactivated,
+    })
+}
+
+/// Recomputes every plan from the active offers of the enabled vendors.
+pub async fn rebuild_plans(
+    pool: &PgPool,
+    vendors: &Vendors,
+    pricing: &Pricing,
+) -> Result<usize, sqlx::Error> {
+    let offers = store::offers::load_sellable(pool, &vendors.ids()).await?;
+    let plans = build_plans(&offers, pricing);
+    store::plans::replace_all(pool, &plans).await?;
+    Ok(plans.len())
+}
+
+/// Normalizes and converts offers to rows; a SKU listed twice keeps its first listing.
+fn to_rows(offers: &[Offer]) -> Vec<(OfferUpsert, Normalized)> {
+    let mut seen = HashSet::new();
+    offers
+        .iter()
+        .filter(|o| seen.insert(o.sku.clone()))
+        .map(|o| {
+            let n = normalize(o);
+            let flags = n.problems.iter().map(|p| p.as_str().to_string()).collect();
+            let row = OfferUpsert {
+                sku: o.sku.clone(),
+                name: o.name.clone(),
+                countries: n.countries.clone(),
+                region_label: o.region_label.clone(),
+                data_kind: o.data.map(|d| store::offers::kind_str(d.kind)),
+                data_bytes: o.data.and_then(|d| d.bytes).map(|b| b as i64),
+                marketed_bytes: o.data.and_then(|d| d.marketed_bytes).map(|b| b as i64),
+                validity_days: (o.validity_days > 0).then_some(o.validity_days as i32),
+                cost_amount: o.cost.amount.max(rust_decimal::Decimal::ZERO).to_string(),
+                cost_currency: o.cost.currency.to_string(),
+                networks: serde_json::to_value(&o.networks).unwrap_or_default(),
+                supports_topup: o.supports_topup,
+                is_topup: o.is_topup,
+                plan_id: n.key.as_ref().map(|k| k.id()),
+                flags,
+                raw: o.raw.clone(),
+                active: o.active,
+            };
+            (row, n)
+        })
+        .collect()
+}

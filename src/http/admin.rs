@@ -1,0 +1,585 @@
+//! Admin views of vendors and the routing decision behind each plan.
+
+use std::time::Duration;
+
+use axum::{Json, extract::State};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    AppState,
+    catalog::{
+        pricing::Pricing,
+        sync::{SyncError, SyncOutcome, sync_vendor},
+    },
+    domain::{money::Money, plan::PlanKey},
+    error::{ApiError, ApiResult, ErrorBody},
+    http::{auth::Admin, extract::ApiPath, plans::plan_not_found},
+    routing,
+    store::{self, offers::parse_kind},
+    vendors::{VendorId, registry::VendorMode},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_vendors))
+        .routes(routes!(sync_now))
+        .routes(routes!(plan_offers))
+        .routes(routes!(list_orders))
+        .routes(routes!(reconcile_order))
+        .routes(routes!(list_vendor_events))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VendorStatus {
+    pub id: VendorId,
+    pub name: String,
+    pub enabled: bool,
+    /// `live` or `sandbox`; null when disabled.
+    pub mode: Option<VendorMode>,
+    /// The last catalogue sync succeeded (and no error came after it).
+    pub healthy: bool,
+    /// Active offers in the stored catalogue.
+    pub offer_count: u64,
+    /// Offers in the last sync the normalizer could not understand (never sold).
+    pub unparsed_count: u64,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub last_sync_duration_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Prepaid balance at the vendor, read now; null when it could not be read.
+    pub balance: Option<Money>,
+    pub balance_error: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VendorList {
+    pub data: Vec<VendorStatus>,
+    pub next_cursor: Option<String>,
+}
+
+/// Every vendor: enabled or not, live or sandbox, sync health, offers and balance.
+#[utoipa::path(
+    get, path = "/admin/vendors", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = VendorList),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    )
+)]
+async fn list_vendors(_: Admin, State(state): State<AppState>) -> ApiResult<Json<VendorList>> {
+    let states = store::offers::sync_states(&state.pool).await?;
+    let counts = store::offers::active_counts(&state.pool).await?;
+    let balances = futures_balances(&state).await;
+    let data = VendorId::ALL
+        .into_iter()
+        .map(|id| {
+            let entry = state.vendors.get(id);
+            let sync = states.iter().find(|s| s.vendor == id.as_str());
+            let healthy = entry.is_some()
+                && sync.is_some_and(|s| match (s.last_success_at, s.last_error_at) {
+                    (Some(ok), Some(err)) => ok >= err,
+                    (Some(_), None) => true,
+                    _ => false,
+                });
+            let (balance, balance_error) = match balances.iter().find(|(v, _)| *v == id) {
+                Some((_, Ok(m))) => (Some(*m), None),
+                Some((_, Err(e))) => (None, Some(e.clone())),
+                None => (None, None),
+            };
+            VendorStatus {
+                id,
+                name: id.display_name().to_string(),
+                enabled: entry.is_some(),
+                mode: entry.map(|e| e.mode),
+                healthy,
+                offer_count: counts
+                    .iter()
+                    .find(|(v, _)| v == id.as_str())
+                    .map_or(0, |(_, n)| *n as u64),
+                unparsed_count: sync.map_or(0, |s| s.unparsed_count as u64),
+                last_sync_at: sync.and_then(|s| s.last_success_at),
+                last_sync_duration_ms: sync.and_then(|s| s.last_duration_ms),
+                last_error: sync.and_then(|s| s.last_error.clone()),
+                last_error_at: sync.and_then(|s| s.last_error_at),
+                balance,
+                balance_error,
+            }
+        })
+        .collect();
+    Ok(Json(VendorList {
+        data,
+        next_cursor: None,
+    }))
+}
+
+/// Balances of all enabled vendors, read concurrently, each bounded so one slow vendor
+/// cannot hold the page.
+async fn futures_balances(state: &AppState) -> Vec<(VendorId, Result<Money, String>)> {
+    let tasks: Vec<_> = state
+        .vendors
+        .iter()
+        .map(|(id, e)| {
+            let adapter = e.adapter.clone();
+            tokio::spawn(async move {
+                let r = tokio::time::timeout(Duration::from_secs(5), adapter.balance()).await;
+                let r = match r {
+                    Ok(Ok(m)) => Ok(m),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("timed out".to_string()),
+                };
+                (id, r)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        if let Ok(r) = t.await {
+            out.push(r);
+        }
+    }
+    out
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SyncResult {
+    pub vendor: VendorId,
+    /// `synced`, or `skipped` when another replica is syncing this vendor right now.
+    pub outcome: String,
+    pub offers: u64,
+    pub unparsed: u64,
+    /// Offers that vanished from the vendor's catalogue and were marked inactive.
+    pub deactivated: u64,
+}
+
+/// Re-read one vendor's catalogue now and rebuild the plans.
+#[utoipa::path(
+    post, path = "/admin/vendors/{vendor}/sync", tag = "admin",
+    params(("vendor" = VendorId, Path)),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = SyncResult),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "Unknown vendor", body = ErrorBody),
+        (status = 409, description = "Vendor not enabled", body = ErrorBody),
+        (status = 502, description = "The vendor failed; the stored catalogue is unchanged", body = ErrorBody),
+    )
+)]
+async fn sync_now(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(vendor): ApiPath<String>,
+) -> ApiResult<Json<SyncResult>> {
+    let id: VendorId = vendor.parse().map_err(|e: crate::vendors::UnknownVendor| {
+        ApiError::not_found("vendor_not_found", e.to_string())
+    })?;
+    let adapter = state.vendors.adapter(id).ok_or_else(|| {
+        ApiError::conflict(
+            "vendor_disabled",
+            format!("{id} has no credentials and the sandbox is off"),
+        )
+    })?;
+    let pricing = Pricing::from_config(&state.config);
+    match sync_vendor(&state.pool, adapter.as_ref(), &state.vendors, &pricing).await {
+        Ok(SyncOutcome::Synced {
+            offers,
+            unparsed,
+            deactivated,
+        }) => Ok(Json(SyncResult {
+            vendor: id,
+            outcome: "synced".into(),
+            offers: offers as u64,
+            unparsed: unparsed as u64,
+            deactivated,
+        })),
+        Ok(SyncOutcome::Skipped) => Ok(Json(SyncResult {
+            vendor: id,
+            outcome: "skipped".into(),
+            offers: 0,
+            unparsed: 0,
+            deactivated: 0,
+        })),
+        Err(SyncError::Vendor(e)) => Err(ApiError::bad_gateway(
+            "vendor_error",
+            format!("{id} catalogue could not be read: {e}"),
+        )),
+        Err(SyncError::Database(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PlanOffer {
+    /// 1 = what the next order would buy.
+    pub rank: u32,
+    pub vendor: VendorId,
+    pub sku: String,
+    pub name: String,
+    pub countries: Vec<String>,
+    pub region_label: Option<String>,
+    /// The vendor's exact byte count (per day when daily); null when unlimited.
+    pub data_bytes: Option<i64>,
+    pub validity_days: u32,
+    /// Wholesale cost in the vendor's currency.
+    pub cost: Money,
+    /// Wholesale cost converted into the retail currency (unrounded).
+    pub cost_in_retail: Money,
+    /// Retail price if this offer were the cheapest.
+    pub retail_price: Money,
+    pub vendor_healthy: bool,
+    pub supports_topup: bool,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PlanOffers {
+    pub plan_id: String,
+    pub price: Money,
+    pub markup_percent: Decimal,
+    pub data: Vec<PlanOffer>,
+}
+
+/// The vendor offers behind a plan, cheapest first: the routing decision made visible.
+#[utoipa::path(
+    get, path = "/admin/plans/{plan_id}/offers", tag = "admin",
+    params(("plan_id" = String, Path, example = "jp-10gb-7d")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = PlanOffers),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+async fn plan_offers(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(plan_id): ApiPath<String>,
+) -> ApiResult<Json<PlanOffers>> {
+    let plan = store::plans::get(&state.pool, &plan_id)
+        .await?
+        .ok_or_else(plan_not_found)?;
+    let key = PlanKey {
+        countries: plan.countries.clone(),
+        kind: parse_kind(&plan.data_kind)
+            .ok_or_else(|| anyhow::anyhow!("stored plan has unknown data kind"))?,
+        bytes: plan.data_bytes.map(|b| b as u64),
+        validity_days: plan.validity_days as u32,
+    };
+    let pricing = Pricing::from_config(&state.config);
+    let offers = store::offers::candidates(&state.pool, &key, &state.vendors.ids()).await?;
+    let ranked = routing::rank(
+        &key,
+        offers.iter().map(|o| &o.routable),
+        &pricing.fx,
+        pricing.retail_currency,
+        |_| true,
+    );
+    let data = ranked
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let o = offers
+                .iter()
+                .find(|o| o.routable.offer_id == c.offer.offer_id)?;
+            Some(PlanOffer {
+                rank: i as u32 + 1,
+                vendor: o.routable.vendor,
+                sku: o.routable.sku.clone(),
+                name: o.name.clone(),
+                countries: o.routable.countries.clone(),
+                region_label: o.region_label.clone(),
+                data_bytes: o.data_bytes,
+                validity_days: o.routable.validity_days,
+                cost: Money::new(o.routable.cost_amount, o.routable.cost_currency),
+                cost_in_retail: Money::new(c.cost_in_retail, pricing.retail_currency),
+                retail_price: pricing.retail_from_retail_cost(c.cost_in_retail),
+                vendor_healthy: c.vendor_healthy,
+                supports_topup: o.supports_topup,
+                last_seen_at: o.last_seen_at,
+            })
+        })
+        .collect();
+    Ok(Json(PlanOffers {
+        plan_id: plan.id,
+        price: Money::new(
+            plan.price_amount,
+            plan.price_currency
+                .parse()
+                .unwrap_or(crate::domain::money::Currency::USD),
+        ),
+        markup_percent: pricing.markup_percent,
+        data,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttemptView {
+    pub seq: i32,
+    pub vendor: String,
+    pub sku: Option<String>,
+    /// `pending`, `placed`, `rejected`, `unreachable`, `unknown` or `not_found`.
+    pub outcome: String,
+    pub vendor_reference: Option<String>,
+    pub error_kind: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub cost: Option<Money>,
+    pub latency_ms: Option<i64>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AdminOrder {
+    #[serde(flatten)]
+    pub order: crate::ordering::view::OrderView,
+    pub storefront_id: String,
+    pub vendor: Option<String>,
+    pub vendor_reference: Option<String>,
+    /// Wholesale cost in the vendor's currency.
+    pub cost: Option<Money>,
+    /// Wholesale cost in the retail currency at purchase time.
+    pub cost_in_retail: Option<Money>,
+    /// Retail price minus cost, in the retail currency.
+    pub margin: Option<Money>,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AdminOrderList {
+    pub data: Vec<AdminOrder>,
+    pub next_cursor: Option<String>,
+}
+
+fn money(amount: Option<Decimal>, currency: Option<&str>) -> Option<Money> {
+    Some(Money::new(
+        amount?.normalize(),
+        currency?.trim().parse().ok()?,
+    ))
+}
+
+async fn admin_order(state: &AppState, o: &store::orders::OrderRow) -> ApiResult<AdminOrder> {
+    let esims = store::esims::for_order(&state.pool, &o.id).await?;
+    let attempts = store::orders::attempts(&state.pool, &o.id).await?;
+    let retail_currency = o.price_currency.trim();
+    let cost_in_retail = money(o.retail_cost_amount, Some(retail_currency));
+    let margin = cost_in_retail
+        .map(|c| Money::new(o.price_amount - c.amount, c.currency).round_up_to_cents());
+    Ok(AdminOrder {
+        order: crate::ordering::view::order_view(o, &esims),
+        storefront_id: o.storefront_id.clone(),
+        vendor: o.vendor.clone(),
+        vendor_reference: o.vendor_reference.clone(),
+        cost: money(o.cost_amount, o.cost_currency.as_deref()),
+        cost_in_retail,
+        margin,
+        attempts: attempts
+            .into_iter()
+            .map(|a| AttemptView {
+                seq: a.seq,
+                cost: money(a.cost_amount, a.cost_currency.as_deref()),
+                vendor: a.vendor,
+                sku: a.sku,
+                outcome: a.outcome,
+                vendor_reference: a.vendor_reference,
+                error_kind: a.error_kind,
+                error_code: a.error_code,
+                error_message: a.error_message,
+                latency_ms: a.latency_ms,
+                started_at: a.started_at,
+                finished_at: a.finished_at,
+            })
+            .collect(),
+    })
+}
+
+/// All storefronts' orders, newest first, with vendor, cost, margin and every routing attempt.
+#[utoipa::path(
+    get, path = "/admin/orders", tag = "admin",
+    params(crate::http::orders::OrderListQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = AdminOrderList),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    )
+)]
+async fn list_orders(
+    _: Admin,
+    State(state): State<AppState>,
+    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<
+        crate::http::orders::OrderListQuery,
+    >,
+) -> ApiResult<Json<AdminOrderList>> {
+    let filter = crate::http::orders::parse_order_filter(q)?;
+    let mut rows = store::orders::list(&state.pool, &filter).await?;
+    let more = rows.len() as i64 > filter.limit;
+    rows.truncate(filter.limit as usize);
+    let mut data = Vec::with_capacity(rows.len());
+    for o in &rows {
+        data.push(admin_order(&state, o).await?);
+    }
+    let next_cursor = more
+        .then(|| {
+            rows.last()
+                .map(|o| crate::http::orders::encode_cursor(o.created_at, &o.id))
+        })
+        .flatten();
+    Ok(Json(AdminOrderList { data, next_cursor }))
+}
+
+/// Ask the vendor now what happened to an unfinished order (unknown outcome, or eSIMs not
+/// delivered yet) and apply the answer.
+#[utoipa::path(
+    post, path = "/admin/orders/{order_id}/reconcile", tag = "admin",
+    params(("order_id" = String, Path)),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = AdminOrder),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`order_busy`: being worked on right now; retry", body = ErrorBody),
+    )
+)]
+async fn reconcile_order(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(order_id): ApiPath<String>,
+) -> ApiResult<Json<AdminOrder>> {
+    let order = store::orders::get(&state.pool, &order_id)
+        .await?
+        .ok_or_else(crate::http::orders::order_not_found)?;
+    if matches!(order.status.as_str(), "pending" | "provisioning") {
+        let ctx = crate::ordering::Ctx::from_state(&state);
+        let leased = store::orders::lease_one(&state.pool, &order.id, crate::ordering::LEASE_SECS)
+            .await?
+            .ok_or_else(|| {
+                ApiError::conflict("order_busy", "the order is being worked on; retry shortly")
+            })?;
+        let step = crate::ordering::provision::provision(&ctx, &leased)
+            .await
+            .map_err(anyhow::Error::from)?;
+        if step == crate::ordering::purchase::Step::Provisioning {
+            store::orders::release(&state.pool, &order.id, ctx.retry_base.as_millis() as i64)
+                .await?;
+        }
+    }
+    let order = store::orders::get(&state.pool, &order_id)
+        .await?
+        .ok_or_else(crate::http::orders::order_not_found)?;
+    Ok(Json(admin_order(&state, &order).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct VendorEventQuery {
+    pub vendor: Option<String>,
+    /// `received`, `applied`, `waiting`, `ignored`, `unparseable` or `failed`.
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VendorEventView {
+    pub id: i64,
+    pub vendor: String,
+    pub dedupe_key: String,
+    pub kind: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub order_ref: Option<String>,
+    pub iccid: Option<String>,
+    pub headers: serde_json::Value,
+    /// The raw body as received (UTF-8, lossy).
+    pub body: String,
+    pub received_at: DateTime<Utc>,
+    pub applied_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VendorEventList {
+    pub data: Vec<VendorEventView>,
+    pub next_cursor: Option<String>,
+}
+
+/// The raw vendor callback log, newest first.
+#[utoipa::path(
+    get, path = "/admin/vendor-events", tag = "admin",
+    params(VendorEventQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = VendorEventList),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    )
+)]
+async fn list_vendor_events(
+    _: Admin,
+    State(state): State<AppState>,
+    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<VendorEventQuery>,
+) -> ApiResult<Json<VendorEventList>> {
+    let limit = match q.limit {
+        None => 50,
+        Some(n @ 1..=200) => i64::from(n),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "limit: expected 1 to 200",
+            ));
+        }
+    };
+    let before = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not valid"))?,
+        ),
+    };
+    if let Some(v) = &q.vendor {
+        v.parse::<VendorId>()
+            .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
+    }
+    let mut rows = store::events::list(
+        &state.pool,
+        q.vendor.as_deref(),
+        q.status.as_deref(),
+        before,
+        limit,
+    )
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(VendorEventList {
+        data: rows
+            .into_iter()
+            .map(|r| VendorEventView {
+                id: r.id,
+                vendor: r.vendor,
+                dedupe_key: r.dedupe_key,
+                kind: r.kind,
+                status: r.status,
+                error: r.error,
+                order_ref: r.order_ref,
+                iccid: r.iccid,
+                headers: r.headers,
+                body: String::from_utf8_lossy(&r.body).into_owned(),
+                received_at: r.received_at,
+                applied_at: r.applied_at,
+            })
+            .collect(),
+        next_cursor,
+    }))
+}

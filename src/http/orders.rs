@@ -1,0 +1,321 @@
+//! `/v1/orders`: buy plans, read and cancel orders.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    AppState,
+    domain::money::Money,
+    error::{ApiError, ApiResult, ErrorBody},
+    http::{
+        auth::Storefront,
+        extract::{ApiJson, ApiPath, ApiQuery},
+    },
+    ordering::{
+        Ctx, cancel,
+        place::{self, NewOrder},
+        view::{OrderView, order_view},
+    },
+    store::{self, orders::OrderFilter},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_order, list_orders))
+        .routes(routes!(get_order))
+        .routes(routes!(cancel_order))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrder {
+    #[schema(example = "jp-10gb-7d")]
+    pub plan_id: String,
+    /// 1–10 eSIMs of the plan (default 1).
+    #[serde(default = "one")]
+    pub quantity: u32,
+    /// Your own reference (≤ 255 characters), searchable with `GET /v1/orders?reference=`.
+    pub reference: Option<String>,
+    pub customer_email: Option<String>,
+    /// Refuse (409 `price_changed`) if the total price is above this.
+    pub max_price: Option<Money>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
+    let raw = headers.get(IDEMPOTENCY_HEADER).ok_or_else(|| {
+        ApiError::bad_request(
+            "idempotency_key_required",
+            "the Idempotency-Key header is required (1–255 characters)",
+        )
+    })?;
+    let key = raw.to_str().map(str::trim).unwrap_or("");
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1–255 visible ASCII characters",
+        ));
+    }
+    Ok(key.to_string())
+}
+
+fn validate(req: CreateOrder) -> ApiResult<NewOrder> {
+    if !(1..=10).contains(&req.quantity) {
+        return Err(ApiError::unprocessable(
+            "invalid_quantity",
+            "quantity must be 1–10",
+        ));
+    }
+    let plan_id = req.plan_id.trim().to_string();
+    if plan_id.is_empty() || plan_id.len() > 200 {
+        return Err(ApiError::unprocessable(
+            "invalid_plan_id",
+            "plan_id is required",
+        ));
+    }
+    if req
+        .reference
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 255)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_reference",
+            "reference is at most 255 characters",
+        ));
+    }
+    if let Some(email) = &req.customer_email {
+        let ok = email.len() <= 254
+            && email
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'));
+        if !ok {
+            return Err(ApiError::unprocessable(
+                "invalid_customer_email",
+                "customer_email is not an email address",
+            ));
+        }
+    }
+    if req
+        .max_price
+        .as_ref()
+        .is_some_and(|m| m.amount.is_sign_negative())
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_max_price",
+            "max_price must not be negative",
+        ));
+    }
+    Ok(NewOrder {
+        plan_id,
+        quantity: req.quantity,
+        reference: req.reference,
+        customer_email: req.customer_email,
+        max_price: req.max_price,
+    })
+}
+
+pub fn answer_response((status, body): place::Answer) -> Response {
+    (status, Json(body)).into_response()
+}
+
+/// Buy a plan from the cheapest vendor that has it, exactly once per Idempotency-Key.
+///
+/// The same key with the same body replays the first answer (same status, same body) and
+/// never buys twice, even under concurrent retries; with a different body it is a 409.
+/// A `failed` order (every vendor refused) is not charged.
+#[utoipa::path(
+    post, path = "/v1/orders", tag = "storefront",
+    request_body = CreateOrder,
+    params(("Idempotency-Key" = String, Header, description = "1–255 characters, unique per purchase")),
+    security(("storefront_key" = [])),
+    responses(
+        (status = 201, description = "Accepted: `completed`, `provisioning` (eSIMs follow) or `failed`", body = OrderView),
+        (status = 400, description = "Missing Idempotency-Key or malformed JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such plan on sale", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_reused`, `idempotency_key_in_use` or `price_changed`", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+async fn create_order(
+    sf: Storefront,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<CreateOrder>,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers)?;
+    let req = validate(req)?;
+    let ctx = Ctx::from_state(&state);
+    Ok(answer_response(
+        place::place_new(&ctx, &sf.id, &key, req).await?,
+    ))
+}
+
+pub fn order_not_found() -> ApiError {
+    ApiError::not_found("order_not_found", "no such order")
+}
+
+/// One order with its eSIMs.
+#[utoipa::path(
+    get, path = "/v1/orders/{order_id}", tag = "storefront",
+    params(("order_id" = String, Path)),
+    security(("storefront_key" = [])),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+async fn get_order(
+    sf: Storefront,
+    State(state): State<AppState>,
+    ApiPath(order_id): ApiPath<String>,
+) -> ApiResult<Json<OrderView>> {
+    let order = store::orders::get_for(&state.pool, &sf.id, &order_id)
+        .await?
+        .ok_or_else(order_not_found)?;
+    let esims = store::esims::for_order(&state.pool, &order.id).await?;
+    Ok(Json(order_view(&order, &esims)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OrderListQuery {
+    /// `pending`, `provisioning`, `completed`, `failed` or `cancelled`.
+    pub status: Option<String>,
+    pub reference: Option<String>,
+    /// 1–200, default 50.
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderList {
+    pub data: Vec<OrderView>,
+    pub next_cursor: Option<String>,
+}
+
+pub fn parse_order_filter(q: OrderListQuery) -> ApiResult<OrderFilter> {
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s @ ("pending" | "provisioning" | "completed" | "failed" | "cancelled")) => {
+            Some(s.to_string())
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "status: expected pending, provisioning, completed, failed or cancelled",
+            ));
+        }
+    };
+    let limit = match q.limit {
+        None => 50,
+        Some(n @ 1..=200) => i64::from(n),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "limit: expected 1 to 200",
+            ));
+        }
+    };
+    let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    Ok(OrderFilter {
+        storefront_id: None,
+        status,
+        reference: q.reference,
+        before,
+        limit,
+    })
+}
+
+pub fn encode_cursor(created_at: DateTime<Utc>, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{id}", created_at.to_rfc3339()))
+}
+
+fn decode_cursor(raw: &str) -> ApiResult<(DateTime<Utc>, String)> {
+    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not valid");
+    let text =
+        String::from_utf8(URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?).map_err(|_| bad())?;
+    let (at, id) = text.split_once('|').ok_or_else(bad)?;
+    let at = DateTime::parse_from_rfc3339(at)
+        .map_err(|_| bad())?
+        .with_timezone(&Utc);
+    Ok((at, id.to_string()))
+}
+
+/// The storefront's orders, newest first.
+#[utoipa::path(
+    get, path = "/v1/orders", tag = "storefront",
+    params(OrderListQuery),
+    security(("storefront_key" = [])),
+    responses(
+        (status = 200, body = OrderList),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+async fn list_orders(
+    sf: Storefront,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<OrderListQuery>,
+) -> ApiResult<Json<OrderList>> {
+    let mut filter = parse_order_filter(q)?;
+    filter.storefront_id = Some(sf.id);
+    let mut rows = store::orders::list(&state.pool, &filter).await?;
+    let more = rows.len() as i64 > filter.limit;
+    rows.truncate(filter.limit as usize);
+    let ids: Vec<String> = rows.iter().map(|o| o.id.clone()).collect();
+    let esims = store::esims::for_orders(&state.pool, &ids).await?;
+    let next_cursor = more
+        .then(|| rows.last().map(|o| encode_cursor(o.created_at, &o.id)))
+        .flatten();
+    Ok(Json(OrderList {
+        data: rows.iter().map(|o| order_view(o, &esims)).collect(),
+        next_cursor,
+    }))
+}
+
+/// Cancel an unused order where its vendor allows it (refund to our balance).
+#[utoipa::path(
+    post, path = "/v1/orders/{order_id}/cancel", tag = "storefront",
+    params(("order_id" = String, Path)),
+    security(("storefront_key" = [])),
+    responses(
+        (status = 200, description = "Cancelled", body = OrderView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`order_not_cancellable`: used, not completed, or the vendor refused", body = ErrorBody),
+        (status = 502, description = "The vendor could not be reached; try again", body = ErrorBody),
+    )
+)]
+async fn cancel_order(
+    sf: Storefront,
+    State(state): State<AppState>,
+    ApiPath(order_id): ApiPath<String>,
+) -> ApiResult<(StatusCode, Json<OrderView>)> {
+    let order = store::orders::get_for(&state.pool, &sf.id, &order_id)
+        .await?
+        .ok_or_else(order_not_found)?;
+    let ctx = Ctx::from_state(&state);
+    cancel::cancel(&ctx, &order).await?;
+    let order = store::orders::get(&state.pool, &order.id)
+        .await?
+        .ok_or_else(order_not_found)?;
+    let esims = store::esims::for_order(&state.pool, &order.id).await?;
+    Ok((StatusCode::OK, Json(order_view(&order, &esims))))
+}

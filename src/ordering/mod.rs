@@ -1,0 +1,56 @@
+//! Buying: idempotent order intake, the purchase loop over ranked vendor offers,
+//! provisioning and reconciliation, cancellation and usage.
+//!
+//! Exactly-once rules (ARCHITECTURE.md): the order row and its idempotency key are written
+//! before any vendor is called; every vendor attempt is recorded before the call; an unknown
+//! outcome at a vendor is reconciled with that vendor before anything is bought elsewhere.
+
+use std::{sync::Arc, time::Duration};
+
+use sqlx::PgPool;
+
+use crate::{AppState, catalog::pricing::Pricing, vendors::registry::Vendors};
+
+pub mod cancel;
+pub mod events;
+pub mod place;
+pub mod provision;
+pub mod purchase;
+pub mod topup;
+pub mod usage;
+pub mod view;
+
+/// What the ordering services need, cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    pub pool: PgPool,
+    pub vendors: Arc<Vendors>,
+    pub pricing: Pricing,
+    /// First delay before the provisioner re-checks an order; doubles per check up to
+    /// [`Ctx::max_retry`].
+    pub retry_base: Duration,
+    pub max_retry: Duration,
+    pub usage_max_age: Duration,
+}
+
+impl Ctx {
+    pub fn from_state(state: &AppState) -> Self {
+        Ctx {
+            pool: state.pool.clone(),
+            vendors: state.vendors.clone(),
+            pricing: Pricing::from_config(&state.config),
+            retry_base: state.config.provision_retry_base,
+            max_retry: Duration::from_secs(60),
+            usage_max_age: state.config.usage_max_age,
+        }
+    }
+
+    /// Delay before the provisioner's next look after `checks` looks.
+    pub fn backoff(&self, checks: i32) -> Duration {
+        let factor = 1u32 << checks.clamp(0, 16);
+        self.retry_base.saturating_mul(factor).min(self.max_retry)
+    }
+}
+
+/// Seconds a request or provisioner run may hold an order before others may take it over.
+pub const LEASE_SECS: i64 = 120;

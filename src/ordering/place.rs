@@ -1,0 +1,192 @@
+//! Order intake with idempotency keys: the first request with a key buys, every later
+//! request with the same key and body gets the first answer back, a different body is a
+//! conflict. The database's unique constraint decides who is first.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{Ctx, LEASE_SECS, purchase, view::order_view};
+use crate::{
+    domain::{ids::new_id, money::Money},
+    error::{ApiError, ApiResult},
+    store::{
+        self,
+        orders::{NewOrderRow, OrderRow},
+    },
+};
+
+/// A validated `POST /v1/orders` body.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewOrder {
+    pub plan_id: String,
+    pub quantity: u32,
+    pub reference: Option<String>,
+    pub customer_email: Option<String>,
+    pub max_price: Option<Money>,
+}
+
+/// A stored answer: status and JSON body, replayed verbatim.
+pub type Answer = (StatusCode, serde_json::Value);
+
+/// How long a duplicate waits for the first request with its key to finish.
+const REPLAY_WAIT: Duration = Duration::from_secs(30);
+
+pub fn request_hash(kind: &str, target: Option<&str>, body: &impl Serialize) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(kind.as_bytes());
+    h.update([0]);
+    h.update(target.unwrap_or("").as_bytes());
+    h.update([0]);
+    h.update(serde_json::to_vec(body).unwrap_or_default());
+    h.finalize().to_vec()
+}
+
+/// `Some(answer)` when this key was used before with the same request.
+pub(super) async fn replay(
+    ctx: &Ctx,
+    storefront_id: &str,
+    key: &str,
+    hash: &[u8],
+) -> ApiResult<Option<Answer>> {
+    let Some(first) = store::orders::by_idempotency_key(&ctx.pool, storefront_id, key).await?
+    else {
+        return Ok(None);
+    };
+    if first.request_hash != hash {
+        return Err(ApiError::conflict(
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used with a different request",
+        ));
+    }
+    let deadline = tokio::time::Instant::now() + REPLAY_WAIT;
+    let mut order = first;
+    loop {
+        if let (Some(status), Some(body)) = (order.response_status, &order.response_body) {
+            let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::CREATED);
+            return Ok(Some((status, body.clone())));
+        }
+        // The first request died before answering: whatever is true now is the first answer.
+        let abandoned: bool = sqlx::query_scalar(
+            "SELECT lease_until IS NULL OR lease_until < now() FROM orders WHERE id = $1",
+        )
+        .bind(&order.id)
+        .fetch_one(&ctx.pool)
+        .await?;
+        if abandoned {
+            return Ok(Some(answer(ctx, &order.id).await?));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::conflict(
+                "idempotency_key_in_use",
+                "the first request with this Idempotency-Key is still being processed; retry shortly",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        order = store::orders::get(&ctx.pool, &order.id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
+    }
+}
+
+/// Saves the order's current view as its first answer (unless one is saved) and returns
+/// the saved one.
+async fn answer(ctx: &Ctx, order_id: &str) -> ApiResult<Answer> {
+    let order = store::orders::get(&ctx.pool, order_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
+    let esims = store::esims::for_order(&ctx.pool, order_id).await?;
+    let body = serde_json::to_value(order_view(&order, &esims)).map_err(anyhow::Error::from)?;
+    store::orders::save_response(&ctx.pool, order_id, StatusCode::CREATED.as_u16(), &body).await?;
+    let saved = store::orders::get(&ctx.pool, order_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
+    Ok((
+        StatusCode::from_u16(saved.response_status.unwrap_or(201) as u16)
+            .unwrap_or(StatusCode::CREATED),
+        saved.response_body.unwrap_or(body),
+    ))
+}
+
+pub async fn place_new(
+    ctx: &Ctx,
+    storefront_id: &str,
+    key: &str,
+    req: NewOrder,
+) -> ApiResult<Answer> {
+    let hash = request_hash("new", None, &req);
+    if let Some(a) = replay(ctx, storefront_id, key, &hash).await? {
+        return Ok(a);
+    }
+    let plan = store::plans::get(&ctx.pool, &req.plan_id)
+        .await?
+        .filter(|p| p.active)
+        .ok_or_else(crate::http::plans::plan_not_found)?;
+    let price = plan.price_amount * Decimal::from(req.quantity);
+    if let Some(max) = &req.max_price {
+        if max.currency.as_str() != plan.price_currency.trim() || price > max.amount {
+            return Err(ApiError::conflict(
+                "price_changed",
+                format!(
+                    "the price is now {price} {} (max_price {} {})",
+                    plan.price_currency, max.amount, max.currency
+                ),
+            ));
+        }
+    }
+    let id = new_id("ord");
+    let claimed = store::orders::claim(
+        &ctx.pool,
+        &NewOrderRow {
+            id: &id,
+            storefront_id,
+            kind: "new",
+            plan_id: &plan.id,
+            quantity: req.quantity as i32,
+            price_amount: price,
+            price_currency: plan.price_currency.trim(),
+            reference: req.reference.as_deref(),
+            customer_email: req.customer_email.as_deref(),
+            target_iccid: None,
+            idempotency_key: key,
+            request_hash: &hash,
+        },
+        LEASE_SECS,
+    )
+    .await?;
+    if !claimed {
+        // A concurrent request with the same key won the insert.
+        return replay(ctx, storefront_id, key, &hash)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("idempotency record vanished").into());
+    }
+    tracing::info!(order_id = %id, storefront_id, plan_id = %plan.id, "order accepted");
+    let order = store::orders::get(&ctx.pool, &id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
+    finish_request(ctx, &order).await
+}
+
+/// Runs the purchase for a freshly claimed order and answers with its state.
+pub async fn finish_request(ctx: &Ctx, order: &OrderRow) -> ApiResult<Answer> {
+    let step = if order.kind == "topup" {
+        super::topup::purchase(ctx, order).await
+    } else {
+        purchase::buy(ctx, order).await
+    };
+    match step {
+        Ok(purchase::Step::Provisioning) => {
+            store::orders::release(&ctx.pool, &order.id, ctx.retry_base.as_millis() as i64).await?;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            // The order stays pending under its lease; the provisioner takes over once the
+            // lease expires, and replays then answer with what it achieved.
+            return Err(anyhow::Error::from(e).into());
+        }
+    }
+    answer(ctx, &order.id).await
+}

@@ -1,0 +1,333 @@
+//! `vendor_offers` and `vendor_sync_state`: what each vendor sells, and how its last
+//! catalogue sync went.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::{PgPool, Row};
+
+use crate::{
+    catalog::build::CatalogOffer,
+    domain::{money::Currency, plan::PlanKey},
+    routing::RoutableOffer,
+    vendors::{DataKind, VendorId},
+};
+
+/// One offer row to write, already normalized.
+#[derive(Debug, Clone, Serialize)]
+pub struct OfferUpsert {
+    pub sku: String,
+    pub name: String,
+    pub countries: Vec<String>,
+    pub region_label: Option<String>,
+    pub data_kind: Option<&'static str>,
+    pub data_bytes: Option<i64>,
+    pub marketed_bytes: Option<i64>,
+    pub validity_days: Option<i32>,
+    /// Decimal as a string so no float ever touches it.
+    pub cost_amount: String,
+    pub cost_currency: String,
+    pub networks: serde_json::Value,
+    pub supports_topup: bool,
+    pub is_topup: bool,
+    pub plan_id: Option<String>,
+    pub flags: Vec<String>,
+    pub raw: serde_json::Value,
+    pub active: bool,
+}
+
+pub fn kind_str(kind: DataKind) -> &'static str {
+    match kind {
+        DataKind::Total => "total",
+        DataKind::Daily => "daily",
+        DataKind::Unlimited => "unlimited",
+    }
+}
+
+pub fn parse_kind(s: &str) -> Option<DataKind> {
+    match s {
+        "total" => Some(DataKind::Total),
+        "daily" => Some(DataKind::Daily),
+        "unlimited" => Some(DataKind::Unlimited),
+        _ => None,
+    }
+}
+
+const UPSERT_CHUNK: usize = 1000;
+
+/// Writes a vendor's whole catalogue as seen at `seen_at`, then marks every offer of that
+/// vendor not seen in it inactive. Rows are never deleted: orders reference them.
+/// Returns how many offers went inactive.
+pub async fn replace_vendor_catalogue(
+    pool: &PgPool,
+    vendor: VendorId,
+    offers: &[OfferUpsert],
+    seen_at: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
+    for chunk in offers.chunks(UPSERT_CHUNK) {
+        sqlx::query(
+            "INSERT INTO vendor_offers (vendor, sku, name, countries, region_label, data_kind,
+                 data_bytes, marketed_bytes, validity_days, cost_amount, cost_currency, networks,
+                 supports_topup, is_topup, plan_id, flags, raw, active, first_seen_at, last_seen_at)
+             SELECT $1, r.sku, r.name, ARRAY(SELECT jsonb_array_elements_text(r.countries)),
+                 r.region_label, r.data_kind, r.data_bytes, r.marketed_bytes, r.validity_days,
+                 r.cost_amount::numeric, r.cost_currency, r.networks, r.supports_topup,
+                 r.is_topup, r.plan_id, ARRAY(SELECT jsonb_array_elements_text(r.flags)), r.raw,
+                 r.active, $3, $3
+             FROM jsonb_to_recordset($2) AS r(sku text, name text, countries jsonb,
+                 region_label text, data_kind text, data_bytes bigint, marketed_bytes bigint,
+                 validity_days integer, cost_amount text, cost_currency text, networks jsonb,
+                 supports_topup boolean, is_topup boolean, plan_id text, flags jsonb, raw jsonb,
+                 active boolean)
+             ON CONFLICT (vendor, sku) DO UPDATE SET
+                 name = EXCLUDED.name, countries = EXCLUDED.countries,
+                 region_label = EXCLUDED.region_label, data_kind = EXCLUDED.data_kind,
+                 data_bytes = EXCLUDED.data_bytes, marketed_bytes = EXCLUDED.marketed_bytes,
+                 validity_days = EXCLUDED.validity_days, cost_amount = EXCLUDED.cost_amount,
+                 cost_currency = EXCLUDED.cost_currency, networks = EXCLUDED.networks,
+                 supports_topup = EXCLUDED.supports_topup, is_topup = EXCLUDED.is_topup,
+                 plan_id = EXCLUDED.plan_id, flags = EXCLUDED.flags, raw = EXCLUDED.raw,
+                 active = EXCLUDED.active, last_seen_at = EXCLUDED.last_seen_at",
+        )
+        .bind(vendor.as_str())
+        .bind(sqlx::types::Json(chunk))
+        .bind(seen_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let gone = sqlx::query(
+        "UPDATE vendor_offers SET active = false
+         WHERE vendor = $1 AND active AND last_seen_at < $2",
+    )
+    .bind(vendor.as_str())
+    .bind(seen_at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(gone)
+}
+
+const SELLABLE: &str = "active AND plan_id IS NOT NULL AND flags = '{}' AND NOT is_topup";
+
+fn routable_from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<Option<RoutableOffer>> {
+    let vendor: String = row.try_get("vendor")?;
+    let kind: String = row.try_get("data_kind")?;
+    let currency: String = row.try_get("cost_currency")?;
+    let (Ok(vendor), Some(kind), Ok(currency)) = (
+        vendor.parse::<VendorId>(),
+        parse_kind(&kind),
+        currency.parse::<Currency>(),
+    ) else {
+        return Ok(None);
+    };
+    let bytes: Option<i64> = row.try_get("marketed_bytes")?;
+    let days: i32 = row.try_get("validity_days")?;
+    Ok(Some(RoutableOffer {
+        offer_id: row.try_get("id")?,
+        vendor,
+        sku: row.try_get("sku")?,
+        countries: row.try_get("countries")?,
+        kind,
+        bytes: bytes.map(|b| b as u64),
+        validity_days: days as u32,
+        cost_amount: row.try_get::<Decimal, _>("cost_amount")?.normalize(),
+        cost_currency: currency,
+    }))
+}
+
+/// Every active, sellable, new-eSIM offer of the given vendors.
+pub async fn load_sellable(pool: &PgPool, vendors: &[VendorId]) -> sqlx::Result<Vec<CatalogOffer>> {
+    let names: Vec<&str> = vendors.iter().map(|v| v.as_str()).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT id, vendor, sku, countries, data_kind, marketed_bytes, validity_days,
+                cost_amount, cost_currency, region_label, networks, supports_topup
+         FROM vendor_offers WHERE {SELLABLE} AND vendor = ANY($1)"
+    ))
+    .bind(&names)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(routable) = routable_from_row(row)? {
+            out.push(CatalogOffer {
+                routable,
+                region_label: row.try_get("region_label")?,
+                networks: row.try_get("networks")?,
+                supports_topup: row.try_get("supports_topup")?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// An offer that can fill a plan, with what admins want to see about it.
+#[derive(Debug, Clone)]
+pub struct OfferDetail {
+    pub routable: RoutableOffer,
+    pub name: String,
+    pub region_label: Option<String>,
+    pub data_bytes: Option<i64>,
+    pub supports_topup: bool,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// Active sellable offers of the given vendors that satisfy `key` (coverage ⊇, same kind,
+/// data ≥, days ≥). Unordered: ranking is `routing::rank`'s job.
+pub async fn candidates(
+    pool: &PgPool,
+    key: &PlanKey,
+    vendors: &[VendorId],
+) -> sqlx::Result<Vec<OfferDetail>> {
+    let names: Vec<&str> = vendors.iter().map(|v| v.as_str()).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT id, vendor, sku, name, countries, data_kind, data_bytes, marketed_bytes,
+                validity_days, cost_amount, cost_currency, region_label, supports_topup,
+                last_seen_at
+         FROM vendor_offers
+         WHERE {SELLABLE} AND vendor = ANY($1) AND countries @> $2 AND data_kind = $3
+           AND validity_days >= $4 AND ($5::bigint IS NULL OR marketed_bytes >= $5)"
+    ))
+    .bind(&names)
+    .bind(&key.countries)
+    .bind(kind_str(key.kind))
+    .bind(key.validity_days as i32)
+    .bind(key.bytes.map(|b| b as i64))
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(routable) = routable_from_row(row)? {
+            out.push(OfferDetail {
+                routable,
+                name: row.try_get("name")?,
+                region_label: row.try_get("region_label")?,
+                data_bytes: row.try_get("data_bytes")?,
+                supports_topup: row.try_get("supports_topup")?,
+                last_seen_at: row.try_get("last_seen_at")?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Per-vendor sync bookkeeping as shown in `/admin/vendors`.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct SyncState {
+    pub vendor: String,
+    pub last_started_at: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub offer_count: i32,
+    pub unparsed_count: i32,
+    pub last_duration_ms: Option<i64>,
+}
+
+pub async fn sync_started(pool: &PgPool, vendor: VendorId) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO vendor_sync_state (vendor, last_started_at) VALUES ($1, now())
+         ON CONFLICT (vendor) DO UPDATE SET last_started_at = now()",
+    )
+    .bind(vendor.as_str())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn sync_succeeded(
+    pool: &PgPool,
+    vendor: VendorId,
+    offer_count: i32,
+    unparsed_count: i32,
+    duration_ms: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO vendor_sync_state (vendor, last_success_at, offer_count, unparsed_count,
+             last_duration_ms, last_error, last_error_at)
+         VALUES ($1, now(), $2, $3, $4, NULL, NULL)
+         ON CONFLICT (vendor) DO UPDATE SET last_success_at = now(), offer_count = $2,
+             unparsed_count = $3, last_duration_ms = $4, last_error = NULL, last_error_at = NULL",
+    )
+    .bind(vendor.as_str())
+    .bind(offer_count)
+    .bind(unparsed_count)
+    .bind(duration_ms)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn sync_failed(
+    pool: &PgPool,
+    vendor: VendorId,
+    error: &str,
+    duration_ms: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO vendor_sync_state (vendor, last_error, last_error_at, last_duration_ms)
+         VALUES ($1, $2, now(), $3)
+         ON CONFLICT (vendor) DO UPDATE SET last_error = $2, last_error_at = now(),
+             last_duration_ms = $3",
+    )
+    .bind(vendor.as_str())
+    .bind(error)
+    .bind(duration_ms)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn sync_states(pool: &PgPool) -> sqlx::Result<Vec<SyncState>> {
+    sqlx::query_as("SELECT * FROM vendor_sync_state ORDER BY vendor")
+        .fetch_all(pool)
+        .await
+}
+
+/// Active offers per vendor (for `/admin/vendors`).
+pub async fn active_counts(pool: &PgPool) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT vendor, count(*) FROM vendor_offers WHERE active GROUP BY vendor ORDER BY vendor",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// A vendor's active offers that can be added to one of its existing eSIMs and cover all of
+/// `countries`, with their plan ids.
+pub async fn topup_offers(
+    pool: &PgPool,
+    vendor: VendorId,
+    countries: &[String],
+) -> sqlx::Result<Vec<(String, OfferDetail)>> {
+    let rows = sqlx::query(
+        "SELECT id, vendor, sku, name, countries, data_kind, data_bytes, marketed_bytes,
+                validity_days, cost_amount, cost_currency, region_label, supports_topup,
+                last_seen_at, plan_id
+         FROM vendor_offers
+         WHERE active AND vendor = $1 AND flags = '{}' AND plan_id IS NOT NULL
+           AND (is_topup OR supports_topup) AND countries @> $2",
+    )
+    .bind(vendor.as_str())
+    .bind(countries)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(routable) = routable_from_row(row)? {
+            out.push((
+                row.try_get("plan_id")?,
+                OfferDetail {
+                    routable,
+                    name: row.try_get("name")?,
+                    region_label: row.try_get("region_label")?,
+                    data_bytes: row.try_get("data_bytes")?,
+                    supports_topup: row.try_get("supports_topup")?,
+                    last_seen_at: row.try_get("last_seen_at")?,
+                },
+            ));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,187 @@
+//! `outbox`: storefront events, written in the same transaction as the change they describe
+//! and delivered at least once by `workers::outbox`.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+/// Queues an event for a storefront that has a webhook URL; a storefront without one gets
+/// no rows. Returns the event id when queued.
+pub async fn insert(
+    conn: &mut PgConnection,
+    storefront_id: &str,
+    event_type: &str,
+    payload: &serde_json::Value,
+) -> sqlx::Result<Option<String>> {
+    let id = crate::domain::ids::new_id("evt");
+    sqlx::query_scalar(
+        "INSERT INTO outbox (id, storefront_id, event_type, payload)
+         SELECT $1, s.id, $3, $4 FROM storefronts s WHERE s.id = $2 AND s.webhook_url IS NOT NULL
+         RETURNING id",
+    )
+    .bind(&id)
+    .bind(storefront_id)
+    .bind(event_type)
+    .bind(payload)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Delivery {
+    pub id: String,
+    pub storefront_id: String,
+    pub event_type: String,
+    pub payload: serde_json::Value,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: String,
+}
+
+/// Claims due events; pushing `next_attempt_at` forward by `lease_secs` is the claim, so a
+/// crashed worker's events come due again. `SKIP LOCKED` keeps workers on disjoint rows.
+pub async fn claim_due(pool: &PgPool, limit: i64, lease_secs: i64) -> sqlx::Result<Vec<Delivery>> {
+    sqlx::query_as(
+        "WITH due AS (
+             SELECT id FROM outbox
+             WHERE status = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at LIMIT $1
+             FOR UPDATE SKIP LOCKED)
+         UPDATE outbox o SET next_attempt_at = now() + make_interval(secs => $2)
+         FROM due, storefronts s
+         WHERE o.id = due.id AND s.id = o.storefront_id
+         RETURNING o.id, o.storefront_id, o.event_type, o.payload, o.status, o.attempts,
+             o.next_attempt_at, o.last_error, o.created_at, o.delivered_at, s.webhook_url,
+             s.webhook_secret",
+    )
+    .bind(limit)
+    .bind(lease_secs as f64)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn record_attempt(
+    pool: &PgPool,
+    id: &str,
+    http_status: Option<u16>,
+    error: Option<&str>,
+    duration_ms: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox_attempts (outbox_id, http_status, error, duration_ms)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(http_status.map(i32::from))
+    .bind(error)
+    .bind(duration_ms)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_delivered(pool: &PgPool, id: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = now(),
+             last_error = NULL
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A failed attempt: retry after `retry_in_ms`, or give up (`dead`) when `give_up`.
+pub async fn mark_failed(
+    pool: &PgPool,
+    id: &str,
+    error: &str,
+    retry_in_ms: i64,
+    give_up: bool,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+             status = CASE WHEN $4 THEN 'dead' ELSE 'pending' END,
+             next_attempt_at = now() + make_interval(secs => $3)
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(retry_in_ms as f64 / 1000.0)
+    .bind(give_up)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Queues an event again (admin replay), whatever its state.
+pub async fn replay(pool: &PgPool, id: &str) -> sqlx::Result<bool> {
+    let n =
+        sqlx::query("UPDATE outbox SET status = 'pending', next_attempt_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected();
+    Ok(n == 1)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: String,
+    pub storefront_id: String,
+    pub event_type: String,
+    pub payload: serde_json::Value,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+pub async fn list(
+    pool: &PgPool,
+    storefront_id: Option<&str>,
+    status: Option<&str>,
+    before: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<EventRow>> {
+    sqlx::query_as(
+        "SELECT id, storefront_id, event_type, payload, status, attempts, next_attempt_at,
+                last_error, created_at, delivered_at
+         FROM outbox
+         WHERE ($1::text IS NULL OR storefront_id = $1) AND ($2::text IS NULL OR status = $2)
+           AND ($3::text IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(storefront_id)
+    .bind(status)
+    .bind(before)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub outbox_id: String,
+    pub attempted_at: DateTime<Utc>,
+    pub http_status: Option<i32>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+pub async fn attempts(pool: &PgPool, ids: &[String]) -> sqlx::Result<Vec<AttemptRow>> {
+    sqlx::query_as(
+        "SELECT outbox_id, attempted_at, http_status, error, duration_ms FROM outbox_attempts
+         WHERE outbox_id = ANY($1) ORDER BY id",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,232 @@
+//! `plans`: the normalized catalogue storefronts read.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+
+use crate::{catalog::build::PlanRow, store::offers::kind_str};
+
+/// Serializes plan rebuilds so two syncs finishing together cannot interleave.
+const PLANS_REBUILD_LOCK: i64 = 0x0070_6c61_6e73; // "plans"
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    id: &'a str,
+    name: &'a str,
+    countries: &'a [String],
+    region: Option<&'a str>,
+    data_kind: &'static str,
+    data_bytes: Option<i64>,
+    data_sort_bytes: i64,
+    validity_days: i32,
+    price_amount: String,
+    price_currency: &'a str,
+    networks: &'a serde_json::Value,
+    supports_topup: bool,
+    offer_count: i32,
+}
+
+/// Makes `rows` the set of active plans: upserts them and deactivates every other plan.
+pub async fn replace_all(pool: &PgPool, rows: &[PlanRow]) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(PLANS_REBUILD_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    for chunk in rows.chunks(1000) {
+        let json: Vec<PlanJson<'_>> = chunk
+            .iter()
+            .map(|p| PlanJson {
+                id: &p.id,
+                name: &p.name,
+                countries: &p.countries,
+                region: p.region.as_deref(),
+                data_kind: kind_str(p.kind),
+                data_bytes: p.bytes.map(|b| b as i64),
+                data_sort_bytes: p.sort_bytes,
+                validity_days: p.validity_days as i32,
+                price_amount: p.price.amount.to_string(),
+                price_currency: p.price.currency.as_str(),
+                networks: &p.networks,
+                supports_topup: p.supports_topup,
+                offer_count: p.offer_count as i32,
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO plans AS p (id, name, countries, region, data_kind, data_bytes,
+                 data_sort_bytes, validity_days, price_amount, price_currency, networks,
+                 supports_topup, offer_count, active, updated_at)
+             SELECT r.id, r.name, ARRAY(SELECT jsonb_array_elements_text(r.countries)),
+                 r.region, r.data_kind, r.data_bytes, r.data_sort_bytes, r.validity_days,
+                 r.price_amount::numeric, r.price_currency, r.networks, r.supports_topup,
+                 r.offer_count, true, now()
+             FROM jsonb_to_recordset($1) AS r(id text, name text, countries jsonb,
+                 region text, data_kind text, data_bytes bigint, data_sort_bytes bigint,
+                 validity_days integer, price_amount text, price_currency text,
+                 networks jsonb, supports_topup boolean, offer_count integer)
+             ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, region = EXCLUDED.region,
+                 price_amount = EXCLUDED.price_amount, price_currency = EXCLUDED.price_currency,
+                 networks = EXCLUDED.networks, supports_topup = EXCLUDED.supports_topup,
+                 offer_count = EXCLUDED.offer_count, active = true,
+                 updated_at = CASE
+                     WHEN (p.price_amount, p.price_currency, p.offer_count, p.active,
+                           p.supports_topup, p.name)
+                        IS DISTINCT FROM (EXCLUDED.price_amount, EXCLUDED.price_currency,
+                           EXCLUDED.offer_count, true, EXCLUDED.supports_topup, EXCLUDED.name)
+                     THEN now() ELSE p.updated_at END",
+        )
+        .bind(sqlx::types::Json(json))
+        .execute(&mut *tx)
+        .await?;
+    }
+    let ids: Vec<&str> = rows.iter().map(|p| p.id.as_str()).collect();
+    sqlx::query(
+        "UPDATE plans SET active = false, updated_at = now() WHERE active AND id <> ALL($1)",
+    )
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PlanRecord {
+    pub id: String,
+    pub name: String,
+    pub countries: Vec<String>,
+    pub region: Option<String>,
+    pub data_kind: String,
+    pub data_bytes: Option<i64>,
+    pub data_sort_bytes: i64,
+    pub validity_days: i32,
+    pub price_amount: Decimal,
+    pub price_currency: String,
+    pub networks: serde_json::Value,
+    pub supports_topup: bool,
+    pub offer_count: i32,
+    pub active: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+const PLAN_COLUMNS: &str = "id, name, countries, region, data_kind, data_bytes, data_sort_bytes,
+    validity_days, price_amount, price_currency, networks, supports_topup, offer_count, active,
+    updated_at";
+
+/// A plan by id, active or not (orders keep pointing at deactivated plans).
+pub async fn get(pool: &PgPool, id: &str) -> sqlx::Result<Option<PlanRecord>> {
+    sqlx::query_as(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlanSort {
+    #[default]
+    Price,
+    Data,
+    Days,
+}
+
+impl PlanSort {
+    fn column(self) -> &'static str {
+        match self {
+            PlanSort::Price => "price_amount",
+            PlanSort::Data => "data_sort_bytes",
+            PlanSort::Days => "validity_days",
+        }
+    }
+}
+
+/// Keyset position: the sort value and id of the last plan of the previous page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanCursor {
+    pub sort_value: Decimal,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PlanFilter {
+    /// Plans must cover all of these.
+    pub countries: Vec<String>,
+    /// Minimum total data over the validity; unlimited plans always qualify.
+    pub min_total_bytes: Option<i64>,
+    pub min_days: Option<i32>,
+    pub max_days: Option<i32>,
+    pub unlimited: Option<bool>,
+    pub max_price: Option<Decimal>,
+    pub sort: PlanSort,
+    pub limit: i64,
+    pub after: Option<PlanCursor>,
+}
+
+/// One page of active plans, `limit + 1` rows fetched so the caller knows if more follow.
+pub async fn list(pool: &PgPool, f: &PlanFilter) -> sqlx::Result<Vec<PlanRecord>> {
+    let mut q: QueryBuilder<'_, Postgres> =
+        QueryBuilder::new(format!("SELECT {PLAN_COLUMNS} FROM plans WHERE active"));
+    if !f.countries.is_empty() {
+        q.push(" AND countries @> ").push_bind(f.countries.clone());
+    }
+    if let Some(min) = f.min_total_bytes {
+        q.push(" AND data_sort_bytes >= ").push_bind(min);
+    }
+    if let Some(min) = f.min_days {
+        q.push(" AND validity_days >= ").push_bind(min);
+    }
+    if let Some(max) = f.max_days {
+        q.push(" AND validity_days <= ").push_bind(max);
+    }
+    match f.unlimited {
+        Some(true) => {
+            q.push(" AND data_kind = 'unlimited'");
+        }
+        Some(false) => {
+            q.push(" AND data_kind <> 'unlimited'");
+        }
+        None => {}
+    }
+    if let Some(max) = f.max_price {
+        q.push(" AND price_amount <= ").push_bind(max);
+    }
+    let col = f.sort.column();
+    if let Some(after) = &f.after {
+        q.push(format_args!(" AND ({col}, id) > (("))
+            .push_bind(after.sort_value)
+            .push(format_args!(")::{}, ", sql_type(f.sort)))
+            .push_bind(after.id.clone())
+            .push(")");
+    }
+    q.push(format_args!(" ORDER BY {col}, id LIMIT "))
+        .push_bind(f.limit + 1);
+    q.build_query_as().fetch_all(pool).await
+}
+
+fn sql_type(sort: PlanSort) -> &'static str {
+    match sort {
+        PlanSort::Price => "numeric",
+        PlanSort::Data => "bigint",
+        PlanSort::Days => "integer",
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CountryRow {
+    pub code: String,
+    pub plan_count: i64,
+    pub from_price: Decimal,
+    pub currency: String,
+}
+
+/// Every country with at least one active plan, its plan count and cheapest price.
+pub async fn countries(pool: &PgPool) -> sqlx::Result<Vec<CountryRow>> {
+    sqlx::query_as(
+        "SELECT c.code, count(*) AS plan_count, min(p.price_amount) AS from_price,
+                min(p.price_currency) AS currency
+         FROM plans p CROSS JOIN LATERAL unnest(p.countries) AS c(code)
+         WHERE p.active
+         GROUP BY c.code ORDER BY c.code",
+    )
+    .fetch_all(pool)
+    .await
+}

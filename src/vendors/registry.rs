@@ -1,0 +1,56 @@
+//! The vendors this gateway instance buys from, live or simulated.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Vendor, VendorId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VendorMode {
+    /// Real credentials, the vendor's real API.
+    Live,
+    /// The built-in simulator.
+    Sandbox,
+}
+
+#[derive(Clone)]
+pub struct VendorEntry {
+    pub adapter: Arc<dyn Vendor>,
+    pub mode: VendorMode,
+}
+
+/// Enabled vendors by id. Vendors without credentials (and outside sandbox mode) are absent.
+#[derive(Clone, Default)]
+pub struct Vendors {
+    entries: BTreeMap<VendorId, VendorEntry>,
+}
+
+impl Vendors {
+    pub fn insert(&mut self, adapter: Arc<dyn Vendor>, mode: VendorMode) {
+        self.entries
+            .insert(adapter.id(), VendorEntry { adapter, mode });
+    }
+
+    pub fn get(&self, id: VendorId) -> Option<&VendorEntry> {
+        self.entries.get(&id)
+    }
+
+    pub fn adapter(&self, id: VendorId) -> Option<Arc<dyn Vendor>> {
+        self.entries.get(&id).map(|e| e.adapter.clone())
+    }
+
+    pub fn ids(&self) -> Vec<VendorId> {
+        self.entries.keys().copied().collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (VendorId, &VendorEntry)> {
+        self.entries.iter().map(|(id, e)| (*id, e))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

@@ -1,0 +1,5 @@
+//! Background loops. Each coordinates through Postgres (advisory locks, `SKIP LOCKED`) so
+//! several gateway replicas can run them at once.
+
+pub mod catalog_sync;
+pub mod provisioner;
