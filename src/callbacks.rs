@@ -195,3 +195,41 @@ fn refresh_later(ctx: &Ctx, mut esim: store::esims::EsimRow) {
         }
     });
 }
+
+/// Re-applies events that arrived before their order or eSIM existed (a callback can race
+/// the purchase response). Called by the provisioner.
+pub async fn retry_waiting(ctx: &Ctx) -> sqlx::Result<usize> {
+    let rows = store::events::waiting(&ctx.pool, 50).await?;
+    for row in &rows {
+        let Ok(vendor) = row.vendor.parse::<VendorId>() else {
+            continue;
+        };
+        let Some(adapter) = ctx.vendors.adapter(vendor) else {
+            continue;
+        };
+        let mut headers = axum::http::HeaderMap::new();
+        if let Some(ct) = row.headers.get("content-type").and_then(|v| v.as_str()) {
+            if let Ok(v) = ct.parse() {
+                headers.insert(axum::http::header::CONTENT_TYPE, v);
+            }
+        }
+        let trust = if row.trusted {
+            CallbackTrust::Verified
+        } else {
+            CallbackTrust::Hint
+        };
+        let events = adapter.parse_callback(&headers, &row.body).unwrap_or_default();
+        let Some(ev) = events.iter().find(|e| e.dedupe_key == row.dedupe_key) else {
+            store::events::set_status(&ctx.pool, row.id, "failed", Some("no longer parses")).await?;
+            continue;
+        };
+        match apply(ctx, vendor, trust, ev).await {
+            Ok(Applied::Waiting) => {
+                store::events::set_status(&ctx.pool, row.id, "waiting", None).await?
+            }
+            Ok(applied) => store::events::set_status(&ctx.pool, row.id, applied.as_str(), None).await?,
+            Err(e) => store::events::set_status(&ctx.pool, row.id, "failed", Some(&e.to_string())).await?,
+        }
+    }
+    Ok(rows.len())
+}

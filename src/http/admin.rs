@@ -31,6 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_orders))
         .routes(routes!(reconcile_order))
         .routes(routes!(list_vendor_events))
+        .routes(routes!(list_events))
+        .routes(routes!(replay_event))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -581,5 +583,142 @@ async fn list_vendor_events(
             })
             .collect(),
         next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    pub storefront_id: Option<String>,
+    /// `pending`, `delivered` or `dead`.
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryAttempt {
+    pub attempted_at: DateTime<Utc>,
+    pub http_status: Option<i32>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StorefrontEvent {
+    pub id: String,
+    pub storefront_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub data: serde_json::Value,
+    /// `pending`, `delivered` or `dead` (gave up after the retry window).
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub deliveries: Vec<DeliveryAttempt>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StorefrontEventList {
+    pub data: Vec<StorefrontEvent>,
+    pub next_cursor: Option<String>,
+}
+
+/// Events sent (or to be sent) to storefronts, newest first, with every delivery attempt.
+#[utoipa::path(
+    get, path = "/admin/events", tag = "admin",
+    params(EventQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = StorefrontEventList),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    )
+)]
+async fn list_events(
+    _: Admin,
+    State(state): State<AppState>,
+    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<EventQuery>,
+) -> ApiResult<Json<StorefrontEventList>> {
+    let limit = match q.limit {
+        None => 50,
+        Some(n @ 1..=200) => i64::from(n),
+        Some(_) => return Err(ApiError::bad_request("invalid_parameter", "limit: expected 1 to 200")),
+    };
+    let mut rows = store::outbox::list(
+        &state.pool,
+        q.storefront_id.as_deref(),
+        q.status.as_deref(),
+        q.cursor.as_deref(),
+        limit,
+    )
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let attempts = store::outbox::attempts(&state.pool, &ids).await?;
+    let next_cursor = more.then(|| rows.last().map(|r| r.id.clone())).flatten();
+    let data = rows
+        .into_iter()
+        .map(|r| StorefrontEvent {
+            deliveries: attempts
+                .iter()
+                .filter(|a| a.outbox_id == r.id)
+                .map(|a| DeliveryAttempt {
+                    attempted_at: a.attempted_at,
+                    http_status: a.http_status,
+                    error: a.error.clone(),
+                    duration_ms: a.duration_ms,
+                })
+                .collect(),
+            id: r.id,
+            storefront_id: r.storefront_id,
+            event_type: r.event_type,
+            data: r.payload,
+            status: r.status,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            delivered_at: r.delivered_at,
+        })
+        .collect();
+    Ok(Json(StorefrontEventList { data, next_cursor }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Replayed {
+    pub id: String,
+    pub status: String,
+}
+
+/// Send an event again now (e.g. after a storefront fixed its endpoint).
+#[utoipa::path(
+    post, path = "/admin/events/{event_id}/replay", tag = "admin",
+    params(("event_id" = String, Path)),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Replayed),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+async fn replay_event(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(event_id): ApiPath<String>,
+) -> ApiResult<Json<Replayed>> {
+    if !store::outbox::replay(&state.pool, &event_id).await? {
+        return Err(ApiError::not_found("event_not_found", "no such event"));
+    }
+    Ok(Json(Replayed {
+        id: event_id,
+        status: "pending".into(),
     }))
 }

@@ -115,6 +115,7 @@ async fn handle(state: AppState, vendor: VendorId, request: Request) -> ApiResul
                     error: Some(&e.to_string()),
                     order_ref: None,
                     iccid: None,
+                    trusted: trust == CallbackTrust::Verified,
                 },
             )
             .await?;
@@ -144,6 +145,7 @@ async fn handle(state: AppState, vendor: VendorId, request: Request) -> ApiResul
                 error: None,
                 order_ref: ev.order_id.as_deref().or(ev.vendor_reference.as_deref()),
                 iccid: ev.iccid.as_deref(),
+                trusted: trust == CallbackTrust::Verified,
             },
         )
         .await?

@@ -13,6 +13,7 @@ pub struct NewEvent<'a> {
     pub error: Option<&'a str>,
     pub order_ref: Option<&'a str>,
     pub iccid: Option<&'a str>,
+    pub trusted: bool,
 }
 
 /// Stores an event unless the same one (vendor + dedupe key) was stored before; returns its
@@ -20,8 +21,8 @@ pub struct NewEvent<'a> {
 pub async fn insert(pool: &PgPool, e: &NewEvent<'_>) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar(
         "INSERT INTO vendor_events (vendor, dedupe_key, kind, headers, body, status, error,
-             order_ref, iccid)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             order_ref, iccid, trusted)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (vendor, dedupe_key) DO NOTHING
          RETURNING id",
     )
@@ -34,6 +35,7 @@ pub async fn insert(pool: &PgPool, e: &NewEvent<'_>) -> sqlx::Result<Option<i64>
     .bind(e.error)
     .bind(e.order_ref)
     .bind(e.iccid)
+    .bind(e.trusted)
     .fetch_optional(pool)
     .await
 }
@@ -72,6 +74,7 @@ pub struct EventRow {
     pub received_at: DateTime<Utc>,
     pub applied_at: Option<DateTime<Utc>>,
     pub attempts: i32,
+    pub trusted: bool,
 }
 
 /// Newest first, optionally filtered; `limit + 1` rows.
@@ -99,7 +102,8 @@ pub async fn list(
 /// Events that arrived before their order existed, for another try.
 pub async fn waiting(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(
-        "SELECT * FROM vendor_events WHERE status = 'waiting' AND attempts < 50
+        "SELECT * FROM vendor_events WHERE status = 'waiting' AND attempts < 60
+           AND received_at + make_interval(secs => attempts * attempts) <= now()
          ORDER BY id LIMIT $1",
     )
     .bind(limit)

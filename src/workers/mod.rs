@@ -2,4 +2,5 @@
 //! several gateway replicas can run them at once.
 
 pub mod catalog_sync;
+pub mod outbox;
 pub mod provisioner;

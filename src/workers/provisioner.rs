@@ -12,6 +12,7 @@ use crate::{
 
 /// Processes the orders that are due now; returns how many were looked at.
 pub async fn tick(ctx: &Ctx) -> sqlx::Result<usize> {
+    crate::callbacks::retry_waiting(ctx).await?;
     let due = store::orders::claim_due(&ctx.pool, 16, LEASE_SECS).await?;
     for order in &due {
         let step = provision(ctx, order).await;
