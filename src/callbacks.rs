@@ -218,17 +218,24 @@ pub async fn retry_waiting(ctx: &Ctx) -> sqlx::Result<usize> {
         } else {
             CallbackTrust::Hint
         };
-        let events = adapter.parse_callback(&headers, &row.body).unwrap_or_default();
+        let events = adapter
+            .parse_callback(&headers, &row.body)
+            .unwrap_or_default();
         let Some(ev) = events.iter().find(|e| e.dedupe_key == row.dedupe_key) else {
-            store::events::set_status(&ctx.pool, row.id, "failed", Some("no longer parses")).await?;
+            store::events::set_status(&ctx.pool, row.id, "failed", Some("no longer parses"))
+                .await?;
             continue;
         };
         match apply(ctx, vendor, trust, ev).await {
             Ok(Applied::Waiting) => {
                 store::events::set_status(&ctx.pool, row.id, "waiting", None).await?
             }
-            Ok(applied) => store::events::set_status(&ctx.pool, row.id, applied.as_str(), None).await?,
-            Err(e) => store::events::set_status(&ctx.pool, row.id, "failed", Some(&e.to_string())).await?,
+            Ok(applied) => {
+                store::events::set_status(&ctx.pool, row.id, applied.as_str(), None).await?
+            }
+            Err(e) => {
+                store::events::set_status(&ctx.pool, row.id, "failed", Some(&e.to_string())).await?
+            }
         }
     }
     Ok(rows.len())

@@ -648,7 +648,12 @@ async fn list_events(
     let limit = match q.limit {
         None => 50,
         Some(n @ 1..=200) => i64::from(n),
-        Some(_) => return Err(ApiError::bad_request("invalid_parameter", "limit: expected 1 to 200")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "limit: expected 1 to 200",
+            ));
+        }
     };
     let mut rows = store::outbox::list(
         &state.pool,

@@ -22,7 +22,10 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
 }
 
 /// Delay before retry number `attempt` (1-based): 10 s doubling to an hour, ±20% jitter so
@@ -65,7 +68,8 @@ impl OutboxWorker {
 
     async fn deliver(&self, d: &Delivery) -> sqlx::Result<()> {
         let Some(url) = &d.webhook_url else {
-            store::outbox::mark_failed(&self.pool, &d.id, "storefront has no webhook_url", 0, true).await?;
+            store::outbox::mark_failed(&self.pool, &d.id, "storefront has no webhook_url", 0, true)
+                .await?;
             return Ok(());
         };
         let body = serde_json::to_vec(&serde_json::json!({
@@ -90,7 +94,10 @@ impl OutboxWorker {
         let ms = started.elapsed().as_millis() as i64;
         let (status, error) = match result {
             Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
-            Ok(r) => (Some(r.status().as_u16()), Some(format!("HTTP {}", r.status().as_u16()))),
+            Ok(r) => (
+                Some(r.status().as_u16()),
+                Some(format!("HTTP {}", r.status().as_u16())),
+            ),
             Err(e) => (None, Some(e.without_url().to_string())),
         };
         store::outbox::record_attempt(&self.pool, &d.id, status, error.as_deref(), ms).await?;
@@ -103,7 +110,8 @@ impl OutboxWorker {
                 let give_up = Utc::now() - d.created_at > RETRY_WINDOW;
                 let delay = backoff(attempt, self.base_delay);
                 tracing::info!(event_id = %d.id, attempt, error = %e, "storefront event delivery failed; will retry");
-                store::outbox::mark_failed(&self.pool, &d.id, &e, delay.as_millis() as i64, give_up).await
+                store::outbox::mark_failed(&self.pool, &d.id, &e, delay.as_millis() as i64, give_up)
+                    .await
             }
         }
     }
@@ -115,7 +123,9 @@ impl OutboxWorker {
                 match self.tick().await {
                     Ok(n) if n > 0 => continue,
                     Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "outbox worker cannot reach the database"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox worker cannot reach the database")
+                    }
                 }
                 tokio::time::sleep(idle).await;
             }
@@ -134,7 +144,13 @@ mod tests {
         assert!(sig.starts_with("t=1700000000,v1="));
         let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec_test").unwrap();
         mac.update(b"1700000000.{}");
-        assert_eq!(sig, format!("t=1700000000,v1={}", hex::encode(mac.finalize().into_bytes())));
+        assert_eq!(
+            sig,
+            format!(
+                "t=1700000000,v1={}",
+                hex::encode(mac.finalize().into_bytes())
+            )
+        );
     }
 
     #[test]

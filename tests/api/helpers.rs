@@ -19,8 +19,15 @@ pub struct TestApp {
     pub pool: PgPool,
     /// The state the server runs with (same pool, config and vendors).
     pub state: AppState,
+    server: tokio::task::JoinHandle<()>,
     /// Dropped last: removes the test's database.
-    _db: Arc<TestDb>,
+    db: Arc<TestDb>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 pub struct Storefront {
@@ -40,7 +47,11 @@ impl TestApp {
 
     /// The app with these vendors enabled (sandbox simulators or scripted test vendors).
     pub async fn spawn_full(env: &[(&str, &str)], vendors: Vendors) -> TestApp {
-        let db = Arc::new(TestDb::new().await);
+        Self::spawn_on(Arc::new(TestDb::new().await), env, vendors).await
+    }
+
+    /// Another app on an existing test database (a restart: same data, new process state).
+    pub async fn spawn_on(db: Arc<TestDb>, env: &[(&str, &str)], vendors: Vendors) -> TestApp {
         let pool = db.pool.clone();
         let mut vars: HashMap<String, String> = HashMap::from([
             ("ADMIN_TOKEN".to_string(), ADMIN_TOKEN.to_string()),
@@ -60,7 +71,7 @@ impl TestApp {
         };
         let state_for_test = state.clone();
         let app = build_app(state);
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             esim_gateway::serve(listener, app, std::future::pending())
                 .await
                 .unwrap();
@@ -73,8 +84,13 @@ impl TestApp {
                 .unwrap(),
             pool,
             state: state_for_test,
-            _db: db,
+            server,
+            db,
         }
+    }
+
+    pub fn db(&self) -> Arc<TestDb> {
+        self.db.clone()
     }
 
     pub fn url(&self, path: &str) -> String {

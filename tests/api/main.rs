@@ -8,4 +8,5 @@ mod catalog;
 mod docs;
 mod errors;
 mod operations;
+mod outbox;
 mod shutdown;

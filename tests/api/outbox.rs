@@ -1,0 +1,182 @@
+//! Storefront events: signed, retried until delivered, every attempt logged, and several
+//! workers never delivering the same event at the same time.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, extract::State, http::HeaderMap, http::StatusCode, routing::post};
+use esim_gateway::{store, workers::outbox::OutboxWorker};
+use hmac::{Hmac, Mac};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::helpers::TestApp;
+
+#[derive(Clone, Default)]
+struct Receiver {
+    /// (headers, body) of every request received.
+    seen: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    /// Answer 500 to this many requests first.
+    fail_first: Arc<Mutex<usize>>,
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    r.seen.lock().unwrap().push((headers, body));
+    let mut left = r.fail_first.lock().unwrap();
+    if *left > 0 {
+        *left -= 1;
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+async fn start_receiver(fail_first: usize) -> (Receiver, String) {
+    let r = Receiver::default();
+    *r.fail_first.lock().unwrap() = fail_first;
+    let app = Router::new()
+        .route("/events", post(receive))
+        .with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (r, url)
+}
+
+async fn storefront_with_webhook(app: &TestApp, url: &str) -> (String, String) {
+    let resp = app
+        .admin(Method::POST, "/admin/storefronts")
+        .json(&json!({"name": "Events Shop", "webhook_url": url}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    (
+        body["id"].as_str().unwrap().to_string(),
+        body["webhook_secret"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn queue(app: &TestApp, sf: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let mut conn = app.pool.acquire().await.unwrap();
+        let id = store::outbox::insert(&mut conn, sf, "order.completed", &json!({"n": i}))
+            .await
+            .unwrap()
+            .expect("queued for a storefront with a webhook");
+        ids.push(id);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_exactly_one_successful_signed_delivery() {
+    let app = TestApp::spawn().await;
+    let (receiver, url) = start_receiver(3).await;
+    let (sf, secret) = storefront_with_webhook(&app, &url).await;
+    let ids = queue(&app, &sf, 1).await;
+    let worker = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        worker.tick().await.unwrap();
+        let status: String = sqlx::query_scalar("SELECT status FROM outbox WHERE id = $1")
+            .bind(&ids[0])
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        if status == "delivered" || tokio::time::Instant::now() > deadline {
+            assert_eq!(status, "delivered");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = receiver.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "three failures, then one success");
+    // Every attempt is signed: t=<ts>,v1=hex(HMAC(secret, "<ts>.<body>")).
+    for (headers, body) in &seen {
+        let sig = headers["gateway-signature"].to_str().unwrap();
+        let (t, v1) = sig.split_once(",v1=").unwrap();
+        let t = t.strip_prefix("t=").unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{t}.").as_bytes());
+        mac.update(body);
+        assert_eq!(v1, hex::encode(mac.finalize().into_bytes()));
+        let event: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(event["id"], ids[0].as_str());
+        assert_eq!(event["type"], "order.completed");
+        assert_eq!(event["data"], json!({"n": 0}));
+    }
+    let admin: Value = app
+        .admin(Method::GET, "/admin/events")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ev = &admin["data"][0];
+    assert_eq!(ev["status"], "delivered");
+    assert_eq!(ev["attempts"], 4);
+    let codes: Vec<Value> = ev["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["http_status"].clone())
+        .collect();
+    assert_eq!(codes, [json!(500), json!(500), json!(500), json!(204)]);
+
+    // Replay sends it again on request.
+    let resp = app
+        .admin(Method::POST, &format!("/admin/events/{}/replay", ids[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    worker.tick().await.unwrap();
+    assert_eq!(receiver.seen.lock().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn two_workers_never_deliver_the_same_event_concurrently() {
+    let app = TestApp::spawn().await;
+    let (receiver, url) = start_receiver(0).await;
+    let (sf, _) = storefront_with_webhook(&app, &url).await;
+    let ids = queue(&app, &sf, 40).await;
+    let a = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20));
+    let b = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20));
+    let run = |w: OutboxWorker| async move {
+        for _ in 0..20 {
+            w.tick().await.unwrap();
+        }
+    };
+    tokio::join!(run(a), run(b));
+    let seen = receiver.seen.lock().unwrap().clone();
+    let mut delivered: Vec<String> = seen
+        .iter()
+        .map(|(_, body)| {
+            serde_json::from_slice::<Value>(body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    delivered.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(delivered, expected, "each event delivered exactly once");
+}
+
+#[tokio::test]
+async fn storefronts_without_a_webhook_get_no_events() {
+    let app = TestApp::spawn().await;
+    let sf = app.create_storefront("No Hooks").await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    let queued = store::outbox::insert(&mut conn, &sf.id, "order.completed", &json!({}))
+        .await
+        .unwrap();
+    assert!(queued.is_none());
+}
