@@ -56,11 +56,53 @@ async fn openapi_json_is_openapi_3_1_and_matches_the_committed_file() {
         "/docs",
         "/openapi.json",
         "/admin/storefronts",
+        "/admin/vendors",
+        "/admin/vendors/{vendor}/sync",
+        "/admin/plans/{plan_id}/offers",
+        "/admin/orders",
+        "/admin/orders/{order_id}/reconcile",
+        "/admin/vendor-events",
+        "/admin/events",
         "/v1/storefront",
+        "/v1/plans",
+        "/v1/plans/{plan_id}",
+        "/v1/countries",
+        "/v1/orders",
+        "/v1/orders/{order_id}",
+        "/v1/orders/{order_id}/cancel",
+        "/v1/esims/{iccid}",
+        "/v1/esims/{iccid}/usage",
+        "/v1/esims/{iccid}/qr.png",
+        "/v1/esims/{iccid}/qr.svg",
+        "/v1/esims/{iccid}/topup-plans",
+        "/v1/esims/{iccid}/topups",
+        "/webhooks/esimaccess",
+        "/webhooks/esimgo",
+        "/webhooks/esimfx",
+        "/webhooks/microesim",
+        "/webhooks/multiverse",
     ] {
         assert!(paths.contains_key(p), "{p} missing from the spec");
     }
     assert!(served["components"]["schemas"]["ErrorBody"].is_object());
+    // Every operation documents its error answers with the error shape.
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let documents_errors = responses.iter().any(|(code, r)| {
+                (code.starts_with('4') || code.starts_with('5'))
+                    && r.to_string().contains("ErrorBody")
+            });
+            let public = matches!(
+                path.as_str(),
+                "/healthz" | "/metrics" | "/docs" | "/openapi.json"
+            );
+            assert!(
+                public || documents_errors,
+                "{method} {path} documents no error"
+            );
+        }
+    }
 
     let committed =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
