@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::{helpers::assert_error_shape, sandbox_app::SandboxApp};
 
 /// The vendor's own "out of stock" refusal, as its simulator renders it.
-fn sold_out(v: VendorId) -> Fault {
+pub(crate) fn sold_out(v: VendorId) -> Fault {
     let code = match v {
         VendorId::EsimAccess => "200011",
         VendorId::EsimGo => crate::sandbox_codes::ESIMGO_SOLD_OUT,

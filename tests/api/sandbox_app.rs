@@ -226,4 +226,16 @@ impl SandboxApp {
         }
         panic!("no plan with {min_vendors} vendors and cheapest {cheapest:?}");
     }
+
+    /// A single-country plan this vendor has an offer for.
+    pub async fn plan_carried_by(&self, vendor: VendorId) -> String {
+        let plans = self.get("/v1/plans?country=JP&limit=200").await;
+        for p in plans["data"].as_array().unwrap() {
+            let id = p["id"].as_str().unwrap();
+            if self.ranking(id).await.contains(&vendor) {
+                return id.to_string();
+            }
+        }
+        panic!("{vendor} sells nothing for Japan");
+    }
 }
