@@ -45,12 +45,35 @@ pub mod wire;
 
 use wire::{CatalogueBundle, CataloguePage, EsimBundles, Order, OrderRequest, OrderRequestLine};
 
-/// Everything this adapter relies on that the vendor's documents do not settle. Correct it
-/// here when eSIM Go confirms otherwise.
+/// Everything this adapter relies on that the vendor's documents do not settle (the
+/// `[assumption]`s and open questions of `shared/vendors/esimgo.md`). Correct it here when
+/// eSIM Go confirms otherwise. Beyond the items below:
+///
+/// - Coverage is `countries[].iso` only; `roamingEnabled` is not counted (under-claiming is
+///   safe, over-claiming sells eSIMs that do not work).
+/// - The activation code is `LPA:1$<smdpAddress>$<matchingId>` (SGP.22).
+/// - Unknown order outcomes are reconciled through `GET /orders` as [`super::EsimGo`]'s
+///   `reconcile` describes; the vendor has no idempotency key, so an order is never re-sent.
+/// - HTTP 429 on `POST /orders` is not documented to mean "not processed": unknown.
+/// - Callbacks must be V3 (signed); the signature is accepted as base64 or hex; usage
+///   quantities are bytes whatever the version; `FirstUse`/`BundleStarted` mean the eSIM is in
+///   use; `esim.deleted` means it expired; events are deduplicated on the SHA-256 of the body.
+/// - A revoke with `refundToBalance=true` needs no `offerId` for catalogue bundles.
 pub mod assumptions {
     use std::time::Duration;
 
-    use crate::vendors::{RejectKind, VendorOrderStatus};
+    use crate::vendors::{EsimStatus, RejectKind, VendorOrderStatus};
+
+    /// `profileStatus` values: Released / Downloaded / Installed are documented, the rest and
+    /// their meaning for our eSIM states are guesses.
+    pub fn profile_status(s: &str) -> Option<EsimStatus> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "released" | "unavailable" | "available" => Some(EsimStatus::Ready),
+            "downloaded" | "installed" | "enabled" | "disabled" => Some(EsimStatus::Installed),
+            "deleted" => Some(EsimStatus::Cancelled),
+            _ => None,
+        }
+    }
 
     /// Documented default: 10 requests/s per IP, fixed window (`/guides/rate_limits/`). Some
     /// endpoints cost more than one token; none of the ones used here is documented to.

@@ -389,14 +389,9 @@ impl EsimDetails {
     }
 }
 
-/// `profileStatus` of an eSIM (Released / Downloaded / Installed / …).
+/// `profileStatus` of an eSIM, see [`assumptions::profile_status`].
 pub fn profile_status(s: &str) -> Option<EsimStatus> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "released" | "unavailable" | "available" => Some(EsimStatus::Ready),
-        "downloaded" | "installed" | "enabled" | "disabled" => Some(EsimStatus::Installed),
-        "deleted" => Some(EsimStatus::Cancelled),
-        _ => None,
-    }
+    assumptions::profile_status(s)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
