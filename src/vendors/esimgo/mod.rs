@@ -1,1 +1,913 @@
-//! Adapter for esimgo: see `shared/vendors/esimgo.md`. Filled in by the vendor-layer work.
+//! Adapter for eSIM Go (API v2.4): see `shared/vendors/esimgo.md` and the OpenAPI text in
+//! `shared/seeds/003_ec9b7c81cead4262.txt`.
+//!
+//! - Auth: `X-API-Key` on every call; no request signing.
+//! - Base URL carries the version (`https://api.esim-go.com/v2.4`): paths are appended to it,
+//!   never joined (`Url::join("orders")` would drop `/v2.4`).
+//! - Money: decimal amounts in the organisation's currency, read once from `GET /organisation`.
+//!   Data: catalogue `dataAmount` in decimal MB, usage quantities in bytes.
+//! - Orders are synchronous (`assign: true` returns the eSIMs) but have **no idempotency key**:
+//!   an unknown outcome is resolved only by reading the order list, never by ordering again
+//!   (see [`EsimGo::reconcile`]). After a success the eSIMs are tagged with our order id as
+//!   `customerRef`, which marks them as claimed for later reconciliations.
+//! - Errors are `{"message": ...}` with an HTTP status and no machine code: [`classify`] is
+//!   the one table that maps them.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Mutex, OnceLock},
+};
+
+use async_trait::async_trait;
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use reqwest::{Method, RequestBuilder, StatusCode, header};
+use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{
+    config::EsimGoCredentials,
+    domain::{
+        money::{Currency, Money},
+        secret::Secret,
+    },
+    vendors::{
+        AdapterOptions, CallbackTrust, CancelOutcome, EsimProfile, EsimRef, Offer, OrderState,
+        PlaceOrder, Placed, RejectKind, TopUp, Usage, Vendor, VendorError, VendorEvent, VendorId,
+        VendorOrderRef, VendorOrderStatus,
+        http_client::{RawResponse, VendorHttp},
+    },
+};
+
+pub mod webhook;
+pub mod wire;
+
+use wire::{CatalogueBundle, CataloguePage, EsimBundles, Order, OrderRequest, OrderRequestLine};
+
+/// Everything this adapter relies on that the vendor's documents do not settle (the
+/// `[assumption]`s and open questions of `shared/vendors/esimgo.md`). Correct it here when
+/// eSIM Go confirms otherwise. Beyond the items below:
+///
+/// - Coverage is `countries[].iso` only; `roamingEnabled` is not counted (under-claiming is
+///   safe, over-claiming sells eSIMs that do not work).
+/// - The activation code is `LPA:1$<smdpAddress>$<matchingId>` (SGP.22).
+/// - Unknown order outcomes are reconciled through `GET /orders` as [`super::EsimGo`]'s
+///   `reconcile` describes; the vendor has no idempotency key, so an order is never re-sent.
+/// - HTTP 429 on `POST /orders` is not documented to mean "not processed": unknown.
+/// - Callbacks must be V3 (signed); the signature is accepted as base64 or hex; usage
+///   quantities are bytes whatever the version; `FirstUse`/`BundleStarted` mean the eSIM is in
+///   use; `esim.deleted` means it expired; events are deduplicated on the SHA-256 of the body.
+/// - A revoke with `refundToBalance=true` needs no `offerId` for catalogue bundles.
+pub mod assumptions {
+    use std::time::Duration;
+
+    use crate::vendors::{EsimStatus, RejectKind, VendorOrderStatus};
+
+    /// `profileStatus` values: Released / Downloaded / Installed are documented, the rest and
+    /// their meaning for our eSIM states are guesses.
+    pub fn profile_status(s: &str) -> Option<EsimStatus> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "released" | "unavailable" | "available" => Some(EsimStatus::Ready),
+            "downloaded" | "installed" | "enabled" | "disabled" => Some(EsimStatus::Installed),
+            "deleted" => Some(EsimStatus::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// Documented default: 10 requests/s per IP, fixed window (`/guides/rate_limits/`). Some
+    /// endpoints cost more than one token; none of the ones used here is documented to.
+    pub const RATE_LIMIT_PER_SECOND: u32 = 10;
+
+    /// `perPage` for `GET /catalogue` (the docs' example is 50; no maximum is documented).
+    /// Pages are 1-based.
+    pub const CATALOGUE_PER_PAGE: u32 = 100;
+    /// `limit` for `GET /orders` and `perPage` for `GET /esims`.
+    pub const LIST_PAGE_SIZE: u32 = 50;
+    /// Stops a vendor that ignores `page` from looping us forever.
+    pub const MAX_PAGES: u32 = 200;
+
+    /// Reconciliation searches orders created from this long before our first attempt (the
+    /// vendor's clock may differ from ours) until now.
+    pub const WINDOW_BEFORE: Duration = Duration::from_secs(120);
+    /// No matching order is only proof of "nothing bought" once a request sent at
+    /// `placed_at` can no longer be in flight at the vendor: our timeout plus this margin.
+    /// Before that, reconciliation answers `Unknown` and is asked again later.
+    pub const SETTLE_MARGIN: Duration = Duration::from_secs(60);
+
+    /// Every catalogue bundle can be ordered onto an existing eSIM of ours (`POST /orders`
+    /// with `iccids`); `GET /esims/{iccid}/compatible/{bundle}` has the final word.
+    pub const BUNDLES_SUPPORT_TOPUP: bool = true;
+
+    /// Only `completed` is documented (captured payload); the rest are guesses.
+    pub fn order_status(status: &str) -> VendorOrderStatus {
+        match status.trim().to_ascii_lowercase().as_str() {
+            "completed" | "complete" | "success" | "successful" => VendorOrderStatus::Completed,
+            "failed" | "error" | "rejected" | "declined" => VendorOrderStatus::Failed,
+            "cancelled" | "canceled" | "refunded" | "revoked" => VendorOrderStatus::Cancelled,
+            _ => VendorOrderStatus::Pending,
+        }
+    }
+
+    /// The exact 400 texts are not documented (open question 2): substrings, checked in this
+    /// order, decide the kind; any other 400 is an invalid request.
+    pub const MESSAGE_KINDS: &[(&str, RejectKind)] = &[
+        ("insufficient", RejectKind::InsufficientBalance),
+        ("balance", RejectKind::InsufficientBalance),
+        ("out of stock", RejectKind::SoldOut),
+        ("no stock", RejectKind::SoldOut),
+        ("sold out", RejectKind::SoldOut),
+        ("no esims available", RejectKind::SoldOut),
+        ("cannot be refunded", RejectKind::NotAllowed),
+        ("not refundable", RejectKind::NotAllowed),
+        ("has started", RejectKind::NotAllowed),
+        ("refund period", RejectKind::NotAllowed),
+        ("incompatible", RejectKind::NotAllowed),
+        ("not compatible", RejectKind::NotAllowed),
+        ("not found", RejectKind::NotFound),
+        ("does not exist", RejectKind::NotFound),
+        ("invalid bundle", RejectKind::NotFound),
+        ("unknown bundle", RejectKind::NotFound),
+        ("rate limit", RejectKind::RateLimited),
+    ];
+
+    pub fn kind_of_message(message: &str) -> RejectKind {
+        let m = message.to_ascii_lowercase();
+        MESSAGE_KINDS
+            .iter()
+            .find(|(needle, _)| m.contains(needle))
+            .map(|(_, kind)| *kind)
+            .unwrap_or(RejectKind::InvalidRequest)
+    }
+
+    /// Bundle descriptions read `eSIM, <data>, <n> Days, <coverage>[, <tag>]`
+    /// (`eSIM, 1GB, 7 Days, Isle of Man, Unthrottled`); the coverage may itself contain
+    /// commas. Used as the region label of multi-country bundles.
+    pub fn coverage_from_description(description: &str) -> Option<String> {
+        let parts: Vec<&str> = description.split(',').map(str::trim).collect();
+        let days = parts.iter().position(|p| {
+            let mut words = p.split_whitespace();
+            matches!(
+                (words.next(), words.next(), words.next()),
+                (Some(n), Some("Day" | "Days" | "day" | "days"), None) if n.parse::<u32>().is_ok()
+            )
+        })?;
+        let mut rest: Vec<&str> = parts[days + 1..].to_vec();
+        if rest.len() > 1 && rest.last().is_some_and(|t| is_tag(t)) {
+            rest.pop();
+        }
+        let coverage = rest.join(", ");
+        (!coverage.is_empty()).then_some(coverage)
+    }
+
+    fn is_tag(s: &str) -> bool {
+        let version =
+            s.len() >= 2 && s.starts_with(['V', 'v']) && s[1..].bytes().all(|b| b.is_ascii_digit());
+        version || matches!(s, "Unthrottled" | "Throttled" | "Standard")
+    }
+}
+
+/// The one table: what an eSIM Go error status (and message, for 400) means for buying.
+///
+/// - 400 Bad Request / 401 Unauthorized / 403 Forbidden: refused before anything was bought.
+/// - 404 (not in the docs) on a read: no such order/eSIM.
+/// - 429 "Rate limit exceeded": the docs do not say a throttled request was not processed,
+///   so for an order it stays unknown.
+/// - 500, 503 ("processing, come back later") and anything else: unknown.
+pub fn classify(status: StatusCode, message: &str) -> VendorError {
+    let code = status.as_u16().to_string();
+    match status.as_u16() {
+        400 => VendorError::rejected(assumptions::kind_of_message(message), code, message),
+        401 | 403 => VendorError::rejected(RejectKind::Auth, code, message),
+        404 => VendorError::rejected(RejectKind::NotFound, code, message),
+        429 => VendorError::Unknown(format!(
+            "HTTP 429 (rate limited, outcome unknown): {message}"
+        )),
+        _ => VendorError::Unknown(format!("HTTP {code}: {message}")),
+    }
+}
+
+/// What a placement attempt asked for, so reconciliation can match the order list on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Attempt {
+    sku: String,
+    quantity: u32,
+}
+
+pub struct EsimGo {
+    api_key: Secret<String>,
+    base_url: url::Url,
+    http: VendorHttp,
+    timeout: std::time::Duration,
+    currency: OnceLock<Currency>,
+    /// Placements whose outcome is not settled yet. `VendorOrderRef` carries no SKU, so the
+    /// order-list match needs this; after a restart only the time window is matched.
+    attempts: Mutex<HashMap<String, Attempt>>,
+}
+
+impl EsimGo {
+    pub fn new(creds: EsimGoCredentials, opts: &AdapterOptions) -> Self {
+        EsimGo {
+            api_key: creds.api_key,
+            base_url: creds.base_url,
+            http: VendorHttp::new(
+                VendorId::EsimGo,
+                opts.timeout,
+                Some(assumptions::RATE_LIMIT_PER_SECOND),
+            ),
+            timeout: opts.timeout,
+            currency: OnceLock::new(),
+            attempts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `<base>/<segments…>`, each segment percent-encoded.
+    fn url(&self, segments: &[&str]) -> Result<url::Url, VendorError> {
+        let mut url = self.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|_| VendorError::Unreachable("ESIMGO_BASE_URL cannot carry a path".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    fn request(&self, method: Method, url: url::Url) -> RequestBuilder {
+        self.http
+            .client()
+            .request(method, url)
+            .header("X-API-Key", self.api_key.expose())
+            // `/esims/assignments` answers CSV unless JSON is asked for.
+            .header(header::ACCEPT, "application/json")
+    }
+
+    /// Sends and turns every non-2xx answer into a [`VendorError`] via [`classify`].
+    async fn call(
+        &self,
+        operation: &'static str,
+        request: RequestBuilder,
+    ) -> Result<RawResponse, VendorError> {
+        let resp = self.http.send(operation, request).await?;
+        if resp.status.is_success() {
+            return Ok(resp);
+        }
+        let message = resp
+            .json::<wire::ErrorBody>()
+            .ok()
+            .and_then(|b| b.message)
+            .unwrap_or_else(|| resp.snippet());
+        Err(classify(resp.status, &message))
+    }
+
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        url: url::Url,
+    ) -> Result<T, VendorError> {
+        let resp = self.call(operation, self.request(Method::GET, url)).await?;
+        parse(operation, &resp)
+    }
+
+    /// Currency and balance from `GET /organisation`; caches the currency.
+    async fn organisation(&self) -> Result<(Currency, Option<Decimal>), VendorError> {
+        let resp = self
+            .call(
+                "balance",
+                self.request(Method::GET, self.url(&["organisation"])?),
+            )
+            .await?;
+        // No snippet: this body echoes the API key.
+        let org: wire::OrganisationResponse = resp
+            .json()
+            .map_err(|e| VendorError::Unknown(format!("unexpected /organisation body: {e}")))?;
+        let (currency, balance) = org.account().ok_or_else(|| {
+            VendorError::Unknown("/organisation names no ISO 4217 currency".into())
+        })?;
+        let _ = self.currency.set(currency);
+        Ok((currency, balance))
+    }
+
+    async fn currency(&self) -> Result<Currency, VendorError> {
+        match self.currency.get() {
+            Some(c) => Ok(*c),
+            None => Ok(self.organisation().await?.0),
+        }
+    }
+
+    async fn catalogue_page(&self, page: u32) -> Result<CataloguePage, VendorError> {
+        let mut url = self.url(&["catalogue"])?;
+        url.query_pairs_mut()
+            .append_pair("page", &page.to_string())
+            .append_pair("perPage", &assumptions::CATALOGUE_PER_PAGE.to_string());
+        let value: Value = self.get_json("list_offers", url).await?;
+        CataloguePage::parse(value)
+            .ok_or_else(|| VendorError::Unknown("unexpected /catalogue body".into()))
+    }
+
+    async fn post_order(
+        &self,
+        operation: &'static str,
+        body: &OrderRequest,
+    ) -> Result<Order, VendorError> {
+        let url = self.url(&["orders"])?;
+        let resp = self
+            .call(operation, self.request(Method::POST, url).json(body))
+            .await?;
+        let order: Order = parse(operation, &resp)?;
+        if order.order_reference.is_none() {
+            return Err(VendorError::Unknown(format!(
+                "order answer without orderReference: {}",
+                resp.snippet()
+            )));
+        }
+        Ok(order)
+    }
+
+    async fn get_order(&self, reference: &str) -> Result<Order, VendorError> {
+        self.get_json("fetch_order", self.url(&["orders", reference])?)
+            .await
+    }
+
+    /// Install details of an order's eSIMs (`GET /esims/assignments?reference=`).
+    async fn assignments(&self, reference: &str) -> Result<Vec<EsimProfile>, VendorError> {
+        let mut url = self.url(&["esims", "assignments"])?;
+        url.query_pairs_mut().append_pair("reference", reference);
+        let value: Value = self.get_json("fetch_order", url).await?;
+        let list = wire::parse_assignments(value)
+            .ok_or_else(|| VendorError::Unknown("unexpected /esims/assignments body".into()))?;
+        Ok(list
+            .iter()
+            .filter_map(wire::EsimDetails::to_profile)
+            .collect())
+    }
+
+    /// The order's state with its eSIMs, reading `/esims/assignments` when the order body
+    /// lacks them. A failed follow-up leaves the order pending (the reference is known, so
+    /// polling finishes it) rather than failing a purchase that happened.
+    async fn state_of(&self, order: &Order) -> OrderState {
+        let mut esims = order.profiles();
+        let missing = (esims.len() as u32) < order.expected_esims().max(1);
+        if let (true, Some(reference)) = (missing, order.order_reference.as_deref()) {
+            match self.assignments(reference).await {
+                Ok(found) => {
+                    let known: HashSet<String> = esims.iter().map(|e| e.iccid.clone()).collect();
+                    esims.extend(found.into_iter().filter(|e| !known.contains(&e.iccid)));
+                }
+                Err(e) => {
+                    tracing::warn!(vendor = "esimgo", error = %e, "reading eSIM assignments failed")
+                }
+            }
+        }
+        order.to_state(esims)
+    }
+
+    /// Tags eSIMs with our order id (`PUT /esims`). Best effort: the purchase stands anyway.
+    async fn tag(&self, iccids: &[String], order_id: &str) {
+        for iccid in iccids {
+            let body = wire::UpdateEsim {
+                iccid: iccid.clone(),
+                customer_ref: order_id.to_string(),
+            };
+            let result = match self.url(&["esims"]) {
+                Ok(url) => {
+                    self.call("tag_esim", self.request(Method::PUT, url).json(&body))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::warn!(vendor = "esimgo", order_id, error = %e, "tagging the eSIM with customerRef failed");
+            }
+        }
+    }
+
+    /// `GET /esims?filterBy=<column>&filter=<value>`, all pages.
+    async fn esims_where(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> Result<Vec<wire::EsimListEntry>, VendorError> {
+        let mut out = Vec::new();
+        for page in 1..=assumptions::MAX_PAGES {
+            let mut url = self.url(&["esims"])?;
+            url.query_pairs_mut()
+                .append_pair("page", &page.to_string())
+                .append_pair("perPage", &assumptions::LIST_PAGE_SIZE.to_string())
+                .append_pair("filterBy", column)
+                .append_pair("filter", value);
+            let v: Value = self.get_json("fetch_order", url).await?;
+            let items = wire::parse_esim_list(v)
+                .ok_or_else(|| VendorError::Unknown("unexpected /esims body".into()))?;
+            let n = items.len() as u32;
+            out.extend(items);
+            if n < assumptions::LIST_PAGE_SIZE {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /orders?createdAt=gte:…&createdAt=lte:…&includeIccids=true`, all pages.
+    async fn orders_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Order>, VendorError> {
+        let mut out = Vec::new();
+        for page in 1..=assumptions::MAX_PAGES {
+            let mut url = self.url(&["orders"])?;
+            url.query_pairs_mut()
+                .append_pair("createdAt", &format!("gte:{}", api_time(from)))
+                .append_pair("createdAt", &format!("lte:{}", api_time(to)))
+                .append_pair("includeIccids", "true")
+                .append_pair("page", &page.to_string())
+                .append_pair("limit", &assumptions::LIST_PAGE_SIZE.to_string());
+            let v: Value = self.get_json("fetch_order", url).await?;
+            let items = wire::parse_order_list(v)
+                .ok_or_else(|| VendorError::Unknown("unexpected /orders body".into()))?;
+            let n = items.len() as u32;
+            out.extend(items);
+            if n < assumptions::LIST_PAGE_SIZE {
+                break;
+            }
+        }
+        // The vendor filters already; this guards against one that ignores the filter.
+        out.retain(|o| o.created_date.is_none_or(|t| from <= t && t <= to));
+        Ok(out)
+    }
+
+    /// Whether any eSIM of the order is tagged for another order of ours.
+    async fn claimed_by_other(&self, order: &Order, order_id: &str) -> Result<bool, VendorError> {
+        for iccid in order.iccids() {
+            let entries = self.esims_where("iccid", &iccid).await?;
+            let other = entries.iter().any(|e| {
+                e.iccid.as_deref() == Some(iccid.as_str())
+                    && e.customer_ref
+                        .as_deref()
+                        .is_some_and(|r| !r.trim().is_empty() && r != order_id)
+            });
+            if other {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Finds the order an unknown-outcome placement created, without ever ordering again:
+    /// 1. eSIMs tagged with our order id → the order that holds them;
+    /// 2. otherwise orders created in [placed_at − 2 min, now] for the same bundle and
+    ///    quantity whose eSIMs no other order of ours has claimed: exactly one → that order
+    ///    (claimed by tagging it); none → `Rejected{NotFound}` once no request can still be in
+    ///    flight; several → `Unknown` (an operator must decide).
+    async fn reconcile(&self, r: &VendorOrderRef) -> Result<OrderState, VendorError> {
+        let now = Utc::now();
+        let from = r.placed_at
+            - chrono::Duration::from_std(assumptions::WINDOW_BEFORE).unwrap_or_default();
+        // The filter has millisecond precision: a bound of "now" truncated would miss an
+        // order created in this very millisecond.
+        let orders = self
+            .orders_between(from, now + chrono::Duration::seconds(1))
+            .await?;
+
+        let tagged: HashSet<String> = self
+            .esims_where("customerRef", &r.order_id)
+            .await?
+            .into_iter()
+            .filter(|e| e.customer_ref.as_deref() == Some(r.order_id.as_str()))
+            .filter_map(|e| e.iccid)
+            .collect();
+        if !tagged.is_empty() {
+            return match orders
+                .iter()
+                .find(|o| o.iccids().iter().any(|i| tagged.contains(i)))
+            {
+                Some(order) => Ok(self.state_of(order).await),
+                None => Err(VendorError::Unknown(format!(
+                    "eSIMs tagged {} exist but their order is outside the search window",
+                    r.order_id
+                ))),
+            };
+        }
+
+        let attempt = self.attempt(&r.order_id);
+        let mut candidates = Vec::new();
+        for order in orders
+            .iter()
+            .filter(|o| matches_attempt(o, attempt.as_ref()))
+        {
+            if !self.claimed_by_other(order, &r.order_id).await? {
+                candidates.push(order);
+            }
+        }
+        match candidates.as_slice() {
+            [order] => {
+                self.tag(&order.iccids(), &r.order_id).await;
+                self.forget(&r.order_id);
+                Ok(self.state_of(order).await)
+            }
+            [] if self.settled(r.placed_at, now) => {
+                self.forget(&r.order_id);
+                Err(VendorError::rejected(
+                    RejectKind::NotFound,
+                    "no_matching_order",
+                    format!("no eSIM Go order matches {} in its time window", r.order_id),
+                ))
+            }
+            [] => Err(VendorError::Unknown(
+                "no matching order yet; the request may still be in flight".into(),
+            )),
+            several => Err(VendorError::Unknown(format!(
+                "ambiguous: {} unclaimed eSIM Go orders match {} (needs an operator)",
+                several.len(),
+                r.order_id
+            ))),
+        }
+    }
+
+    fn settled(&self, placed_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let wait = chrono::Duration::from_std(self.timeout + assumptions::SETTLE_MARGIN)
+            .unwrap_or_else(|_| chrono::Duration::minutes(5));
+        now - placed_at >= wait
+    }
+
+    fn remember(&self, order_id: &str, attempt: Attempt) {
+        if let Ok(mut map) = self.attempts.lock() {
+            map.insert(order_id.to_string(), attempt);
+        }
+    }
+
+    fn attempt(&self, order_id: &str) -> Option<Attempt> {
+        self.attempts.lock().ok()?.get(order_id).cloned()
+    }
+
+    fn forget(&self, order_id: &str) {
+        if let Ok(mut map) = self.attempts.lock() {
+            map.remove(order_id);
+        }
+    }
+
+    /// The bundle an order bought: from the order when its reference is known, else the
+    /// eSIM's first-assigned bundle (top-ups come later).
+    async fn bundle_to_cancel(
+        &self,
+        order: Option<&Order>,
+        iccid: &str,
+    ) -> Result<String, VendorError> {
+        if let Some(item) = order.and_then(|o| o.order.iter().find_map(|l| l.item.clone())) {
+            return Ok(item);
+        }
+        let bundles = self.esim_bundles(iccid, "cancel").await?;
+        bundles
+            .bundles
+            .iter()
+            .filter_map(|b| {
+                let first = b
+                    .assignments
+                    .iter()
+                    .filter_map(|a| a.assignment_date_time)
+                    .min();
+                Some((first, b.name.clone()?))
+            })
+            .min()
+            .map(|(_, name)| name)
+            .ok_or_else(|| {
+                VendorError::rejected(RejectKind::NotFound, "no_bundle", "no bundle on this eSIM")
+            })
+    }
+
+    async fn esim_bundles(
+        &self,
+        iccid: &str,
+        operation: &'static str,
+    ) -> Result<EsimBundles, VendorError> {
+        let mut url = self.url(&["esims", iccid, "bundles"])?;
+        url.query_pairs_mut()
+            .append_pair("includeUsed", "true")
+            .append_pair("limit", "200");
+        self.get_json(operation, url).await
+    }
+}
+
+/// Does this listed order look like what the attempt asked for?
+fn matches_attempt(order: &Order, attempt: Option<&Attempt>) -> bool {
+    if order.status() == VendorOrderStatus::Failed {
+        return false;
+    }
+    match attempt {
+        Some(a) => {
+            order.order.len() == 1
+                && order.order[0].item.as_deref() == Some(a.sku.as_str())
+                && order.order[0].quantity == Some(a.quantity)
+        }
+        None => true,
+    }
+}
+
+/// `2024-03-01T00:00:00.000Z`, the form the `createdAt` filter documents.
+fn api_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// A 2xx body that does not parse: the vendor may have acted, so the outcome is unknown.
+fn parse<T: DeserializeOwned>(operation: &str, resp: &RawResponse) -> Result<T, VendorError> {
+    resp.json().map_err(|e| {
+        VendorError::Unknown(format!(
+            "unexpected {operation} answer ({e}): {}",
+            resp.snippet()
+        ))
+    })
+}
+
+fn line(sku: &str, quantity: u32, iccids: Vec<String>) -> OrderRequestLine {
+    OrderRequestLine {
+        kind: "bundle",
+        item: sku.to_string(),
+        quantity,
+        iccids,
+        allow_reassign: None,
+    }
+}
+
+#[async_trait]
+impl Vendor for EsimGo {
+    fn id(&self) -> VendorId {
+        VendorId::EsimGo
+    }
+
+    /// No idempotency key exists on `POST /orders`.
+    fn place_is_idempotent(&self) -> bool {
+        false
+    }
+
+    async fn list_offers(&self) -> Result<Vec<Offer>, VendorError> {
+        let currency = self.currency().await?;
+        let mut offers = Vec::new();
+        let mut seen = HashSet::new();
+        for page in 1..=assumptions::MAX_PAGES {
+            let p = self.catalogue_page(page).await?;
+            let count = p.bundles.len() as u32;
+            let mut fresh = 0;
+            for raw in p.bundles {
+                match serde_json::from_value::<CatalogueBundle>(raw.clone()) {
+                    Ok(b) if seen.insert(b.name.clone()) => {
+                        fresh += 1;
+                        offers.extend(b.to_offer(currency, raw));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(vendor = "esimgo", error = %e, "skipping unreadable catalogue bundle")
+                    }
+                }
+            }
+            let last = match p.page_count {
+                Some(pages) => page >= pages,
+                None => count < assumptions::CATALOGUE_PER_PAGE,
+            };
+            if last || count == 0 || fresh == 0 {
+                break;
+            }
+        }
+        Ok(offers)
+    }
+
+    async fn place_order(&self, req: &PlaceOrder) -> Result<Placed, VendorError> {
+        self.remember(
+            &req.order_id,
+            Attempt {
+                sku: req.sku.clone(),
+                quantity: req.quantity,
+            },
+        );
+        let body = OrderRequest {
+            kind: "transaction",
+            assign: true,
+            order: vec![line(&req.sku, req.quantity, Vec::new())],
+        };
+        let order = match self.post_order("place_order", &body).await {
+            Ok(order) => order,
+            Err(e) => {
+                if e.nothing_bought() {
+                    self.forget(&req.order_id);
+                }
+                return Err(e);
+            }
+        };
+        self.forget(&req.order_id);
+        let state = self.state_of(&order).await;
+        self.tag(&order.iccids(), &req.order_id).await;
+        Ok(state)
+    }
+
+    async fn fetch_order(&self, r: &VendorOrderRef) -> Result<OrderState, VendorError> {
+        match r.vendor_reference.as_deref() {
+            Some(reference) => {
+                let order = self.get_order(reference).await?;
+                Ok(self.state_of(&order).await)
+            }
+            None => self.reconcile(r).await,
+        }
+    }
+
+    async fn topup(&self, req: &TopUp) -> Result<Placed, VendorError> {
+        let body = OrderRequest {
+            kind: "transaction",
+            assign: true,
+            order: vec![line(&req.sku, 1, vec![req.esim.iccid.clone()])],
+        };
+        let order = self.post_order("topup", &body).await?;
+        Ok(self.state_of(&order).await)
+    }
+
+    async fn cancel(
+        &self,
+        r: &VendorOrderRef,
+        esims: &[EsimRef],
+    ) -> Result<CancelOutcome, VendorError> {
+        let order = match r.vendor_reference.as_deref() {
+            Some(reference) => Some(self.get_order(reference).await?),
+            None => None,
+        };
+        let iccids: Vec<String> = if esims.is_empty() {
+            order.as_ref().map(Order::iccids).unwrap_or_default()
+        } else {
+            esims.iter().map(|e| e.iccid.clone()).collect()
+        };
+        let Some(first) = iccids.first() else {
+            return Err(VendorError::rejected(
+                RejectKind::NotFound,
+                "no_esims",
+                "no eSIM to cancel",
+            ));
+        };
+        let bundle = self.bundle_to_cancel(order.as_ref(), first).await?;
+        for iccid in &iccids {
+            let mut url = self.url(&["esims", iccid, "bundles", &bundle])?;
+            url.query_pairs_mut()
+                .append_pair("type", "transaction")
+                .append_pair("refundToBalance", "true");
+            let resp = self
+                .call("cancel", self.request(Method::DELETE, url))
+                .await?;
+            let _: wire::RevokeResponse = parse("cancel", &resp)?;
+        }
+        let amount = refund_amount(order.as_ref(), &bundle, iccids.len(), self.currency.get());
+        Ok(CancelOutcome::Refunded { amount })
+    }
+
+    async fn usage(&self, esim: &EsimRef) -> Result<Usage, VendorError> {
+        self.esim_bundles(&esim.iccid, "usage")
+            .await?
+            .to_usage()
+            .ok_or_else(|| {
+                VendorError::rejected(RejectKind::NotFound, "no_bundle", "no bundle on this eSIM")
+            })
+    }
+
+    async fn balance(&self) -> Result<Money, VendorError> {
+        let (currency, balance) = self.organisation().await?;
+        let balance = balance
+            .ok_or_else(|| VendorError::Unknown("/organisation states no balance".into()))?;
+        Ok(Money::new(balance, currency))
+    }
+
+    fn verify_callback(
+        &self,
+        headers: &HeaderMap,
+        raw_body: &[u8],
+    ) -> Result<CallbackTrust, VendorError> {
+        webhook::verify(self.api_key.expose(), headers, raw_body)?;
+        Ok(CallbackTrust::Verified)
+    }
+
+    fn parse_callback(
+        &self,
+        _headers: &HeaderMap,
+        raw_body: &[u8],
+    ) -> Result<Vec<VendorEvent>, VendorError> {
+        webhook::parse(raw_body)
+    }
+}
+
+/// The refund is the bundle's unit price per revoked eSIM, when the order states it.
+fn refund_amount(
+    order: Option<&Order>,
+    bundle: &str,
+    count: usize,
+    cached: Option<&Currency>,
+) -> Option<Money> {
+    let order = order?;
+    let line = order
+        .order
+        .iter()
+        .find(|l| l.item.as_deref() == Some(bundle))?;
+    let unit = line.price_per_unit?;
+    let currency = order
+        .currency
+        .as_deref()
+        .and_then(|c| c.parse().ok())
+        .or(cached.copied())?;
+    Some(Money::new(unit * Decimal::from(count as u64), currency))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_table() {
+        let kind = |s: u16, m: &str| classify(StatusCode::from_u16(s).unwrap(), m).reject_kind();
+        assert_eq!(
+            kind(400, "Insufficient balance to complete this order"),
+            Some(RejectKind::InsufficientBalance)
+        );
+        assert_eq!(
+            kind(400, "Bundle is out of stock"),
+            Some(RejectKind::SoldOut)
+        );
+        assert_eq!(
+            kind(
+                400,
+                "Invalid bundle: esim_X is not available to your organisation"
+            ),
+            Some(RejectKind::NotFound)
+        );
+        assert_eq!(
+            kind(400, "Bundle assignment has started and cannot be refunded"),
+            Some(RejectKind::NotAllowed)
+        );
+        assert_eq!(
+            kind(400, "Quantity must match the number of ICCIDs"),
+            Some(RejectKind::InvalidRequest)
+        );
+        assert_eq!(kind(401, "Unauthorized"), Some(RejectKind::Auth));
+        assert_eq!(kind(403, "Forbidden"), Some(RejectKind::Auth));
+        assert_eq!(kind(404, "Not Found"), Some(RejectKind::NotFound));
+        for s in [429, 500, 502, 503, 504, 409] {
+            let e = classify(StatusCode::from_u16(s).unwrap(), "x");
+            assert!(matches!(e, VendorError::Unknown(_)), "{s}: {e:?}");
+        }
+        assert!(classify(StatusCode::BAD_REQUEST, "x").nothing_bought());
+    }
+
+    #[test]
+    fn coverage_is_read_from_descriptions() {
+        use assumptions::coverage_from_description as c;
+        assert_eq!(
+            c("eSIM, 1GB, 7 Days, Isle of Man, Unthrottled").as_deref(),
+            Some("Isle of Man")
+        );
+        assert_eq!(
+            c("eSIM, 1GB, 7 Days, Europe, V2").as_deref(),
+            Some("Europe")
+        );
+        assert_eq!(c("eSIM, 1GB, 1 Day, Asia").as_deref(), Some("Asia"));
+        assert_eq!(c("eSIM, 1GB, 7 Days").as_deref(), None);
+        assert_eq!(c("Europe pack").as_deref(), None);
+    }
+
+    #[test]
+    fn urls_keep_the_version_prefix_and_encode_segments() {
+        for base in [
+            "https://api.esim-go.com/v2.4",
+            "https://api.esim-go.com/v2.4/",
+        ] {
+            let g = EsimGo::new(
+                EsimGoCredentials {
+                    api_key: Secret::new("k".into()),
+                    base_url: base.parse().unwrap(),
+                },
+                &AdapterOptions::default(),
+            );
+            assert_eq!(
+                g.url(&["esims", "89", "bundles", "a b/c"])
+                    .unwrap()
+                    .as_str(),
+                "https://api.esim-go.com/v2.4/esims/89/bundles/a%20b%2Fc"
+            );
+        }
+    }
+
+    #[test]
+    fn order_list_matching_uses_bundle_and_quantity() {
+        let o: Order = serde_json::from_str(wire::tests::CAPTURED_ORDER).unwrap();
+        let a = |sku: &str, q| Attempt {
+            sku: sku.into(),
+            quantity: q,
+        };
+        assert!(matches_attempt(&o, Some(&a("esim_1GB_7D_GB_V2", 1))));
+        assert!(!matches_attempt(&o, Some(&a("esim_1GB_7D_GB_V2", 2))));
+        assert!(!matches_attempt(&o, Some(&a("esim_3GB_7D_GB_V2", 1))));
+        assert!(matches_attempt(&o, None));
+        assert_eq!(
+            api_time(wire::parse_time("2024-03-01T00:00:00Z").unwrap()),
+            "2024-03-01T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn refund_amount_comes_from_the_order_line() {
+        let o: Order = serde_json::from_str(wire::tests::CAPTURED_ORDER).unwrap();
+        let m = refund_amount(Some(&o), "esim_1GB_7D_GB_V2", 1, None).unwrap();
+        assert_eq!(m, Money::new("1.36".parse().unwrap(), Currency::USD));
+        assert_eq!(refund_amount(None, "x", 1, None), None);
+    }
+}
