@@ -234,6 +234,13 @@ impl EsimFx {
             }
             other => other,
         })?;
+        if token_refused(response.status) {
+            return Err(VendorError::rejected(
+                RejectKind::Auth,
+                response.status.as_str(),
+                "eSIMfx refused the client id / client key",
+            ));
+        }
         let data: wire::AuthData = match interpret(&response, Effect::Read) {
             Ok(data) => decode(data, &response)?,
             Err(VendorError::Rejected { code, message, .. }) => {
@@ -402,12 +409,25 @@ impl EsimFx {
         })
     }
 
-    fn offers_from(
-        &self,
-        page: wire::ProductsPage,
-        is_topup: bool,
-    ) -> impl Iterator<Item = Offer> + use<> {
-        page.products.into_iter().filter_map(move |raw| {
+    async fn terminate(&self, vendor_order_id: &str) -> Result<bool, VendorError> {
+        let data: wire::TerminateData = self
+            .send_as(Call {
+                operation: "cancel",
+                method: Method::POST,
+                path: TERMINATE_PATH,
+                query: &[],
+                body: Some(serde_json::json!({ "order_id": vendor_order_id })),
+                idempotency_key: None,
+                effect: Effect::Money,
+            })
+            .await?;
+        Ok(data.refund.is_some_and(|r| r.need_refund))
+    }
+}
+
+/// The offers of a product page; products that cannot be offered are logged and skipped.
+fn offers_from(page: wire::ProductsPage, is_topup: bool) -> impl Iterator<Item = Offer> {
+    page.products.into_iter().filter_map(move |raw| {
             let product: wire::Product = match serde_json::from_value(raw.clone()) {
                 Ok(p) => p,
                 Err(e) => {
@@ -426,22 +446,6 @@ impl EsimFx {
                 }
             }
         })
-    }
-
-    async fn terminate(&self, vendor_order_id: &str) -> Result<bool, VendorError> {
-        let data: wire::TerminateData = self
-            .send_as(Call {
-                operation: "cancel",
-                method: Method::POST,
-                path: TERMINATE_PATH,
-                query: &[],
-                body: Some(serde_json::json!({ "order_id": vendor_order_id })),
-                idempotency_key: None,
-                effect: Effect::Money,
-            })
-            .await?;
-        Ok(data.refund.is_some_and(|r| r.need_refund))
-    }
 }
 
 fn token_refused(status: StatusCode) -> bool {
@@ -569,7 +573,7 @@ impl Vendor for EsimFx {
         for _ in 0..1000 {
             let page = self.products_page(page_start).await?;
             let next = page.next_page_start();
-            offers.extend(self.offers_from(page, false));
+            offers.extend(offers_from(page, false));
             match next {
                 Some(key) => page_start = key,
                 None => return Ok(offers),
@@ -637,7 +641,7 @@ impl Vendor for EsimFx {
                 &[("iccid", esim.iccid.as_str())],
             )
             .await?;
-        Ok(self.offers_from(page, true).collect())
+        Ok(offers_from(page, true).collect())
     }
 
     async fn topup(&self, req: &TopUp) -> Result<Placed, VendorError> {
