@@ -1,1 +1,855 @@
-//! Adapter for esimfx: see `shared/vendors/esimfx.md`. Filled in by the vendor-layer work.
+//! Nomad eSIMfx adapter (`shared/vendors/esimfx.md`, seed `002_898a07f5c638b20c`).
+//!
+//! - Auth: `POST /account/api/v1/auth` gives a 1 h JWT, sent as `Authorization: Bearer`. It is
+//!   cached, refreshed before it expires, and fetched again once when a call answers 401/403.
+//! - Every answer is `{code, message, data}`; success iff `code == 0`, even on HTTP 200.
+//! - `create_order` is synchronous (ICCID + LPA in the answer) and deduplicated on
+//!   `X-Idempotency-Key` = our order id, so an unknown outcome is resolved by sending the same
+//!   request again ([`Vendor::place_is_idempotent`]). There is no lookup by our own reference:
+//!   `fetch_order` needs the vendor order id.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::http::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::{sync::Mutex, time::Instant};
+
+use crate::{
+    config::EsimFxCredentials,
+    domain::{
+        money::{Currency, Money},
+        secret::Secret,
+    },
+    vendors::{
+        AdapterOptions, CallbackTrust, CancelOutcome, EsimRef, Offer, OrderState, PlaceOrder,
+        Placed, RejectKind, TopUp, Usage, Vendor, VendorError, VendorEvent, VendorId,
+        VendorOrderRef, VendorOrderStatus, http_client::RawResponse, http_client::VendorHttp,
+    },
+};
+
+pub mod webhook;
+pub mod wire;
+
+use wire::{CreateOrderRequest, Envelope, Order, ProductRef};
+
+/// Every guess this adapter and its simulator rely on, in one place, so each is easy to
+/// correct once eSIMfx answers the open questions in `esimfx.md`.
+pub mod assumptions {
+    use std::time::Duration;
+
+    /// The token lives exactly 1 h and no `expires_in` is returned; refresh 5 min early.
+    pub const TOKEN_REFRESH_AFTER: Duration = Duration::from_secs(55 * 60);
+
+    /// [assumption] `get_products` accepts pages of 100 (one client asks for 99).
+    pub const PAGE_SIZE: u32 = 100;
+
+    /// [assumption] The docs ask for a UUID in `X-Idempotency-Key`; our ids are `ord_<ULID>`
+    /// and are sent as they are. A quantity above one is bought as one `create_order` per
+    /// eSIM (the order has no `count` field in the seed) keyed `<order id>-<n>`, n from 1.
+    pub fn idempotency_key(order_id: &str, n: u32, quantity: u32) -> String {
+        if quantity <= 1 {
+            order_id.to_string()
+        } else {
+            format!("{order_id}-{n}")
+        }
+    }
+
+    /// [assumption] Replaying a key with the same body returns the original answer and
+    /// charges once; the same key with a different body is refused with
+    /// [`super::codes::IDEMPOTENCY_CONFLICT`]. Only accepted orders are remembered, so a
+    /// refused order may be retried under its key.
+    pub const KEY_REPLAY_RETURNS_ORIGINAL: bool = true;
+
+    /// [assumption] Every eSIM can be topped up with the products `get_available_topups`
+    /// lists for it; the catalogue has no per-product flag.
+    pub const EVERY_PRODUCT_TOPS_UP: bool = true;
+
+    /// [assumption] An `is_unlimited` product with `high_speed` + `high_speed_unit` gives that
+    /// much high-speed data per day, then `unlimited_speed`; without them it is unmetered.
+    pub const DAILY_HIGH_SPEED: bool = true;
+
+    /// [assumption] `reseller/get_profile` carries the prepaid balance as `balance` (or
+    /// `account_balance` / `available_balance`) and its currency as `currency` (or
+    /// `balance_unit`), USD when absent. Without a balance field `balance()` is `Unsupported`.
+    pub const BALANCE_CURRENCY_DEFAULT: &str = "USD";
+
+    /// [assumption] Business errors come with HTTP 200 and a non-zero `code`; bad or expired
+    /// tokens with HTTP 401 and [`super::codes::TOKEN_INVALID`].
+    pub const ERRORS_ON_HTTP_200: bool = true;
+
+    /// [assumption] Webhook payloads were never published: `super::webhook` parses the shape
+    /// proposed in `esimfx.md` §5 defensively; eSIMfx's retry schedule is unknown, the
+    /// simulator retries after these delays.
+    pub const CALLBACK_RETRIES: &[Duration] = &[
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+        Duration::from_secs(30),
+    ];
+}
+
+/// [assumption] eSIMfx publishes no error table. These are the codes the simulator answers
+/// and how the adapter classifies them; any other non-zero code is unknown: on calls that may
+/// have bought or refunded something (`create_order`, `terminate_subscription`) it is
+/// [`VendorError::Unknown`], on reads `Rejected { Other }`.
+pub mod codes {
+    use crate::vendors::RejectKind;
+
+    pub const SUCCESS: i64 = 0;
+    pub const INVALID_PARAMETER: i64 = 1001;
+    pub const TOKEN_INVALID: i64 = 1002;
+    pub const BAD_CLIENT_CREDENTIALS: i64 = 1003;
+    pub const RATE_LIMITED: i64 = 1004;
+    pub const PRODUCT_NOT_FOUND: i64 = 2001;
+    pub const PRODUCT_SOLD_OUT: i64 = 2002;
+    pub const TOPUP_INCOMPATIBLE: i64 = 2003;
+    pub const INSUFFICIENT_BALANCE: i64 = 3001;
+    pub const ORDER_NOT_FOUND: i64 = 3002;
+    pub const ICCID_NOT_FOUND: i64 = 3003;
+    pub const IDEMPOTENCY_CONFLICT: i64 = 3004;
+    pub const WRONG_SUBSCRIPTION_STATE: i64 = 3005;
+    pub const ESIM_NOT_TOPPABLE: i64 = 3006;
+    pub const INTERNAL_ERROR: i64 = 5000;
+
+    /// `None`: not a refusal we understand (the outcome of a purchase is unknown).
+    pub fn classify(code: i64) -> Option<RejectKind> {
+        Some(match code {
+            INVALID_PARAMETER | IDEMPOTENCY_CONFLICT => RejectKind::InvalidRequest,
+            TOKEN_INVALID | BAD_CLIENT_CREDENTIALS => RejectKind::Auth,
+            RATE_LIMITED => RejectKind::RateLimited,
+            PRODUCT_NOT_FOUND | ORDER_NOT_FOUND | ICCID_NOT_FOUND => RejectKind::NotFound,
+            PRODUCT_SOLD_OUT => RejectKind::SoldOut,
+            TOPUP_INCOMPATIBLE | WRONG_SUBSCRIPTION_STATE | ESIM_NOT_TOPPABLE => {
+                RejectKind::NotAllowed
+            }
+            INSUFFICIENT_BALANCE => RejectKind::InsufficientBalance,
+            _ => return None,
+        })
+    }
+}
+
+const AUTH_PATH: &str = "/account/api/v1/auth";
+const PRODUCTS_PATH: &str = "/product/api/v2/get_products";
+const TOPUPS_PATH: &str = "/product/api/v1/get_available_topups";
+const CREATE_ORDER_PATH: &str = "/order/api/v1/create_order";
+const GET_ORDER_PATH: &str = "/order/api/v1/get_order";
+const ESIM_STATUS_PATH: &str = "/order/api/v1/get_esim_status";
+const ESIM_ORDERS_PATH: &str = "/order/api/v1/get_esim_orders";
+const TERMINATE_PATH: &str = "/order/api/v1/terminate_subscription";
+const PROFILE_PATH: &str = "/account/api/v1/reseller/get_profile";
+
+/// Whether a call can have bought or refunded something: decides what an unknown code means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Read,
+    Money,
+}
+
+#[derive(Debug)]
+struct CachedToken {
+    value: Secret<String>,
+    fetched_at: Instant,
+}
+
+/// One request, rebuilt for the retry after a re-authentication.
+struct Call<'a> {
+    operation: &'static str,
+    method: Method,
+    path: &'a str,
+    query: &'a [(&'a str, &'a str)],
+    body: Option<serde_json::Value>,
+    idempotency_key: Option<&'a str>,
+    effect: Effect,
+}
+
+pub struct EsimFx {
+    creds: EsimFxCredentials,
+    http: VendorHttp,
+    /// Held across the auth call so concurrent callers wait for one token, not fetch many.
+    token: Mutex<Option<CachedToken>>,
+    refresh_after: Duration,
+}
+
+impl EsimFx {
+    pub fn new(creds: EsimFxCredentials, opts: &AdapterOptions) -> Self {
+        EsimFx {
+            creds,
+            // No rate limit is documented.
+            http: VendorHttp::new(VendorId::EsimFx, opts.timeout, None),
+            token: Mutex::new(None),
+            refresh_after: assumptions::TOKEN_REFRESH_AFTER,
+        }
+    }
+
+    /// Refreshes the token after `after` instead of 55 min (tests, or a vendor that shortens
+    /// its token lifetime).
+    pub fn with_token_refresh_after(mut self, after: Duration) -> Self {
+        self.refresh_after = after;
+        self
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}{path}",
+            self.creds.base_url.as_str().trim_end_matches('/')
+        )
+    }
+
+    async fn access_token(&self) -> Result<Secret<String>, VendorError> {
+        let mut cached = self.token.lock().await;
+        if let Some(t) = cached
+            .as_ref()
+            .filter(|t| t.fetched_at.elapsed() < self.refresh_after)
+        {
+            return Ok(t.value.clone());
+        }
+        let value = self.authenticate().await?;
+        *cached = Some(CachedToken {
+            value: value.clone(),
+            fetched_at: Instant::now(),
+        });
+        Ok(value)
+    }
+
+    /// Forgets `refused` unless another caller already replaced it.
+    async fn invalidate(&self, refused: &Secret<String>) {
+        let mut cached = self.token.lock().await;
+        if cached.as_ref().is_some_and(|t| &t.value == refused) {
+            *cached = None;
+        }
+    }
+
+    /// Fetches a token. Nothing else has been sent yet, so a failure here bought nothing:
+    /// transport trouble is `Unreachable` even when the auth call itself timed out.
+    async fn authenticate(&self) -> Result<Secret<String>, VendorError> {
+        let body = wire::AuthRequest {
+            client_id: self.creds.client_id.expose(),
+            client_key: self.creds.client_key.expose(),
+        };
+        let request = self.http.client().post(self.url(AUTH_PATH)).json(&body);
+        let response = self.http.send("auth", request).await.map_err(|e| match e {
+            VendorError::Unknown(m) | VendorError::Unreachable(m) => {
+                VendorError::Unreachable(format!("authentication failed: {m}"))
+            }
+            other => other,
+        })?;
+        if token_refused(response.status) {
+            return Err(VendorError::rejected(
+                RejectKind::Auth,
+                response.status.as_str(),
+                "eSIMfx refused the client id / client key",
+            ));
+        }
+        let data: wire::AuthData = match interpret(&response, Effect::Read) {
+            Ok(data) => decode(data, &response)?,
+            Err(VendorError::Rejected { code, message, .. }) => {
+                return Err(VendorError::rejected(RejectKind::Auth, code, message));
+            }
+            Err(e) => {
+                return Err(VendorError::Unreachable(format!(
+                    "authentication failed: {e}"
+                )));
+            }
+        };
+        if data.access_token.trim().is_empty() {
+            return Err(VendorError::Unreachable(
+                "authentication returned no token".into(),
+            ));
+        }
+        Ok(Secret::new(data.access_token))
+    }
+
+    fn build(&self, call: &Call<'_>, token: &Secret<String>) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .client()
+            .request(call.method.clone(), self.url(call.path))
+            .bearer_auth(token.expose());
+        if !call.query.is_empty() {
+            request = request.query(call.query);
+        }
+        if let Some(key) = call.idempotency_key {
+            request = request.header("X-Idempotency-Key", key);
+        }
+        if let Some(body) = &call.body {
+            request = request.json(body);
+        }
+        request
+    }
+
+    /// Sends `call` with a token, re-authenticating once when the token is refused (safe for
+    /// `create_order`: the retry carries the same idempotency key). Returns `data`.
+    async fn send(&self, call: Call<'_>) -> Result<serde_json::Value, VendorError> {
+        let token = self.access_token().await?;
+        let mut response = self
+            .http
+            .send(call.operation, self.build(&call, &token))
+            .await?;
+        if token_refused(response.status) {
+            self.invalidate(&token).await;
+            let token = self.access_token().await?;
+            response = self
+                .http
+                .send(call.operation, self.build(&call, &token))
+                .await?;
+            if token_refused(response.status) {
+                return Err(VendorError::rejected(
+                    RejectKind::Auth,
+                    response.status.as_str(),
+                    "eSIMfx refused a fresh access token",
+                ));
+            }
+        }
+        interpret(&response, call.effect)
+    }
+
+    async fn send_as<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, VendorError> {
+        let data = self.send(call).await?;
+        serde_json::from_value(data.clone())
+            .map_err(|e| garbled(&format!("{e}: {}", short(&data.to_string()))))
+    }
+
+    async fn create_order(
+        &self,
+        key: &str,
+        body: &CreateOrderRequest,
+        operation: &'static str,
+    ) -> Result<Order, VendorError> {
+        let body =
+            serde_json::to_value(body).map_err(|e| VendorError::Unreachable(e.to_string()))?;
+        self.send_as(Call {
+            operation,
+            method: Method::POST,
+            path: CREATE_ORDER_PATH,
+            query: &[],
+            body: Some(body),
+            idempotency_key: Some(key),
+            effect: Effect::Money,
+        })
+        .await
+    }
+
+    async fn products_page(
+        &self,
+        page_start: serde_json::Value,
+    ) -> Result<wire::ProductsPage, VendorError> {
+        let body = wire::GetProductsRequest {
+            page_start,
+            page_size: assumptions::PAGE_SIZE,
+        };
+        self.send_as(Call {
+            operation: "list",
+            method: Method::POST,
+            path: PRODUCTS_PATH,
+            query: &[],
+            body: serde_json::to_value(body).ok(),
+            idempotency_key: None,
+            effect: Effect::Read,
+        })
+        .await
+    }
+
+    async fn get(
+        &self,
+        operation: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<serde_json::Value, VendorError> {
+        self.send(Call {
+            operation,
+            method: Method::GET,
+            path,
+            query,
+            body: None,
+            idempotency_key: None,
+            effect: Effect::Read,
+        })
+        .await
+    }
+
+    async fn get_as<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, VendorError> {
+        let data = self.get(operation, path, query).await?;
+        serde_json::from_value(data.clone())
+            .map_err(|e| garbled(&format!("{e}: {}", short(&data.to_string()))))
+    }
+
+    /// One vendor order: `get_order` for the subscription, `get_esim_status` for the LPA
+    /// (`get_order` carries only the ICCID).
+    async fn fetch_one(&self, vendor_order_id: &str) -> Result<OrderState, VendorError> {
+        let order: Order = self
+            .get_as("query", GET_ORDER_PATH, &[("order_id", vendor_order_id)])
+            .await?;
+        let status = wire::order_status(order.status.as_deref());
+        let Some(iccid) = order.iccid.as_deref().filter(|i| !i.trim().is_empty()) else {
+            return Ok(OrderState {
+                vendor_reference: Some(vendor_order_id.to_string()),
+                status: if status == VendorOrderStatus::Completed {
+                    VendorOrderStatus::Pending
+                } else {
+                    status
+                },
+                esims: Vec::new(),
+            });
+        };
+        let esim: wire::Esim = self
+            .get_as("query", ESIM_STATUS_PATH, &[("iccid", iccid)])
+            .await?;
+        let profile = wire::esim_profile(&esim, vendor_order_id, order.subscription.as_ref())
+            .ok_or_else(|| garbled("get_esim_status without a usable LPA"))?;
+        Ok(OrderState {
+            vendor_reference: Some(vendor_order_id.to_string()),
+            status,
+            esims: vec![profile],
+        })
+    }
+
+    async fn terminate(&self, vendor_order_id: &str) -> Result<bool, VendorError> {
+        let data: wire::TerminateData = self
+            .send_as(Call {
+                operation: "cancel",
+                method: Method::POST,
+                path: TERMINATE_PATH,
+                query: &[],
+                body: Some(serde_json::json!({ "order_id": vendor_order_id })),
+                idempotency_key: None,
+                effect: Effect::Money,
+            })
+            .await?;
+        Ok(data.refund.is_some_and(|r| r.need_refund))
+    }
+}
+
+/// The offers of a product page; products that cannot be offered are logged and skipped.
+fn offers_from(page: wire::ProductsPage, is_topup: bool) -> impl Iterator<Item = Offer> {
+    page.products.into_iter().filter_map(move |raw| {
+            let product: wire::Product = match serde_json::from_value(raw.clone()) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(vendor = "esimfx", error = %e, "skipping unreadable product");
+                    return None;
+                }
+            };
+            match product.to_offer(raw) {
+                Ok(mut offer) => {
+                    offer.is_topup = is_topup;
+                    Some(offer)
+                }
+                Err(e) => {
+                    tracing::warn!(vendor = "esimfx", product = %product.id, error = %e, "skipping product");
+                    None
+                }
+            }
+        })
+}
+
+fn token_refused(status: StatusCode) -> bool {
+    matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+}
+
+fn short(text: &str) -> String {
+    let mut s: String = text.chars().take(200).collect();
+    if text.chars().count() > 200 {
+        s.push('…');
+    }
+    s
+}
+
+/// An answer we cannot read: after a purchase nobody knows what happened, and on a read the
+/// caller cannot tell what the vendor meant either.
+fn garbled(what: &str) -> VendorError {
+    VendorError::Unknown(format!("unreadable eSIMfx answer: {what}"))
+}
+
+/// The envelope's `data` on `code == 0`; otherwise the error, classified by
+/// [`codes::classify`].
+fn interpret(response: &RawResponse, effect: Effect) -> Result<serde_json::Value, VendorError> {
+    if response.status.is_server_error() {
+        return Err(VendorError::Unknown(format!(
+            "HTTP {}: {}",
+            response.status,
+            response.snippet()
+        )));
+    }
+    let envelope: Envelope = response
+        .json()
+        .map_err(|_| garbled(&format!("HTTP {}: {}", response.status, response.snippet())))?;
+    if envelope.is_success() {
+        return Ok(envelope.data);
+    }
+    let code = envelope.code_text();
+    let kind = code.parse::<i64>().ok().and_then(codes::classify);
+    match (kind, effect) {
+        (Some(kind), _) => Err(VendorError::rejected(kind, code, envelope.message)),
+        (None, Effect::Money) => Err(VendorError::Unknown(format!(
+            "eSIMfx code {code}: {}",
+            envelope.message
+        ))),
+        (None, Effect::Read) => Err(VendorError::rejected(
+            RejectKind::Other,
+            code,
+            envelope.message,
+        )),
+    }
+}
+
+fn decode<T: DeserializeOwned>(
+    data: serde_json::Value,
+    response: &RawResponse,
+) -> Result<T, VendorError> {
+    serde_json::from_value(data).map_err(|e| garbled(&format!("{e}: {}", response.snippet())))
+}
+
+/// Combines the answers for the eSIMs of one order (one vendor order each).
+fn combine(parts: Vec<OrderState>) -> OrderState {
+    let ids: Vec<String> = parts
+        .iter()
+        .filter_map(|p| p.vendor_reference.clone())
+        .collect();
+    let status = if parts
+        .iter()
+        .all(|p| p.status == VendorOrderStatus::Completed)
+    {
+        VendorOrderStatus::Completed
+    } else if parts.iter().any(|p| p.status == VendorOrderStatus::Pending) {
+        VendorOrderStatus::Pending
+    } else if parts.iter().any(|p| p.status == VendorOrderStatus::Failed) {
+        VendorOrderStatus::Failed
+    } else {
+        VendorOrderStatus::Cancelled
+    };
+    OrderState {
+        vendor_reference: (!ids.is_empty()).then(|| ids.join(",")),
+        status,
+        esims: parts.into_iter().flat_map(|p| p.esims).collect(),
+    }
+}
+
+/// The vendor order ids of an order: its reference, else the ones its eSIMs remember.
+fn vendor_order_ids(r: &VendorOrderRef, esims: &[EsimRef]) -> Vec<String> {
+    let from_ref = r.vendor_reference.iter().flat_map(|s| s.split(','));
+    let from_esims = esims.iter().filter_map(|e| {
+        e.vendor_esim_ref
+            .as_deref()
+            .or(e.vendor_reference.as_deref())
+    });
+    let mut ids: Vec<String> = if r.vendor_reference.is_some() {
+        from_ref
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    } else {
+        from_esims
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    ids.dedup();
+    ids
+}
+
+#[async_trait]
+impl Vendor for EsimFx {
+    fn id(&self) -> VendorId {
+        VendorId::EsimFx
+    }
+
+    fn place_is_idempotent(&self) -> bool {
+        true
+    }
+
+    async fn list_offers(&self) -> Result<Vec<Offer>, VendorError> {
+        let mut offers = Vec::new();
+        let mut page_start = serde_json::json!({});
+        // A vendor that keeps returning a key would otherwise page forever.
+        for _ in 0..1000 {
+            let page = self.products_page(page_start).await?;
+            let next = page.next_page_start();
+            offers.extend(offers_from(page, false));
+            match next {
+                Some(key) => page_start = key,
+                None => return Ok(offers),
+            }
+        }
+        Err(VendorError::Unknown(
+            "get_products never reached its last page".into(),
+        ))
+    }
+
+    /// One `create_order` per eSIM. If a later one fails after an earlier one succeeded, the
+    /// outcome is `Unknown`: re-sending the whole order replays the bought eSIMs (same keys)
+    /// and retries the rest.
+    async fn place_order(&self, req: &PlaceOrder) -> Result<Placed, VendorError> {
+        let quantity = req.quantity.max(1);
+        let body = CreateOrderRequest {
+            operation_type: "NEW".into(),
+            iccid: None,
+            product: ProductRef {
+                id: req.sku.clone(),
+            },
+        };
+        let mut parts = Vec::with_capacity(quantity as usize);
+        for n in 1..=quantity {
+            let key = assumptions::idempotency_key(&req.order_id, n, quantity);
+            let order = match self.create_order(&key, &body, "order").await {
+                Ok(order) => order,
+                Err(e) if parts.is_empty() => return Err(e),
+                Err(e) => {
+                    return Err(VendorError::Unknown(format!(
+                        "{} of {quantity} eSIMs bought, then: {e}; re-send the order to complete it",
+                        parts.len()
+                    )));
+                }
+            };
+            parts.push(order.to_placed().map_err(|e| garbled(&e))?);
+        }
+        Ok(combine(parts))
+    }
+
+    /// Needs the vendor order ids (`vendor_reference`, comma-separated for several eSIMs):
+    /// eSIMfx cannot find an order by our id. Without them the outcome stays `Unknown`, and
+    /// the ordering layer resolves it by re-sending `place_order` with the same order id,
+    /// which the idempotency key makes safe.
+    async fn fetch_order(&self, r: &VendorOrderRef) -> Result<OrderState, VendorError> {
+        let ids = vendor_order_ids(r, &[]);
+        if ids.is_empty() {
+            return Err(VendorError::Unknown(
+                "eSIMfx has no lookup by our order id; re-send place_order with the same order id"
+                    .into(),
+            ));
+        }
+        let mut parts = Vec::with_capacity(ids.len());
+        for id in &ids {
+            parts.push(self.fetch_one(id).await?);
+        }
+        Ok(combine(parts))
+    }
+
+    async fn topup_offers(&self, esim: &EsimRef) -> Result<Vec<Offer>, VendorError> {
+        let page: wire::ProductsPage = self
+            .get_as(
+                "topup_offers",
+                TOPUPS_PATH,
+                &[("iccid", esim.iccid.as_str())],
+            )
+            .await?;
+        Ok(offers_from(page, true).collect())
+    }
+
+    async fn topup(&self, req: &TopUp) -> Result<Placed, VendorError> {
+        let body = CreateOrderRequest {
+            operation_type: "TOPUP".into(),
+            iccid: Some(req.esim.iccid.clone()),
+            product: ProductRef {
+                id: req.sku.clone(),
+            },
+        };
+        let order = self.create_order(&req.order_id, &body, "topup").await?;
+        if order.id.trim().is_empty() {
+            return Err(garbled("top-up order without id"));
+        }
+        // The seed's top-up answer repeats the eSIM; tolerate its absence.
+        let esims = order
+            .esim
+            .as_ref()
+            .and_then(|e| wire::esim_profile(e, &order.id, order.subscription.as_ref()))
+            .into_iter()
+            .collect();
+        Ok(OrderState {
+            vendor_reference: Some(order.id.clone()),
+            status: wire::order_status(order.status.as_deref()),
+            esims,
+        })
+    }
+
+    /// Terminates every subscription of the order. eSIMfx refunds the package fee of a
+    /// PENDING subscription under 60 days old, never the eSIM fee, and says so only with
+    /// `refund.need_refund` (no amount).
+    async fn cancel(
+        &self,
+        r: &VendorOrderRef,
+        esims: &[EsimRef],
+    ) -> Result<CancelOutcome, VendorError> {
+        let ids = vendor_order_ids(r, esims);
+        if ids.is_empty() {
+            return Err(VendorError::rejected(
+                RejectKind::InvalidRequest,
+                "no_reference",
+                "no eSIMfx order id is known for this order",
+            ));
+        }
+        let mut refunded = Vec::with_capacity(ids.len());
+        for id in &ids {
+            refunded.push(self.terminate(id).await?);
+        }
+        if refunded.iter().all(|r| *r) {
+            Ok(CancelOutcome::Refunded { amount: None })
+        } else {
+            if refunded.iter().any(|r| *r) {
+                tracing::warn!(vendor = "esimfx", "only part of the order was refunded");
+            }
+            Ok(CancelOutcome::CancelledWithoutRefund)
+        }
+    }
+
+    /// The ACTIVE package of the eSIM, else the PENDING one (a top-up waits as PENDING while
+    /// another is ACTIVE), else the newest.
+    async fn usage(&self, esim: &EsimRef) -> Result<Usage, VendorError> {
+        let orders: wire::EsimOrders = self
+            .get_as("usage", ESIM_ORDERS_PATH, &[("iccid", esim.iccid.as_str())])
+            .await?;
+        let subs: Vec<wire::Subscription> = orders
+            .into_orders()
+            .into_iter()
+            .filter_map(|o| o.subscription)
+            .collect();
+        let pick = |status: &str| subs.iter().find(|s| s.status_upper() == status);
+        let sub = pick("ACTIVE")
+            .or_else(|| pick("PENDING"))
+            .or_else(|| subs.last())
+            .ok_or_else(|| {
+                VendorError::rejected(RejectKind::NotFound, "no_orders", "no package on this eSIM")
+            })?;
+        Ok(sub.to_usage())
+    }
+
+    async fn balance(&self) -> Result<Money, VendorError> {
+        let profile: wire::Profile = self.get_as("balance", PROFILE_PATH, &[]).await?;
+        let amount = profile.balance.ok_or(VendorError::Unsupported)?.0;
+        let currency = profile
+            .currency
+            .as_deref()
+            .unwrap_or(assumptions::BALANCE_CURRENCY_DEFAULT)
+            .trim()
+            .parse::<Currency>()
+            .map_err(|e| garbled(&e.to_string()))?;
+        Ok(Money::new(amount, currency))
+    }
+
+    fn verify_callback(
+        &self,
+        headers: &HeaderMap,
+        _raw_body: &[u8],
+    ) -> Result<CallbackTrust, VendorError> {
+        webhook::verify(self.creds.webhook_token.as_ref(), headers)
+    }
+
+    fn parse_callback(
+        &self,
+        _headers: &HeaderMap,
+        raw_body: &[u8],
+    ) -> Result<Vec<VendorEvent>, VendorError> {
+        webhook::parse(raw_body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_table_classifies_every_code() {
+        use codes::*;
+        let expect = [
+            (INVALID_PARAMETER, Some(RejectKind::InvalidRequest)),
+            (TOKEN_INVALID, Some(RejectKind::Auth)),
+            (BAD_CLIENT_CREDENTIALS, Some(RejectKind::Auth)),
+            (RATE_LIMITED, Some(RejectKind::RateLimited)),
+            (PRODUCT_NOT_FOUND, Some(RejectKind::NotFound)),
+            (PRODUCT_SOLD_OUT, Some(RejectKind::SoldOut)),
+            (TOPUP_INCOMPATIBLE, Some(RejectKind::NotAllowed)),
+            (INSUFFICIENT_BALANCE, Some(RejectKind::InsufficientBalance)),
+            (ORDER_NOT_FOUND, Some(RejectKind::NotFound)),
+            (ICCID_NOT_FOUND, Some(RejectKind::NotFound)),
+            (IDEMPOTENCY_CONFLICT, Some(RejectKind::InvalidRequest)),
+            (WRONG_SUBSCRIPTION_STATE, Some(RejectKind::NotAllowed)),
+            (ESIM_NOT_TOPPABLE, Some(RejectKind::NotAllowed)),
+            (INTERNAL_ERROR, None),
+            (4242, None),
+        ];
+        for (code, kind) in expect {
+            assert_eq!(classify(code), kind, "{code}");
+        }
+    }
+
+    fn raw(status: u16, body: &str) -> RawResponse {
+        RawResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: Default::default(),
+            body: bytes::Bytes::from(body.to_string()),
+        }
+    }
+
+    #[test]
+    fn non_zero_code_on_http_200_is_an_error() {
+        let err = interpret(
+            &raw(200, r#"{"code":2002,"message":"sold out","data":null}"#),
+            Effect::Money,
+        )
+        .unwrap_err();
+        assert_eq!(err.reject_kind(), Some(RejectKind::SoldOut));
+        let ok = interpret(
+            &raw(200, r#"{"code":0,"message":"Success","data":{"a":1}}"#),
+            Effect::Money,
+        );
+        assert_eq!(ok.unwrap(), serde_json::json!({"a": 1}));
+    }
+
+    #[test]
+    fn unknown_codes_are_unknown_only_where_money_moves() {
+        let body = r#"{"code":5000,"message":"internal"}"#;
+        assert!(matches!(
+            interpret(&raw(200, body), Effect::Money),
+            Err(VendorError::Unknown(_))
+        ));
+        assert_eq!(
+            interpret(&raw(200, body), Effect::Read)
+                .unwrap_err()
+                .reject_kind(),
+            Some(RejectKind::Other)
+        );
+        assert!(matches!(
+            interpret(&raw(502, "<html>bad gateway</html>"), Effect::Read),
+            Err(VendorError::Unknown(_))
+        ));
+        assert!(matches!(
+            interpret(&raw(200, "not json"), Effect::Money),
+            Err(VendorError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn idempotency_keys_per_esim() {
+        assert_eq!(assumptions::idempotency_key("ord_1", 1, 1), "ord_1");
+        assert_eq!(assumptions::idempotency_key("ord_1", 2, 3), "ord_1-2");
+    }
+
+    #[test]
+    fn order_ids_come_from_the_reference_or_the_esims() {
+        let r = VendorOrderRef {
+            order_id: "ord_1".into(),
+            vendor_reference: Some("a, b".into()),
+            placed_at: chrono::Utc::now(),
+        };
+        assert_eq!(vendor_order_ids(&r, &[]), vec!["a", "b"]);
+        let bare = VendorOrderRef {
+            vendor_reference: None,
+            ..r
+        };
+        let esim = EsimRef {
+            iccid: "8944".into(),
+            vendor_esim_ref: Some("c".into()),
+            vendor_reference: None,
+        };
+        assert_eq!(vendor_order_ids(&bare, &[esim]), vec!["c"]);
+        assert!(vendor_order_ids(&bare, &[]).is_empty());
+    }
+}
