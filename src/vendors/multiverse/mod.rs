@@ -404,9 +404,7 @@ impl Multiverse {
         }
         let mut found = Vec::new();
         for n in 1..=MAX_QUANTITY {
-            let part = self
-                .orders_by_customer_id(&customer_order_id(order_id, n, 2))
-                .await?;
+            let part = self.orders_by_customer_id(&suffixed(order_id, n)).await?;
             if part.is_empty() {
                 break;
             }
@@ -430,8 +428,12 @@ fn customer_order_id(order_id: &str, n: u32, quantity: u32) -> String {
     if quantity <= 1 {
         order_id.to_string()
     } else {
-        format!("{order_id}{}{n}", assumptions::QUANTITY_SUFFIX_SEPARATOR)
+        suffixed(order_id, n)
     }
+}
+
+fn suffixed(order_id: &str, n: u32) -> String {
+    format!("{order_id}{}{n}", assumptions::QUANTITY_SUFFIX_SEPARATOR)
 }
 
 fn token_call_not_a_purchase(e: VendorError) -> VendorError {
@@ -492,7 +494,7 @@ impl Vendor for Multiverse {
 
     async fn list_offers(&self) -> Result<Vec<Offer>, VendorError> {
         let list: wire::PackageList = self.get("list_offers", assumptions::PACKAGES).await?;
-        Ok(list.into_offers())
+        list.into_offers().map_err(VendorError::Unknown)
     }
 
     async fn topup_offers(&self, _esim: &EsimRef) -> Result<Vec<Offer>, VendorError> {

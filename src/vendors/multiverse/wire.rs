@@ -82,12 +82,17 @@ impl TokenResponse {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PackageList {
     #[serde(default)]
-    pub package_list: Vec<serde_json::Value>,
+    pub package_list: Option<Vec<serde_json::Value>>,
 }
 
 impl PackageList {
-    pub fn into_offers(self) -> Vec<Offer> {
-        self.package_list
+    /// An answer without `package_list` is an error, not an empty catalogue (which would
+    /// retire every offer).
+    pub fn into_offers(self) -> Result<Vec<Offer>, String> {
+        let packages = self
+            .package_list
+            .ok_or("package list answer without package_list")?;
+        Ok(packages
             .into_iter()
             .filter_map(|raw| {
                 let offer = serde_json::from_value::<Package>(raw.clone())
@@ -98,7 +103,7 @@ impl PackageList {
                 }
                 offer
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -486,7 +491,7 @@ mod tests {
             ]}"#,
         )
         .unwrap();
-        let offers = list.into_offers();
+        let offers = list.into_offers().unwrap();
         assert_eq!(offers.len(), 4);
 
         let jp = &offers[0];
@@ -517,6 +522,9 @@ mod tests {
         assert!(!th.active);
 
         assert_eq!(offers[3].data, Some(DataAllowance::unlimited()));
+
+        let missing: PackageList = serde_json::from_str(r#"{"code":"200000"}"#).unwrap();
+        assert!(missing.into_offers().is_err());
     }
 
     /// The Tel25 `/purchase/sync` answer: SM-DP+ address and matching id apart.
