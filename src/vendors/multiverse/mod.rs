@@ -1,1 +1,733 @@
-//! Adapter for multiverse: see `shared/vendors/multiverse.md`. Filled in by the vendor-layer work.
+//! Adapter for Multiverse (a white-label of Tel25's provisioning API): see
+//! `shared/vendors/multiverse.md` and the seed document `seeds/000_c8be45f3c06c2012.txt`.
+//!
+//! Documented: two auth layers on every call (the per-request `X-Multiverse-Access-Token` and
+//! an OAuth2 client-credentials token), the package list, the asynchronous purchase whose
+//! eSIM arrives by an unsigned callback, and the `{"code","message"}` error envelope.
+//! Everything else (package fields, units, query/usage/top-up/balance endpoints) is a guess,
+//! and every guess lives in [`assumptions`] so it can be corrected in one place.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::http::HeaderMap;
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::{sync::Mutex, time::Instant};
+
+use crate::{
+    config::MultiverseCredentials,
+    domain::{money::Money, secret::Secret},
+    vendors::{
+        AdapterOptions, CallbackTrust, CancelOutcome, EsimRef, Offer, OrderState, PlaceOrder,
+        Placed, RejectKind, TopUp, Usage, Vendor, VendorError, VendorEvent, VendorId,
+        VendorOrderRef, VendorOrderStatus,
+        http_client::{RawResponse, VendorHttp},
+    },
+};
+
+pub mod webhook;
+pub mod wire;
+
+/// Every guess this adapter (and the simulator, which mirrors them) relies on. Nothing here
+/// is in the vendor's published document; correct it when the vendor answers the open
+/// questions in `shared/vendors/multiverse.md`.
+pub mod assumptions {
+    use std::time::Duration;
+
+    /// Every path sits under `/api/v1`, as the seed's PHP sample and the Tel25 client show
+    /// for `/auth/token` [assumption, strong].
+    pub const PREFIX: &str = "/api/v1";
+
+    /// Token lifetime when the token answer has no `expires_in` [assumption: 1 h, like the
+    /// access-token header].
+    pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+    /// The package list is not paginated: one `GET /esims/packages` returns everything in
+    /// `package_list` [assumption; the Tel25 client reads it in one call].
+    pub const PACKAGES: &str = "/esims/packages";
+
+    /// Package fields [assumption; the Tel25 client reads packages as string→string maps]:
+    /// `package_id`, `name`, `countries` ("JP" or "FR,DE,IT"), `region` (optional label),
+    /// `data_amount` + `data_unit` ("MB" | "GB"), `unlimited` and `daily` flags
+    /// ("true"/"false"), `validity_days`, `price` + `currency` (ISO 4217), `topup` (the
+    /// package can also be added onto an existing eSIM) and `status` ("ACTIVE" when
+    /// orderable; absent = orderable).
+    ///
+    /// Data units are binary: 1 GB = 1024 MB = 2^30 bytes [assumption; no vendor document].
+    pub const BYTES_PER_MB: u64 = 1024 * 1024;
+    pub const BYTES_PER_GB: u64 = 1024 * BYTES_PER_MB;
+
+    /// The purchase body is `{"customer_order_id": "<our order id>"}` and buys exactly one
+    /// eSIM; a quantity above one is bought with one call per eSIM whose
+    /// `customer_order_id` is `<order id>-<n>` (n from 1) [assumption].
+    pub const QUANTITY_SUFFIX_SEPARATOR: char = '-';
+
+    /// Our order id from a `customer_order_id`: strips a `-<n>` per-eSIM suffix, but only
+    /// from ids of our own `<prefix>_<ulid>` form (which never contain `-`), so a foreign
+    /// reference such as `ORD-123` is left alone.
+    pub fn our_order_id(customer_order_id: &str) -> &str {
+        match customer_order_id.rsplit_once(QUANTITY_SUFFIX_SEPARATOR) {
+            Some((base, n))
+                if base.contains('_')
+                    && !base.contains(QUANTITY_SUFFIX_SEPARATOR)
+                    && !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                base
+            }
+            _ => customer_order_id,
+        }
+    }
+
+    /// The purchase answers HTTP 200 with a flat order object (`order_id`,
+    /// `customer_order_id`, `package_id`, `status`) [assumption]. The same object, with
+    /// `iccid`, `smdp` and `activation_code` once allocated, is what the callback, the
+    /// order query and `/purchase/sync` return [assumption, from the Tel25 sync response].
+    /// Status values: `PROCESSING`, `COMPLETED`, `FAILED` [assumption].
+    pub const STATUS_COMPLETED: &str = "COMPLETED";
+    pub const STATUS_FAILED: &str = "FAILED";
+    pub const STATUS_PROCESSING: &str = "PROCESSING";
+
+    /// The vendor does NOT deduplicate on `customer_order_id` (the Tel25 client fills it
+    /// with an e-mail address) [assumption], so an unknown purchase outcome is resolved by
+    /// querying, never by re-purchasing.
+    pub const PLACE_IS_IDEMPOTENT: bool = false;
+
+    /// `GET /esims/orders?customer_order_id=…` → `{"order_list":[order…]}` (empty when
+    /// none) [assumption].
+    pub const ORDERS: &str = "/esims/orders";
+    /// `GET /esims/orders/{order_id}` → one order object, `404002` when unknown
+    /// [assumption].
+    pub fn order(order_id: &str) -> String {
+        format!("{ORDERS}/{}", super::path_segment(order_id))
+    }
+
+    /// `POST /esims/packages/{package_id}/purchase` (documented) and its Tel25 `/sync`
+    /// variant, which answers with the allocated eSIM (no callback follows) [assumption].
+    pub fn purchase(package_id: &str) -> String {
+        format!("{PACKAGES}/{}/purchase", super::path_segment(package_id))
+    }
+    pub fn purchase_sync(package_id: &str) -> String {
+        format!("{}/sync", purchase(package_id))
+    }
+
+    /// `POST /esims/{iccid}/packages/{package_id}/topup` with `{"customer_order_id"}`,
+    /// answered synchronously with a `COMPLETED` order object [assumption].
+    pub fn topup(iccid: &str, package_id: &str) -> String {
+        format!(
+            "/esims/{}/packages/{}/topup",
+            super::path_segment(iccid),
+            super::path_segment(package_id)
+        )
+    }
+
+    /// `GET /esims/{iccid}/usage` → `{iccid, status, data_used, data_total, data_unit,
+    /// unlimited, activated_at, expired_at, updated_at}` with amounts in `data_unit`
+    /// (decimal strings) and RFC 3339 UTC times [assumption]. eSIM statuses: `READY`,
+    /// `INSTALLED`, `ACTIVE`, `DEPLETED`, `EXPIRED`, `CANCELLED` [assumption].
+    pub fn usage(iccid: &str) -> String {
+        format!("/esims/{}/usage", super::path_segment(iccid))
+    }
+
+    /// `GET /account/balance` → `{"balance":"…","currency":"EUR"}` [assumption].
+    pub const BALANCE: &str = "/account/balance";
+
+    /// An empty prepaid balance is refused with HTTP 402 `{"code":"402001"}`: the document
+    /// lists no such code, and 402 follows its "first three digits = HTTP status" rule
+    /// [assumption].
+    pub const INSUFFICIENT_BALANCE_CODE: &str = "402001";
+
+    // No cancel/refund endpoint is known, so `cancel` answers `Unsupported` [assumption].
+
+    /// The callback is the order object above, POSTed as JSON to the URL registered at
+    /// onboarding, unsigned, retried after these delays when not answered 2xx
+    /// [assumption; retries are undocumented].
+    pub const CALLBACK_RETRY_DELAYS: &[Duration] =
+        &[Duration::from_secs(10), Duration::from_secs(30)];
+
+    /// The access-token header is accepted within ±1 h of the vendor's clock (the
+    /// document's "Lifetime: 1 hour") [assumption on the tolerance before `ts`].
+    pub const ACCESS_TOKEN_TOLERANCE_SECS: i64 = 3600;
+}
+
+/// Percent-encodes one path segment (ids are alphanumeric in practice, but never trust that).
+fn path_segment(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// The documented error codes, in one table. `None`: the outcome is unknown (500001
+/// internal error, 500003 OTA failure after the platform may have allocated, or a code the
+/// document does not list) and must be reconciled.
+pub fn classify(code: &str) -> Option<RejectKind> {
+    match code {
+        "400001" => Some(RejectKind::InvalidRequest),
+        "401001" => Some(RejectKind::Auth),
+        // 404001 "API not found", 404002 "Resource not found".
+        "404001" | "404002" => Some(RejectKind::NotFound),
+        // "No available sim iccid": inventory ran out before allocation → try another offer.
+        "500002" => Some(RejectKind::SoldOut),
+        c if c == assumptions::INSUFFICIENT_BALANCE_CODE => Some(RejectKind::InsufficientBalance),
+        _ => None,
+    }
+}
+
+pub const UNAUTHORIZED_CODE: &str = "401001";
+
+/// `X-Multiverse-Access-Token` for a 10-digit unix-seconds timestamp.
+pub fn access_token(user_id: &str, security_token: &str, timestamp: &str) -> String {
+    let hash = hex::encode(Sha256::digest(format!("{timestamp}{security_token}")));
+    format!(
+        "Bearer {}",
+        BASE64.encode(format!("{user_id}/{timestamp}/{hash}"))
+    )
+}
+
+/// `Authorization` for `POST /auth/token`.
+pub fn basic_auth(client_id: &str, client_secret: &str) -> String {
+    format!(
+        "Basic {}",
+        BASE64.encode(format!("{client_id}:{client_secret}"))
+    )
+}
+
+/// The cached OAuth token; `generation` tells a caller whether the token it was refused
+/// with has already been replaced by another caller.
+struct CachedToken {
+    authorization: Secret<String>,
+    refresh_at: Instant,
+    generation: u64,
+}
+
+#[derive(Default)]
+struct TokenCache {
+    token: Option<CachedToken>,
+    generation: u64,
+}
+
+pub struct Multiverse {
+    creds: MultiverseCredentials,
+    http: VendorHttp,
+    /// An async mutex held across the token request, so concurrent callers wait for one
+    /// fetch instead of stampeding `/auth/token`.
+    tokens: Mutex<TokenCache>,
+}
+
+impl Multiverse {
+    pub fn new(creds: MultiverseCredentials, opts: &AdapterOptions) -> Self {
+        Multiverse {
+            creds,
+            http: VendorHttp::new(VendorId::Multiverse, opts.timeout, None),
+            tokens: Mutex::new(TokenCache::default()),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        let base = self.creds.base_url.as_str().trim_end_matches('/');
+        format!("{base}{}{path}", assumptions::PREFIX)
+    }
+
+    fn current_access_token(&self) -> String {
+        let ts = chrono::Utc::now().timestamp().to_string();
+        access_token(
+            self.creds.user_id.expose(),
+            self.creds.security_token.expose(),
+            &ts,
+        )
+    }
+
+    /// The OAuth `Authorization` value and its generation, fetching a token when none is
+    /// cached or the cached one is due for refresh.
+    async fn authorization(&self) -> Result<(Secret<String>, u64), VendorError> {
+        let mut cache = self.tokens.lock().await;
+        if let Some(t) = cache
+            .token
+            .as_ref()
+            .filter(|t| Instant::now() < t.refresh_at)
+        {
+            return Ok((t.authorization.clone(), t.generation));
+        }
+        let (authorization, lifetime) = self.request_token().await?;
+        cache.generation += 1;
+        let generation = cache.generation;
+        cache.token = Some(CachedToken {
+            authorization: authorization.clone(),
+            refresh_at: Instant::now() + refresh_margin(lifetime),
+            generation,
+        });
+        Ok((authorization, generation))
+    }
+
+    /// Forgets the token a call was refused with, unless another caller already replaced it.
+    async fn invalidate(&self, generation: u64) {
+        let mut cache = self.tokens.lock().await;
+        if cache
+            .token
+            .as_ref()
+            .is_some_and(|t| t.generation == generation)
+        {
+            cache.token = None;
+        }
+    }
+
+    async fn request_token(&self) -> Result<(Secret<String>, Duration), VendorError> {
+        let request = self
+            .http
+            .client()
+            .post(self.url("/auth/token"))
+            .header(
+                "Authorization",
+                basic_auth(
+                    self.creds.client_id.expose(),
+                    self.creds.client_secret.expose(),
+                ),
+            )
+            .header("X-Multiverse-Access-Token", self.current_access_token())
+            .json(&json!({"grant_type": "client_credentials"}));
+        // No purchase has been sent yet, so a lost token answer cannot have bought anything.
+        let raw = self
+            .http
+            .send("auth", request)
+            .await
+            .map_err(token_call_not_a_purchase)?;
+        let raw = check_status(raw).map_err(token_call_not_a_purchase)?;
+        let token: wire::TokenResponse = parse(&raw).map_err(token_call_not_a_purchase)?;
+        token.into_authorization()
+    }
+
+    /// Sends one call with both auth layers; on 401001 refreshes the OAuth token and sends it
+    /// once more (a 401 means the vendor did not act, so even a purchase may be re-sent).
+    async fn call(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<RawResponse, VendorError> {
+        let mut retried = false;
+        loop {
+            let (authorization, generation) = self.authorization().await?;
+            let mut request = self
+                .http
+                .client()
+                .request(method.clone(), self.url(path))
+                .header("Authorization", authorization.expose())
+                .header("X-Multiverse-Access-Token", self.current_access_token());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let raw = self.http.send(operation, request).await?;
+            match check_status(raw) {
+                Err(VendorError::Rejected {
+                    kind: RejectKind::Auth,
+                    ..
+                }) if !retried => {
+                    self.invalidate(generation).await;
+                    retried = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        path: &str,
+    ) -> Result<T, VendorError> {
+        let raw = self.call(operation, Method::GET, path, None).await?;
+        parse(&raw)
+    }
+
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, VendorError> {
+        let raw = self.call(operation, Method::POST, path, Some(body)).await?;
+        parse(&raw)
+    }
+
+    async fn purchase_one(
+        &self,
+        sku: &str,
+        customer_order_id: &str,
+    ) -> Result<wire::Order, VendorError> {
+        let body = json!({ "customer_order_id": customer_order_id });
+        self.post("place_order", &assumptions::purchase(sku), &body)
+            .await
+    }
+
+    /// Tel25's synchronous purchase: waits for allocation and answers with the eSIM. Not used
+    /// by `place_order` (the document only promises the asynchronous route); kept for a
+    /// vendor that turns out to support it. Needs a timeout of a minute or more.
+    pub async fn purchase_sync(
+        &self,
+        sku: &str,
+        customer_order_id: &str,
+    ) -> Result<OrderState, VendorError> {
+        let body = json!({ "customer_order_id": customer_order_id });
+        let order: wire::Order = self
+            .post("place_order_sync", &assumptions::purchase_sync(sku), &body)
+            .await?;
+        Ok(wire::combine(vec![order]))
+    }
+
+    async fn order_by_id(&self, order_id: &str) -> Result<wire::Order, VendorError> {
+        self.get("fetch_order", &assumptions::order(order_id)).await
+    }
+
+    async fn orders_by_customer_id(
+        &self,
+        customer_order_id: &str,
+    ) -> Result<Vec<wire::Order>, VendorError> {
+        let path = format!(
+            "{}?customer_order_id={}",
+            assumptions::ORDERS,
+            path_segment(customer_order_id)
+        );
+        let list: wire::OrderList = self.get("fetch_order", &path).await?;
+        Ok(list.order_list)
+    }
+
+    /// Finds every vendor order placed for our order id: the plain id (quantity one), else
+    /// the per-eSIM `<id>-1`, `<id>-2`… until one is missing.
+    async fn find_orders(&self, order_id: &str) -> Result<Vec<wire::Order>, VendorError> {
+        let plain = self.orders_by_customer_id(order_id).await?;
+        if !plain.is_empty() {
+            return Ok(plain);
+        }
+        let mut found = Vec::new();
+        for n in 1..=MAX_QUANTITY {
+            let part = self.orders_by_customer_id(&suffixed(order_id, n)).await?;
+            if part.is_empty() {
+                break;
+            }
+            found.extend(part);
+        }
+        Ok(found)
+    }
+}
+
+/// The most eSIMs one order may ask for (one purchase call each).
+const MAX_QUANTITY: u32 = 50;
+
+/// Refresh a little before the vendor's expiry so a token never dies in flight.
+fn refresh_margin(lifetime: Duration) -> Duration {
+    let margin = (lifetime / 10).min(Duration::from_secs(60));
+    lifetime - margin
+}
+
+/// The `customer_order_id` of the `n`th eSIM (from 1) of an order of `quantity`.
+fn customer_order_id(order_id: &str, n: u32, quantity: u32) -> String {
+    if quantity <= 1 {
+        order_id.to_string()
+    } else {
+        suffixed(order_id, n)
+    }
+}
+
+fn suffixed(order_id: &str, n: u32) -> String {
+    format!("{order_id}{}{n}", assumptions::QUANTITY_SUFFIX_SEPARATOR)
+}
+
+fn token_call_not_a_purchase(e: VendorError) -> VendorError {
+    match e {
+        VendorError::Unknown(msg) => VendorError::Unreachable(format!("token request: {msg}")),
+        other => other,
+    }
+}
+
+/// Maps a non-2xx answer (or a 2xx that carries an error code) to a `VendorError`.
+fn check_status(raw: RawResponse) -> Result<RawResponse, VendorError> {
+    let envelope = raw
+        .json::<wire::ErrorBody>()
+        .ok()
+        .filter(|e| !e.code.is_empty());
+    if raw.status.is_success() {
+        return match envelope {
+            Some(e) if !e.code.starts_with('2') => Err(error_from_code(e)),
+            _ => Ok(raw),
+        };
+    }
+    match envelope {
+        Some(e) => Err(error_from_code(e)),
+        None if raw.status == StatusCode::TOO_MANY_REQUESTS => Err(VendorError::rejected(
+            RejectKind::RateLimited,
+            "429",
+            raw.snippet(),
+        )),
+        None => Err(VendorError::Unknown(format!(
+            "HTTP {} without an error code: {}",
+            raw.status.as_u16(),
+            raw.snippet()
+        ))),
+    }
+}
+
+fn error_from_code(e: wire::ErrorBody) -> VendorError {
+    match classify(&e.code) {
+        Some(kind) => VendorError::rejected(kind, e.code, e.message),
+        None => VendorError::Unknown(format!("vendor error {}: {}", e.code, e.message)),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(raw: &RawResponse) -> Result<T, VendorError> {
+    raw.json()
+        .map_err(|e| VendorError::Unknown(format!("unexpected reply ({e}): {}", raw.snippet())))
+}
+
+#[async_trait]
+impl Vendor for Multiverse {
+    fn id(&self) -> VendorId {
+        VendorId::Multiverse
+    }
+
+    fn place_is_idempotent(&self) -> bool {
+        assumptions::PLACE_IS_IDEMPOTENT
+    }
+
+    async fn list_offers(&self) -> Result<Vec<Offer>, VendorError> {
+        let list: wire::PackageList = self.get("list_offers", assumptions::PACKAGES).await?;
+        list.into_offers().map_err(VendorError::Unknown)
+    }
+
+    async fn topup_offers(&self, _esim: &EsimRef) -> Result<Vec<Offer>, VendorError> {
+        let offers = self.list_offers().await?;
+        Ok(offers
+            .into_iter()
+            .filter(|o| o.supports_topup && o.active)
+            .map(|o| Offer {
+                is_topup: true,
+                ..o
+            })
+            .collect())
+    }
+
+    async fn place_order(&self, req: &PlaceOrder) -> Result<Placed, VendorError> {
+        let quantity = req.quantity.max(1);
+        if quantity > MAX_QUANTITY {
+            return Err(VendorError::rejected(
+                RejectKind::InvalidRequest,
+                "quantity",
+                format!("at most {MAX_QUANTITY} eSIMs per order"),
+            ));
+        }
+        let mut placed = Vec::new();
+        for n in 1..=quantity {
+            let id = customer_order_id(&req.order_id, n, quantity);
+            match self.purchase_one(&req.sku, &id).await {
+                Ok(order) => placed.push(order),
+                // Some eSIMs are already bought: only reconciliation can tell the whole story.
+                Err(e) if !placed.is_empty() => {
+                    return Err(VendorError::Unknown(format!(
+                        "{} of {quantity} eSIMs bought, then: {e}",
+                        placed.len()
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut state = wire::combine(placed);
+        // Accepted means allocation is under way; the callback or a poll completes it.
+        if state.status == VendorOrderStatus::Completed && state.esims.len() < quantity as usize {
+            state.status = VendorOrderStatus::Pending;
+        }
+        Ok(state)
+    }
+
+    async fn fetch_order(&self, r: &VendorOrderRef) -> Result<OrderState, VendorError> {
+        let orders = match r.vendor_reference.as_deref().filter(|s| !s.is_empty()) {
+            Some(refs) => {
+                let mut orders = Vec::new();
+                for id in refs.split(',') {
+                    orders.push(self.order_by_id(id.trim()).await?);
+                }
+                orders
+            }
+            None => self.find_orders(&r.order_id).await?,
+        };
+        if orders.is_empty() {
+            return Err(VendorError::rejected(
+                RejectKind::NotFound,
+                "404002",
+                format!("no order with customer_order_id {}", r.order_id),
+            ));
+        }
+        Ok(wire::combine(orders))
+    }
+
+    async fn topup(&self, req: &TopUp) -> Result<Placed, VendorError> {
+        let body = json!({ "customer_order_id": req.order_id });
+        let order: wire::Order = self
+            .post(
+                "topup",
+                &assumptions::topup(&req.esim.iccid, &req.sku),
+                &body,
+            )
+            .await?;
+        Ok(order.into_topup_state())
+    }
+
+    async fn cancel(
+        &self,
+        _r: &VendorOrderRef,
+        _esims: &[EsimRef],
+    ) -> Result<CancelOutcome, VendorError> {
+        // No cancel or refund endpoint is known (see `assumptions`).
+        Err(VendorError::Unsupported)
+    }
+
+    async fn usage(&self, esim: &EsimRef) -> Result<Usage, VendorError> {
+        let usage: wire::UsageResponse =
+            self.get("usage", &assumptions::usage(&esim.iccid)).await?;
+        usage.into_usage().map_err(VendorError::Unknown)
+    }
+
+    async fn balance(&self) -> Result<Money, VendorError> {
+        let balance: wire::BalanceResponse = self.get("balance", assumptions::BALANCE).await?;
+        balance.into_money().map_err(VendorError::Unknown)
+    }
+
+    fn verify_callback(
+        &self,
+        headers: &HeaderMap,
+        raw_body: &[u8],
+    ) -> Result<CallbackTrust, VendorError> {
+        webhook::verify_callback(headers, raw_body)
+    }
+
+    fn parse_callback(
+        &self,
+        _headers: &HeaderMap,
+        raw_body: &[u8],
+    ) -> Result<Vec<VendorEvent>, VendorError> {
+        webhook::parse_callback(raw_body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `shared/vendors/test-vectors.json` → `multiverse_access_token`.
+    #[test]
+    fn access_token_matches_the_shared_test_vectors() {
+        assert_eq!(
+            access_token("your_user_id", "your_security_token", "1732270000"),
+            "Bearer eW91cl91c2VyX2lkLzE3MzIyNzAwMDAvNzIxMzRlMGE4ZTg1ZmZjZGYwZjRmMjZjYjAyNTEwM2NmMjZiMWVlMmIzYzJhMWJkYjZjMWEyMjUxNDc5NDgwYw=="
+        );
+        assert_eq!(
+            access_token("reseller-42", "Zx9!token", "1700000000"),
+            "Bearer cmVzZWxsZXItNDIvMTcwMDAwMDAwMC8zYWY5ZGJmM2M0ZGQ3OWE0Y2RlODU0M2RmMGE3YWE2MTcyYmJlYmI2OGQ1ZjFmNmNlOTVlNDVhOTMzMWE2Mjgx"
+        );
+    }
+
+    /// The vector in `shared/vendors/multiverse.md` §2a.
+    #[test]
+    fn access_token_matches_the_vendor_file_vector() {
+        assert_eq!(
+            access_token("user1", "sectoken", "1700000000"),
+            "Bearer dXNlcjEvMTcwMDAwMDAwMC9iNjcxZjY5YzI0YzVmZjU3YzZmYzY2YTIzNTU1MTM2ZWFmOWU1YjEyNzUwOGNlMjE4YjRjMzA2OTM4NWU5MWM2"
+        );
+    }
+
+    /// `shared/vendors/test-vectors.json` → `multiverse_oauth_basic`.
+    #[test]
+    fn basic_auth_matches_the_shared_test_vectors() {
+        assert_eq!(
+            basic_auth("your_client_id", "your_client_secret"),
+            "Basic eW91cl9jbGllbnRfaWQ6eW91cl9jbGllbnRfc2VjcmV0"
+        );
+        assert_eq!(
+            basic_auth("mv-client", "p@ss:word"),
+            "Basic bXYtY2xpZW50OnBAc3M6d29yZA=="
+        );
+    }
+
+    #[test]
+    fn every_documented_code_is_classified() {
+        assert_eq!(classify("400001"), Some(RejectKind::InvalidRequest));
+        assert_eq!(classify("401001"), Some(RejectKind::Auth));
+        assert_eq!(classify("404001"), Some(RejectKind::NotFound));
+        assert_eq!(classify("404002"), Some(RejectKind::NotFound));
+        assert_eq!(classify("500002"), Some(RejectKind::SoldOut));
+        assert_eq!(classify("402001"), Some(RejectKind::InsufficientBalance));
+        for unknown in ["500001", "500003", "999999", ""] {
+            assert_eq!(classify(unknown), None, "{unknown}");
+        }
+    }
+
+    fn raw(status: u16, body: &str) -> RawResponse {
+        RawResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: Default::default(),
+            body: bytes::Bytes::from(body.to_string()),
+        }
+    }
+
+    /// The seed's only example body.
+    #[test]
+    fn documented_error_example_is_an_invalid_request() {
+        let err = check_status(raw(
+            400,
+            r#"{ "code": "400001", "message": "Invalid parameter" }"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            VendorError::rejected(RejectKind::InvalidRequest, "400001", "Invalid parameter")
+        );
+    }
+
+    #[test]
+    fn ambiguous_answers_are_unknown() {
+        for (status, body) in [
+            (
+                500,
+                r#"{"code":"500001","message":"Internal server error"}"#,
+            ),
+            (500, r#"{"code":"500003","message":"OTA API server error"}"#),
+            (502, "<html>bad gateway</html>"),
+            (
+                200,
+                r#"{"code":"500001","message":"Internal server error"}"#,
+            ),
+        ] {
+            let err = check_status(raw(status, body)).unwrap_err();
+            assert!(
+                matches!(err, VendorError::Unknown(_)),
+                "{status} {body}: {err:?}"
+            );
+        }
+        let err = check_status(raw(
+            500,
+            r#"{"code":"500002","message":"No available sim iccid"}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(err.reject_kind(), Some(RejectKind::SoldOut));
+    }
+
+    #[test]
+    fn quantity_above_one_suffixes_the_customer_order_id() {
+        assert_eq!(customer_order_id("ord_1", 1, 1), "ord_1");
+        assert_eq!(customer_order_id("ord_1", 2, 3), "ord_1-2");
+    }
+
+    #[test]
+    fn tokens_refresh_before_they_expire() {
+        assert_eq!(
+            refresh_margin(Duration::from_secs(3600)),
+            Duration::from_secs(3540)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(10)),
+            Duration::from_secs(9)
+        );
+    }
+}
