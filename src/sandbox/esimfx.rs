@@ -36,7 +36,7 @@ use tokio::time::Instant;
 
 use super::{
     OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
-    catalog::{SeedData, SeedPlan, VendorProduct, vendor_products},
+    catalog::{SeedData, SeedPlan, VendorProduct, vendor_products_sized},
     faults, generate_iccid, random_alnum,
 };
 use crate::{
@@ -157,7 +157,7 @@ fn refuse(code: i64, message: impl Into<String>) -> Refusal {
 
 impl EsimFxSim {
     pub fn new(creds: &EsimFxCredentials, settings: SimSettings) -> Self {
-        let products = vendor_products(VendorId::EsimFx)
+        let products = vendor_products_sized(VendorId::EsimFx, settings.catalog_size)
             .iter()
             .map(render_product)
             .collect();
@@ -1171,7 +1171,7 @@ mod tests {
 
     #[test]
     fn rendered_products_parse_back_through_the_adapter_types() {
-        for vp in vendor_products(VendorId::EsimFx) {
+        for vp in crate::sandbox::catalog::vendor_products(VendorId::EsimFx) {
             let p = render_product(&vp);
             let product: crate::vendors::esimfx::wire::Product =
                 serde_json::from_value(p.json.clone()).unwrap();

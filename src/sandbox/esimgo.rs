@@ -49,7 +49,7 @@ use crate::{
     domain::{money::Currency, secret::Secret},
     sandbox::{
         OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
-        catalog::{SeedData, vendor_products},
+        catalog::{SeedData, vendor_products, vendor_products_sized},
         control_router, faults, generate_iccid, generate_matching_id, random_alnum,
     },
     vendors::{VendorId, esimgo::webhook},
@@ -212,8 +212,8 @@ impl Bundle {
 
 /// The seed catalogue in eSIM Go's naming (`esim_1GB_7D_JP_V2`) and units (1 GB = 1000 MB).
 /// The documented catalogue has no per-day allowance, so daily products are not carried.
-fn seed_bundles() -> Vec<Bundle> {
-    vendor_products(VendorId::EsimGo)
+fn seed_bundles(size: Option<usize>) -> Vec<Bundle> {
+    vendor_products_sized(VendorId::EsimGo, size)
         .into_iter()
         .filter_map(|p| {
             let (data_label, data_mb) = match p.plan.data {
@@ -427,7 +427,7 @@ pub struct EsimGoSim {
 
 impl EsimGoSim {
     pub fn new(creds: &EsimGoCredentials, settings: SimSettings) -> Self {
-        let bundles = seed_bundles();
+        let bundles = seed_bundles(settings.catalog_size);
         let currency = vendor_products(VendorId::EsimGo)
             .first()
             .map(|p| p.currency)
@@ -1315,7 +1315,7 @@ mod tests {
 
     #[test]
     fn catalogue_is_rendered_in_esim_go_units_and_names() {
-        let bundles = seed_bundles();
+        let bundles = seed_bundles(None);
         assert!(bundles.len() > 150, "{}", bundles.len());
         let names: std::collections::HashSet<_> = bundles.iter().map(|b| &b.name).collect();
         assert_eq!(names.len(), bundles.len(), "bundle names are unique");
@@ -1327,7 +1327,7 @@ mod tests {
         assert!(one_gb.description.starts_with("eSIM, 1GB, 7 Days, "));
         assert!(bundles.iter().all(|b| b.price > Decimal::ZERO));
         assert_eq!(
-            seed_bundles()[0].name,
+            seed_bundles(None)[0].name,
             bundles[0].name,
             "stable across runs"
         );

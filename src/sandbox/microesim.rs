@@ -30,7 +30,7 @@ use subtle::ConstantTimeEq;
 
 use super::{
     OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
-    catalog::{SeedData, VendorProduct, vendor_products},
+    catalog::{SeedData, VendorProduct, vendor_products_sized},
     faults, generate_iccid,
 };
 use crate::{
@@ -231,7 +231,7 @@ impl MicroEsimSim {
             creds.salt_hex.expose(),
         )
         .expect("simulator credentials carry a hex salt");
-        let plans = vendor_products(VendorId::MicroEsim)
+        let plans = vendor_products_sized(VendorId::MicroEsim, settings.catalog_size)
             .iter()
             .map(render_plan)
             .collect();
@@ -1017,11 +1017,11 @@ mod tests {
 
     #[test]
     fn catalogue_renders_in_the_vendors_format_with_stable_ids() {
-        let a: Vec<SimPlan> = vendor_products(VendorId::MicroEsim)
+        let a: Vec<SimPlan> = crate::sandbox::catalog::vendor_products(VendorId::MicroEsim)
             .iter()
             .map(render_plan)
             .collect();
-        let b: Vec<String> = vendor_products(VendorId::MicroEsim)
+        let b: Vec<String> = crate::sandbox::catalog::vendor_products(VendorId::MicroEsim)
             .iter()
             .map(|p| render_plan(p).id)
             .collect();

@@ -39,7 +39,7 @@ use tokio::time::Instant;
 
 use super::{
     OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
-    catalog::{SeedData, VendorProduct, vendor_products},
+    catalog::{SeedData, VendorProduct, vendor_products_sized},
     control_router, faults, generate_iccid, generate_matching_id, random_alnum,
 };
 use crate::{
@@ -162,7 +162,7 @@ type Reply = Result<Response, Refusal>;
 
 impl MultiverseSim {
     pub fn new(creds: &MultiverseCredentials, settings: SimSettings) -> Self {
-        let packages = vendor_products(VendorId::Multiverse)
+        let packages = vendor_products_sized(VendorId::Multiverse, settings.catalog_size)
             .into_iter()
             .map(|product| Package {
                 id: package_id(&product.plan.key),
