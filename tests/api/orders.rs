@@ -17,9 +17,11 @@ use crate::{helpers::assert_error_shape, sandbox_app::SandboxApp};
 pub(crate) fn sold_out(v: VendorId) -> Fault {
     let code = match v {
         VendorId::EsimAccess => "200011",
-        VendorId::EsimGo => crate::sandbox_codes::ESIMGO_SOLD_OUT,
-        VendorId::EsimFx => crate::sandbox_codes::ESIMFX_SOLD_OUT,
-        VendorId::MicroEsim => crate::sandbox_codes::MICROESIM_SOLD_OUT,
+        // eSIM Go answers HTTP 400 with a message; its simulator names the message.
+        VendorId::EsimGo => "out_of_stock",
+        // eSIMfx and MicroEsim publish no codes: the adapters' assumed tables.
+        VendorId::EsimFx => "2002",
+        VendorId::MicroEsim => "1008",
         VendorId::Multiverse => "500002",
     };
     Fault::Reject {
