@@ -717,6 +717,84 @@ mod tests {
         );
     }
 
+    fn reply(status: u16, body: &str) -> crate::vendors::http_client::RawResponse {
+        crate::vendors::http_client::RawResponse {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            headers: reqwest::header::HeaderMap::new(),
+            body: body.to_string().into(),
+        }
+    }
+
+    /// The collection's order flow: orderNo, then 200010 while allocating, then the profile.
+    #[test]
+    fn documented_order_and_query_replies() {
+        let placed: wire::OrderResponse = open_envelope(
+            &reply(
+                200,
+                r#"{"success":true,"errorCode":"0","errorMsg":null,"obj":{"orderNo":"B2508091406000X","transactionId":"ref-1"}}"#,
+            ),
+            Effect::MayBuy,
+        )
+        .unwrap();
+        assert_eq!(placed.order_no.as_deref(), Some("B2508091406000X"));
+
+        let not_ready = open_envelope::<wire::QueryResponse>(
+            &reply(
+                200,
+                r#"{"success":false,"errorCode":"200010","errorMessage":"Profile is being downloaded for the order.","obj":null}"#,
+            ),
+            Effect::ReadOnly,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&not_ready, VendorError::Rejected { code, .. } if code == NOT_READY),
+            "{not_ready:?}"
+        );
+
+        let ready: wire::QueryResponse = open_envelope(
+            &reply(
+                200,
+                r#"{"success":true,"errorCode":"0","errorMsg":null,"obj":{"esimList":[{"esimTranNo":"25080914060005","orderNo":"B2508091406000X","iccid":"8985224528000135401","ac":"LPA:1$rsp-eu.simlessly.com$MATCHING123","qrCodeUrl":"https://p.qrsim.net/abc.png","smdpStatus":"RELEASED","esimStatus":"GOT_RESOURCE","totalVolume":1073741824,"orderUsage":0,"expiredTime":"2026-10-07T14:21:37+0000"}],"pager":{"pageSize":20,"pageNum":1,"total":1}}}"#,
+            ),
+            Effect::ReadOnly,
+        )
+        .unwrap();
+        assert_eq!(ready.pager.as_ref().and_then(|p| p.total), Some(1));
+        let state = order_state("B2508091406000X", &ready.esim_list).unwrap();
+        assert_eq!(state.status, VendorOrderStatus::Completed);
+        let p = &state.esims[0];
+        assert_eq!(p.iccid, "8985224528000135401");
+        assert_eq!(p.activation.smdp_address, "rsp-eu.simlessly.com");
+        assert_eq!(p.activation.matching_id, "MATCHING123");
+        assert_eq!(p.vendor_esim_ref.as_deref(), Some("25080914060005"));
+        assert_eq!(p.status, crate::vendors::EsimStatus::Ready);
+        assert_eq!(
+            p.expires_at.map(|t| t.to_rfc3339()),
+            Some("2026-10-07T14:21:37+00:00".to_string())
+        );
+    }
+
+    #[test]
+    fn garbled_or_failed_transport_replies_are_classified() {
+        let html = "<html><body>502 Bad Gateway</body></html>";
+        let e = open_envelope::<wire::OrderResponse>(&reply(502, html), Effect::MayBuy);
+        assert!(matches!(e, Err(VendorError::Unknown(_))));
+        let e = open_envelope::<wire::OrderResponse>(&reply(200, "{not json"), Effect::MayBuy);
+        assert!(matches!(e, Err(VendorError::Unknown(_))));
+        let e = open_envelope::<wire::BalanceResponse>(&reply(429, ""), Effect::ReadOnly);
+        assert_eq!(e.unwrap_err().reject_kind(), Some(RejectKind::RateLimited));
+        let e = open_envelope::<wire::OrderResponse>(&reply(418, "teapot"), Effect::MayBuy);
+        assert!(matches!(e, Err(VendorError::Unknown(_))));
+        let e = open_envelope::<wire::BalanceResponse>(&reply(401, "no"), Effect::ReadOnly);
+        assert_eq!(e.unwrap_err().reject_kind(), Some(RejectKind::Auth));
+        // Success with an obj of the wrong shape is not a success we can use.
+        let e = open_envelope::<wire::PackageList>(
+            &reply(200, r#"{"success":true,"obj":{"packageList":"oops"}}"#),
+            Effect::ReadOnly,
+        );
+        assert!(matches!(e, Err(VendorError::Unknown(_))));
+    }
+
     #[test]
     fn every_documented_code_is_classified() {
         use CodeClass::*;
