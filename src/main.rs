@@ -1,8 +1,16 @@
-use std::{process::ExitCode, sync::Arc};
+use std::{process::ExitCode, sync::Arc, time::Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use esim_gateway::{AppState, build_app, config::Config, store, telemetry};
+use esim_gateway::{
+    AppState, build_app,
+    catalog::pricing::Pricing,
+    config::Config,
+    sandbox::{SimSettings, runtime::Sandbox},
+    store, telemetry,
+    vendors::{AdapterOptions, VendorId, registry::Vendors},
+    workers,
+};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -18,12 +26,37 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP service (the default). Configuration comes from the environment.
+    /// Run the HTTP service (the default). Configuration comes from the environment; with no
+    /// vendor credentials the five vendors are built-in simulators (sandbox mode).
     Serve,
+    /// Run the five vendor simulators on loopback ports and the gateway configured to them,
+    /// whatever vendor credentials are set.
+    Sandbox,
     /// Create the database if needed and apply migrations, then exit.
     Migrate,
+    /// Sync every enabled vendor's catalogue once, then exit.
+    Sync,
     /// Print the OpenAPI document to stdout.
     Openapi,
+    /// Vendor diagnostics.
+    Vendors {
+        #[command(subcommand)]
+        command: VendorsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VendorsCommand {
+    /// Call every configured vendor's balance and catalogue; one line per vendor.
+    Check,
+    /// Print one vendor's normalized offers.
+    Offers {
+        /// esimaccess, esimgo, esimfx, microesim or multiverse.
+        vendor: String,
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main]
@@ -33,7 +66,7 @@ async fn main() -> ExitCode {
         println!("{}", esim_gateway::http::openapi_json());
         return ExitCode::SUCCESS;
     }
-    let config = match Config::from_env() {
+    let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("esim-gateway: {e}");
@@ -43,7 +76,13 @@ async fn main() -> ExitCode {
     telemetry::init_tracing(config.log_format);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
-        Command::Migrate => migrate(&config).await,
+        Command::Sandbox => {
+            config.sandbox = true;
+            serve(config).await
+        }
+        Command::Migrate => migrate(&config).await.map(|_| ()),
+        Command::Sync => sync_once(config).await,
+        Command::Vendors { command } => vendors_command(config, command).await,
         Command::Openapi => unreachable!("handled above"),
     };
     match result {
@@ -56,20 +95,50 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn migrate(config: &Config) -> anyhow::Result<()> {
+async fn migrate(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     let url = config.database_url.expose();
     store::ensure_database(url).await?;
     let pool = store::connect(url).await?;
     store::migrate(&pool).await?;
     tracing::info!("migrations applied");
-    Ok(())
+    Ok(pool)
+}
+
+/// The enabled vendors: all five simulators in sandbox mode, else those with credentials.
+/// The returned sandbox must outlive the vendors (it owns the simulators' listeners).
+async fn enabled_vendors(config: &Config) -> anyhow::Result<(Vendors, Option<Sandbox>)> {
+    let opts = AdapterOptions::default();
+    if !config.sandbox {
+        return Ok((
+            esim_gateway::sandbox::runtime::live_vendors(&config.vendors, &opts),
+            None,
+        ));
+    }
+    if config.vendors.any_live() {
+        tracing::warn!(
+            "SANDBOX is on: vendor credentials are ignored and all five vendors are simulated"
+        );
+    }
+    let settings = SimSettings {
+        catalog_size: config.sandbox_catalog_size,
+        ..SimSettings::default()
+    };
+    let sandbox = Sandbox::start(settings, Some(&config.public_base_url))
+        .await
+        .context("cannot start the sandbox simulators")?;
+    for (vendor, url) in sandbox.base_urls() {
+        tracing::warn!(%vendor, %url, "SANDBOX MODE: simulated vendor (no real eSIMs are bought)");
+    }
+    Ok((sandbox.vendors(&opts), Some(sandbox)))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let url = config.database_url.expose();
-    store::ensure_database(url).await?;
-    let pool = store::connect(url).await?;
-    store::migrate(&pool).await?;
+    let pool = migrate(&config).await?;
+    let (vendors, _sandbox) = enabled_vendors(&config).await?;
+    if vendors.is_empty() {
+        tracing::warn!("no vendor is enabled: set vendor credentials or SANDBOX=true");
+    }
+    let vendors = Arc::new(vendors);
 
     let listener = TcpListener::bind(config.bind_addr)
         .await
@@ -78,17 +147,110 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if config.admin_token.is_none() {
         tracing::warn!("ADMIN_TOKEN is not set: the admin API is disabled");
     }
+    let sync = workers::catalog_sync::spawn(
+        pool.clone(),
+        vendors.clone(),
+        Pricing::from_config(&config),
+        config.catalog_sync_interval,
+    );
     let state = AppState {
         pool,
         config: Arc::new(config),
         metrics: telemetry::metrics_handle(),
-        vendors: Default::default(),
+        vendors,
     };
     esim_gateway::serve(listener, build_app(state), shutdown_signal())
         .await
         .context("server error")?;
+    sync.abort();
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+async fn sync_once(config: Config) -> anyhow::Result<()> {
+    let pool = migrate(&config).await?;
+    let (vendors, _sandbox) = enabled_vendors(&config).await?;
+    let vendors = Arc::new(vendors);
+    workers::catalog_sync::sync_all(&pool, &vendors, &Pricing::from_config(&config)).await;
+    for s in store::offers::sync_states(&pool).await? {
+        match &s.last_error {
+            Some(e) => println!("{:<11} FAILED  {e}", s.vendor),
+            None => println!(
+                "{:<11} ok      {} offers ({} not understood)",
+                s.vendor, s.offer_count, s.unparsed_count
+            ),
+        }
+    }
+    Ok(())
+}
+
+async fn vendors_command(config: Config, command: VendorsCommand) -> anyhow::Result<()> {
+    let (vendors, _sandbox) = enabled_vendors(&config).await?;
+    match command {
+        VendorsCommand::Check => {
+            if vendors.is_empty() {
+                anyhow::bail!("no vendor is configured (set credentials, or SANDBOX=true)");
+            }
+            let mut failed = 0;
+            for (id, entry) in vendors.iter() {
+                let started = Instant::now();
+                let balance = entry.adapter.balance().await;
+                let offers = entry.adapter.list_offers().await;
+                let ms = started.elapsed().as_millis();
+                let mode = format!("{:?}", entry.mode).to_lowercase();
+                match (balance, offers) {
+                    (Ok(b), Ok(o)) => println!(
+                        "{id:<11} ok      {mode:<7} balance {b}, {} offers ({ms} ms)",
+                        o.len()
+                    ),
+                    (Err(e), _) | (_, Err(e)) => {
+                        failed += 1;
+                        println!("{id:<11} FAILED  {mode:<7} {e} ({ms} ms)");
+                    }
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} vendor(s) failed the check");
+            }
+            Ok(())
+        }
+        VendorsCommand::Offers { vendor, json } => {
+            let id: VendorId = vendor.parse()?;
+            let adapter = vendors
+                .adapter(id)
+                .with_context(|| format!("{id} is not enabled (no credentials and SANDBOX off)"))?;
+            let offers = adapter.list_offers().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&offers)?);
+                return Ok(());
+            }
+            for o in &offers {
+                let data = match o.data {
+                    Some(d) => match d.marketed_bytes {
+                        Some(b) => format!(
+                            "{:?} {}",
+                            d.kind,
+                            esim_gateway::domain::plan::human_bytes(b)
+                        ),
+                        None => "Unlimited".to_string(),
+                    },
+                    None => "?".to_string(),
+                };
+                println!(
+                    "{:<28} {:<24} {:<16} {:>4}d {:>10} {}{}",
+                    o.sku,
+                    o.countries.join(","),
+                    data,
+                    o.validity_days,
+                    o.cost.amount,
+                    o.cost.currency,
+                    if o.is_topup { "  (top-up)" } else { "" }
+                );
+            }
+            eprintln!("{} offers", offers.len());
+            Ok(())
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM; in-flight requests then finish before the server exits.

@@ -29,7 +29,7 @@ use subtle::ConstantTimeEq;
 
 use super::{
     OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
-    catalog::{SeedData, vendor_products},
+    catalog::{SeedData, vendor_products_sized},
     control_router, faults, generate_iccid, random_alnum,
 };
 use crate::{
@@ -219,11 +219,11 @@ fn package_code(key: &str, taken: &mut std::collections::HashSet<String>) -> Str
         .expect("the code space is far larger than the catalogue")
 }
 
-fn build_catalogue() -> Vec<Package> {
+fn build_catalogue(size: Option<usize>) -> Vec<Package> {
     let mut taken = std::collections::HashSet::new();
     let mut base = Vec::new();
     let mut topups = Vec::new();
-    for product in vendor_products(VendorId::EsimAccess) {
+    for product in vendor_products_sized(VendorId::EsimAccess, size) {
         let plan = &product.plan;
         let (volume, data_type) = match plan.data {
             SeedData::TotalMb(mb) => ((mb * MIB) as i64, 1),
@@ -945,7 +945,7 @@ impl EsimAccessSim {
                 core: SimCore::new(VendorId::EsimAccess, settings),
                 access_code: creds.access_code.expose().clone(),
                 secret_key: creds.secret_key.expose().clone(),
-                packages: build_catalogue(),
+                packages: build_catalogue(settings.catalog_size),
                 state: Mutex::new(SimState {
                     balance: STARTING_BALANCE_UNITS,
                     orders: Vec::new(),
@@ -1057,15 +1057,15 @@ mod tests {
 
     #[test]
     fn catalogue_codes_are_stable_unique_and_priced_in_units() {
-        let a = build_catalogue();
-        let b = build_catalogue();
+        let a = build_catalogue(None);
+        let b = build_catalogue(None);
         assert_eq!(
             a.iter().map(|p| &p.code).collect::<Vec<_>>(),
             b.iter().map(|p| &p.code).collect::<Vec<_>>()
         );
         let codes: std::collections::HashSet<_> = a.iter().map(|p| p.code.as_str()).collect();
         assert_eq!(codes.len(), a.len());
-        let products = vendor_products(VendorId::EsimAccess);
+        let products = crate::sandbox::catalog::vendor_products(VendorId::EsimAccess);
         let first = &products[0];
         let p = a.iter().find(|p| p.slug == first.plan.key).unwrap();
         assert_eq!(Decimal::new(p.price, 4), first.price);

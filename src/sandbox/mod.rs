@@ -27,6 +27,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 
 pub mod catalog;
 pub mod faults;
+pub mod runtime;
 
 pub mod esimaccess;
 pub mod esimfx;

@@ -7,12 +7,8 @@ use std::sync::Arc;
 use crate::{
     config::VendorCredentials,
     sandbox::{
-        RunningSim, SimCore, SimSettings, bind_loopback,
-        esimaccess::EsimAccessSim,
-        esimfx::EsimFxSim,
-        esimgo::EsimGoSim,
-        microesim::MicroEsimSim,
-        multiverse::MultiverseSim,
+        RunningSim, SimCore, SimSettings, bind_loopback, esimaccess::EsimAccessSim,
+        esimfx::EsimFxSim, esimgo::EsimGoSim, microesim::MicroEsimSim, multiverse::MultiverseSim,
         serve_on,
     },
     vendors::{
@@ -41,7 +37,10 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts every simulator. `webhook_base` is the gateway's public base URL: each
     /// simulator calls back to `<webhook_base>/webhooks/<vendor>`.
-    pub async fn start(settings: SimSettings, webhook_base: Option<&url::Url>) -> std::io::Result<Sandbox> {
+    pub async fn start(
+        settings: SimSettings,
+        webhook_base: Option<&url::Url>,
+    ) -> std::io::Result<Sandbox> {
         let mut running = Vec::new();
         let mut credentials = VendorCredentials::default();
 

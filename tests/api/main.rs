@@ -1,6 +1,7 @@
 //! Integration tests: one binary (faster to link), one module per area.
 
 mod helpers;
+mod sandbox_app;
 mod test_db;
 
 mod auth;
@@ -8,5 +9,8 @@ mod catalog;
 mod docs;
 mod errors;
 mod operations;
+mod orders;
 mod outbox;
+mod sandbox_catalog;
 mod shutdown;
+mod webhooks;

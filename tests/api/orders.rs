@@ -46,13 +46,19 @@ async fn a_plan_sold_by_three_vendors_is_bought_from_the_cheapest() {
     assert_eq!(done["status"], "completed", "{done}");
     let esim = &done["esims"][0];
     assert!(esim["iccid"].as_str().unwrap().len() >= 19);
-    assert!(esim["activation"]["lpa"].as_str().unwrap().starts_with("LPA:1$"));
+    assert!(
+        esim["activation"]["lpa"]
+            .as_str()
+            .unwrap()
+            .starts_with("LPA:1$")
+    );
     let admin = s.admin_order(&id).await;
     assert_eq!(admin["vendor"], ranking[0].as_str());
     assert_eq!(admin["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(s.vendor_orders_for(&id), [(ranking[0], 1)]);
     // Margin is retail minus cost in the retail currency, and positive at 20% markup.
-    let margin: rust_decimal::Decimal = admin["margin"]["amount"].as_str().unwrap().parse().unwrap();
+    let margin: rust_decimal::Decimal =
+        admin["margin"]["amount"].as_str().unwrap().parse().unwrap();
     assert!(margin > rust_decimal::Decimal::ZERO);
 }
 
@@ -98,7 +104,8 @@ async fn every_vendor_refusing_fails_the_order_without_charging() {
 async fn a_timeout_after_the_vendor_accepted_is_reconciled_never_bought_twice() {
     let s = SandboxApp::start().await;
     for cheapest in VendorId::ALL {
-        let Ok((plan, ranking)) = tokio::time::timeout(Duration::from_secs(30), s.plan_with(2, Some(cheapest))).await
+        let Ok((plan, ranking)) =
+            tokio::time::timeout(Duration::from_secs(30), s.plan_with(2, Some(cheapest))).await
         else {
             continue;
         };
@@ -117,12 +124,22 @@ async fn a_timeout_after_the_vendor_accepted_is_reconciled_never_bought_twice() 
             .core(cheapest)
             .orders()
             .iter()
-            .filter(|o| o.client_reference.as_deref().is_some_and(|r| r.starts_with(&id)))
+            .filter(|o| {
+                o.client_reference
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(&id))
+            })
             .flat_map(|o| o.iccids.clone())
             .collect();
-        assert!(at_vendor.iter().any(|i| i == iccid), "{cheapest}: {iccid} not in {at_vendor:?}");
+        assert!(
+            at_vendor.iter().any(|i| i == iccid),
+            "{cheapest}: {iccid} not in {at_vendor:?}"
+        );
         let admin = s.admin_order(&id).await;
-        assert_eq!(admin["attempts"][0]["outcome"], "placed", "{cheapest}: {admin}");
+        assert_eq!(
+            admin["attempts"][0]["outcome"], "placed",
+            "{cheapest}: {admin}"
+        );
     }
 }
 
@@ -179,7 +196,10 @@ async fn a_reused_key_with_another_body_is_a_conflict_and_a_missing_key_a_400() 
         .send()
         .await
         .unwrap();
-    assert_eq!(assert_error_shape(resp, 409).await, "idempotency_key_reused");
+    assert_eq!(
+        assert_error_shape(resp, 409).await,
+        "idempotency_key_reused"
+    );
     let resp = s
         .app
         .post("/v1/orders")
@@ -188,8 +208,14 @@ async fn a_reused_key_with_another_body_is_a_conflict_and_a_missing_key_a_400() 
         .send()
         .await
         .unwrap();
-    assert_eq!(assert_error_shape(resp, 400).await, "idempotency_key_required");
-    for bad in [json!({"plan_id": plan, "quantity": 0}), json!({"plan_id": plan, "quantity": 11})] {
+    assert_eq!(
+        assert_error_shape(resp, 400).await,
+        "idempotency_key_required"
+    );
+    for bad in [
+        json!({"plan_id": plan, "quantity": 0}),
+        json!({"plan_id": plan, "quantity": 11}),
+    ] {
         let resp = s
             .app
             .post("/v1/orders")
@@ -202,19 +228,30 @@ async fn a_reused_key_with_another_body_is_a_conflict_and_a_missing_key_a_400() 
         assert_eq!(assert_error_shape(resp, 422).await, "invalid_quantity");
     }
     let (status, body) = s
-        .post_order("k-price", &json!({"plan_id": plan, "max_price": {"amount": "0.01", "currency": "USD"}}))
+        .post_order(
+            "k-price",
+            &json!({"plan_id": plan, "max_price": {"amount": "0.01", "currency": "USD"}}),
+        )
         .await;
     assert_eq!(status, 409);
     assert_eq!(body["error"]["code"], "price_changed");
-    let (status, body) = s.post_order("k-noplan", &json!({"plan_id": "xx-1gb-1d"})).await;
+    let (status, body) = s
+        .post_order("k-noplan", &json!({"plan_id": "xx-1gb-1d"}))
+        .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "plan_not_found");
 }
 
 /// The cheapest asynchronous vendor's plan: its eSIMs arrive later.
 async fn async_plan(s: &SandboxApp) -> (String, VendorId) {
-    for v in [VendorId::EsimAccess, VendorId::MicroEsim, VendorId::Multiverse] {
-        if let Ok((plan, _)) = tokio::time::timeout(Duration::from_secs(30), s.plan_with(1, Some(v))).await {
+    for v in [
+        VendorId::EsimAccess,
+        VendorId::MicroEsim,
+        VendorId::Multiverse,
+    ] {
+        if let Ok((plan, _)) =
+            tokio::time::timeout(Duration::from_secs(30), s.plan_with(1, Some(v))).await
+        {
             return (plan, v);
         }
     }
@@ -235,8 +272,13 @@ async fn an_asynchronous_vendor_completes_through_its_callback() {
     let id = order["id"].as_str().unwrap().to_string();
     let done = s.settle(&id, Duration::from_secs(10)).await;
     assert_eq!(done["status"], "completed", "{vendor}: {done}");
-    let events = s.admin_get(&format!("/admin/vendor-events?vendor={vendor}")).await;
-    assert!(!events["data"].as_array().unwrap().is_empty(), "a callback was received");
+    let events = s
+        .admin_get(&format!("/admin/vendor-events?vendor={vendor}"))
+        .await;
+    assert!(
+        !events["data"].as_array().unwrap().is_empty(),
+        "a callback was received"
+    );
 }
 
 #[tokio::test]
@@ -289,7 +331,13 @@ async fn other_storefronts_see_404_for_orders_and_esims() {
         format!("/v1/esims/{iccid}/qr.png"),
         format!("/v1/esims/{iccid}/topup-plans"),
     ] {
-        let resp = s.app.get(&path).bearer_auth(&other.api_key).send().await.unwrap();
+        let resp = s
+            .app
+            .get(&path)
+            .bearer_auth(&other.api_key)
+            .send()
+            .await
+            .unwrap();
         assert_error_shape(resp, 404).await;
     }
     let resp = s
@@ -300,11 +348,23 @@ async fn other_storefronts_see_404_for_orders_and_esims() {
         .await
         .unwrap();
     assert_error_shape(resp, 404).await;
-    let list = s.app.get("/v1/orders").bearer_auth(&other.api_key).send().await.unwrap();
+    let list = s
+        .app
+        .get("/v1/orders")
+        .bearer_auth(&other.api_key)
+        .send()
+        .await
+        .unwrap();
     let list: Value = list.json().await.unwrap();
     assert!(list["data"].as_array().unwrap().is_empty());
     // The owner sees it, with a QR code that is a real PNG.
-    let resp = s.app.get(&format!("/v1/esims/{iccid}/qr.png")).bearer_auth(&s.sf.api_key).send().await.unwrap();
+    let resp = s
+        .app
+        .get(&format!("/v1/esims/{iccid}/qr.png"))
+        .bearer_auth(&s.sf.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["content-type"], "image/png");
     assert_eq!(&resp.bytes().await.unwrap()[..4], b"\x89PNG");
     let mine = s.get("/v1/orders?reference=nope").await;

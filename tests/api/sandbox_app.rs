@@ -45,11 +45,20 @@ impl SandboxApp {
     }
 
     pub async fn start_with(settings: SimSettings, env: &[(&str, &str)]) -> SandboxApp {
-        let sandbox = Arc::new(Sandbox::start(settings, None).await.expect("sandbox starts"));
+        let sandbox = Arc::new(
+            Sandbox::start(settings, None)
+                .await
+                .expect("sandbox starts"),
+        );
         let db = Arc::new(TestDb::new().await);
         let app = Self::app_on(&sandbox, db, env).await;
         let sf = app.create_storefront("Sandbox Shop").await;
-        sync_all(&app.pool, &app.state.vendors, &Pricing::from_config(&app.state.config)).await;
+        sync_all(
+            &app.pool,
+            &app.state.vendors,
+            &Pricing::from_config(&app.state.config),
+        )
+        .await;
         let workers = Self::workers(&app);
         SandboxApp {
             app,
@@ -175,7 +184,9 @@ impl SandboxApp {
 
     /// The plan's offers, cheapest first.
     pub async fn ranking(&self, plan_id: &str) -> Vec<VendorId> {
-        let offers = self.admin_get(&format!("/admin/plans/{plan_id}/offers")).await;
+        let offers = self
+            .admin_get(&format!("/admin/plans/{plan_id}/offers"))
+            .await;
         offers["data"]
             .as_array()
             .unwrap()
@@ -194,9 +205,9 @@ impl SandboxApp {
                     .orders()
                     .iter()
                     .filter(|o| {
-                        o.client_reference
-                            .as_deref()
-                            .is_some_and(|r| r == order_id || r.starts_with(&format!("{order_id}-")))
+                        o.client_reference.as_deref().is_some_and(|r| {
+                            r == order_id || r.starts_with(&format!("{order_id}-"))
+                        })
                     })
                     .count();
                 (v, n)
@@ -206,7 +217,11 @@ impl SandboxApp {
     }
 
     /// A plan sold by at least `min_vendors` vendors whose cheapest is `cheapest` (if given).
-    pub async fn plan_with(&self, min_vendors: usize, cheapest: Option<VendorId>) -> (String, Vec<VendorId>) {
+    pub async fn plan_with(
+        &self,
+        min_vendors: usize,
+        cheapest: Option<VendorId>,
+    ) -> (String, Vec<VendorId>) {
         let plans = self.get("/v1/plans?country=JP&limit=200").await;
         let mut ids: Vec<String> = plans["data"]
             .as_array()
@@ -215,12 +230,19 @@ impl SandboxApp {
             .map(|p| p["id"].as_str().unwrap().to_string())
             .collect();
         let more = self.get("/v1/plans?limit=200").await;
-        ids.extend(more["data"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()));
+        ids.extend(
+            more["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_str().unwrap().to_string()),
+        );
         for id in ids {
             let ranking = self.ranking(&id).await;
             let mut distinct = ranking.clone();
             distinct.dedup();
-            if distinct.len() >= min_vendors && cheapest.is_none_or(|c| ranking.first() == Some(&c)) {
+            if distinct.len() >= min_vendors && cheapest.is_none_or(|c| ranking.first() == Some(&c))
+            {
                 return (id, ranking);
             }
         }

@@ -26,12 +26,21 @@ async fn all_five_sandbox_vendors_sync_into_overlapping_plans() {
     let offers = s.admin_get("/admin/plans/jp-10gb-30d/offers").await;
     let rows = offers["data"].as_array().unwrap();
     let vendors: HashSet<&str> = rows.iter().map(|r| r["vendor"].as_str().unwrap()).collect();
-    let currencies: HashSet<&str> = rows.iter().map(|r| r["cost"]["currency"].as_str().unwrap()).collect();
+    let currencies: HashSet<&str> = rows
+        .iter()
+        .map(|r| r["cost"]["currency"].as_str().unwrap())
+        .collect();
     assert!(vendors.len() >= 3, "{offers}");
     assert!(currencies.len() >= 2, "{offers}");
     let costs: Vec<rust_decimal::Decimal> = rows
         .iter()
-        .map(|r| r["cost_in_retail"]["amount"].as_str().unwrap().parse().unwrap())
+        .map(|r| {
+            r["cost_in_retail"]["amount"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
         .collect();
     assert!(costs.windows(2).all(|w| w[0] <= w[1]), "cheapest first");
     let plan = s.get("/v1/plans/jp-10gb-30d").await;
@@ -43,7 +52,12 @@ async fn all_five_sandbox_vendors_sync_into_overlapping_plans() {
 
     // Stable ids across a second sync.
     let before = plan_ids(&s).await;
-    sync_all(&s.app.pool, &s.app.state.vendors, &Pricing::from_config(&s.app.state.config)).await;
+    sync_all(
+        &s.app.pool,
+        &s.app.state.vendors,
+        &Pricing::from_config(&s.app.state.config),
+    )
+    .await;
     assert_eq!(plan_ids(&s).await, before);
 
     // A vendor failing its catalogue call keeps its offers and hurts no one else.
@@ -68,7 +82,13 @@ async fn plan_ids(s: &SandboxApp) -> Vec<String> {
             Some(c) => s.get(&format!("/v1/plans?limit=200&cursor={c}")).await,
             None => s.get("/v1/plans?limit=200").await,
         };
-        ids.extend(page["data"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()));
+        ids.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_str().unwrap().to_string()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
             None => return ids,

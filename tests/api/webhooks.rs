@@ -28,7 +28,15 @@ async fn events(s: &SandboxApp, vendor: &str) -> Vec<Value> {
 #[tokio::test]
 async fn esimgo_callbacks_are_verified_over_the_raw_body_in_base64_or_hex() {
     let s = SandboxApp::start().await;
-    let key = s.sandbox.credentials.esimgo.as_ref().unwrap().api_key.expose().clone();
+    let key = s
+        .sandbox
+        .credentials
+        .esimgo
+        .as_ref()
+        .unwrap()
+        .api_key
+        .expose()
+        .clone();
     let body = br#"{"iccid":"8900000000000000001","alertType":"BundleStarted"}"#;
     let sig = esimgo_sign(&key, body);
     let post = |body: Vec<u8>, sig: Option<String>| {
@@ -42,7 +50,9 @@ async fn esimgo_callbacks_are_verified_over_the_raw_body_in_base64_or_hex() {
         }
         req.send()
     };
-    let resp = post(body.to_vec(), Some(STANDARD.encode(sig))).await.unwrap();
+    let resp = post(body.to_vec(), Some(STANDARD.encode(sig)))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     // The hex form of the same signature is accepted too; the same event is stored once.
     let resp = post(body.to_vec(), Some(hex::encode(sig))).await.unwrap();
@@ -51,10 +61,20 @@ async fn esimgo_callbacks_are_verified_over_the_raw_body_in_base64_or_hex() {
 
     // Tampered body, missing header, wrong key: 401 and nothing stored.
     let tampered = br#"{"iccid":"8900000000000000002","alertType":"BundleStarted"}"#.to_vec();
-    assert_error_shape(post(tampered, Some(STANDARD.encode(sig))).await.unwrap(), 401).await;
+    assert_error_shape(
+        post(tampered, Some(STANDARD.encode(sig))).await.unwrap(),
+        401,
+    )
+    .await;
     assert_error_shape(post(body.to_vec(), None).await.unwrap(), 401).await;
     let wrong = esimgo_sign("not-the-key", body);
-    assert_error_shape(post(body.to_vec(), Some(STANDARD.encode(wrong))).await.unwrap(), 401).await;
+    assert_error_shape(
+        post(body.to_vec(), Some(STANDARD.encode(wrong)))
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
     assert_eq!(events(&s, "esimgo").await.len(), 1);
 
     // Signed but not understood: stored for admins, answered 400.
@@ -123,12 +143,19 @@ async fn unsigned_callbacks_are_hints_that_never_complete_an_order_by_themselves
     let s = SandboxApp::start_with(settings, &[("PROVISION_RETRY_BASE", "100ms")]).await;
     let forged_iccid = "8999999999999999999";
     let mut checked = 0;
-    for vendor in [VendorId::EsimAccess, VendorId::MicroEsim, VendorId::Multiverse] {
+    for vendor in [
+        VendorId::EsimAccess,
+        VendorId::MicroEsim,
+        VendorId::Multiverse,
+    ] {
         let Some((id, _)) = provisioning_order(&s, vendor).await else {
             continue;
         };
         let admin = s.admin_order(&id).await;
-        let reference = admin["vendor_reference"].as_str().unwrap_or_default().to_string();
+        let reference = admin["vendor_reference"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let resp = match vendor {
             VendorId::EsimAccess => s
                 .app
@@ -158,23 +185,37 @@ async fn unsigned_callbacks_are_hints_that_never_complete_an_order_by_themselves
         assert_eq!(resp.status(), 200, "{vendor}");
         tokio::time::sleep(Duration::from_millis(400)).await;
         let o = s.get(&format!("/v1/orders/{id}")).await;
-        assert_eq!(o["status"], "provisioning", "{vendor}: a hint alone completed the order: {o}");
+        assert_eq!(
+            o["status"], "provisioning",
+            "{vendor}: a hint alone completed the order: {o}"
+        );
         // Once the vendor really allocates, the order completes with the vendor's ICCID.
         let done = s.settle(&id, Duration::from_secs(10)).await;
         assert_eq!(done["status"], "completed", "{vendor}: {done}");
         let iccid = done["esims"][0]["iccid"].as_str().unwrap();
         assert_ne!(iccid, forged_iccid);
-        assert!(!done["esims"][0]["activation"]["lpa"].as_str().unwrap().contains("forged"));
+        assert!(
+            !done["esims"][0]["activation"]["lpa"]
+                .as_str()
+                .unwrap()
+                .contains("forged")
+        );
         checked += 1;
     }
-    assert!(checked >= 1, "no asynchronous unsigned vendor was cheapest for any plan");
+    assert!(
+        checked >= 1,
+        "no asynchronous unsigned vendor was cheapest for any plan"
+    );
 }
 
 #[tokio::test]
 async fn callbacks_from_senders_outside_the_allowlist_are_refused() {
     let s = SandboxApp::start_with(
         SimSettings::fast(),
-        &[("ESIMACCESS_CALLBACK_IPS", "3.1.131.226,54.254.74.88"), ("PROVISION_RETRY_BASE", "100ms")],
+        &[
+            ("ESIMACCESS_CALLBACK_IPS", "3.1.131.226,54.254.74.88"),
+            ("PROVISION_RETRY_BASE", "100ms"),
+        ],
     )
     .await;
     let resp = s
@@ -201,6 +242,8 @@ async fn callbacks_from_senders_outside_the_allowlist_are_refused() {
 #[tokio::test]
 async fn every_vendors_own_callbacks_are_accepted_and_applied() {
     let s = SandboxApp::start().await;
+    // eSIMfx only calls back when something happens to an eSIM: let it activate itself.
+    s.sandbox.esimfx.set_auto_activation(true);
     for vendor in VendorId::ALL {
         s.sandbox.set_settings(SimSettings::fast());
         for other in VendorId::ALL.into_iter().filter(|o| *o != vendor) {
@@ -222,14 +265,23 @@ async fn every_vendors_own_callbacks_are_accepted_and_applied() {
             let evs = events(&s, vendor.as_str()).await;
             let delivered = s.core(vendor).deliveries();
             if !delivered.is_empty() && !evs.is_empty() {
-                assert!(delivered.iter().all(|d| d.status == Some(200)), "{vendor}: {delivered:?}");
                 assert!(
-                    evs.iter().all(|e| matches!(e["status"].as_str(), Some("applied" | "ignored" | "waiting"))),
+                    delivered.iter().all(|d| d.status == Some(200)),
+                    "{vendor}: {delivered:?}"
+                );
+                assert!(
+                    evs.iter().all(|e| matches!(
+                        e["status"].as_str(),
+                        Some("applied" | "ignored" | "waiting")
+                    )),
                     "{vendor}: {evs:?}"
                 );
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{vendor}: no callback arrived");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{vendor}: no callback arrived"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
