@@ -51,8 +51,10 @@ pub async fn insert(pool: &PgPool, e: &NewEsim<'_>) -> sqlx::Result<bool> {
     let n = sqlx::query(
         "INSERT INTO esims (iccid, order_id, storefront_id, vendor, vendor_reference,
              vendor_esim_ref, plan_id, status, lpa, smdp_address, matching_id, expires_at,
-             total_bytes, unlimited)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             total_bytes, unlimited, status_changed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+             -- No vendor status fact applied yet: any dated event is newer.
+             to_timestamp(0))
          ON CONFLICT (iccid) DO NOTHING",
     )
     .bind(e.iccid)

@@ -372,3 +372,173 @@ async fn other_storefronts_see_404_for_orders_and_esims() {
     let mine = s.get("/v1/orders?status=completed").await;
     assert_eq!(mine["data"][0]["id"], id.as_str());
 }
+
+/// Buys `plan_id`-like Japan plan at exactly `vendor` (every other vendor refuses orders).
+async fn buy_at(s: &SandboxApp, vendor: VendorId, key: &str) -> Value {
+    for other in VendorId::ALL {
+        s.core(other).faults.clear();
+        if other != vendor {
+            s.core(other)
+                .faults
+                .inject_times("order", sold_out(other), None);
+        }
+    }
+    let plan = s.plan_carried_by(vendor).await;
+    let (_, order) = s.post_order(key, &json!({"plan_id": plan})).await;
+    let id = order["id"].as_str().unwrap().to_string();
+    let done = s.settle(&id, Duration::from_secs(10)).await;
+    assert_eq!(done["status"], "completed", "{vendor}: {done}");
+    for other in VendorId::ALL {
+        s.core(other).faults.clear();
+    }
+    done
+}
+
+#[tokio::test]
+async fn a_topup_goes_to_the_owning_vendor_even_when_another_is_cheaper() {
+    let s = SandboxApp::start().await;
+    let mut checked = false;
+    for owner in [VendorId::EsimGo, VendorId::EsimFx, VendorId::EsimAccess] {
+        let order = buy_at(&s, owner, &format!("k-owner-{owner}")).await;
+        let iccid = order["esims"][0]["iccid"].as_str().unwrap().to_string();
+        let plans = s.get(&format!("/v1/esims/{iccid}/topup-plans")).await;
+        let plans = plans["data"].as_array().unwrap().clone();
+        assert!(!plans.is_empty(), "{owner} offers top-ups");
+        // A top-up plan that another vendor sells cheaper as a new eSIM.
+        let mut chosen = None;
+        for p in &plans {
+            let id = p["id"].as_str().unwrap();
+            let resp = s
+                .app
+                .get(&format!("/admin/plans/{id}/offers"))
+                .bearer_auth(crate::helpers::ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            if resp.status() != 200 {
+                continue;
+            }
+            let ranking = s.ranking(id).await;
+            if ranking.first().is_some_and(|v| *v != owner) {
+                chosen = Some(id.to_string());
+                break;
+            }
+        }
+        let Some(plan_id) = chosen else { continue };
+        let resp = s
+            .app
+            .post(&format!("/v1/esims/{iccid}/topups"))
+            .bearer_auth(&s.sf.api_key)
+            .header("Idempotency-Key", format!("k-topup-{owner}"))
+            .json(&json!({"plan_id": plan_id}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let topup: Value = resp.json().await.unwrap();
+        assert_eq!(topup["kind"], "topup");
+        assert_eq!(topup["iccid"], iccid.as_str());
+        let id = topup["id"].as_str().unwrap().to_string();
+        let done = s.settle(&id, Duration::from_secs(10)).await;
+        assert_eq!(done["status"], "completed", "{owner}: {done}");
+        let admin = s.admin_order(&id).await;
+        assert_eq!(admin["vendor"], owner.as_str());
+        let at_owner = s
+            .core(owner)
+            .orders()
+            .into_iter()
+            .filter(|o| o.topup)
+            .count();
+        assert_eq!(at_owner, 1, "{owner}");
+        for other in VendorId::ALL.into_iter().filter(|v| *v != owner) {
+            assert!(
+                s.core(other).orders().iter().all(|o| !o.topup),
+                "{other} got a top-up"
+            );
+        }
+        checked = true;
+        break;
+    }
+    assert!(checked, "no owner had a top-up plan sold cheaper elsewhere");
+}
+
+#[tokio::test]
+async fn cancellation_follows_what_each_vendor_allows() {
+    let s = SandboxApp::start().await;
+    let cancel = |id: String| {
+        s.app
+            .post(&format!("/v1/orders/{id}/cancel"))
+            .bearer_auth(&s.sf.api_key)
+            .send()
+    };
+    // Unused eSIM at a vendor with refunds: cancelled, eSIM cancelled, refund recorded.
+    let order = buy_at(&s, VendorId::EsimAccess, "k-cancel-ok").await;
+    let id = order["id"].as_str().unwrap().to_string();
+    let resp = cancel(id.clone()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "cancelled");
+    assert_eq!(body["esims"][0]["status"], "cancelled");
+    let note: Option<String> =
+        sqlx::query_scalar("SELECT failure_message FROM orders WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&s.app.pool)
+            .await
+            .unwrap();
+    assert!(note.unwrap().contains("refunded"));
+    // Twice is a conflict, not a second refund.
+    assert_eq!(
+        assert_error_shape(cancel(id).await.unwrap(), 409).await,
+        "order_not_cancellable"
+    );
+
+    // Used eSIM: the vendor refuses.
+    let order = buy_at(&s, VendorId::EsimAccess, "k-cancel-used").await;
+    let iccid = order["esims"][0]["iccid"].as_str().unwrap();
+    s.sandbox.esimaccess.use_data(iccid, 10_000_000);
+    let resp = cancel(order["id"].as_str().unwrap().to_string())
+        .await
+        .unwrap();
+    assert_eq!(assert_error_shape(resp, 409).await, "order_not_cancellable");
+
+    // A vendor without cancellation.
+    let order = buy_at(&s, VendorId::Multiverse, "k-cancel-unsupported").await;
+    let resp = cancel(order["id"].as_str().unwrap().to_string())
+        .await
+        .unwrap();
+    assert_eq!(assert_error_shape(resp, 409).await, "order_not_cancellable");
+
+    // A failed order has nothing to cancel.
+    for v in VendorId::ALL {
+        s.core(v).faults.inject_times("order", sold_out(v), None);
+    }
+    let (plan, _) = s.plan_with(1, None).await;
+    let (_, failed) = s
+        .post_order("k-cancel-failed", &json!({"plan_id": plan}))
+        .await;
+    assert_eq!(failed["status"], "failed");
+    let resp = cancel(failed["id"].as_str().unwrap().to_string())
+        .await
+        .unwrap();
+    assert_eq!(assert_error_shape(resp, 409).await, "order_not_cancellable");
+}
+
+#[tokio::test]
+async fn usage_is_served_from_the_vendor_and_cached() {
+    let s = SandboxApp::start().await;
+    let order = buy_at(&s, VendorId::EsimAccess, "k-usage").await;
+    let iccid = order["esims"][0]["iccid"].as_str().unwrap();
+    s.sandbox.esimaccess.use_data(iccid, 123_456_789);
+    let usage = s.get(&format!("/v1/esims/{iccid}/usage")).await;
+    assert_eq!(usage["used_bytes"], 123_456_789);
+    assert!(usage["updated_at"].is_string());
+    if let Some(total) = usage["total_bytes"].as_u64() {
+        assert_eq!(
+            usage["remaining_bytes"].as_u64().unwrap(),
+            total - 123_456_789
+        );
+    }
+    let esim = s.get(&format!("/v1/esims/{iccid}")).await;
+    assert_eq!(esim["usage"]["used_bytes"], 123_456_789);
+    assert_eq!(esim["order_id"], order["id"]);
+}

@@ -286,3 +286,116 @@ async fn every_vendors_own_callbacks_are_accepted_and_applied() {
         }
     }
 }
+
+async fn esimfx_token(s: &SandboxApp) -> String {
+    s.sandbox
+        .credentials
+        .esimfx
+        .as_ref()
+        .unwrap()
+        .webhook_token
+        .as_ref()
+        .unwrap()
+        .expose()
+        .clone()
+}
+
+async fn esim_status(s: &SandboxApp, iccid: &str) -> String {
+    s.get(&format!("/v1/orders?limit=200")).await["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|o| o["esims"].as_array().unwrap().clone())
+        .find(|e| e["iccid"] == iccid)
+        .map(|e| e["status"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_older_event_arriving_after_a_newer_one_never_moves_an_esim_backwards() {
+    let s = SandboxApp::start().await;
+    for other in VendorId::ALL.into_iter().filter(|v| *v != VendorId::EsimFx) {
+        s.core(other)
+            .faults
+            .inject_times("order", crate::orders::sold_out(other), None);
+    }
+    let plan = s.plan_carried_by(VendorId::EsimFx).await;
+    let (_, order) = s
+        .post_order("k-order-of-events", &json!({"plan_id": plan}))
+        .await;
+    let done = s
+        .settle(order["id"].as_str().unwrap(), Duration::from_secs(10))
+        .await;
+    let iccid = done["esims"][0]["iccid"].as_str().unwrap().to_string();
+    let token = esimfx_token(&s).await;
+    let now = chrono::Utc::now();
+    let send = |event: &str, at: chrono::DateTime<chrono::Utc>| {
+        s.app
+            .post("/webhooks/esimfx")
+            .header("token", token.clone())
+            .json(&json!({"event_type": event, "iccid": iccid, "timestamp": at.to_rfc3339()}))
+            .send()
+    };
+    assert_eq!(
+        send("ACTIVATION", now - chrono::Duration::minutes(1))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(esim_status(&s, &iccid).await, "active");
+    // An expiry dated before the activation arrives late: it is stored, not applied.
+    assert_eq!(
+        send("EXPIRATION", now - chrono::Duration::minutes(2))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(esim_status(&s, &iccid).await, "active");
+    // The same activation delivered again is acknowledged and stored once.
+    assert_eq!(
+        send("ACTIVATION", now - chrono::Duration::minutes(1))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(events(&s, "esimfx").await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_callback_that_races_the_purchase_is_kept_and_applied_when_the_esim_appears() {
+    let s = SandboxApp::start().await;
+    s.sandbox.esimfx.set_auto_activation(true);
+    for other in VendorId::ALL.into_iter().filter(|v| *v != VendorId::EsimFx) {
+        s.core(other)
+            .faults
+            .inject_times("order", crate::orders::sold_out(other), None);
+    }
+    // eSIMfx takes the order but answers after our timeout; meanwhile its activation
+    // callback names an ICCID the gateway has never seen.
+    s.fault(
+        VendorId::EsimFx,
+        "order",
+        esim_gateway::sandbox::Fault::Delay { millis: 2500 },
+    );
+    let plan = s.plan_carried_by(VendorId::EsimFx).await;
+    let (_, order) = s.post_order("k-race", &json!({"plan_id": plan})).await;
+    let id = order["id"].as_str().unwrap().to_string();
+    let evs = events(&s, "esimfx").await;
+    assert!(evs.iter().any(|e| e["status"] == "waiting"), "{evs:?}");
+    let done = s.settle(&id, Duration::from_secs(15)).await;
+    assert_eq!(done["status"], "completed");
+    let iccid = done["esims"][0]["iccid"].as_str().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while esim_status(&s, &iccid).await != "active" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the waiting event was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let evs = events(&s, "esimfx").await;
+    assert!(evs.iter().all(|e| e["status"] == "applied"), "{evs:?}");
+}
