@@ -301,7 +301,7 @@ async fn esimfx_token(s: &SandboxApp) -> String {
 }
 
 async fn esim_status(s: &SandboxApp, iccid: &str) -> String {
-    s.get(&format!("/v1/orders?limit=200")).await["data"]
+    s.get("/v1/orders?limit=200").await["data"]
         .as_array()
         .unwrap()
         .iter()
