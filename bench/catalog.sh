@@ -49,6 +49,14 @@ printf 'all five   %6.2f s\n' "$(echo "$(date +%s.%N) - $total_start" | bc)"
 psql "$DATABASE_URL" -Atc "SELECT 'offers: ' || count(*) FROM vendor_offers WHERE active"
 psql "$DATABASE_URL" -Atc "SELECT 'plans:  ' || count(*) FROM plans WHERE active"
 
+echo
+echo "## Query plans (GIN on plans.countries vs the price index)"
+for c in "{JP}" "{FR,DE,IT}"; do
+  psql "$DATABASE_URL" -Atc "EXPLAIN (ANALYZE, COSTS OFF, TIMING ON)
+    SELECT id FROM plans WHERE active AND countries @> '$c' ORDER BY price_amount, id LIMIT 51" \
+    | grep -E 'Index|Bitmap|Seq Scan|Execution Time'
+done
+
 KEY=$(curl -sf -X POST -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' \
   -d '{"name":"bench"}' "$BASE/admin/storefronts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
 

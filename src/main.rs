@@ -109,10 +109,7 @@ async fn migrate(config: &Config) -> anyhow::Result<sqlx::PgPool> {
 async fn enabled_vendors(config: &Config) -> anyhow::Result<(Vendors, Option<Sandbox>)> {
     let opts = AdapterOptions::default();
     if !config.sandbox {
-        return Ok((
-            esim_gateway::sandbox::runtime::live_vendors(&config.vendors, &opts),
-            None,
-        ));
+        return Ok((Vendors::live(&config.vendors, &opts), None));
     }
     if config.vendors.any_live() {
         tracing::warn!(

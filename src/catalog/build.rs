@@ -94,12 +94,30 @@ pub fn build_plans(offers: &[CatalogOffer], pricing: &Pricing) -> Vec<PlanRow> {
                     .map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX)),
                 validity_days: key.validity_days,
                 price: pricing.retail_from_retail_cost(cheapest.cost_in_retail),
-                networks: cheapest_offer.networks.clone(),
+                networks: networks_within(&cheapest_offer.networks, &key.countries),
                 supports_topup: cheapest_offer.supports_topup,
                 offer_count: ranked.len() as u32,
             })
         })
         .collect()
+}
+
+/// The offer's networks in the plan's own countries (a wider offer may price a narrower
+/// plan; its other countries' networks mean nothing to this plan's buyer).
+fn networks_within(networks: &serde_json::Value, countries: &[String]) -> serde_json::Value {
+    match networks.as_array() {
+        Some(list) => serde_json::Value::Array(
+            list.iter()
+                .filter(|n| {
+                    n.get("country")
+                        .and_then(|c| c.as_str())
+                        .is_none_or(|c| countries.iter().any(|p| p == c))
+                })
+                .cloned()
+                .collect(),
+        ),
+        None => serde_json::Value::Array(vec![]),
+    }
 }
 
 /// "Japan 10 GB 7 days", "Europe (32 countries) 5 GB 30 days".

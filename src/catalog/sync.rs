@@ -114,9 +114,12 @@ pub async fn rebuild_plans(
     vendors: &Vendors,
     pricing: &Pricing,
 ) -> Result<usize, sqlx::Error> {
-    let offers = store::offers::load_sellable(pool, &vendors.ids()).await?;
+    let mut tx = pool.begin().await?;
+    store::plans::lock_rebuild(&mut tx).await?;
+    let offers = store::offers::load_sellable(&mut *tx, &vendors.ids()).await?;
     let plans = build_plans(&offers, pricing);
-    store::plans::replace_all(pool, &plans).await?;
+    store::plans::replace_all(&mut tx, &plans).await?;
+    tx.commit().await?;
     Ok(plans.len())
 }
 

@@ -73,7 +73,7 @@ impl From<PlanRecord> for Plan {
                     .parse()
                     .unwrap_or(crate::domain::money::Currency::USD),
             ),
-            networks: serde_json::from_value(r.networks).unwrap_or_default(),
+            networks: r.networks.0,
             id: r.id,
             name: r.name,
             countries: r.countries,

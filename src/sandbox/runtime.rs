@@ -142,25 +142,3 @@ impl Sandbox {
         vendors
     }
 }
-
-/// Adapters for the vendors that have live credentials.
-pub fn live_vendors(creds: &VendorCredentials, opts: &AdapterOptions) -> Vendors {
-    let mut vendors = Vendors::default();
-    let c = creds.clone();
-    if let Some(creds) = c.esimaccess {
-        vendors.insert(Arc::new(EsimAccess::new(creds, opts)), VendorMode::Live);
-    }
-    if let Some(creds) = c.esimgo {
-        vendors.insert(Arc::new(EsimGo::new(creds, opts)), VendorMode::Live);
-    }
-    if let Some(creds) = c.esimfx {
-        vendors.insert(Arc::new(EsimFx::new(creds, opts)), VendorMode::Live);
-    }
-    if let Some(creds) = c.microesim {
-        vendors.insert(Arc::new(MicroEsim::new(creds, opts)), VendorMode::Live);
-    }
-    if let Some(creds) = c.multiverse {
-        vendors.insert(Arc::new(Multiverse::new(creds, opts)), VendorMode::Live);
-    }
-    vendors
-}

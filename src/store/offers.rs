@@ -138,7 +138,10 @@ fn routable_from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<Option<Routabl
 }
 
 /// Every active, sellable, new-eSIM offer of the given vendors.
-pub async fn load_sellable(pool: &PgPool, vendors: &[VendorId]) -> sqlx::Result<Vec<CatalogOffer>> {
+pub async fn load_sellable<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    vendors: &[VendorId],
+) -> sqlx::Result<Vec<CatalogOffer>> {
     let names: Vec<&str> = vendors.iter().map(|v| v.as_str()).collect();
     let rows = sqlx::query(&format!(
         "SELECT id, vendor, sku, countries, data_kind, marketed_bytes, validity_days,
@@ -146,7 +149,7 @@ pub async fn load_sellable(pool: &PgPool, vendors: &[VendorId]) -> sqlx::Result<
          FROM vendor_offers WHERE {SELLABLE} AND vendor = ANY($1)"
     ))
     .bind(&names)
-    .fetch_all(pool)
+    .fetch_all(ex)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {

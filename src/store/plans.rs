@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 use crate::{catalog::build::PlanRow, store::offers::kind_str};
 
@@ -27,13 +27,20 @@ struct PlanJson<'a> {
     offer_count: i32,
 }
 
-/// Makes `rows` the set of active plans: upserts them and deactivates every other plan.
-pub async fn replace_all(pool: &PgPool, rows: &[PlanRow]) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
+/// Serializes plan rebuilds for the rest of the transaction: a rebuild must read the offers
+/// and write the plans without another rebuild interleaving (or an older read could
+/// overwrite a newer catalogue).
+pub async fn lock_rebuild(tx: &mut PgConnection) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(PLANS_REBUILD_LOCK)
         .execute(&mut *tx)
         .await?;
+    Ok(())
+}
+
+/// Makes `rows` the set of active plans: upserts them and deactivates every other plan.
+/// Call inside the transaction that holds [`lock_rebuild`].
+pub async fn replace_all(tx: &mut PgConnection, rows: &[PlanRow]) -> sqlx::Result<()> {
     for chunk in rows.chunks(1000) {
         let json: Vec<PlanJson<'_>> = chunk
             .iter()
@@ -68,13 +75,13 @@ pub async fn replace_all(pool: &PgPool, rows: &[PlanRow]) -> sqlx::Result<()> {
              ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, region = EXCLUDED.region,
                  price_amount = EXCLUDED.price_amount, price_currency = EXCLUDED.price_currency,
                  networks = EXCLUDED.networks, supports_topup = EXCLUDED.supports_topup,
-                 offer_count = EXCLUDED.offer_count, active = true,
-                 updated_at = CASE
-                     WHEN (p.price_amount, p.price_currency, p.offer_count, p.active,
-                           p.supports_topup, p.name)
-                        IS DISTINCT FROM (EXCLUDED.price_amount, EXCLUDED.price_currency,
-                           EXCLUDED.offer_count, true, EXCLUDED.supports_topup, EXCLUDED.name)
-                     THEN now() ELSE p.updated_at END",
+                 offer_count = EXCLUDED.offer_count, active = true, updated_at = now()
+             -- Unchanged plans are not rewritten: no dead rows, no index churn per sync.
+             WHERE (p.name, p.region, p.price_amount, p.price_currency, p.networks,
+                    p.supports_topup, p.offer_count, p.active)
+                IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.region, EXCLUDED.price_amount,
+                    EXCLUDED.price_currency, EXCLUDED.networks, EXCLUDED.supports_topup,
+                    EXCLUDED.offer_count, true)",
         )
         .bind(sqlx::types::Json(json))
         .execute(&mut *tx)
@@ -87,7 +94,7 @@ pub async fn replace_all(pool: &PgPool, rows: &[PlanRow]) -> sqlx::Result<()> {
     .bind(&ids)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    Ok(())
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -102,7 +109,7 @@ pub struct PlanRecord {
     pub validity_days: i32,
     pub price_amount: Decimal,
     pub price_currency: String,
-    pub networks: serde_json::Value,
+    pub networks: sqlx::types::Json<Vec<crate::vendors::Network>>,
     pub supports_topup: bool,
     pub offer_count: i32,
     pub active: bool,

@@ -5,7 +5,11 @@ use std::{collections::BTreeMap, sync::Arc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Vendor, VendorId};
+use super::{
+    AdapterOptions, Vendor, VendorId, esimaccess::EsimAccess, esimfx::EsimFx, esimgo::EsimGo,
+    microesim::MicroEsim, multiverse::Multiverse,
+};
+use crate::config::VendorCredentials;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -29,6 +33,28 @@ pub struct Vendors {
 }
 
 impl Vendors {
+    /// Adapters for the vendors that have live credentials.
+    pub fn live(creds: &VendorCredentials, opts: &AdapterOptions) -> Vendors {
+        let mut vendors = Vendors::default();
+        let c = creds.clone();
+        if let Some(creds) = c.esimaccess {
+            vendors.insert(Arc::new(EsimAccess::new(creds, opts)), VendorMode::Live);
+        }
+        if let Some(creds) = c.esimgo {
+            vendors.insert(Arc::new(EsimGo::new(creds, opts)), VendorMode::Live);
+        }
+        if let Some(creds) = c.esimfx {
+            vendors.insert(Arc::new(EsimFx::new(creds, opts)), VendorMode::Live);
+        }
+        if let Some(creds) = c.microesim {
+            vendors.insert(Arc::new(MicroEsim::new(creds, opts)), VendorMode::Live);
+        }
+        if let Some(creds) = c.multiverse {
+            vendors.insert(Arc::new(Multiverse::new(creds, opts)), VendorMode::Live);
+        }
+        vendors
+    }
+
     pub fn insert(&mut self, adapter: Arc<dyn Vendor>, mode: VendorMode) {
         self.entries
             .insert(adapter.id(), VendorEntry { adapter, mode });

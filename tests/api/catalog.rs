@@ -610,3 +610,51 @@ async fn countries_list_names_counts_and_from_prices() {
     let resp = c.app.get("/v1/countries").send().await.unwrap();
     assert_error_shape(resp, 401).await;
 }
+
+#[tokio::test]
+async fn a_vendor_is_synced_by_one_replica_at_a_time() {
+    let c = setup().await;
+    // Another replica holds eSIM Access's sync lock (same key scheme as the gateway's).
+    let mut other = c.app.pool.acquire().await.unwrap();
+    let key: i64 = 0x7379_6e63_0000;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(&mut *other)
+        .await
+        .unwrap();
+    assert!(locked);
+    let outcome = sync_vendor(
+        &c.app.pool,
+        c.a.as_ref(),
+        &c.app.state.vendors,
+        &Pricing::from_config(&c.app.state.config),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, esim_gateway::catalog::sync::SyncOutcome::Skipped);
+    let resp = c
+        .app
+        .admin(Method::POST, "/admin/vendors/esimaccess/sync")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["outcome"], "skipped");
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let outcome = sync_vendor(
+        &c.app.pool,
+        c.a.as_ref(),
+        &c.app.state.vendors,
+        &Pricing::from_config(&c.app.state.config),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        outcome,
+        esim_gateway::catalog::sync::SyncOutcome::Synced { .. }
+    ));
+}

@@ -542,3 +542,38 @@ async fn usage_is_served_from_the_vendor_and_cached() {
     assert_eq!(esim["usage"]["used_bytes"], 123_456_789);
     assert_eq!(esim["order_id"], order["id"]);
 }
+
+#[tokio::test]
+async fn an_admin_can_reconcile_an_unknown_outcome_on_demand() {
+    // The provisioner waits long between looks, so only the admin call resolves the order.
+    let s = SandboxApp::start_with(SimSettings::fast(), &[("PROVISION_RETRY_BASE", "60s")]).await;
+    let (plan, ranking) = s.plan_with(1, Some(VendorId::EsimGo)).await;
+    s.fault(
+        ranking[0],
+        "order",
+        Fault::Reset {
+            after_processing: true,
+        },
+    );
+    let (_, order) = s
+        .post_order("k-admin-reconcile", &json!({"plan_id": plan}))
+        .await;
+    assert_eq!(order["status"], "provisioning", "{order}");
+    let id = order["id"].as_str().unwrap().to_string();
+    let admin = s.admin_order(&id).await;
+    assert_eq!(admin["attempts"][0]["outcome"], "unknown");
+    let resp = s
+        .app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/orders/{id}/reconcile"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "completed", "{body}");
+    assert_eq!(body["attempts"][0]["outcome"], "placed");
+    assert_eq!(s.vendor_orders_for(&id), [(VendorId::EsimGo, 1)]);
+}
