@@ -156,10 +156,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         metrics: telemetry::metrics_handle(),
         vendors,
     };
+    let provisioner = workers::provisioner::spawn(esim_gateway::ordering::Ctx::from_state(&state));
+    let outbox =
+        workers::outbox::OutboxWorker::new(state.pool.clone(), std::time::Duration::from_secs(10))
+            .spawn();
     esim_gateway::serve(listener, build_app(state), shutdown_signal())
         .await
         .context("server error")?;
-    sync.abort();
+    // Work in progress is safe to drop: leases expire and other replicas (or the next
+    // start) pick it up from the database.
+    for task in [sync, provisioner, outbox] {
+        task.abort();
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -89,3 +89,141 @@ fn a_bad_configuration_value_stops_with_one_line_naming_the_variable() {
     assert!(stderr.contains("MARKUP_PERCENT"), "{stderr}");
     assert!(!stderr.contains("panicked"));
 }
+
+/// `serve` with no vendor credentials: the sandbox starts in-process, catalogues sync, and an
+/// order placed through the API completes through the real background workers.
+#[test]
+fn serve_in_sandbox_mode_sells_an_esim_end_to_end() {
+    let server = std::env::var("TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut db_url = url::Url::parse(&server).unwrap();
+    let db_name = format!("esim_cli_{}", std::process::id());
+    db_url.set_path(&db_name);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let admin = "cli-admin-token-0123456789";
+    let mut child = gateway()
+        .arg("serve")
+        .env("DATABASE_URL", db_url.as_str())
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("ADMIN_TOKEN", admin)
+        .env("PROVISION_RETRY_BASE", "500ms")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let base = format!("http://127.0.0.1:{port}");
+            let http = reqwest::Client::new();
+            let wait = |what: &'static str| {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                move || {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "timed out waiting for {what}"
+                    )
+                }
+            };
+            let check = wait("readiness");
+            while http
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .map(|r| r.status() != 200)
+                .unwrap_or(true)
+            {
+                check();
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            let check = wait("the start-up catalogue sync");
+            loop {
+                let v: serde_json::Value = http
+                    .get(format!("{base}/admin/vendors"))
+                    .bearer_auth(admin)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if v["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|v| v["last_sync_at"].is_string() && v["mode"] == "sandbox")
+                {
+                    break;
+                }
+                check();
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            let sf: serde_json::Value = http
+                .post(format!("{base}/admin/storefronts"))
+                .bearer_auth(admin)
+                .json(&serde_json::json!({"name": "CLI shop"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let key = sf["api_key"].as_str().unwrap().to_string();
+            let order: serde_json::Value = http
+                .post(format!("{base}/v1/orders"))
+                .bearer_auth(&key)
+                .header("Idempotency-Key", "cli-1")
+                .json(&serde_json::json!({"plan_id": "jp-10gb-30d"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let id = order["id"].as_str().unwrap().to_string();
+            let check = wait("the order to complete");
+            loop {
+                let o: serde_json::Value = http
+                    .get(format!("{base}/v1/orders/{id}"))
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if o["status"] == "completed" {
+                    assert!(
+                        o["esims"][0]["activation"]["lpa"]
+                            .as_str()
+                            .unwrap()
+                            .starts_with("LPA:1$")
+                    );
+                    break;
+                }
+                assert_ne!(o["status"], "failed", "{o}");
+                check();
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        });
+    });
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::{Connection, Executor};
+        if let Ok(mut c) = sqlx::PgConnection::connect(&server).await {
+            let _ = c
+                .execute(format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)").as_str())
+                .await;
+        }
+    });
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

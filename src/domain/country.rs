@@ -39,6 +39,21 @@ impl Country {
     /// Anything a vendor might call a country: alpha-2, alpha-3, the ISO name, or a common
     /// alias, ignoring case, accents and punctuation.
     pub fn lookup(s: &str) -> Option<Country> {
+        // Codes first: normalizing would turn "ST" into "saint".
+        let t = s.trim();
+        if t.len() == 2 {
+            if let Some(c) = Country::from_alpha2(t) {
+                return Some(c);
+            }
+        }
+        if t.len() == 3 {
+            if let Some(&(a2, _, _)) = COUNTRIES
+                .iter()
+                .find(|(_, a3, _)| a3.eq_ignore_ascii_case(t))
+            {
+                return Some(Country(a2));
+            }
+        }
         index().get(normalize(s).as_str()).copied().map(Country)
     }
 
@@ -834,5 +849,25 @@ mod tests {
     fn display_debug_and_order_use_alpha2() {
         assert_eq!(format!("{} {:?}", c("DE"), c("DE")), "DE DE");
         assert!(c("AD") < c("ZW"));
+    }
+}
+#[cfg(test)]
+mod lookup_every_code {
+    #[test]
+    fn every_alpha2_and_alpha3_looks_up_to_itself() {
+        for c in super::Country::all() {
+            assert_eq!(
+                super::Country::lookup(c.alpha2()),
+                Some(c),
+                "{}",
+                c.alpha2()
+            );
+            assert_eq!(
+                super::Country::lookup(c.alpha3()),
+                Some(c),
+                "{}",
+                c.alpha3()
+            );
+        }
     }
 }
