@@ -81,6 +81,13 @@ pub async fn apply(
 ) -> Result<Applied, purchase::PurchaseError> {
     match &ev.kind {
         VendorEventKind::Ping | VendorEventKind::Other { .. } => return Ok(Applied::Ignored),
+        VendorEventKind::LowBalance { exhausted } => {
+            // An account alert for operators; `/admin/vendors` shows the balance itself.
+            metrics::counter!("vendor_low_balance_alerts_total", "vendor" => vendor.as_str())
+                .increment(1);
+            tracing::warn!(%vendor, exhausted, "vendor reports our prepaid balance is low");
+            return Ok(Applied::Applied);
+        }
         _ => {}
     }
     let order = find_order(ctx, vendor, ev).await?;
@@ -181,7 +188,9 @@ pub async fn apply(
         } else {
             Applied::Waiting
         }),
-        VendorEventKind::Ping | VendorEventKind::Other { .. } => Ok(Applied::Ignored),
+        VendorEventKind::Ping
+        | VendorEventKind::Other { .. }
+        | VendorEventKind::LowBalance { .. } => Ok(Applied::Ignored),
     }
 }
 

@@ -365,6 +365,12 @@ pub enum VendorEventKind {
     ValidityEnding {
         expires_at: Option<DateTime<Utc>>,
     },
+    /// Our prepaid balance at the vendor is low or exhausted (an account alert, not about
+    /// one eSIM): operators must top it up or orders will be refused.
+    LowBalance {
+        /// True when the vendor says the balance no longer covers orders.
+        exhausted: bool,
+    },
     /// A vendor's connectivity test: acknowledge, nothing to apply.
     Ping,
     /// Understood as valid but of no interest to the gateway.

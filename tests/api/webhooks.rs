@@ -84,6 +84,14 @@ async fn esimgo_callbacks_are_verified_over_the_raw_body_in_base64_or_hex() {
     let stored = events(&s, "esimgo").await;
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[0]["status"], "unparseable");
+
+    // An account alert: normalized as low balance and applied (logged and counted).
+    let alert = br#"{"alertType":"LowBalance","balanceInfo":{"balance":12.5,"threshold":100,"thresholdPercentRemaining":12.5}}"#.to_vec();
+    let sig = STANDARD.encode(esimgo_sign(&key, &alert));
+    assert_eq!(post(alert, Some(sig)).await.unwrap().status(), 200);
+    let stored = events(&s, "esimgo").await;
+    assert_eq!(stored[0]["kind"], "low_balance");
+    assert_eq!(stored[0]["status"], "applied");
 }
 
 #[tokio::test]

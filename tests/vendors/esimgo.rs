@@ -613,11 +613,6 @@ async fn callbacks_are_signed_with_the_api_key_and_parse() {
         .parse_callback(&headers, &body)
         .unwrap()
         .remove(0);
-    assert_eq!(
-        e.kind,
-        VendorEventKind::Other {
-            name: "InsufficientBalance".into()
-        }
-    );
+    assert_eq!(e.kind, VendorEventKind::LowBalance { exhausted: true });
     let _ = messages::INSUFFICIENT_BALANCE;
 }

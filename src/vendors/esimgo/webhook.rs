@@ -176,8 +176,9 @@ fn alert_kind(alert: &str, n: &Notification) -> VendorEventKind {
                 },
             }
         }
-        // LowBalance, InsufficientBalance, MSISDNDisabled: about the account or a number we
-        // do not sell; nothing to apply to an order.
+        "lowbalance" => VendorEventKind::LowBalance { exhausted: false },
+        "insufficientbalance" => VendorEventKind::LowBalance { exhausted: true },
+        // MSISDNDisabled: about a phone number we do not sell; nothing to apply.
         _ => VendorEventKind::Other {
             name: alert.to_string(),
         },
@@ -355,23 +356,21 @@ mod tests {
     }
 
     #[test]
-    fn balance_and_msisdn_alerts_are_acknowledged_as_other() {
-        for (body, name) in [
-            (
-                r#"{"alertType":"LowBalance","balanceInfo":{"balance":1299.3,"threshold":2600,"thresholdPercentRemaining":49.973}}"#,
-                "LowBalance",
-            ),
-            (
-                r#"{"alertType":"InsufficientBalance","balanceInfo":{"balance":0.5,"threshold":100,"thresholdPercentRemaining":0.5}}"#,
-                "InsufficientBalance",
-            ),
-            (
-                r#"{"alertType":"MSISDNDisabled","iccid":"8944538532008160222","msisdn":"447700900000","reason":"Bundle expired"}"#,
-                "MSISDNDisabled",
-            ),
-        ] {
-            assert_eq!(one(body).kind, VendorEventKind::Other { name: name.into() });
-        }
+    fn balance_alerts_are_low_balance_and_msisdn_alerts_other() {
+        assert_eq!(
+            one(r#"{"alertType":"LowBalance","balanceInfo":{"balance":1299.3,"threshold":2600,"thresholdPercentRemaining":49.973}}"#).kind,
+            VendorEventKind::LowBalance { exhausted: false }
+        );
+        assert_eq!(
+            one(r#"{"alertType":"InsufficientBalance","balanceInfo":{"balance":0.5,"threshold":100,"thresholdPercentRemaining":0.5}}"#).kind,
+            VendorEventKind::LowBalance { exhausted: true }
+        );
+        assert_eq!(
+            one(r#"{"alertType":"MSISDNDisabled","iccid":"8944538532008160222","msisdn":"447700900000","reason":"Bundle expired"}"#).kind,
+            VendorEventKind::Other {
+                name: "MSISDNDisabled".into()
+            }
+        );
     }
 
     #[test]
