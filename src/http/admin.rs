@@ -530,16 +530,7 @@ async fn list_vendor_events(
     State(state): State<AppState>,
     crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<VendorEventQuery>,
 ) -> ApiResult<Json<VendorEventList>> {
-    let limit = match q.limit {
-        None => 50,
-        Some(n @ 1..=200) => i64::from(n),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                "limit: expected 1 to 200",
-            ));
-        }
-    };
+    let limit = crate::http::extract::page_limit(q.limit)?;
     let before = match q.cursor.as_deref() {
         None => None,
         Some(c) => Some(
@@ -645,16 +636,7 @@ async fn list_events(
     State(state): State<AppState>,
     crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<EventQuery>,
 ) -> ApiResult<Json<StorefrontEventList>> {
-    let limit = match q.limit {
-        None => 50,
-        Some(n @ 1..=200) => i64::from(n),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                "limit: expected 1 to 200",
-            ));
-        }
-    };
+    let limit = crate::http::extract::page_limit(q.limit)?;
     let mut rows = store::outbox::list(
         &state.pool,
         q.storefront_id.as_deref(),

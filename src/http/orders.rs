@@ -223,16 +223,7 @@ pub fn parse_order_filter(q: OrderListQuery) -> ApiResult<OrderFilter> {
             ));
         }
     };
-    let limit = match q.limit {
-        None => 50,
-        Some(n @ 1..=200) => i64::from(n),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                "limit: expected 1 to 200",
-            ));
-        }
-    };
+    let limit = crate::http::extract::page_limit(q.limit)?;
     let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
     Ok(OrderFilter {
         storefront_id: None,
