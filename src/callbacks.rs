@@ -80,20 +80,16 @@ pub async fn apply(
     ev: &VendorEvent,
 ) -> Result<Applied, purchase::PurchaseError> {
     match &ev.kind {
-        VendorEventKind::Ping | VendorEventKind::Other { .. } => return Ok(Applied::Ignored),
+        VendorEventKind::Ping | VendorEventKind::Other { .. } => Ok(Applied::Ignored),
         VendorEventKind::LowBalance { exhausted } => {
             // An account alert for operators; `/admin/vendors` shows the balance itself.
             metrics::counter!("vendor_low_balance_alerts_total", "vendor" => vendor.as_str())
                 .increment(1);
             tracing::warn!(%vendor, exhausted, "vendor reports our prepaid balance is low");
-            return Ok(Applied::Applied);
+            Ok(Applied::Applied)
         }
-        _ => {}
-    }
-    let order = find_order(ctx, vendor, ev).await?;
-    match &ev.kind {
         VendorEventKind::OrderReady | VendorEventKind::OrderFailed => {
-            let Some(order) = order else {
+            let Some(order) = find_order(ctx, vendor, ev).await? else {
                 return Ok(Applied::Waiting);
             };
             if !matches!(order.status.as_str(), "pending" | "provisioning") {
@@ -183,14 +179,13 @@ pub async fn apply(
             }
             Ok(Applied::Applied)
         }
-        VendorEventKind::ValidityEnding { .. } => Ok(if order.is_some() {
-            Applied::Applied
-        } else {
-            Applied::Waiting
-        }),
-        VendorEventKind::Ping
-        | VendorEventKind::Other { .. }
-        | VendorEventKind::LowBalance { .. } => Ok(Applied::Ignored),
+        VendorEventKind::ValidityEnding { .. } => {
+            Ok(if find_order(ctx, vendor, ev).await?.is_some() {
+                Applied::Applied
+            } else {
+                Applied::Waiting
+            })
+        }
     }
 }
 

@@ -8,7 +8,10 @@ use esim_gateway::{
     config::Config,
     sandbox::{SimSettings, runtime::Sandbox},
     store, telemetry,
-    vendors::{AdapterOptions, VendorId, registry::Vendors},
+    vendors::{
+        AdapterOptions, VendorId,
+        registry::{VendorMode, Vendors},
+    },
     workers,
 };
 use tokio::net::TcpListener;
@@ -109,7 +112,10 @@ async fn migrate(config: &Config) -> anyhow::Result<sqlx::PgPool> {
 async fn enabled_vendors(config: &Config) -> anyhow::Result<(Vendors, Option<Sandbox>)> {
     let opts = AdapterOptions::default();
     if !config.sandbox {
-        return Ok((Vendors::live(&config.vendors, &opts), None));
+        return Ok((
+            Vendors::from_credentials(&config.vendors, &opts, VendorMode::Live),
+            None,
+        ));
     }
     if config.vendors.any_live() {
         tracing::warn!(

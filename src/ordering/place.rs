@@ -100,7 +100,12 @@ async fn answer(ctx: &Ctx, order_id: &str) -> ApiResult<Answer> {
         .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
     let esims = store::esims::for_order(&ctx.pool, order_id).await?;
     let body = serde_json::to_value(order_view(&order, &esims)).map_err(anyhow::Error::from)?;
-    store::orders::save_response(&ctx.pool, order_id, StatusCode::CREATED.as_u16(), &body).await?;
+    if store::orders::save_response(&ctx.pool, order_id, StatusCode::CREATED.as_u16(), &body)
+        .await?
+    {
+        return Ok((StatusCode::CREATED, body));
+    }
+    // Someone else answered first: theirs is the answer.
     let saved = store::orders::get(&ctx.pool, order_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
@@ -138,33 +143,38 @@ pub async fn place_new(
         }
     }
     let id = new_id("ord");
-    let claimed = store::orders::claim(
-        &ctx.pool,
-        &NewOrderRow {
-            id: &id,
-            storefront_id,
-            kind: "new",
-            plan_id: &plan.id,
-            quantity: req.quantity as i32,
-            price_amount: price,
-            price_currency: plan.price_currency.trim(),
-            reference: req.reference.as_deref(),
-            customer_email: req.customer_email.as_deref(),
-            target_iccid: None,
-            idempotency_key: key,
-            request_hash: &hash,
-        },
-        LEASE_SECS,
-    )
-    .await?;
-    if !claimed {
-        // A concurrent request with the same key won the insert.
-        return replay(ctx, storefront_id, key, &hash)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("idempotency record vanished").into());
+    let row = NewOrderRow {
+        id: &id,
+        storefront_id,
+        kind: "new",
+        plan_id: &plan.id,
+        quantity: req.quantity as i32,
+        price_amount: price,
+        price_currency: plan.price_currency.trim(),
+        reference: req.reference.as_deref(),
+        customer_email: req.customer_email.as_deref(),
+        target_iccid: None,
+        idempotency_key: key,
+        request_hash: &hash,
+    };
+    claim_then_buy(ctx, &row).await
+}
+
+/// Claims the idempotency key with a new order row and buys it; when a concurrent request
+/// with the same key won the insert, answers with that request's answer instead.
+pub(super) async fn claim_then_buy(ctx: &Ctx, row: &NewOrderRow<'_>) -> ApiResult<Answer> {
+    if !store::orders::claim(&ctx.pool, row, LEASE_SECS).await? {
+        return replay(
+            ctx,
+            row.storefront_id,
+            row.idempotency_key,
+            row.request_hash,
+        )
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("idempotency record vanished").into());
     }
-    tracing::info!(order_id = %id, storefront_id, plan_id = %plan.id, "order accepted");
-    let order = store::orders::get(&ctx.pool, &id)
+    tracing::info!(order_id = %row.id, storefront_id = %row.storefront_id, kind = %row.kind, plan_id = %row.plan_id, "order accepted");
+    let order = store::orders::get(&ctx.pool, row.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
     finish_request(ctx, &order).await

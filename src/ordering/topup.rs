@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, time::Instant};
 use serde::Serialize;
 
 use super::{
-    Ctx, LEASE_SECS,
+    Ctx,
     place::{Answer, request_hash},
     purchase::{self, PurchaseError, Step},
 };
@@ -118,34 +118,21 @@ pub async fn place_topup(
         )
     })?;
     let id = new_id("ord");
-    let claimed = store::orders::claim(
-        &ctx.pool,
-        &NewOrderRow {
-            id: &id,
-            storefront_id,
-            kind: "topup",
-            plan_id,
-            quantity: 1,
-            price_amount: plan.price.amount,
-            price_currency: plan.price.currency.as_str(),
-            reference: None,
-            customer_email: None,
-            target_iccid: Some(iccid),
-            idempotency_key: key,
-            request_hash: &hash,
-        },
-        LEASE_SECS,
-    )
-    .await?;
-    if !claimed {
-        return super::place::replay(ctx, storefront_id, key, &hash)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("idempotency record vanished").into());
-    }
-    let order = store::orders::get(&ctx.pool, &id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
-    super::place::finish_request(ctx, &order).await
+    let row = NewOrderRow {
+        id: &id,
+        storefront_id,
+        kind: "topup",
+        plan_id,
+        quantity: 1,
+        price_amount: plan.price.amount,
+        price_currency: plan.price.currency.as_str(),
+        reference: None,
+        customer_email: None,
+        target_iccid: Some(iccid),
+        idempotency_key: key,
+        request_hash: &hash,
+    };
+    super::place::claim_then_buy(ctx, &row).await
 }
 
 pub fn esim_not_found() -> ApiError {

@@ -25,7 +25,6 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use rust_decimal::{Decimal, prelude::ToPrimitive};
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
 use super::{
     OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
@@ -34,6 +33,7 @@ use super::{
 };
 use crate::{
     config::EsimAccessCredentials,
+    domain::api_key::secrets_equal,
     domain::secret::Secret,
     vendors::{
         MIB, VendorId,
@@ -510,7 +510,7 @@ impl Inner {
         ) else {
             return Err("000101");
         };
-        if !bool::from(access_code.as_bytes().ct_eq(self.access_code.as_bytes())) {
+        if !secrets_equal(access_code, &self.access_code) {
             return Err(assumptions::UNKNOWN_ACCESS_CODE);
         }
         let sent: i64 = timestamp.parse().map_err(|_| "000102")?;
@@ -530,7 +530,7 @@ impl Inner {
         } else {
             signature.to_string()
         };
-        if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        if !secrets_equal(&given, &expected) {
             return Err("101003");
         }
         Ok(())

@@ -38,14 +38,13 @@ use axum::{
     routing::{delete, get},
 };
 use chrono::{DateTime, SecondsFormat, Utc};
-use rand::Rng;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
 use crate::{
     config::EsimGoCredentials,
+    domain::api_key::secrets_equal,
     domain::{money::Currency, secret::Secret},
     sandbox::{
         OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
@@ -662,7 +661,7 @@ async fn auth(State(sim): State<Arc<Inner>>, req: Request, next: Next) -> Respon
             .map(str::to_owned);
         match given {
             None => error(StatusCode::UNAUTHORIZED, "Unauthorized"),
-            Some(key) if !bool::from(key.as_bytes().ct_eq(sim.api_key.expose().as_bytes())) => {
+            Some(key) if !secrets_equal(&key, sim.api_key.expose()) => {
                 error(StatusCode::FORBIDDEN, "Forbidden")
             }
             Some(_) => next.run(req).await,
@@ -926,12 +925,6 @@ fn place(sim: &Inner, req: &OrderBody) -> Response {
 }
 
 fn new_esim(now: DateTime<Utc>) -> Esim {
-    let digits = |n: usize| -> String {
-        let mut rng = rand::thread_rng();
-        (0..n)
-            .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
-            .collect()
-    };
     Esim {
         // eSIM Go's ICCIDs are 19 digits starting 8944.
         iccid: generate_iccid("894453853", 19),
@@ -941,8 +934,8 @@ fn new_esim(now: DateTime<Utc>) -> Esim {
         assigned_at: now,
         last_action: "Bundle Applied",
         action_date: now,
-        pin: digits(4),
-        puk: digits(8),
+        pin: super::random_digits(4),
+        puk: super::random_digits(8),
         assignments: Vec::new(),
     }
 }

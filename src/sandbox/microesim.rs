@@ -26,7 +26,6 @@ use rand::Rng;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::{
     OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
@@ -35,7 +34,9 @@ use super::{
 };
 use crate::{
     config::MicroEsimCredentials,
+    domain::api_key::secrets_equal,
     domain::secret::Secret,
+    sandbox::random_digits,
     vendors::{
         VendorId,
         microesim::{
@@ -201,13 +202,6 @@ fn required<'a>(fields: &'a HashMap<String, String>, name: &str) -> Result<&'a s
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| (codes::INVALID_PARAMETER, format!("{name} is required")))
-}
-
-fn random_digits(n: usize) -> String {
-    let mut rng = rand::thread_rng();
-    (0..n)
-        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
-        .collect()
 }
 
 fn random_hex_upper(n: usize) -> String {
@@ -397,7 +391,7 @@ impl MicroEsimSim {
             return Err(codes::TIMESTAMP_EXPIRED);
         }
         let expected = self.signer.sign(nonce, timestamp);
-        if !bool::from(expected.as_bytes().ct_eq(sign.as_bytes())) {
+        if !secrets_equal(&expected, sign) {
             return Err(codes::INVALID_SIGN);
         }
         let mut st = self.state();

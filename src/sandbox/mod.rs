@@ -333,11 +333,8 @@ pub fn control_router(core: SimCore) -> Router {
 /// A Luhn-valid ICCID of `len` digits (19 or 20) starting with `prefix` (e.g. `8985200`:
 /// 89 = telecom, then the country and issuer digits).
 pub fn generate_iccid(prefix: &str, len: usize) -> String {
-    let mut rng = rand::thread_rng();
     let mut digits: String = prefix.chars().filter(char::is_ascii_digit).collect();
-    while digits.len() < len - 1 {
-        digits.push(char::from(b'0' + rng.gen_range(0..10u8)));
-    }
+    digits.push_str(&random_digits((len - 1).saturating_sub(digits.len())));
     digits.truncate(len - 1);
     let check = luhn_check_digit(&digits);
     digits.push(char::from(b'0' + check));
@@ -386,6 +383,14 @@ pub fn generate_matching_id() -> String {
         })
         .collect::<Vec<_>>()
         .join("-")
+}
+
+/// `n` random decimal digits (PINs, MSISDNs, vendor serial numbers).
+pub fn random_digits(n: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect()
 }
 
 /// A random string of lower-case letters and digits (tokens, request ids, nonces).

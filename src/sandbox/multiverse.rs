@@ -34,7 +34,6 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
 use super::{
@@ -44,6 +43,7 @@ use super::{
 };
 use crate::{
     config::MultiverseCredentials,
+    domain::api_key::secrets_equal,
     domain::{money::Currency, secret::Secret},
     vendors::VendorId,
 };
@@ -310,9 +310,7 @@ impl MultiverseSim {
                 .parse::<i64>()
                 .is_ok_and(|t| (Utc::now().timestamp() - t).abs() <= TIMESTAMP_TOLERANCE_SECS);
         let expected = hex::encode(Sha256::digest(format!("{ts}{}", self.creds.security_token)));
-        fresh
-            && bool::from(user.as_bytes().ct_eq(self.creds.user_id.as_bytes()))
-            && bool::from(hash.as_bytes().ct_eq(expected.as_bytes()))
+        fresh && secrets_equal(user, &self.creds.user_id) && secrets_equal(hash, &expected)
     }
 
     fn basic_valid(&self, headers: &HeaderMap) -> bool {
@@ -326,8 +324,7 @@ impl MultiverseSim {
         let Some((id, secret)) = pair.split_once(':') else {
             return false;
         };
-        bool::from(id.as_bytes().ct_eq(self.creds.client_id.as_bytes()))
-            & bool::from(secret.as_bytes().ct_eq(self.creds.client_secret.as_bytes()))
+        secrets_equal(id, &self.creds.client_id) & secrets_equal(secret, &self.creds.client_secret)
     }
 
     fn oauth_valid(&self, headers: &HeaderMap) -> bool {

@@ -2,8 +2,6 @@
 //! `serve` does when no vendor has credentials, what `esim-gateway sandbox` runs, and what
 //! integration tests stand on.
 
-use std::sync::Arc;
-
 use crate::{
     config::VendorCredentials,
     sandbox::{
@@ -13,11 +11,6 @@ use crate::{
     },
     vendors::{
         AdapterOptions, VendorId,
-        esimaccess::EsimAccess,
-        esimfx::EsimFx,
-        esimgo::EsimGo,
-        microesim::MicroEsim,
-        multiverse::Multiverse,
         registry::{VendorMode, Vendors},
     },
 };
@@ -122,23 +115,6 @@ impl Sandbox {
 
     /// Adapters for all five simulators.
     pub fn vendors(&self, opts: &AdapterOptions) -> Vendors {
-        let mut vendors = Vendors::default();
-        let c = self.credentials.clone();
-        if let Some(creds) = c.esimaccess {
-            vendors.insert(Arc::new(EsimAccess::new(creds, opts)), VendorMode::Sandbox);
-        }
-        if let Some(creds) = c.esimgo {
-            vendors.insert(Arc::new(EsimGo::new(creds, opts)), VendorMode::Sandbox);
-        }
-        if let Some(creds) = c.esimfx {
-            vendors.insert(Arc::new(EsimFx::new(creds, opts)), VendorMode::Sandbox);
-        }
-        if let Some(creds) = c.microesim {
-            vendors.insert(Arc::new(MicroEsim::new(creds, opts)), VendorMode::Sandbox);
-        }
-        if let Some(creds) = c.multiverse {
-            vendors.insert(Arc::new(Multiverse::new(creds, opts)), VendorMode::Sandbox);
-        }
-        vendors
+        Vendors::from_credentials(&self.credentials, opts, VendorMode::Sandbox)
     }
 }

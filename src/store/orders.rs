@@ -113,14 +113,15 @@ pub async fn get_for(
         .await
 }
 
-/// Saves the first answer given for this order, for idempotent replays. Never overwritten.
+/// Saves the first answer given for this order, for idempotent replays. Never overwritten:
+/// `false` when an answer was already saved.
 pub async fn save_response(
     pool: &PgPool,
     id: &str,
     status: u16,
     body: &serde_json::Value,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<bool> {
+    let saved = sqlx::query(
         "UPDATE orders SET response_status = $2, response_body = $3
          WHERE id = $1 AND response_status IS NULL",
     )
@@ -128,8 +129,9 @@ pub async fn save_response(
     .bind(i32::from(status))
     .bind(body)
     .execute(pool)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(saved == 1)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

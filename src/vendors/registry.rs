@@ -33,24 +33,29 @@ pub struct Vendors {
 }
 
 impl Vendors {
-    /// Adapters for the vendors that have live credentials.
-    pub fn live(creds: &VendorCredentials, opts: &AdapterOptions) -> Vendors {
+    /// Adapters for the vendors that have credentials, all in `mode` (live credentials, or
+    /// the sandbox's own pointing at its simulators).
+    pub fn from_credentials(
+        creds: &VendorCredentials,
+        opts: &AdapterOptions,
+        mode: VendorMode,
+    ) -> Vendors {
         let mut vendors = Vendors::default();
         let c = creds.clone();
         if let Some(creds) = c.esimaccess {
-            vendors.insert(Arc::new(EsimAccess::new(creds, opts)), VendorMode::Live);
+            vendors.insert(Arc::new(EsimAccess::new(creds, opts)), mode);
         }
         if let Some(creds) = c.esimgo {
-            vendors.insert(Arc::new(EsimGo::new(creds, opts)), VendorMode::Live);
+            vendors.insert(Arc::new(EsimGo::new(creds, opts)), mode);
         }
         if let Some(creds) = c.esimfx {
-            vendors.insert(Arc::new(EsimFx::new(creds, opts)), VendorMode::Live);
+            vendors.insert(Arc::new(EsimFx::new(creds, opts)), mode);
         }
         if let Some(creds) = c.microesim {
-            vendors.insert(Arc::new(MicroEsim::new(creds, opts)), VendorMode::Live);
+            vendors.insert(Arc::new(MicroEsim::new(creds, opts)), mode);
         }
         if let Some(creds) = c.multiverse {
-            vendors.insert(Arc::new(Multiverse::new(creds, opts)), VendorMode::Live);
+            vendors.insert(Arc::new(Multiverse::new(creds, opts)), mode);
         }
         vendors
     }

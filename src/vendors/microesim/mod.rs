@@ -9,7 +9,6 @@
 use async_trait::async_trait;
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
-use rand::Rng;
 use sha2::Sha256;
 
 use crate::{
@@ -200,12 +199,9 @@ impl Signer {
     }
 }
 
+/// 16 random `[a-z0-9]` characters (the vendor accepts 6–32).
 fn random_nonce() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    (0..16)
-        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
-        .collect()
+    crate::domain::api_key::random_token(16).to_ascii_lowercase()
 }
 
 /// The MicroEsim adapter.
