@@ -365,15 +365,38 @@ fn money(amount: Option<Decimal>, currency: Option<&str>) -> Option<Money> {
     ))
 }
 
-async fn admin_order(state: &AppState, o: &store::orders::OrderRow) -> ApiResult<AdminOrder> {
-    let esims = store::esims::for_order(&state.pool, &o.id).await?;
-    let attempts = store::orders::attempts(&state.pool, &o.id).await?;
+/// The admin views of `orders`, their eSIMs and attempts read in two queries in all.
+async fn admin_orders(
+    state: &AppState,
+    orders: &[store::orders::OrderRow],
+) -> ApiResult<Vec<AdminOrder>> {
+    let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
+    let esims = store::esims::for_orders(&state.pool, &ids).await?;
+    let attempts = store::orders::attempts_for(&state.pool, &ids).await?;
+    Ok(orders
+        .iter()
+        .map(|o| {
+            let mine = attempts
+                .iter()
+                .filter(|a| a.order_id == o.id)
+                .cloned()
+                .collect();
+            admin_order(o, &esims, mine)
+        })
+        .collect())
+}
+
+fn admin_order(
+    o: &store::orders::OrderRow,
+    esims: &[store::esims::EsimRow],
+    attempts: Vec<store::orders::AttemptRow>,
+) -> AdminOrder {
     let retail_currency = o.price_currency.trim();
     let cost_in_retail = money(o.retail_cost_amount, Some(retail_currency));
     let margin = cost_in_retail
         .map(|c| Money::new(o.price_amount - c.amount, c.currency).round_up_to_cents());
-    Ok(AdminOrder {
-        order: crate::ordering::view::order_view(o, &esims),
+    AdminOrder {
+        order: crate::ordering::view::order_view(o, esims),
         storefront_id: o.storefront_id.clone(),
         vendor: o.vendor.clone(),
         vendor_reference: o.vendor_reference.clone(),
@@ -397,7 +420,7 @@ async fn admin_order(state: &AppState, o: &store::orders::OrderRow) -> ApiResult
                 finished_at: a.finished_at,
             })
             .collect(),
-    })
+    }
 }
 
 /// All storefronts' orders, newest first, with vendor, cost, margin and every routing attempt.
@@ -423,10 +446,7 @@ async fn list_orders(
     let mut rows = store::orders::list(&state.pool, &filter).await?;
     let more = rows.len() as i64 > filter.limit;
     rows.truncate(filter.limit as usize);
-    let mut data = Vec::with_capacity(rows.len());
-    for o in &rows {
-        data.push(admin_order(&state, o).await?);
-    }
+    let data = admin_orders(&state, &rows).await?;
     let next_cursor = more
         .then(|| {
             rows.last()
@@ -476,7 +496,12 @@ async fn reconcile_order(
     let order = store::orders::get(&state.pool, &order_id)
         .await?
         .ok_or_else(crate::http::orders::order_not_found)?;
-    Ok(Json(admin_order(&state, &order).await?))
+    let view = admin_orders(&state, std::slice::from_ref(&order)).await?;
+    Ok(Json(
+        view.into_iter()
+            .next()
+            .ok_or_else(crate::http::orders::order_not_found)?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

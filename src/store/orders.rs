@@ -161,6 +161,14 @@ pub async fn attempts(pool: &PgPool, order_id: &str) -> sqlx::Result<Vec<Attempt
         .await
 }
 
+/// The attempts of several orders, in order per order.
+pub async fn attempts_for(pool: &PgPool, order_ids: &[String]) -> sqlx::Result<Vec<AttemptRow>> {
+    sqlx::query_as("SELECT * FROM order_attempts WHERE order_id = ANY($1) ORDER BY order_id, seq")
+        .bind(order_ids)
+        .fetch_all(pool)
+        .await
+}
+
 /// Records that a vendor is about to be called. Written before the call so that a crash
 /// during it leaves an attempt the provisioner reconciles.
 pub async fn start_attempt(
