@@ -257,13 +257,15 @@ pub async fn receive(
         .await?;
         let id = match inserted {
             Some(id) => id,
-            None => match store::events::by_key(&ctx.pool, vendor.as_str(), &ev.dedupe_key).await? {
-                Some(row) if !store::events::FINAL.contains(&row.status.as_str()) => row.id,
-                _ => {
-                    results.push("duplicate");
-                    continue;
+            None => {
+                match store::events::by_key(&ctx.pool, vendor.as_str(), &ev.dedupe_key).await? {
+                    Some(row) if !store::events::FINAL.contains(&row.status.as_str()) => row.id,
+                    _ => {
+                        results.push("duplicate");
+                        continue;
+                    }
                 }
-            },
+            }
         };
         let Some(row) = store::events::lease(&ctx.pool, id, event_lease(ctx)).await? else {
             // Someone else (the worker, or a concurrent delivery) is applying it.
@@ -305,7 +307,15 @@ pub async fn apply_leased(
         Some(ev) => ev,
         None => {
             let Some(adapter) = ctx.vendors.adapter(vendor) else {
-                store::events::finish(&ctx.pool, row.id, row.lease_version, row.status.as_str(), Some("vendor not enabled"), retry_in(row.attempts + 1)).await?;
+                store::events::finish(
+                    &ctx.pool,
+                    row.id,
+                    row.lease_version,
+                    row.status.as_str(),
+                    Some("vendor not enabled"),
+                    retry_in(row.attempts + 1),
+                )
+                .await?;
                 return Ok("waiting");
             };
             let mut headers = axum::http::HeaderMap::new();
@@ -318,7 +328,15 @@ pub async fn apply_leased(
                 .parse_callback(&headers, &row.body)
                 .unwrap_or_default();
             let Some(ev) = reparsed.iter().find(|e| e.dedupe_key == row.dedupe_key) else {
-                store::events::finish(&ctx.pool, row.id, row.lease_version, "unparseable", Some("no longer parses"), Duration::ZERO).await?;
+                store::events::finish(
+                    &ctx.pool,
+                    row.id,
+                    row.lease_version,
+                    "unparseable",
+                    Some("no longer parses"),
+                    Duration::ZERO,
+                )
+                .await?;
                 return Ok("unparseable");
             };
             ev

@@ -89,7 +89,10 @@ mod tests {
         assert!(!Active.may_become(Installed, true));
         assert!(!Active.may_become(Ready, true));
         assert!(!Active.may_become(Depleted, false), "older fact");
-        assert!(Active.may_become(Cancelled, true), "the vendor deactivated it");
+        assert!(
+            Active.may_become(Cancelled, true),
+            "the vendor deactivated it"
+        );
         assert!(!Expired.may_become(Active, true));
         assert!(!Cancelled.may_become(Ready, true));
         assert!(!Active.may_become(Active, true));

@@ -414,7 +414,9 @@ fn admin_order(
         cost_in_retail,
         margin,
         attention: match (&o.attention_reason, o.attention_at) {
-            (Some(reason), Some(since)) if matches!(o.status.as_str(), "pending" | "provisioning") => {
+            (Some(reason), Some(since))
+                if matches!(o.status.as_str(), "pending" | "provisioning") =>
+            {
                 Some(AttentionView {
                     reason: reason.clone(),
                     since,
@@ -473,12 +475,13 @@ async fn list_orders(
     State(state): State<AppState>,
     crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<AdminOrderQuery>,
 ) -> ApiResult<Json<AdminOrderList>> {
-    let mut filter = crate::http::orders::parse_order_filter(crate::http::orders::OrderListQuery {
-        status: q.status,
-        reference: q.reference,
-        limit: q.limit,
-        cursor: q.cursor,
-    })?;
+    let mut filter =
+        crate::http::orders::parse_order_filter(crate::http::orders::OrderListQuery {
+            status: q.status,
+            reference: q.reference,
+            limit: q.limit,
+            cursor: q.cursor,
+        })?;
     filter.attention = q.attention;
     let mut rows = store::orders::list(&state.pool, &filter).await?;
     let more = rows.len() as i64 > filter.limit;

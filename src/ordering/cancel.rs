@@ -112,7 +112,9 @@ async fn cancel_leased(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> ApiResult<
     let (mut tx, locked) = match purchase::fenced(ctx, lease).await {
         Ok(t) => t,
         Err(PurchaseError::LeaseLost) => {
-            return Err(anyhow::anyhow!("cancel lease taken over after the vendor cancelled").into());
+            return Err(
+                anyhow::anyhow!("cancel lease taken over after the vendor cancelled").into(),
+            );
         }
         Err(PurchaseError::Database(e)) => return Err(e.into()),
     };

@@ -129,7 +129,9 @@ pub struct Reading {
 /// smaller figure is an older reading arriving late.
 pub fn reading_is_newer(stored: &EsimRow, r: &Reading) -> bool {
     match (stored.usage_measured_at, r.measured_at) {
-        (Some(old), Some(new)) => new > old || (new == old && Some(r.used_bytes) > stored.used_bytes),
+        (Some(old), Some(new)) => {
+            new > old || (new == old && Some(r.used_bytes) > stored.used_bytes)
+        }
         _ => stored.used_bytes.is_none_or(|old| r.used_bytes >= old),
     }
 }
@@ -164,7 +166,9 @@ pub async fn apply_usage(
             .copied()
             .filter(|t| percent.is_some_and(|p| p >= *t))
             .collect();
-        if let Some(t) = r.vendor_threshold {
+        // The vendor's own "threshold crossed" counts where it is one we announce (it may
+        // know a total we do not).
+        if let Some(t) = r.vendor_threshold.filter(|t| thresholds.contains(t)) {
             due.push(t);
         }
         due.sort_unstable();

@@ -50,7 +50,9 @@ impl Lease {
                             return;
                         }
                         // The database is away: keep trying; the fence protects writes.
-                        Err(e) => tracing::warn!(order_id = %id, error = %e, "order lease renewal failed"),
+                        Err(e) => {
+                            tracing::warn!(order_id = %id, error = %e, "order lease renewal failed")
+                        }
                     }
                 }
             })

@@ -32,9 +32,11 @@ pub struct NewOrder {
 /// A stored answer: status and JSON body, replayed verbatim.
 pub type Answer = (StatusCode, serde_json::Value);
 
-/// How long a duplicate waits for the first request with its key to finish before it
-/// answers `409 idempotency_key_in_use`: far below any request timeout, so a storefront
-/// retrying after a dropped connection hears "retry shortly" instead of timing out.
+/// How long a duplicate waits at most for the first request with its key to finish before
+/// it answers `409 idempotency_key_in_use`: far below any request timeout, so a storefront
+/// retrying after a dropped connection hears "retry shortly" instead of timing out. With a
+/// short lease the wait is one renewal period (a third of the lease), the time in which
+/// the first request proves it is still alive.
 const REPLAY_WAIT: Duration = Duration::from_secs(2);
 
 /// `Retry-After` on `idempotency_key_in_use`, in seconds.
@@ -67,7 +69,7 @@ pub(super) async fn replay(
             "this Idempotency-Key was already used with a different request",
         ));
     }
-    let deadline = tokio::time::Instant::now() + REPLAY_WAIT;
+    let deadline = tokio::time::Instant::now() + (ctx.lease / 3).min(REPLAY_WAIT);
     let mut order = first;
     loop {
         if let (Some(status), Some(body)) = (order.response_status, &order.response_body) {

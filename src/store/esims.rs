@@ -150,7 +150,11 @@ pub async fn write_usage(
 
 /// Records that a usage threshold fired for the eSIM's current bundle; `false` when it
 /// already had.
-pub async fn mark_threshold(conn: &mut PgConnection, iccid: &str, percent: u8) -> sqlx::Result<bool> {
+pub async fn mark_threshold(
+    conn: &mut PgConnection,
+    iccid: &str,
+    percent: u8,
+) -> sqlx::Result<bool> {
     let n = sqlx::query(
         "UPDATE esims SET thresholds_fired = array_append(thresholds_fired, $2)
          WHERE iccid = $1 AND NOT ($2 = ANY(thresholds_fired))",

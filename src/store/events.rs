@@ -41,7 +41,11 @@ pub async fn insert(pool: &PgPool, e: &NewEvent<'_>) -> sqlx::Result<Option<i64>
 }
 
 /// An already stored event with this identity (a redelivery).
-pub async fn by_key(pool: &PgPool, vendor: &str, dedupe_key: &str) -> sqlx::Result<Option<EventRow>> {
+pub async fn by_key(
+    pool: &PgPool,
+    vendor: &str,
+    dedupe_key: &str,
+) -> sqlx::Result<Option<EventRow>> {
     sqlx::query_as("SELECT * FROM vendor_events WHERE vendor = $1 AND dedupe_key = $2")
         .bind(vendor)
         .bind(dedupe_key)

@@ -88,7 +88,7 @@ impl OutboxWorker {
                 0,
                 true,
             )
-                .await?;
+            .await?;
             return Ok(());
         };
         let body = serde_json::to_vec(&serde_json::json!({

@@ -19,7 +19,7 @@ use crate::{
 /// lease, so no claimed order waits behind another's vendor timeouts.
 const BATCH: i64 = 8;
 
-/// How often overdue orders are looked for.
+/// How often overdue orders are looked for (more often when the deadline is shorter).
 const ATTENTION_SCAN: Duration = Duration::from_secs(10);
 
 /// Processes the orders that are due now; returns how many were looked at.
@@ -65,9 +65,10 @@ pub fn spawn(ctx: Ctx) -> JoinHandle<()> {
     tokio::spawn(async move {
         let callbacks = crate::workers::callbacks::run(ctx.clone());
         let provisioner = async move {
+            let scan_every = ATTENTION_SCAN.min(ctx.attention_after);
             let mut last_scan: Option<Instant> = None;
             loop {
-                if last_scan.is_none_or(|t| t.elapsed() >= ATTENTION_SCAN) {
+                if last_scan.is_none_or(|t| t.elapsed() >= scan_every) {
                     last_scan = Some(Instant::now());
                     if let Err(e) = flag_overdue(&ctx).await {
                         tracing::error!(error = %e, "attention scan failed");
