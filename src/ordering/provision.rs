@@ -58,25 +58,31 @@ pub async fn provision(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Ste
     }
 }
 
-/// Takes the order's lease, works on it once and gives it back with the next look
-/// scheduled: the one service function the provisioner and the admin reconcile share.
-/// `None` when someone else holds the order right now.
+/// Takes the order's lease and works on it once (admin reconcile). `None` when someone
+/// else holds the order right now.
 pub async fn work_on(ctx: &Ctx, order_id: &str) -> Result<Option<Step>, PurchaseError> {
     let Some(order) = store::orders::lease_one(&ctx.pool, order_id, ctx.lease).await? else {
         return Ok(None);
     };
+    work_leased(ctx, &order).await.map(Some)
+}
+
+/// One look at an order just claimed (its `lease_version` is the caller's): renews the
+/// lease while it works and gives it back with the next look scheduled. The one service
+/// function the provisioner and the admin reconcile share.
+pub async fn work_leased(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseError> {
     let lease = Lease::hold(&ctx.pool, &order.id, order.lease_version, ctx.lease);
     let step = if super::OrderStatus::parse(&order.status).is_some_and(|s| s.is_unfinished()) {
-        provision(ctx, &order, &lease).await
+        provision(ctx, order, &lease).await
     } else {
         Ok(Step::Completed)
     };
-    finish(ctx, &order, lease, step).await.map(Some)
+    finish(ctx, order, lease, step).await
 }
 
 /// After one look: an unfinished order goes back to the provisioner's schedule (hourly
 /// once flagged for attention); a lost lease is left to its new holder.
-pub async fn finish(
+async fn finish(
     ctx: &Ctx,
     order: &OrderRow,
     lease: Lease,

@@ -342,7 +342,7 @@ async fn apply_state_in(
 ) -> Result<Step, PurchaseError> {
     if order.kind != "topup" {
         for p in &state.esims {
-            store::esims::insert(
+            let new = store::esims::insert(
                 &mut *conn,
                 &NewEsim {
                     iccid: &p.iccid,
@@ -362,6 +362,17 @@ async fn apply_state_in(
                 },
             )
             .await?;
+            if !new {
+                // Known already: its status, as the vendor reports it now, goes through
+                // the one eSIM transition like any other fact.
+                super::events::transition_esim(
+                    &mut *conn,
+                    &p.iccid,
+                    super::usage::esim_state(p.status),
+                    None,
+                )
+                .await?;
+            }
         }
     }
     let now = store::orders::get(&mut *conn, &order.id)
