@@ -576,3 +576,51 @@ async fn an_operator_cannot_fail_an_order_a_vendor_has() {
     );
     assert_eq!(s.vendor_orders_for(&id), [(vendor, 1)]);
 }
+
+#[tokio::test]
+async fn an_outbox_claim_that_lapsed_and_was_taken_over_cannot_record_its_outcome() {
+    // No workers: this test is the two workers.
+    let app = crate::helpers::TestApp::spawn().await;
+    let sf = app.create_storefront("Fenced").await;
+    sqlx::query("UPDATE storefronts SET webhook_url = 'http://127.0.0.1:9/events' WHERE id = $1")
+        .bind(&sf.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    let id = store::outbox::insert(&mut conn, &sf.id, "order.completed", &json!({}))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(conn);
+    // Claim; the claim lapses (its delivery hung) and another worker claims the event.
+    let claim = || async {
+        sqlx::query("UPDATE outbox SET next_attempt_at = now() - interval '1 second'")
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        let mut due = store::outbox::claim_due(&app.pool, 10, 3600).await.unwrap();
+        assert_eq!(due.len(), 1);
+        due.remove(0)
+    };
+    let first = claim().await;
+    let second = claim().await;
+    assert_eq!(first.id, id);
+    assert!(second.lease_version > first.lease_version);
+    let status = || async {
+        sqlx::query_scalar::<_, String>("SELECT status FROM outbox WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    // The first worker's late outcome is not recorded; the current holder's is.
+    store::outbox::mark_delivered(&app.pool, &id, first.lease_version)
+        .await
+        .unwrap();
+    assert_eq!(status().await, "pending");
+    store::outbox::mark_delivered(&app.pool, &id, second.lease_version)
+        .await
+        .unwrap();
+    assert_eq!(status().await, "delivered");
+}
