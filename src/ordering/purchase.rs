@@ -281,6 +281,33 @@ pub async fn placed(
         },
     };
     let (mut tx, _) = fenced(ctx, lease).await?;
+    if order.kind == "new" {
+        let iccids: Vec<String> = state.esims.iter().map(|p| p.iccid.clone()).collect();
+        let holder = store::orders::other_holder(
+            &mut tx,
+            &order.id,
+            &attempt.vendor,
+            state.vendor_reference.as_deref(),
+            &iccids,
+        )
+        .await?;
+        if let Some(other) = holder {
+            // The vendor's answer names a purchase another of our orders already holds (a
+            // reconciliation matched the wrong order): record nothing, keep the attempt open
+            // and tell an operator.
+            let reason = format!(
+                "{} answered with a vendor order ({}) that order {other} already holds; \
+                 not recorded: check at the vendor",
+                attempt.vendor,
+                state.vendor_reference.as_deref().unwrap_or("same eSIM")
+            );
+            if store::orders::flag_attention(&mut tx, &order.id, &reason).await? {
+                tracing::warn!(order_id = %order.id, other_order = %other, vendor = %attempt.vendor, "order needs attention: the vendor order it matched belongs to another order");
+            }
+            tx.commit().await?;
+            return Ok(Step::Provisioning);
+        }
+    }
     store::orders::finish_attempt(
         &mut tx,
         attempt.id,

@@ -624,3 +624,93 @@ async fn an_outbox_claim_that_lapsed_and_was_taken_over_cannot_record_its_outcom
         .unwrap();
     assert_eq!(status().await, "delivered");
 }
+
+#[tokio::test]
+async fn a_vendor_answer_naming_another_orders_purchase_is_not_recorded() {
+    use esim_gateway::{
+        ordering::{lease::Lease, purchase},
+        vendors::{Activation, EsimProfile, EsimStatus, OrderState, VendorOrderStatus},
+    };
+    let s = SandboxApp::start().await;
+    let owner = buy_at(&s, VendorId::EsimGo, "k-owner").await;
+    let owner_id = owner["id"].as_str().unwrap().to_string();
+    let owner_ref = s.admin_order(&owner_id).await["vendor_reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let owner_esim = esim_row(&s, owner["esims"][0]["iccid"].as_str().unwrap()).await;
+    // A second order whose eSIM Go outcome is unknown.
+    for other in VendorId::ALL.into_iter().filter(|v| *v != VendorId::EsimGo) {
+        s.core(other)
+            .faults
+            .inject_times("order", crate::orders::sold_out(other), None);
+    }
+    s.fault(
+        VendorId::EsimGo,
+        "order",
+        Fault::Reset {
+            after_processing: false,
+        },
+    );
+    let plan = s.plan_carried_by(VendorId::EsimGo).await;
+    let (_, second) = s.post_order("k-second", &json!({"plan_id": plan})).await;
+    let id = second["id"].as_str().unwrap().to_string();
+    assert_eq!(second["status"], "provisioning", "{second}");
+    // A reconciliation that matched the wrong vendor order: the first order's purchase.
+    let ctx = Ctx::from_state(&s.app.state);
+    let mut leased = None;
+    for _ in 0..100 {
+        leased = store::orders::lease_one(&s.app.pool, &id, ctx.lease)
+            .await
+            .unwrap();
+        if leased.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let order = leased.expect("the order's lease");
+    let lease = Lease::hold(&s.app.pool, &order.id, order.lease_version, ctx.lease);
+    let attempt = store::orders::attempts(&s.app.pool, &id)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(attempt.vendor, "esimgo");
+    let wrong = OrderState {
+        vendor_reference: Some(owner_ref),
+        status: VendorOrderStatus::Completed,
+        esims: vec![EsimProfile {
+            iccid: owner_esim.iccid.clone(),
+            activation: Activation {
+                lpa: owner_esim.lpa.clone().unwrap(),
+                smdp_address: owner_esim.smdp_address.clone().unwrap(),
+                matching_id: owner_esim.matching_id.clone().unwrap(),
+            },
+            vendor_esim_ref: None,
+            status: EsimStatus::Ready,
+            expires_at: None,
+        }],
+    };
+    let step = purchase::placed(&ctx, &order, &lease, &attempt, wrong, None, None)
+        .await
+        .unwrap();
+    assert_eq!(step, purchase::Step::Provisioning);
+    lease
+        .release(&s.app.pool, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // Nothing recorded; the order waits, flagged with the reason.
+    let admin = s.admin_order(&id).await;
+    assert_eq!(admin["status"], "provisioning");
+    let last = admin["attempts"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["outcome"], "unknown", "{admin}");
+    assert!(admin["esims"].as_array().unwrap().is_empty());
+    let reason = admin["attention"]["reason"].as_str().unwrap();
+    assert!(reason.contains(&owner_id), "{reason}");
+    assert_eq!(esim_row(&s, &owner_esim.iccid).await.order_id, owner_id);
+}
