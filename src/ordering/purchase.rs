@@ -407,6 +407,10 @@ async fn apply_state_in(
         .ok_or(PurchaseError::LeaseLost)?;
     let current = OrderStatus::parse(&now.status);
     if current.is_some_and(|s| !s.is_unfinished()) {
+        if current == Some(OrderStatus::Failed) && state.status != VendorOrderStatus::Failed {
+            // Only possible after an operator failed an order whose outcome was unknown.
+            tracing::warn!(order_id = %order.id, vendor, vendor_reference = state.vendor_reference.as_deref().unwrap_or(""), "a failed order has a purchase at its vendor: cancel it there");
+        }
         return Ok(match current {
             Some(OrderStatus::Failed) => Step::Failed,
             _ => Step::Completed,
