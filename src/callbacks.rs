@@ -344,7 +344,17 @@ pub async fn apply_leased(
     };
     let (status, error) = match apply(ctx, vendor, trust, ev).await {
         Ok(applied) => (applied.as_str(), None),
-        Err(e) => ("failed", Some(e.to_string())),
+        // Error text may quote what the vendor sent: stored printable and bounded.
+        Err(e) => (
+            "failed",
+            Some(
+                e.to_string()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(1000)
+                    .collect::<String>(),
+            ),
+        ),
     };
     store::events::finish(
         &ctx.pool,
