@@ -714,3 +714,52 @@ async fn a_vendor_answer_naming_another_orders_purchase_is_not_recorded() {
     assert!(reason.contains(&owner_id), "{reason}");
     assert_eq!(esim_row(&s, &owner_esim.iccid).await.order_id, owner_id);
 }
+
+#[tokio::test]
+async fn a_topup_starts_a_new_bundle_whose_thresholds_fire_again() {
+    let s = SandboxApp::start().await;
+    with_webhook(&s).await;
+    let iccid = esimfx_esim(&s, "k-bundle").await;
+    let mib = 1024 * 1024;
+    let t0 = chrono::Utc::now();
+    let reading = |used: i64, secs: i64, threshold: u32| {
+        json!({"event_type": "DATA_USAGE", "iccid": iccid, "threshold": threshold,
+            "used_amount": used, "upper_limit_amount": 1024 * mib, "amount_unit": "Byte",
+            "timestamp": (t0 + chrono::Duration::seconds(secs)).to_rfc3339()})
+    };
+    assert_eq!(send_esimfx(&s, &reading(900 * mib, 10, 87)).await, 200);
+    assert_eq!(outbox(&s, "esim.usage_threshold").await.len(), 1);
+    let plans = s.get(&format!("/v1/esims/{iccid}/topup-plans")).await;
+    let plan_id = plans["data"][0]["id"]
+        .as_str()
+        .expect("a top-up plan")
+        .to_string();
+    let resp = s
+        .app
+        .post(&format!("/v1/esims/{iccid}/topups"))
+        .bearer_auth(&s.sf.api_key)
+        .header("Idempotency-Key", "k-bundle-topup")
+        .json(&json!({"plan_id": plan_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let topup: Value = resp.json().await.unwrap();
+    let done = s
+        .settle(topup["id"].as_str().unwrap(), Duration::from_secs(10))
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let row = esim_row(&s, &iccid).await;
+    assert_eq!(row.usage_bundle, 2);
+    assert!(row.thresholds_fired.is_empty());
+    // The new bundle's usage starts low and its 80% fires again, once.
+    assert_eq!(send_esimfx(&s, &reading(50 * mib, 20, 4)).await, 200);
+    assert_eq!(esim_row(&s, &iccid).await.used_bytes, Some(50 * mib));
+    assert_eq!(send_esimfx(&s, &reading(850 * mib, 30, 83)).await, 200);
+    let fired: Vec<Value> = outbox(&s, "esim.usage_threshold")
+        .await
+        .iter()
+        .map(|e| e["threshold_percent"].clone())
+        .collect();
+    assert_eq!(fired, [json!(80), json!(80)]);
+}
