@@ -81,17 +81,19 @@ pub async fn work_leased(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseEr
 }
 
 /// After one look: an unfinished order goes back to the provisioner's schedule (hourly
-/// once flagged for attention); a lost lease is left to its new holder.
+/// once it has been flagged for attention a while); a lost lease is left to its new holder.
 async fn finish(
     ctx: &Ctx,
     order: &OrderRow,
     lease: Lease,
     step: Result<Step, PurchaseError>,
 ) -> Result<Step, PurchaseError> {
-    let next = if order.attention_at.is_some() {
-        super::ATTENTION_POLL
-    } else {
-        ctx.backoff(order.checks)
+    let flagged_for = order
+        .attention_at
+        .and_then(|at| chrono::Utc::now().signed_duration_since(at).to_std().ok());
+    let next = match flagged_for {
+        Some(d) if d >= super::ATTENTION_GRACE => super::ATTENTION_POLL,
+        _ => ctx.backoff(order.checks),
     };
     match step {
         Ok(Step::Provisioning) => {
