@@ -763,3 +763,45 @@ async fn a_topup_starts_a_new_bundle_whose_thresholds_fire_again() {
         .collect();
     assert_eq!(fired, [json!(80), json!(80)]);
 }
+
+#[tokio::test]
+async fn a_holder_that_stops_mid_call_is_taken_over_within_one_lease() {
+    use esim_gateway::ordering::place::{NewOrder, place_new};
+    let env = [("PROVISION_RETRY_BASE", "100ms"), ("ORDER_LEASE", "1s")];
+    let s = SandboxApp::start_with(SimSettings::fast(), &env).await;
+    for other in VendorId::ALL.into_iter().filter(|v| *v != VendorId::EsimFx) {
+        s.core(other)
+            .faults
+            .inject_times("order", crate::orders::sold_out(other), None);
+    }
+    let plan_id = s.plan_carried_by(VendorId::EsimFx).await;
+    s.fault(VendorId::EsimFx, "order", Fault::Delay { millis: 1000 });
+    // The request's work stops dead while eSIMfx is answering (what a killed process or a
+    // timed-out request leaves): its lease is no longer renewed.
+    let ctx = Ctx::from_state(&s.app.state);
+    let order = NewOrder {
+        plan_id,
+        quantity: 1,
+        reference: None,
+        customer_email: None,
+        max_price: None,
+    };
+    let stopped = tokio::time::timeout(
+        Duration::from_millis(300),
+        place_new(&ctx, &s.sf.id, "k-stopped", order),
+    )
+    .await;
+    assert!(stopped.is_err(), "the purchase was cut short");
+    let at = std::time::Instant::now();
+    let id: String =
+        sqlx::query_scalar("SELECT id FROM orders WHERE idempotency_key = 'k-stopped'")
+            .fetch_one(&s.app.pool)
+            .await
+            .unwrap();
+    let done = s.settle(&id, Duration::from_secs(10)).await;
+    let took = at.elapsed();
+    assert_eq!(done["status"], "completed", "{done}");
+    // One lease (1 s) plus the provisioner's look, not minutes.
+    assert!(took < Duration::from_secs(4), "taken over after {took:?}");
+    assert_eq!(s.vendor_orders_for(&id), [(VendorId::EsimFx, 1)]);
+}
