@@ -59,7 +59,8 @@ pub struct Scenario {
     /// Vendor allocation time (asynchronous vendors) and callback delay.
     pub provisioning_delay: Duration,
     pub callback_delay: Duration,
-    /// After the last kill, every order must be terminal or flagged within this.
+    /// After the last kill, every order must be terminal or flagged within this, and no
+    /// storefront request may wait longer than this for its final answer.
     pub settle_within: Duration,
 }
 
@@ -122,6 +123,8 @@ pub struct Report {
     pub split: Vec<String>,
     /// From the last kill until every order was terminal or flagged.
     pub recovery: Option<Duration>,
+    /// The bound on `recovery` and on any request's wait for its final answer.
+    pub bound: Duration,
     /// Longest wait of one storefront request for its final answer (all retries).
     pub longest_answer: Duration,
     /// Answers the storefront got while retrying, by status.
@@ -143,6 +146,8 @@ impl Report {
             && self.unanswered.is_empty()
             && self.split.is_empty()
             && self.panics == 0
+            && self.recovery.is_some_and(|r| r <= self.bound)
+            && self.longest_answer <= self.bound
     }
 }
 
@@ -156,7 +161,7 @@ impl fmt::Display for Report {
             f,
             "orders={} replicas={} kills={} vendor_orders={} doubled={} lost={} stuck={} \
              unbacked={} unanswered={} split={} panics={} flagged={} recovery={} \
-             longest_answer={:.1}s",
+             longest_answer={:.1}s bound={}s",
             self.orders,
             self.replicas,
             self.kills.len(),
@@ -171,6 +176,7 @@ impl fmt::Display for Report {
             self.flagged,
             recovery,
             self.longest_answer.as_secs_f64(),
+            self.bound.as_secs(),
         )?;
         writeln!(f, "kills: {}", self.kills.join("; "))?;
         writeln!(f, "final statuses: {:?}", self.by_status)?;
@@ -700,6 +706,7 @@ pub async fn run(s: &Scenario) -> Report {
         orders: s.orders,
         replicas: s.replicas,
         logs: dir.clone(),
+        bound: s.settle_within,
         ..Report::default()
     };
     let mut last_kill = Instant::now();
@@ -731,8 +738,9 @@ pub async fn run(s: &Scenario) -> Report {
     let placements = burst.await.unwrap();
     let burst_done = Instant::now();
 
-    // Settle: every order terminal or flagged, within the bound.
-    let deadline = burst_done + s.settle_within;
+    // Settle: every order terminal or flagged, within the bound of the last kill (or of
+    // the burst's end, when a storefront was still waiting then: that wait is reported).
+    let deadline = (last_kill + s.settle_within).max(burst_done + Duration::from_secs(5));
     let mut orders;
     loop {
         orders = admin_orders(&http, &base).await;
