@@ -2,16 +2,27 @@
 //!
 //! A signed event (eSIM Go, eSIMfx) may be applied as it is. An unsigned one is a hint: the
 //! gateway re-reads the order or eSIM from the vendor's API and applies only that.
+//!
+//! Every event is stored raw first, in its own commit ([`receive`]), then applied under a
+//! lease on the stored row; an event not in a final state (never applied because the
+//! process died, waiting for its order, or failed) is applied again by
+//! `workers::callbacks`, and a vendor's redelivery of it is applied rather than dropped.
 
-use chrono::Utc;
+use std::time::Duration;
 
 use crate::{
     ordering::{
         Ctx,
-        purchase::{self, esim_status_str},
-        usage,
+        events::{self, Reading},
+        lease::Lease,
+        purchase,
+        usage::{self, esim_state},
     },
-    store::{self, orders::OrderRow},
+    store::{
+        self,
+        events::{EventRow, NewEvent},
+        orders::OrderRow,
+    },
     vendors::{
         CallbackTrust, OrderState, VendorEvent, VendorEventKind, VendorId, VendorOrderStatus,
     },
@@ -97,20 +108,38 @@ pub async fn apply(
             }
             match (trust, &ev.profile, &ev.kind) {
                 (CallbackTrust::Verified, Some(profile), VendorEventKind::OrderReady) => {
+                    // Writing the order needs its lease, like any other worker.
+                    let Some(leased) =
+                        store::orders::lease_one(&ctx.pool, &order.id, ctx.lease).await?
+                    else {
+                        return Ok(Applied::Waiting);
+                    };
+                    let lease = Lease::hold(&ctx.pool, &leased.id, leased.lease_version, ctx.lease);
                     let state = OrderState {
                         vendor_reference: ev.vendor_reference.clone(),
                         status: VendorOrderStatus::Completed,
                         esims: vec![profile.clone()],
                     };
-                    let attempts = store::orders::attempts(&ctx.pool, &order.id).await?;
-                    match attempts.iter().rev().find(|a| a.vendor == vendor.as_str()) {
+                    let attempts = store::orders::attempts(&ctx.pool, &leased.id).await?;
+                    let step = match attempts.iter().rev().find(|a| a.vendor == vendor.as_str()) {
                         Some(a) if matches!(a.outcome.as_str(), "pending" | "unknown") => {
-                            purchase::placed(ctx, &order, a, state, None, None).await?;
+                            Some(purchase::placed(ctx, &leased, &lease, a, state, None, None).await)
                         }
-                        Some(_) => {
-                            purchase::apply_state(ctx, &order, vendor.as_str(), state).await?;
-                        }
+                        Some(_) => Some(
+                            purchase::apply_state(ctx, &leased, &lease, vendor.as_str(), state)
+                                .await,
+                        ),
+                        None => None,
+                    };
+                    lease.release(&ctx.pool, ctx.retry_base).await?;
+                    match step {
                         None => return Ok(Applied::Ignored),
+                        Some(Err(purchase::PurchaseError::LeaseLost)) => {
+                            return Ok(Applied::Waiting);
+                        }
+                        Some(r) => {
+                            r?;
+                        }
                     }
                 }
                 // Unsigned, or a failure: ask the vendor (the provisioner does it now).
@@ -127,14 +156,10 @@ pub async fn apply(
             };
             match trust {
                 CallbackTrust::Verified => {
-                    let at = ev.occurred_at.unwrap_or_else(Utc::now);
-                    crate::ordering::events::esim_status(
-                        &ctx.pool,
-                        iccid,
-                        esim_status_str(*status),
-                        at,
-                    )
-                    .await?;
+                    let mut tx = ctx.pool.begin().await?;
+                    events::transition_esim(&mut tx, iccid, esim_state(*status), ev.occurred_at)
+                        .await?;
+                    tx.commit().await?;
                 }
                 CallbackTrust::Hint => refresh_later(ctx, esim),
             }
@@ -144,7 +169,7 @@ pub async fn apply(
             used_bytes,
             total_bytes,
             remaining_bytes,
-            ..
+            threshold_percent,
         } => {
             let Some(iccid) = ev.iccid.as_deref() else {
                 return Ok(Applied::Ignored);
@@ -161,19 +186,16 @@ pub async fn apply(
             });
             match (trust, used) {
                 (CallbackTrust::Verified, Some(used)) => {
-                    store::esims::update_usage(
-                        &ctx.pool,
-                        iccid,
-                        &store::esims::UsageUpdate {
-                            used_bytes: i64::try_from(used).unwrap_or(i64::MAX),
-                            total_bytes: total_bytes.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
-                            unlimited: esim.unlimited,
-                            status: None,
-                            activated_at: None,
-                            expires_at: None,
-                        },
-                    )
-                    .await?;
+                    let reading = Reading {
+                        used_bytes: i64::try_from(used).unwrap_or(i64::MAX),
+                        total_bytes: total_bytes.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                        measured_at: ev.occurred_at,
+                        vendor_threshold: *threshold_percent,
+                        ..Reading::default()
+                    };
+                    let mut tx = ctx.pool.begin().await?;
+                    events::apply_usage(&mut tx, iccid, &reading, &ctx.usage_thresholds).await?;
+                    tx.commit().await?;
                 }
                 _ => refresh_later(ctx, esim),
             }
@@ -200,47 +222,150 @@ fn refresh_later(ctx: &Ctx, mut esim: store::esims::EsimRow) {
     });
 }
 
-/// Re-applies events that arrived before their order or eSIM existed (a callback can race
-/// the purchase response). Called by the provisioner.
-pub async fn retry_waiting(ctx: &Ctx) -> sqlx::Result<usize> {
-    let rows = store::events::waiting(&ctx.pool, 50).await?;
+/// What the webhook handler does with a verified, parsed callback: stores every event raw
+/// (its own commit, so nothing is lost if the process dies next), then applies it. A
+/// redelivery of an event already stored but not applied is applied now. Returns one
+/// result label per event, for metrics.
+pub async fn receive(
+    ctx: &Ctx,
+    vendor: VendorId,
+    trust: CallbackTrust,
+    headers: serde_json::Value,
+    body: &[u8],
+    parsed: &[VendorEvent],
+) -> sqlx::Result<Vec<&'static str>> {
+    let mut results = Vec::with_capacity(parsed.len());
+    for ev in parsed {
+        let kind = serde_json::to_value(&ev.kind)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
+        let inserted = store::events::insert(
+            &ctx.pool,
+            &NewEvent {
+                vendor: vendor.as_str(),
+                dedupe_key: &ev.dedupe_key,
+                kind: kind.as_deref(),
+                headers: headers.clone(),
+                body,
+                status: "received",
+                error: None,
+                order_ref: ev.order_id.as_deref().or(ev.vendor_reference.as_deref()),
+                iccid: ev.iccid.as_deref(),
+                trusted: trust == CallbackTrust::Verified,
+            },
+        )
+        .await?;
+        let id = match inserted {
+            Some(id) => id,
+            None => {
+                match store::events::by_key(&ctx.pool, vendor.as_str(), &ev.dedupe_key).await? {
+                    Some(row) if !store::events::FINAL.contains(&row.status.as_str()) => row.id,
+                    _ => {
+                        results.push("duplicate");
+                        continue;
+                    }
+                }
+            }
+        };
+        let Some(row) = store::events::lease(&ctx.pool, id, event_lease(ctx)).await? else {
+            // Someone else (the worker, or a concurrent delivery) is applying it.
+            results.push("received");
+            continue;
+        };
+        results.push(apply_leased(ctx, vendor, &row, Some(ev)).await?);
+    }
+    Ok(results)
+}
+
+/// How long applying one event may hold it (no vendor call happens inline).
+pub fn event_lease(ctx: &Ctx) -> Duration {
+    ctx.lease.max(Duration::from_secs(10))
+}
+
+/// Delay before a non-final event is tried again: quadratic in its attempts, at most ten
+/// minutes.
+fn retry_in(attempts: i32) -> Duration {
+    let n = u64::try_from(attempts.max(1)).unwrap_or(1);
+    Duration::from_secs((n * n).min(600))
+}
+
+/// Applies one leased event (re-parsed from its stored body when not given) and records
+/// the outcome, unless the lease was lost meanwhile.
+pub async fn apply_leased(
+    ctx: &Ctx,
+    vendor: VendorId,
+    row: &EventRow,
+    parsed: Option<&VendorEvent>,
+) -> sqlx::Result<&'static str> {
+    let trust = if row.trusted {
+        CallbackTrust::Verified
+    } else {
+        CallbackTrust::Hint
+    };
+    let reparsed;
+    let ev = match parsed {
+        Some(ev) => ev,
+        None => {
+            let Some(adapter) = ctx.vendors.adapter(vendor) else {
+                store::events::finish(
+                    &ctx.pool,
+                    row.id,
+                    row.lease_version,
+                    row.status.as_str(),
+                    Some("vendor not enabled"),
+                    retry_in(row.attempts + 1),
+                )
+                .await?;
+                return Ok("waiting");
+            };
+            let mut headers = axum::http::HeaderMap::new();
+            if let Some(ct) = row.headers.get("content-type").and_then(|v| v.as_str()) {
+                if let Ok(v) = ct.parse() {
+                    headers.insert(axum::http::header::CONTENT_TYPE, v);
+                }
+            }
+            reparsed = adapter
+                .parse_callback(&headers, &row.body)
+                .unwrap_or_default();
+            let Some(ev) = reparsed.iter().find(|e| e.dedupe_key == row.dedupe_key) else {
+                store::events::finish(
+                    &ctx.pool,
+                    row.id,
+                    row.lease_version,
+                    "unparseable",
+                    Some("no longer parses"),
+                    Duration::ZERO,
+                )
+                .await?;
+                return Ok("unparseable");
+            };
+            ev
+        }
+    };
+    let (status, error) = match apply(ctx, vendor, trust, ev).await {
+        Ok(applied) => (applied.as_str(), None),
+        Err(e) => ("failed", Some(e.to_string())),
+    };
+    store::events::finish(
+        &ctx.pool,
+        row.id,
+        row.lease_version,
+        status,
+        error.as_deref(),
+        retry_in(row.attempts + 1),
+    )
+    .await?;
+    Ok(status)
+}
+
+/// Applies every due event that is not final; returns how many were tried.
+pub async fn apply_due(ctx: &Ctx, limit: i64) -> sqlx::Result<usize> {
+    let rows = store::events::lease_due(&ctx.pool, limit, event_lease(ctx)).await?;
     for row in &rows {
         let Ok(vendor) = row.vendor.parse::<VendorId>() else {
             continue;
         };
-        let Some(adapter) = ctx.vendors.adapter(vendor) else {
-            continue;
-        };
-        let mut headers = axum::http::HeaderMap::new();
-        if let Some(ct) = row.headers.get("content-type").and_then(|v| v.as_str()) {
-            if let Ok(v) = ct.parse() {
-                headers.insert(axum::http::header::CONTENT_TYPE, v);
-            }
-        }
-        let trust = if row.trusted {
-            CallbackTrust::Verified
-        } else {
-            CallbackTrust::Hint
-        };
-        let events = adapter
-            .parse_callback(&headers, &row.body)
-            .unwrap_or_default();
-        let Some(ev) = events.iter().find(|e| e.dedupe_key == row.dedupe_key) else {
-            store::events::set_status(&ctx.pool, row.id, "failed", Some("no longer parses"))
-                .await?;
-            continue;
-        };
-        match apply(ctx, vendor, trust, ev).await {
-            Ok(Applied::Waiting) => {
-                store::events::set_status(&ctx.pool, row.id, "waiting", None).await?
-            }
-            Ok(applied) => {
-                store::events::set_status(&ctx.pool, row.id, applied.as_str(), None).await?
-            }
-            Err(e) => {
-                store::events::set_status(&ctx.pool, row.id, "failed", Some(&e.to_string())).await?
-            }
-        }
+        apply_leased(ctx, vendor, row, None).await?;
     }
     Ok(rows.len())
 }

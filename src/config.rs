@@ -30,6 +30,13 @@ pub struct Config {
     /// `PROVISION_RETRY_BASE`: first delay before the provisioner re-checks an unfinished
     /// order (doubling per check, at most a minute).
     pub provision_retry_base: Duration,
+    /// `ORDER_LEASE`: how long a worker holds an order it calls a vendor for (renewed while
+    /// it works; a dead worker's orders are taken over after this).
+    pub order_lease: Duration,
+    /// `ORDER_ATTENTION_AFTER`: an order unfinished this long is flagged for an operator.
+    pub order_attention_after: Duration,
+    /// `USAGE_THRESHOLDS`: percentages of a bundle that fire `esim.usage_threshold`.
+    pub usage_thresholds: Vec<u8>,
     pub vendors: VendorCredentials,
 }
 
@@ -240,6 +247,20 @@ fn parse_bool(s: &str) -> Result<bool, String> {
 }
 
 /// `90`, `90s`, `15m`, `2h`, `500ms`.
+/// `80,100`: distinct percentages from 1 to 100, or empty for none.
+fn parse_thresholds(s: &str) -> Result<Vec<u8>, String> {
+    let mut v = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.parse::<u8>() {
+            Ok(n) if (1..=100).contains(&n) => v.push(n),
+            _ => return Err("expected comma-separated percentages from 1 to 100".into()),
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
@@ -328,6 +349,19 @@ impl Config {
             Duration::from_secs(2),
             parse_duration,
         )?;
+        let order_lease = env.parse("ORDER_LEASE", Duration::from_secs(15), |s| {
+            let d = parse_duration(s)?;
+            if d < Duration::from_millis(100) || d > Duration::from_secs(600) {
+                return Err("must be between 100ms and 10m".into());
+            }
+            Ok(d)
+        })?;
+        let order_attention_after = env.parse(
+            "ORDER_ATTENTION_AFTER",
+            Duration::from_secs(30 * 60),
+            parse_duration,
+        )?;
+        let usage_thresholds = env.parse("USAGE_THRESHOLDS", vec![80, 100], parse_thresholds)?;
 
         let vendors = Self::vendor_credentials(&env)?;
         let sandbox = env.parse("SANDBOX", !vendors.any_live(), parse_bool)?;
@@ -352,6 +386,9 @@ impl Config {
             catalog_sync_interval,
             usage_max_age,
             provision_retry_base,
+            order_lease,
+            order_attention_after,
+            usage_thresholds,
             vendors,
         })
     }

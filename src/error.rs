@@ -42,6 +42,13 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{message}")]
     Conflict { code: &'static str, message: Text },
+    /// 409 with `Retry-After`: the resource is being worked on right now.
+    #[error("{message}")]
+    Busy {
+        code: &'static str,
+        message: Text,
+        retry_after_secs: u32,
+    },
     #[error("{message}")]
     Unavailable { code: &'static str, message: Text },
     /// A vendor failed while we were acting for the caller.
@@ -89,6 +96,13 @@ impl ApiError {
             message: message.into(),
         }
     }
+    pub fn busy(code: &'static str, message: impl Into<Text>, retry_after_secs: u32) -> Self {
+        Self::Busy {
+            code,
+            message: message.into(),
+            retry_after_secs,
+        }
+    }
     pub fn unavailable(code: &'static str, message: impl Into<Text>) -> Self {
         Self::Unavailable {
             code,
@@ -112,7 +126,7 @@ impl ApiError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::Busy { .. } => StatusCode::CONFLICT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -127,6 +141,7 @@ impl ApiError {
             | Self::Forbidden { code, .. }
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
+            | Self::Busy { code, .. }
             | Self::Unavailable { code, .. }
             | Self::BadGateway { code, .. } => code,
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
@@ -191,7 +206,15 @@ impl IntoResponse for ApiError {
         if let Self::Internal(e) = &self {
             tracing::error!(error = format!("{e:#}"), "internal error");
         }
-        error_response(self.status(), self.code(), self.public_message())
+        let mut resp = error_response(self.status(), self.code(), self.public_message());
+        if let Self::Busy {
+            retry_after_secs, ..
+        } = &self
+        {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        resp
     }
 }
 

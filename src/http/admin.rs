@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(plan_offers))
         .routes(routes!(list_orders))
         .routes(routes!(reconcile_order))
+        .routes(routes!(fail_order))
         .routes(routes!(list_vendor_events))
         .routes(routes!(list_events))
         .routes(routes!(replay_event))
@@ -349,7 +350,16 @@ pub struct AdminOrder {
     pub cost_in_retail: Option<Money>,
     /// Retail price minus cost, in the retail currency.
     pub margin: Option<Money>,
+    /// Set when the order was still unfinished `ORDER_ATTENTION_AFTER` after it was placed:
+    /// an operator should reconcile it (or fail it). Storefronts keep seeing `provisioning`.
+    pub attention: Option<AttentionView>,
     pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttentionView {
+    pub reason: String,
+    pub since: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -403,6 +413,17 @@ fn admin_order(
         cost: money(o.cost_amount, o.cost_currency.as_deref()),
         cost_in_retail,
         margin,
+        attention: match (&o.attention_reason, o.attention_at) {
+            (Some(reason), Some(since))
+                if matches!(o.status.as_str(), "pending" | "provisioning") =>
+            {
+                Some(AttentionView {
+                    reason: reason.clone(),
+                    since,
+                })
+            }
+            _ => None,
+        },
         attempts: attempts
             .into_iter()
             .map(|a| AttemptView {
@@ -423,10 +444,24 @@ fn admin_order(
     }
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AdminOrderQuery {
+    /// `pending`, `provisioning`, `completed`, `failed` or `cancelled`.
+    pub status: Option<String>,
+    pub reference: Option<String>,
+    /// `true`: only unfinished orders flagged for attention; `false`: only the others.
+    pub attention: Option<bool>,
+    /// 1–200, default 50.
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
 /// All storefronts' orders, newest first, with vendor, cost, margin and every routing attempt.
 #[utoipa::path(
     get, path = "/admin/orders", tag = "admin",
-    params(crate::http::orders::OrderListQuery),
+    params(AdminOrderQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = AdminOrderList),
@@ -438,11 +473,16 @@ fn admin_order(
 async fn list_orders(
     _: Admin,
     State(state): State<AppState>,
-    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<
-        crate::http::orders::OrderListQuery,
-    >,
+    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<AdminOrderQuery>,
 ) -> ApiResult<Json<AdminOrderList>> {
-    let filter = crate::http::orders::parse_order_filter(q)?;
+    let mut filter =
+        crate::http::orders::parse_order_filter(crate::http::orders::OrderListQuery {
+            status: q.status,
+            reference: q.reference,
+            limit: q.limit,
+            cursor: q.cursor,
+        })?;
+    filter.attention = q.attention;
     let mut rows = store::orders::list(&state.pool, &filter).await?;
     let more = rows.len() as i64 > filter.limit;
     rows.truncate(filter.limit as usize);
@@ -457,7 +497,8 @@ async fn list_orders(
 }
 
 /// Ask the vendor now what happened to an unfinished order (unknown outcome, or eSIMs not
-/// delivered yet) and apply the answer.
+/// delivered yet) and apply the answer: the same work the provisioner does, under the
+/// order's lease.
 #[utoipa::path(
     post, path = "/admin/orders/{order_id}/reconcile", tag = "admin",
     params(("order_id" = String, Path)),
@@ -467,7 +508,7 @@ async fn list_orders(
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "`order_busy`: being worked on right now; retry", body = ErrorBody),
+        (status = 409, description = "`order_busy`: being worked on right now; retry after `Retry-After` seconds", body = ErrorBody),
     )
 )]
 async fn reconcile_order(
@@ -480,28 +521,74 @@ async fn reconcile_order(
         .ok_or_else(crate::http::orders::order_not_found)?;
     if matches!(order.status.as_str(), "pending" | "provisioning") {
         let ctx = crate::ordering::Ctx::from_state(&state);
-        let leased = store::orders::lease_one(&state.pool, &order.id, crate::ordering::LEASE_SECS)
-            .await?
-            .ok_or_else(|| {
-                ApiError::conflict("order_busy", "the order is being worked on; retry shortly")
-            })?;
-        let step = crate::ordering::provision::provision(&ctx, &leased)
-            .await
-            .map_err(anyhow::Error::from)?;
-        if step == crate::ordering::purchase::Step::Provisioning {
-            store::orders::release(&state.pool, &order.id, ctx.retry_base.as_millis() as i64)
-                .await?;
+        match crate::ordering::provision::work_on(&ctx, &order.id).await {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(crate::ordering::purchase::PurchaseError::LeaseLost) => {
+                return Err(ApiError::busy(
+                    "order_busy",
+                    "the order is being worked on; retry shortly",
+                    1,
+                ));
+            }
+            Err(crate::ordering::purchase::PurchaseError::Database(e)) => return Err(e.into()),
         }
     }
-    let order = store::orders::get(&state.pool, &order_id)
+    admin_order_by_id(&state, &order_id).await
+}
+
+async fn admin_order_by_id(state: &AppState, order_id: &str) -> ApiResult<Json<AdminOrder>> {
+    let order = store::orders::get(&state.pool, order_id)
         .await?
         .ok_or_else(crate::http::orders::order_not_found)?;
-    let view = admin_orders(&state, std::slice::from_ref(&order)).await?;
+    let view = admin_orders(state, std::slice::from_ref(&order)).await?;
     Ok(Json(
         view.into_iter()
             .next()
             .ok_or_else(crate::http::orders::order_not_found)?,
     ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailOrder {
+    /// Why the operator gives up on the order (1–500 characters); becomes the failure
+    /// message the storefront sees.
+    pub reason: String,
+}
+
+/// Give up on an unfinished order: it fails (`order.failed`, code `operator_failed`) and
+/// the storefront is not charged. Refused while a vendor order is known to exist.
+#[utoipa::path(
+    post, path = "/admin/orders/{order_id}/fail", tag = "admin",
+    params(("order_id" = String, Path)),
+    request_body = FailOrder,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = AdminOrder),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`order_finished`; `vendor_order_exists`: a vendor has the order, reconcile it instead; `order_busy`: being worked on, retry after `Retry-After` seconds", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+async fn fail_order(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(order_id): ApiPath<String>,
+    crate::http::extract::ApiJson(req): crate::http::extract::ApiJson<FailOrder>,
+) -> ApiResult<Json<AdminOrder>> {
+    let reason = req.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "reason: expected 1 to 500 characters",
+        ));
+    }
+    let ctx = crate::ordering::Ctx::from_state(&state);
+    crate::ordering::provision::fail_by_operator(&ctx, &order_id, reason).await?;
+    admin_order_by_id(&state, &order_id).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -229,6 +229,7 @@ pub fn parse_order_filter(q: OrderListQuery) -> ApiResult<OrderFilter> {
         storefront_id: None,
         status,
         reference: q.reference,
+        attention: None,
         before,
         limit,
     })

@@ -129,36 +129,18 @@ async fn handle(state: AppState, vendor: VendorId, request: Request) -> ApiResul
             ));
         }
     };
-    for ev in &events {
-        let kind = serde_json::to_value(&ev.kind)
-            .ok()
-            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
-        let Some(id) = store::events::insert(
-            &state.pool,
-            &NewEvent {
-                vendor: vendor.as_str(),
-                dedupe_key: &ev.dedupe_key,
-                kind: kind.as_deref(),
-                headers: kept_headers(&parts.headers),
-                body: &body,
-                status: "received",
-                error: None,
-                order_ref: ev.order_id.as_deref().or(ev.vendor_reference.as_deref()),
-                iccid: ev.iccid.as_deref(),
-                trusted: trust == CallbackTrust::Verified,
-            },
-        )
-        .await?
-        else {
-            metrics::counter!("webhook_events_total", "vendor" => vendor.as_str(), "result" => "duplicate").increment(1);
-            continue;
-        };
-        let (status, error) = match callbacks::apply(&ctx, vendor, trust, ev).await {
-            Ok(applied) => (applied.as_str(), None),
-            Err(e) => ("failed", Some(e.to_string())),
-        };
-        store::events::set_status(&state.pool, id, status, error.as_deref()).await?;
-        metrics::counter!("webhook_events_total", "vendor" => vendor.as_str(), "result" => status)
+    // Stored raw first (own commit), then applied; see `callbacks::receive`.
+    let results = callbacks::receive(
+        &ctx,
+        vendor,
+        trust,
+        kept_headers(&parts.headers),
+        &body,
+        &events,
+    )
+    .await?;
+    for result in results {
+        metrics::counter!("webhook_events_total", "vendor" => vendor.as_str(), "result" => result)
             .increment(1);
     }
     let trust_label = match trust {

@@ -1,25 +1,59 @@
 //! Cancelling an unused order through its vendor's cancel/refund, where one exists.
+//!
+//! The canceller holds the order's lease for the vendor call, so of any number of
+//! concurrent cancels exactly one reaches the vendor; the others answer `409 order_busy`
+//! while it runs and `409 order_not_cancellable` once the order is cancelled.
 
-use super::Ctx;
+use super::{
+    Ctx,
+    events::transition_order,
+    lease::Lease,
+    purchase::{self, PurchaseError},
+};
 use crate::{
+    domain::order::OrderStatus,
     error::{ApiError, ApiResult},
     store::{self, orders::OrderRow},
-    vendors::{CancelOutcome, EsimRef, RejectKind, VendorError, VendorId, VendorOrderRef},
+    vendors::{CancelOutcome, EsimRef, RejectKind, VendorError, VendorId},
 };
 
 fn not_cancellable(why: impl Into<String>) -> ApiError {
     ApiError::conflict("order_not_cancellable", why.into())
 }
 
-/// Cancels a completed new-eSIM order whose eSIMs are unused. The vendor decides; its answer
-/// is recorded on the order.
-pub async fn cancel(ctx: &Ctx, order: &OrderRow) -> ApiResult<()> {
+fn check_cancellable(order: &OrderRow) -> ApiResult<()> {
     if order.kind != "new" || order.status != "completed" {
         return Err(not_cancellable(format!(
             "only completed eSIM orders can be cancelled (this one is {} {})",
             order.kind, order.status
         )));
     }
+    Ok(())
+}
+
+/// Cancels a completed new-eSIM order whose eSIMs are unused. The vendor decides; its answer
+/// is recorded on the order.
+pub async fn cancel(ctx: &Ctx, order: &OrderRow) -> ApiResult<()> {
+    check_cancellable(order)?;
+    let Some(leased) = store::orders::lease_one(&ctx.pool, &order.id, ctx.lease).await? else {
+        if let Some(now) = store::orders::get(&ctx.pool, &order.id).await? {
+            check_cancellable(&now)?;
+        }
+        return Err(ApiError::busy(
+            "order_busy",
+            "the order is being worked on (another cancel?); retry shortly",
+            1,
+        ));
+    };
+    let lease = Lease::hold(&ctx.pool, &leased.id, leased.lease_version, ctx.lease);
+    let result = cancel_leased(ctx, &leased, &lease).await;
+    lease.release(&ctx.pool, ctx.retry_base).await?;
+    result
+}
+
+async fn cancel_leased(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> ApiResult<()> {
+    // Re-checked under the lease: a cancel may have finished meanwhile.
+    check_cancellable(order)?;
     let vendor: VendorId = order
         .vendor
         .as_deref()
@@ -42,11 +76,13 @@ pub async fn cancel(ctx: &Ctx, order: &OrderRow) -> ApiResult<()> {
             vendor_reference: e.vendor_reference.clone(),
         })
         .collect();
-    let r = VendorOrderRef {
-        order_id: order.id.clone(),
-        vendor_reference: order.vendor_reference.clone(),
-        placed_at: order.created_at,
-    };
+    let attempts = store::orders::attempts(&ctx.pool, &order.id).await?;
+    let placed = attempts
+        .iter()
+        .rev()
+        .find(|a| a.outcome == "placed")
+        .ok_or_else(|| anyhow::anyhow!("completed order without a placed attempt"))?;
+    let r = purchase::order_ref(order, placed);
     let note = match adapter.cancel(&r, &refs).await {
         Ok(CancelOutcome::Refunded { amount: Some(m) }) => {
             format!("cancelled by {vendor}; refunded {m}")
@@ -73,8 +109,18 @@ pub async fn cancel(ctx: &Ctx, order: &OrderRow) -> ApiResult<()> {
             ));
         }
     };
-    if super::events::cancel_order(&ctx.pool, &order.id, &note).await? {
+    let (mut tx, locked) = match purchase::fenced(ctx, lease).await {
+        Ok(t) => t,
+        Err(PurchaseError::LeaseLost) => {
+            return Err(
+                anyhow::anyhow!("cancel lease taken over after the vendor cancelled").into(),
+            );
+        }
+        Err(PurchaseError::Database(e)) => return Err(e.into()),
+    };
+    if transition_order(&mut tx, &locked, OrderStatus::Cancelled, Some(("", &note))).await? {
         tracing::info!(order_id = %order.id, %vendor, "order cancelled");
     }
+    tx.commit().await?;
     Ok(())
 }

@@ -1,12 +1,16 @@
-//! Order and eSIM state changes that storefronts hear about. Each change and its outbox
-//! event are written in one transaction: no event without the change, no change without
-//! its event.
+//! The one transition function for orders and the one for eSIMs. Each checks the move
+//! against the domain rule (`domain::order`, `domain::esim`), writes it and its storefront
+//! event in the caller's transaction: no event without the change, no change without its
+//! event, never backwards.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use super::view::{esim_view, order_view};
-use crate::store;
+use crate::{
+    domain::{esim::EsimState, order::OrderStatus},
+    store::{self, esims::EsimRow, orders::OrderRow},
+};
 
 async fn order_event(
     conn: &mut PgConnection,
@@ -22,73 +26,162 @@ async fn order_event(
     Ok(())
 }
 
-/// `order.completed`; false when the order was already finished (the change is a no-op).
-pub async fn complete_order(pool: &PgPool, order_id: &str) -> sqlx::Result<bool> {
-    let mut tx = pool.begin().await?;
-    let changed = store::orders::complete(&mut tx, order_id).await?;
-    if changed {
-        order_event(&mut tx, order_id, "order.completed").await?;
-    }
-    tx.commit().await?;
-    Ok(changed)
-}
-
-/// `order.failed`.
-pub async fn fail_order(
-    pool: &PgPool,
-    order_id: &str,
-    code: &str,
-    message: &str,
+/// Moves an order the caller has locked in this transaction (see
+/// `store::orders::lock_fenced`) to `to`, with failure code and message for `failed` or a
+/// note for `cancelled`, and queues its event. `false` when the move is not allowed from
+/// where the order is (a late or repeated fact): nothing is written.
+pub async fn transition_order(
+    conn: &mut PgConnection,
+    locked: &OrderRow,
+    to: OrderStatus,
+    detail: Option<(&str, &str)>,
 ) -> sqlx::Result<bool> {
-    let mut tx = pool.begin().await?;
-    let changed = store::orders::fail(&mut tx, order_id, code, message).await?;
-    if changed {
-        order_event(&mut tx, order_id, "order.failed").await?;
-    }
-    tx.commit().await?;
-    Ok(changed)
-}
-
-/// `order.cancelled`; the order's eSIMs become `cancelled` with it.
-pub async fn cancel_order(pool: &PgPool, order_id: &str, note: &str) -> sqlx::Result<bool> {
-    let mut tx = pool.begin().await?;
-    let changed = store::orders::mark_cancelled(&mut tx, order_id, note).await?;
-    if changed {
-        store::esims::cancel_for_order(&mut tx, order_id).await?;
-        order_event(&mut tx, order_id, "order.cancelled").await?;
-    }
-    tx.commit().await?;
-    Ok(changed)
-}
-
-/// `esim.status_changed`, unless a newer status was already applied.
-pub async fn esim_status(
-    pool: &PgPool,
-    iccid: &str,
-    status: &str,
-    observed_at: DateTime<Utc>,
-) -> sqlx::Result<bool> {
-    let mut tx = pool.begin().await?;
-    let changed = store::esims::set_status(&mut tx, iccid, status, observed_at).await?;
-    if changed {
-        if let Some(e) = store::esims::get(&mut *tx, iccid).await? {
-            let data = serde_json::to_value(esim_view(&e)).unwrap_or_default();
-            store::outbox::insert(&mut tx, &e.storefront_id, "esim.status_changed", &data).await?;
+    let Some(from) = OrderStatus::parse(&locked.status) else {
+        return Ok(false);
+    };
+    match from.transition(to) {
+        Ok(true) => {}
+        Ok(false) => return Ok(false),
+        Err(e) => {
+            tracing::debug!(order_id = %locked.id, error = %e, "order transition refused");
+            return Ok(false);
         }
     }
-    tx.commit().await?;
-    Ok(changed)
+    store::orders::set_status(&mut *conn, &locked.id, to.as_str(), detail).await?;
+    if to == OrderStatus::Cancelled {
+        for e in store::esims::for_order(&mut *conn, &locked.id).await? {
+            transition_esim(&mut *conn, &e.iccid, EsimState::Cancelled, None).await?;
+        }
+    }
+    if let Some(event) = to.event() {
+        order_event(conn, &locked.id, event).await?;
+    }
+    if to == OrderStatus::Completed && locked.kind == "topup" {
+        if let Some(iccid) = &locked.target_iccid {
+            // New data on the eSIM: a new bundle, whose usage and thresholds start afresh.
+            store::esims::start_bundle(&mut *conn, iccid).await?;
+        }
+    }
+    Ok(true)
 }
 
-/// `esim.usage_threshold`: a vendor reported that a usage threshold was crossed.
-pub async fn usage_threshold(pool: &PgPool, iccid: &str, percent: Option<u8>) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
-    if let Some(e) = store::esims::get(&mut *tx, iccid).await? {
-        let mut data = serde_json::to_value(esim_view(&e)).unwrap_or_default();
-        data["threshold_percent"] = serde_json::json!(percent);
+/// Applies a vendor fact about an eSIM's status, learned by callback or by polling.
+/// `observed_at` is the vendor's own time of the fact when it gives one; without one the
+/// fact counts as newest (arrival order). `esim.status_changed` when the status moved.
+pub async fn transition_esim(
+    conn: &mut PgConnection,
+    iccid: &str,
+    to: EsimState,
+    observed_at: Option<DateTime<Utc>>,
+) -> sqlx::Result<bool> {
+    let Some(e) = store::esims::lock(&mut *conn, iccid).await? else {
+        return Ok(false);
+    };
+    let Some(from) = EsimState::parse(&e.status) else {
+        return Ok(false);
+    };
+    let at = observed_at.unwrap_or_else(Utc::now);
+    let newer = at >= e.status_changed_at;
+    if !from.may_become(to, newer) {
+        return Ok(false);
+    }
+    store::esims::set_status(&mut *conn, iccid, to.as_str(), at.max(e.status_changed_at)).await?;
+    esim_event(conn, iccid, "esim.status_changed", None).await?;
+    Ok(true)
+}
+
+async fn esim_event(
+    conn: &mut PgConnection,
+    iccid: &str,
+    event_type: &str,
+    threshold: Option<u8>,
+) -> sqlx::Result<()> {
+    let Some(e) = store::esims::get(&mut *conn, iccid).await? else {
+        return Ok(());
+    };
+    let mut data = serde_json::to_value(esim_view(&e)).unwrap_or_default();
+    if let Some(t) = threshold {
+        data["threshold_percent"] = serde_json::json!(t);
         data["used_bytes"] = serde_json::json!(e.used_bytes);
         data["total_bytes"] = serde_json::json!(e.total_bytes);
-        store::outbox::insert(&mut tx, &e.storefront_id, "esim.usage_threshold", &data).await?;
     }
-    tx.commit().await
+    store::outbox::insert(conn, &e.storefront_id, event_type, &data).await?;
+    Ok(())
+}
+
+/// One usage reading of an eSIM.
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    pub used_bytes: i64,
+    pub total_bytes: Option<i64>,
+    pub unlimited: Option<bool>,
+    /// The vendor's own measurement time, when it gives one.
+    pub measured_at: Option<DateTime<Utc>>,
+    pub status: Option<EsimState>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A threshold the vendor itself says was crossed.
+    pub vendor_threshold: Option<u8>,
+}
+
+/// Whether a reading may replace the stored one: never an older one. Vendor timestamps
+/// decide where both readings have one; otherwise usage only grows within a bundle, so a
+/// smaller figure is an older reading arriving late.
+pub fn reading_is_newer(stored: &EsimRow, r: &Reading) -> bool {
+    match (stored.usage_measured_at, r.measured_at) {
+        (Some(old), Some(new)) => {
+            new > old || (new == old && Some(r.used_bytes) > stored.used_bytes)
+        }
+        _ => stored.used_bytes.is_none_or(|old| r.used_bytes >= old),
+    }
+}
+
+/// Applies a usage reading under the monotonic rule, then fires `esim.usage_threshold` for
+/// every configured percentage it reaches that has not fired for this bundle yet. A
+/// status in the reading goes through [`transition_esim`]. Returns whether the reading
+/// was applied.
+pub async fn apply_usage(
+    conn: &mut PgConnection,
+    iccid: &str,
+    r: &Reading,
+    thresholds: &[u8],
+) -> sqlx::Result<bool> {
+    let Some(e) = store::esims::lock(&mut *conn, iccid).await? else {
+        return Ok(false);
+    };
+    let applied = reading_is_newer(&e, r);
+    if applied {
+        store::esims::write_usage(&mut *conn, iccid, r).await?;
+        let e = store::esims::get(&mut *conn, iccid)
+            .await?
+            .unwrap_or(e.clone());
+        let percent = match (e.used_bytes, e.total_bytes) {
+            (Some(used), Some(total)) if total > 0 && !e.unlimited => {
+                Some((i128::from(used) * 100 / i128::from(total)).clamp(0, 255) as u8)
+            }
+            _ => None,
+        };
+        let mut due: Vec<u8> = thresholds
+            .iter()
+            .copied()
+            .filter(|t| percent.is_some_and(|p| p >= *t))
+            .collect();
+        // The vendor's own "threshold crossed" counts where it is one we announce (it may
+        // know a total we do not).
+        if let Some(t) = r.vendor_threshold.filter(|t| thresholds.contains(t)) {
+            due.push(t);
+        }
+        due.sort_unstable();
+        due.dedup();
+        for t in due {
+            if store::esims::mark_threshold(&mut *conn, iccid, t).await? {
+                esim_event(&mut *conn, iccid, "esim.usage_threshold", Some(t)).await?;
+            }
+        }
+    }
+    if let (true, Some(status)) = (applied, r.status) {
+        // A stale reading's status is stale too: only an applied reading's status counts.
+        transition_esim(&mut *conn, iccid, status, r.measured_at).await?;
+    }
+    Ok(applied)
 }

@@ -9,10 +9,12 @@ use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 
+pub use crate::domain::order::OrderStatus;
 use crate::{AppState, catalog::pricing::Pricing, vendors::registry::Vendors};
 
 pub mod cancel;
 pub mod events;
+pub mod lease;
 pub mod place;
 pub mod provision;
 pub mod purchase;
@@ -31,6 +33,13 @@ pub struct Ctx {
     pub retry_base: Duration,
     pub max_retry: Duration,
     pub usage_max_age: Duration,
+    /// Length of an order lease (renewed at a third of it while work runs).
+    pub lease: Duration,
+    pub attention_after: Duration,
+    pub usage_thresholds: Vec<u8>,
+    /// How long after an attempt was sent a vendor's "no such order" is believed: a vendor
+    /// may still be processing a request sent moments ago (adapter timeout plus margin).
+    pub reconcile_settle: Duration,
 }
 
 impl Ctx {
@@ -42,6 +51,10 @@ impl Ctx {
             retry_base: state.config.provision_retry_base,
             max_retry: Duration::from_secs(60),
             usage_max_age: state.config.usage_max_age,
+            lease: state.config.order_lease,
+            attention_after: state.config.order_attention_after,
+            usage_thresholds: state.config.usage_thresholds.clone(),
+            reconcile_settle: RECONCILE_SETTLE,
         }
     }
 
@@ -52,5 +65,8 @@ impl Ctx {
     }
 }
 
-/// Seconds a request or provisioner run may hold an order before others may take it over.
-pub const LEASE_SECS: i64 = 120;
+/// See [`Ctx::reconcile_settle`]: the adapters' default timeout (20 s) plus margin.
+pub const RECONCILE_SETTLE: Duration = Duration::from_secs(30);
+
+/// How often an order flagged for attention is still looked at.
+pub const ATTENTION_POLL: Duration = Duration::from_secs(3600);

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Ctx, LEASE_SECS, purchase, view::order_view};
+use super::{Ctx, lease::Lease, purchase, view::order_view};
 use crate::{
     domain::{ids::new_id, money::Money},
     error::{ApiError, ApiResult},
@@ -32,8 +32,15 @@ pub struct NewOrder {
 /// A stored answer: status and JSON body, replayed verbatim.
 pub type Answer = (StatusCode, serde_json::Value);
 
-/// How long a duplicate waits for the first request with its key to finish.
-const REPLAY_WAIT: Duration = Duration::from_secs(30);
+/// How long a duplicate waits at most for the first request with its key to finish before
+/// it answers `409 idempotency_key_in_use`: far below any request timeout, so a storefront
+/// retrying after a dropped connection hears "retry shortly" instead of timing out. With a
+/// short lease the wait is one renewal period (a third of the lease), the time in which
+/// the first request proves it is still alive.
+const REPLAY_WAIT: Duration = Duration::from_secs(2);
+
+/// `Retry-After` on `idempotency_key_in_use`, in seconds.
+pub const REPLAY_RETRY_AFTER_SECS: u32 = 2;
 
 pub fn request_hash(kind: &str, target: Option<&str>, body: &impl Serialize) -> Vec<u8> {
     let mut h = Sha256::new();
@@ -62,7 +69,7 @@ pub(super) async fn replay(
             "this Idempotency-Key was already used with a different request",
         ));
     }
-    let deadline = tokio::time::Instant::now() + REPLAY_WAIT;
+    let deadline = tokio::time::Instant::now() + (ctx.lease / 3).min(REPLAY_WAIT);
     let mut order = first;
     loop {
         if let (Some(status), Some(body)) = (order.response_status, &order.response_body) {
@@ -80,9 +87,10 @@ pub(super) async fn replay(
             return Ok(Some(answer(ctx, &order.id).await?));
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::conflict(
+            return Err(ApiError::busy(
                 "idempotency_key_in_use",
                 "the first request with this Idempotency-Key is still being processed; retry shortly",
+                REPLAY_RETRY_AFTER_SECS,
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -163,7 +171,7 @@ pub async fn place_new(
 /// Claims the idempotency key with a new order row and buys it; when a concurrent request
 /// with the same key won the insert, answers with that request's answer instead.
 pub(super) async fn claim_then_buy(ctx: &Ctx, row: &NewOrderRow<'_>) -> ApiResult<Answer> {
-    if !store::orders::claim(&ctx.pool, row, LEASE_SECS).await? {
+    let Some(order) = store::orders::claim(&ctx.pool, row, ctx.lease).await? else {
         return replay(
             ctx,
             row.storefront_id,
@@ -172,26 +180,26 @@ pub(super) async fn claim_then_buy(ctx: &Ctx, row: &NewOrderRow<'_>) -> ApiResul
         )
         .await?
         .ok_or_else(|| anyhow::anyhow!("idempotency record vanished").into());
-    }
+    };
     tracing::info!(order_id = %row.id, storefront_id = %row.storefront_id, kind = %row.kind, plan_id = %row.plan_id, "order accepted");
-    let order = store::orders::get(&ctx.pool, row.id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("order vanished"))?;
     finish_request(ctx, &order).await
 }
 
-/// Runs the purchase for a freshly claimed order and answers with its state.
+/// Runs the purchase for a freshly claimed order under its lease (renewed while the
+/// vendor answers) and answers with its state. If the request is dropped mid-purchase the
+/// renewals stop, the lease lapses and the provisioner takes over.
 pub async fn finish_request(ctx: &Ctx, order: &OrderRow) -> ApiResult<Answer> {
+    let lease = Lease::hold(&ctx.pool, &order.id, order.lease_version, ctx.lease);
     let step = if order.kind == "topup" {
-        super::topup::purchase(ctx, order).await
+        super::topup::purchase(ctx, order, &lease).await
     } else {
-        purchase::buy(ctx, order).await
+        purchase::buy(ctx, order, &lease).await
     };
     match step {
-        Ok(purchase::Step::Provisioning) => {
-            store::orders::release(&ctx.pool, &order.id, ctx.retry_base.as_millis() as i64).await?;
-        }
-        Ok(_) => {}
+        Ok(purchase::Step::Provisioning) => lease.release(&ctx.pool, ctx.retry_base).await?,
+        Ok(_) => lease.release(&ctx.pool, ctx.retry_base).await?,
+        // Another worker holds the order now: answer with what is true.
+        Err(purchase::PurchaseError::LeaseLost) => {}
         Err(e) => {
             // The order stays pending under its lease; the provisioner takes over once the
             // lease expires, and replays then answer with what it achieved.

@@ -1,8 +1,10 @@
-//! The provisioner's work on one order: finish what the request (or a crashed replica)
-//! left unfinished. Safe to run any number of times.
+//! The work on one unfinished order, whoever does it: the provisioner, the request that
+//! created it, a callback, or an admin's reconcile. Safe to run any number of times; the
+//! caller holds the order's lease.
 
 use super::{
     Ctx,
+    lease::Lease,
     purchase::{self, PurchaseError, Step},
 };
 use crate::{
@@ -11,14 +13,18 @@ use crate::{
 };
 
 /// One look at an unfinished order whose lease the caller holds.
-pub async fn provision(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseError> {
+pub async fn provision(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step, PurchaseError> {
     let attempts = store::orders::attempts(&ctx.pool, &order.id).await?;
     let Some(last) = attempts.last() else {
         // Crashed before the first vendor call: start buying.
-        return purchase::buy(ctx, order).await;
+        return if order.kind == "topup" {
+            super::topup::purchase(ctx, order, lease).await
+        } else {
+            purchase::buy(ctx, order, lease).await
+        };
     };
     match last.outcome.as_str() {
-        "pending" | "unknown" => Ok(purchase::reconcile(ctx, order, last)
+        "pending" | "unknown" => Ok(purchase::reconcile(ctx, order, lease, last)
             .await?
             .unwrap_or(Step::Provisioning)),
         "placed" => {
@@ -31,7 +37,7 @@ pub async fn provision(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseErro
                 return Ok(Step::Provisioning);
             };
             match adapter.fetch_order(&purchase::order_ref(order, last)).await {
-                Ok(state) => purchase::apply_state(ctx, order, &last.vendor, state).await,
+                Ok(state) => purchase::apply_state(ctx, order, lease, &last.vendor, state).await,
                 Err(e) => {
                     tracing::info!(order_id = %order.id, error = %e, "order not ready at the vendor yet");
                     Ok(Step::Provisioning)
@@ -39,16 +45,119 @@ pub async fn provision(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseErro
             }
         }
         // The last vendor refused and the loop was cut short: go on with the next one.
-        _ if order.kind == "new" => purchase::buy(ctx, order).await,
+        _ if order.kind == "new" => purchase::buy(ctx, order, lease).await,
         _ => {
-            super::events::fail_order(
-                &ctx.pool,
-                &order.id,
+            purchase::fail(
+                ctx,
+                lease,
                 "vendor_rejected",
                 "the eSIM's vendor refused the top-up",
             )
-            .await?;
-            Ok(Step::Failed)
+            .await
         }
     }
+}
+
+/// Takes the order's lease, works on it once and gives it back with the next look
+/// scheduled: the one service function the provisioner and the admin reconcile share.
+/// `None` when someone else holds the order right now.
+pub async fn work_on(ctx: &Ctx, order_id: &str) -> Result<Option<Step>, PurchaseError> {
+    let Some(order) = store::orders::lease_one(&ctx.pool, order_id, ctx.lease).await? else {
+        return Ok(None);
+    };
+    let lease = Lease::hold(&ctx.pool, &order.id, order.lease_version, ctx.lease);
+    let step = if super::OrderStatus::parse(&order.status).is_some_and(|s| s.is_unfinished()) {
+        provision(ctx, &order, &lease).await
+    } else {
+        Ok(Step::Completed)
+    };
+    finish(ctx, &order, lease, step).await.map(Some)
+}
+
+/// After one look: an unfinished order goes back to the provisioner's schedule (hourly
+/// once flagged for attention); a lost lease is left to its new holder.
+pub async fn finish(
+    ctx: &Ctx,
+    order: &OrderRow,
+    lease: Lease,
+    step: Result<Step, PurchaseError>,
+) -> Result<Step, PurchaseError> {
+    let next = if order.attention_at.is_some() {
+        super::ATTENTION_POLL
+    } else {
+        ctx.backoff(order.checks)
+    };
+    match step {
+        Ok(Step::Provisioning) => {
+            lease.release(&ctx.pool, next).await?;
+            Ok(Step::Provisioning)
+        }
+        Ok(step) => {
+            lease.release(&ctx.pool, next).await?;
+            Ok(step)
+        }
+        Err(PurchaseError::LeaseLost) => {
+            tracing::info!(order_id = %order.id, "order taken over by another worker mid-work");
+            Err(PurchaseError::LeaseLost)
+        }
+        Err(e) => {
+            tracing::error!(order_id = %order.id, error = %e, "provisioning failed; will retry");
+            lease.release(&ctx.pool, next).await?;
+            Err(e)
+        }
+    }
+}
+
+/// An operator gives up on an unfinished order (`POST /admin/orders/{id}/fail`): it fails
+/// with `order.failed` and the storefront is not charged. Refused while a vendor order is
+/// known to exist (an attempt was placed): that order was bought and must be delivered or
+/// cancelled at the vendor, not forgotten.
+pub async fn fail_by_operator(
+    ctx: &Ctx,
+    order_id: &str,
+    reason: &str,
+) -> crate::error::ApiResult<()> {
+    use crate::error::ApiError;
+    let order = store::orders::get(&ctx.pool, order_id)
+        .await?
+        .ok_or_else(crate::http::orders::order_not_found)?;
+    if !super::OrderStatus::parse(&order.status).is_some_and(|s| s.is_unfinished()) {
+        return Err(ApiError::conflict(
+            "order_finished",
+            format!("the order is already {}", order.status),
+        ));
+    }
+    let Some(leased) = store::orders::lease_one(&ctx.pool, order_id, ctx.lease).await? else {
+        return Err(ApiError::busy(
+            "order_busy",
+            "the order is being worked on; retry shortly",
+            1,
+        ));
+    };
+    let lease = Lease::hold(&ctx.pool, &leased.id, leased.lease_version, ctx.lease);
+    let attempts = store::orders::attempts(&ctx.pool, order_id).await?;
+    let result = if let Some(a) = attempts.iter().find(|a| a.outcome == "placed") {
+        Err(ApiError::conflict(
+            "vendor_order_exists",
+            format!(
+                "{} has this order (attempt {}); reconcile it instead of failing it",
+                a.vendor, a.seq
+            ),
+        ))
+    } else {
+        match purchase::fail(ctx, &lease, "operator_failed", reason).await {
+            Ok(_) => {
+                tracing::warn!(order_id, reason, "order failed by an operator");
+                Ok(())
+            }
+            Err(PurchaseError::LeaseLost) => Err(ApiError::busy(
+                "order_busy",
+                "the order was taken over meanwhile; retry shortly",
+                1,
+            )),
+            Err(PurchaseError::Database(e)) => Err(e.into()),
+        }
+    };
+    lease.release(&ctx.pool, ctx.retry_base).await?;
+    result
 }

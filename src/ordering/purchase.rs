@@ -3,9 +3,11 @@
 
 use std::{collections::HashSet, time::Instant};
 
-use super::Ctx;
+use sqlx::{PgConnection, Postgres, Transaction};
+
+use super::{Ctx, events::transition_order, lease::Lease};
 use crate::{
-    domain::{money::Money, plan::PlanKey},
+    domain::{money::Money, order::OrderStatus, plan::PlanKey},
     routing,
     store::{
         self,
@@ -32,6 +34,35 @@ pub enum Step {
 pub enum PurchaseError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// Another worker took the order over: this one must not write anything more.
+    #[error("the order's lease was taken over by another worker")]
+    LeaseLost,
+}
+
+/// A transaction holding the order row locked on the caller's lease version: the fence
+/// every write after a vendor call goes through.
+pub async fn fenced(
+    ctx: &Ctx,
+    lease: &Lease,
+) -> Result<(Transaction<'static, Postgres>, OrderRow), PurchaseError> {
+    let mut tx = ctx.pool.begin().await?;
+    match store::orders::lock_fenced(&mut tx, &lease.order_id, lease.version).await? {
+        Some(order) => Ok((tx, order)),
+        None => Err(PurchaseError::LeaseLost),
+    }
+}
+
+/// Fails the order (`order.failed`) under the caller's lease.
+pub async fn fail(
+    ctx: &Ctx,
+    lease: &Lease,
+    code: &str,
+    message: &str,
+) -> Result<Step, PurchaseError> {
+    let (mut tx, order) = fenced(ctx, lease).await?;
+    transition_order(&mut tx, &order, OrderStatus::Failed, Some((code, message))).await?;
+    tx.commit().await?;
+    Ok(Step::Failed)
 }
 
 pub fn esim_status_str(s: EsimStatus) -> &'static str {
@@ -73,19 +104,12 @@ async fn plan_key(ctx: &Ctx, plan_id: &str) -> sqlx::Result<Option<PlanKey>> {
 
 /// Runs the candidate loop for a new-eSIM order from wherever its attempts left off.
 /// The caller holds the order's lease.
-pub async fn buy(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseError> {
+pub async fn buy(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step, PurchaseError> {
     let attempts = store::orders::attempts(&ctx.pool, &order.id).await?;
     // Offers already refused for this order are not tried again.
     let tried: HashSet<i64> = attempts.iter().filter_map(|a| a.vendor_offer_id).collect();
     let Some(key) = plan_key(ctx, &order.plan_id).await? else {
-        super::events::fail_order(
-            &ctx.pool,
-            &order.id,
-            "plan_unavailable",
-            "the plan is no longer sold",
-        )
-        .await?;
-        return Ok(Step::Failed);
+        return fail(ctx, lease, "plan_unavailable", "the plan is no longer sold").await;
     };
     let offers = store::offers::candidates(&ctx.pool, &key, &ctx.vendors.ids()).await?;
     let health = store::offers::sync_states(&ctx.pool).await?;
@@ -110,8 +134,10 @@ pub async fn buy(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseError> {
         };
         let unit_cost = Money::new(offer.cost_amount, offer.cost_currency);
         let total_cost = offer.cost_amount * rust_decimal::Decimal::from(order.quantity);
+        // The attempt is committed, under the fence, before the vendor hears of it.
+        let (mut tx, _) = fenced(ctx, lease).await?;
         let attempt = store::orders::start_attempt(
-            &ctx.pool,
+            &mut tx,
             &order.id,
             offer.vendor.as_str(),
             offer.offer_id,
@@ -119,6 +145,7 @@ pub async fn buy(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseError> {
             (total_cost, offer.cost_currency.as_str()),
         )
         .await?;
+        tx.commit().await?;
         let started = Instant::now();
         let result = adapter
             .place_order(&PlaceOrder {
@@ -136,6 +163,7 @@ pub async fn buy(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseError> {
                 return placed(
                     ctx,
                     order,
+                    lease,
                     &attempt,
                     state,
                     Some(latency),
@@ -144,25 +172,26 @@ pub async fn buy(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseError> {
                 .await;
             }
             Err(e) if e.nothing_bought() => {
-                record_refusal(ctx, &attempt, &e, latency).await?;
+                record_refusal(ctx, lease, &attempt, &e, latency).await?;
                 metrics::counter!("order_attempts_total", "vendor" => offer.vendor.as_str(), "outcome" => e.class())
                     .increment(1);
             }
             Err(e) => {
-                record_unknown(ctx, order, &attempt, &e, Some(latency)).await?;
+                record_unknown(ctx, order, lease, &attempt, &e, Some(latency)).await?;
                 return Ok(Step::Provisioning);
             }
         }
     }
-    give_up(ctx, order).await
+    give_up(ctx, order, lease).await
 }
 
 pub(super) async fn record_refusal(
     ctx: &Ctx,
+    lease: &Lease,
     attempt: &AttemptRow,
     e: &VendorError,
     latency: i64,
-) -> sqlx::Result<()> {
+) -> Result<(), PurchaseError> {
     let (outcome, kind, code, message) = match e {
         VendorError::Rejected {
             kind,
@@ -177,8 +206,9 @@ pub(super) async fn record_refusal(
         VendorError::Unreachable(m) => ("unreachable", None, None, m.clone()),
         other => ("rejected", Some("other"), None, other.to_string()),
     };
+    let (mut tx, _) = fenced(ctx, lease).await?;
     store::orders::finish_attempt(
-        &ctx.pool,
+        &mut tx,
         attempt.id,
         &AttemptResult {
             outcome,
@@ -189,21 +219,24 @@ pub(super) async fn record_refusal(
             latency_ms: Some(latency),
         },
     )
-    .await
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
+/// The attempt's outcome and the order's wait for reconciliation, in one transaction.
 pub(super) async fn record_unknown(
     ctx: &Ctx,
     order: &OrderRow,
+    lease: &Lease,
     attempt: &AttemptRow,
     e: &VendorError,
     latency: Option<i64>,
-) -> sqlx::Result<()> {
+) -> Result<(), PurchaseError> {
     tracing::warn!(order_id = %order.id, vendor = %attempt.vendor, error = %e, "order outcome unknown: reconciling with that vendor before anything else");
-    metrics::counter!("order_attempts_total", "vendor" => attempt.vendor.clone(), "outcome" => "unknown")
-        .increment(1);
+    let (mut tx, _) = fenced(ctx, lease).await?;
     store::orders::finish_attempt(
-        &ctx.pool,
+        &mut tx,
         attempt.id,
         &AttemptResult {
             outcome: "unknown",
@@ -215,34 +248,25 @@ pub(super) async fn record_unknown(
         },
     )
     .await?;
-    store::orders::mark_awaiting_vendor(&ctx.pool, &order.id, &attempt.vendor).await
+    store::orders::mark_awaiting_vendor(&mut tx, &order.id, &attempt.vendor).await?;
+    tx.commit().await?;
+    metrics::counter!("order_attempts_total", "vendor" => attempt.vendor.clone(), "outcome" => "unknown")
+        .increment(1);
+    Ok(())
 }
 
-/// The vendor has the order: record it, store whatever profiles came back, complete when
-/// every eSIM is there.
+/// The vendor has the order: the attempt's outcome, what was bought at what cost, the
+/// profiles that came back and, when every eSIM is there, completion with its event, all
+/// in one transaction under the fence.
 pub async fn placed(
     ctx: &Ctx,
     order: &OrderRow,
+    lease: &Lease,
     attempt: &AttemptRow,
     state: OrderState,
     latency: Option<i64>,
     retail_cost: Option<rust_decimal::Decimal>,
 ) -> Result<Step, PurchaseError> {
-    store::orders::finish_attempt(
-        &ctx.pool,
-        attempt.id,
-        &AttemptResult {
-            outcome: "placed",
-            vendor_reference: state.vendor_reference.as_deref(),
-            error_kind: None,
-            error_code: None,
-            error_message: None,
-            latency_ms: latency,
-        },
-    )
-    .await?;
-    metrics::counter!("order_attempts_total", "vendor" => attempt.vendor.clone(), "outcome" => "placed")
-        .increment(1);
     let retail_cost = match retail_cost {
         Some(c) => Some(c),
         None => match (
@@ -256,94 +280,133 @@ pub async fn placed(
             _ => None,
         },
     };
+    let (mut tx, _) = fenced(ctx, lease).await?;
+    store::orders::finish_attempt(
+        &mut tx,
+        attempt.id,
+        &AttemptResult {
+            outcome: "placed",
+            vendor_reference: state.vendor_reference.as_deref(),
+            error_kind: None,
+            error_code: None,
+            error_message: None,
+            latency_ms: latency,
+        },
+    )
+    .await?;
     store::orders::mark_placed(
-        &ctx.pool,
+        &mut tx,
         &order.id,
         attempt,
         state.vendor_reference.as_deref(),
         retail_cost,
     )
     .await?;
-    apply_state(ctx, order, &attempt.vendor, state).await
+    let step = apply_state_in(&mut tx, order, &attempt.vendor, &state).await?;
+    tx.commit().await?;
+    metrics::counter!("order_attempts_total", "vendor" => attempt.vendor.clone(), "outcome" => "placed")
+        .increment(1);
+    count_outcome(&attempt.vendor, &step);
+    Ok(step)
 }
 
-/// Applies a vendor's view of a placed order. Idempotent: profiles already stored are
-/// skipped and a finished order is not touched.
+fn count_outcome(vendor: &str, step: &Step) {
+    if *step == Step::Completed {
+        metrics::counter!("orders_total", "vendor" => vendor.to_string(), "outcome" => "completed")
+            .increment(1);
+    }
+}
+
+/// Applies a vendor's view of a placed order under the caller's lease. Idempotent:
+/// profiles already stored are skipped and a finished order is not touched.
 pub async fn apply_state(
     ctx: &Ctx,
     order: &OrderRow,
+    lease: &Lease,
     vendor: &str,
     state: OrderState,
 ) -> Result<Step, PurchaseError> {
-    if order.kind == "topup" {
-        return Ok(match state.status {
-            VendorOrderStatus::Failed | VendorOrderStatus::Cancelled => {
-                super::events::fail_order(
-                    &ctx.pool,
-                    &order.id,
-                    "vendor_failed",
-                    "the vendor could not apply the top-up",
-                )
-                .await?;
-                Step::Failed
-            }
-            VendorOrderStatus::Pending => Step::Provisioning,
-            VendorOrderStatus::Completed => {
-                super::events::complete_order(&ctx.pool, &order.id).await?;
-                Step::Completed
-            }
-        });
+    let (mut tx, _) = fenced(ctx, lease).await?;
+    let step = apply_state_in(&mut tx, order, vendor, &state).await?;
+    tx.commit().await?;
+    count_outcome(vendor, &step);
+    Ok(step)
+}
+
+/// [`apply_state`] inside the caller's fenced transaction.
+async fn apply_state_in(
+    conn: &mut PgConnection,
+    order: &OrderRow,
+    vendor: &str,
+    state: &OrderState,
+) -> Result<Step, PurchaseError> {
+    if order.kind != "topup" {
+        for p in &state.esims {
+            store::esims::insert(
+                &mut *conn,
+                &NewEsim {
+                    iccid: &p.iccid,
+                    order_id: &order.id,
+                    storefront_id: &order.storefront_id,
+                    vendor,
+                    vendor_reference: state.vendor_reference.as_deref(),
+                    vendor_esim_ref: p.vendor_esim_ref.as_deref(),
+                    plan_id: &order.plan_id,
+                    status: esim_status_str(p.status),
+                    lpa: &p.activation.lpa,
+                    smdp_address: &p.activation.smdp_address,
+                    matching_id: &p.activation.matching_id,
+                    expires_at: p.expires_at,
+                    total_bytes: None,
+                    unlimited: false,
+                },
+            )
+            .await?;
+        }
     }
-    for p in &state.esims {
-        store::esims::insert(
-            &ctx.pool,
-            &NewEsim {
-                iccid: &p.iccid,
-                order_id: &order.id,
-                storefront_id: &order.storefront_id,
-                vendor,
-                vendor_reference: state.vendor_reference.as_deref(),
-                vendor_esim_ref: p.vendor_esim_ref.as_deref(),
-                plan_id: &order.plan_id,
-                status: esim_status_str(p.status),
-                lpa: &p.activation.lpa,
-                smdp_address: &p.activation.smdp_address,
-                matching_id: &p.activation.matching_id,
-                expires_at: p.expires_at,
-                total_bytes: None,
-                unlimited: false,
-            },
-        )
-        .await?;
+    let now = store::orders::get(&mut *conn, &order.id)
+        .await?
+        .ok_or(PurchaseError::LeaseLost)?;
+    let current = OrderStatus::parse(&now.status);
+    if current.is_some_and(|s| !s.is_unfinished()) {
+        return Ok(match current {
+            Some(OrderStatus::Failed) => Step::Failed,
+            _ => Step::Completed,
+        });
     }
     match state.status {
         VendorOrderStatus::Failed | VendorOrderStatus::Cancelled => {
             // The vendor gave the order up before delivering: nothing was bought there.
-            super::events::fail_order(
-                &ctx.pool,
-                &order.id,
-                "vendor_failed",
-                "the vendor could not deliver the eSIM",
+            let message = if order.kind == "topup" {
+                "the vendor could not apply the top-up"
+            } else {
+                "the vendor could not deliver the eSIM"
+            };
+            transition_order(
+                &mut *conn,
+                &now,
+                OrderStatus::Failed,
+                Some(("vendor_failed", message)),
             )
             .await?;
-            return Ok(Step::Failed);
+            Ok(Step::Failed)
         }
-        VendorOrderStatus::Pending => return Ok(Step::Provisioning),
-        VendorOrderStatus::Completed => {}
-    }
-    let stored = store::esims::for_order(&ctx.pool, &order.id).await?;
-    if stored.len() >= order.quantity as usize {
-        if super::events::complete_order(&ctx.pool, &order.id).await? {
-            metrics::counter!("orders_total", "vendor" => vendor.to_string(), "outcome" => "completed").increment(1);
+        VendorOrderStatus::Pending => Ok(Step::Provisioning),
+        VendorOrderStatus::Completed => {
+            if order.kind != "topup" {
+                let stored = store::esims::for_order(&mut *conn, &order.id).await?;
+                if stored.len() < order.quantity as usize {
+                    return Ok(Step::Provisioning);
+                }
+            }
+            transition_order(&mut *conn, &now, OrderStatus::Completed, None).await?;
+            Ok(Step::Completed)
         }
-        Ok(Step::Completed)
-    } else {
-        Ok(Step::Provisioning)
     }
 }
 
 /// No candidate left: the order fails and the storefront is not charged.
-async fn give_up(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseError> {
+async fn give_up(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step, PurchaseError> {
     let attempts = store::orders::attempts(&ctx.pool, &order.id).await?;
     let all_sold_out = attempts
         .iter()
@@ -362,16 +425,19 @@ async fn give_up(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseError> {
             ),
         )
     };
-    super::events::fail_order(&ctx.pool, &order.id, code, &message).await?;
+    let step = fail(ctx, lease, code, &message).await?;
     metrics::counter!("orders_total", "vendor" => "none", "outcome" => "failed").increment(1);
-    Ok(Step::Failed)
+    Ok(step)
 }
 
 /// Resolves an attempt whose outcome is unknown (or was cut short by a crash) with its
-/// vendor: idempotent vendors get the same request again, the others are asked.
+/// vendor: idempotent vendors get the same request again, the others are asked. Only a
+/// complete answer showing no order, for a request sent longer ago than the vendor could
+/// still be working on it, counts as "not bought".
 pub async fn reconcile(
     ctx: &Ctx,
     order: &OrderRow,
+    lease: &Lease,
     attempt: &AttemptRow,
 ) -> Result<Option<Step>, PurchaseError> {
     let Some(vendor) = attempt.vendor.parse::<VendorId>().ok() else {
@@ -380,9 +446,10 @@ pub async fn reconcile(
     let Some(adapter) = ctx.vendors.adapter(vendor) else {
         return Ok(None);
     };
+    let idempotent = adapter.place_is_idempotent();
     let result = if order.kind == "topup" {
         let esim = topup_target(ctx, order).await?;
-        if adapter.place_is_idempotent() {
+        if idempotent {
             adapter
                 .topup(&TopUp {
                     order_id: order.id.clone(),
@@ -394,7 +461,7 @@ pub async fn reconcile(
         } else {
             adapter.fetch_order(&order_ref(order, attempt)).await
         }
-    } else if adapter.place_is_idempotent() {
+    } else if idempotent {
         adapter
             .place_order(&PlaceOrder {
                 order_id: order.id.clone(),
@@ -407,64 +474,81 @@ pub async fn reconcile(
     } else {
         adapter.fetch_order(&order_ref(order, attempt)).await
     };
-    match result {
-        Ok(state) => Ok(Some(placed(ctx, order, attempt, state, None, None).await?)),
+    let settled = chrono::Utc::now()
+        .signed_duration_since(attempt.started_at)
+        .to_std()
+        .is_ok_and(|age| age >= ctx.reconcile_settle);
+    let not_bought = match &result {
+        Ok(_) => false,
         Err(VendorError::Rejected {
             kind: RejectKind::NotFound,
             ..
-        }) if !adapter.place_is_idempotent() => {
+        }) if !idempotent => true,
+        // Refusing the same request again means it was refused the first time; a refused
+        // status query means nothing.
+        Err(e) => idempotent && e.nothing_bought(),
+    };
+    match result {
+        Ok(state) => Ok(Some(
+            placed(ctx, order, lease, attempt, state, None, None).await?,
+        )),
+        Err(e) if not_bought && settled => {
+            let (outcome, kind, message) = if idempotent {
+                (
+                    "rejected",
+                    e.reject_kind().map(reject_kind_str),
+                    e.to_string(),
+                )
+            } else {
+                (
+                    "not_found",
+                    Some("not_found"),
+                    "reconciled: the vendor has no such order".to_string(),
+                )
+            };
+            let (mut tx, _) = fenced(ctx, lease).await?;
             store::orders::finish_attempt(
-                &ctx.pool,
+                &mut tx,
                 attempt.id,
                 &AttemptResult {
-                    outcome: "not_found",
+                    outcome,
                     vendor_reference: None,
-                    error_kind: Some("not_found"),
+                    error_kind: kind,
                     error_code: None,
-                    error_message: Some("reconciled: the vendor has no such order"),
+                    error_message: Some(&message),
                     latency_ms: None,
                 },
             )
             .await?;
-            Ok(Some(continue_after_refusal(ctx, order).await?))
-        }
-        Err(e) if e.nothing_bought() => {
-            store::orders::finish_attempt(
-                &ctx.pool,
-                attempt.id,
-                &AttemptResult {
-                    outcome: "rejected",
-                    vendor_reference: None,
-                    error_kind: e.reject_kind().map(reject_kind_str),
-                    error_code: None,
-                    error_message: Some(&e.to_string()),
-                    latency_ms: None,
-                },
-            )
-            .await?;
-            Ok(Some(continue_after_refusal(ctx, order).await?))
+            tx.commit().await?;
+            Ok(Some(continue_after_refusal(ctx, order, lease).await?))
         }
         Err(e) => {
-            tracing::info!(order_id = %order.id, vendor = %vendor, error = %e, "reconciliation still inconclusive");
+            tracing::info!(order_id = %order.id, vendor = %vendor, error = %e, settled, "reconciliation still inconclusive");
             Ok(None)
         }
     }
 }
 
-async fn continue_after_refusal(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseError> {
+async fn continue_after_refusal(
+    ctx: &Ctx,
+    order: &OrderRow,
+    lease: &Lease,
+) -> Result<Step, PurchaseError> {
     if order.kind == "topup" {
-        super::events::fail_order(
-            &ctx.pool,
-            &order.id,
+        return fail(
+            ctx,
+            lease,
             "vendor_rejected",
             "the eSIM's vendor refused the top-up",
         )
-        .await?;
-        return Ok(Step::Failed);
+        .await;
     }
-    buy(ctx, order).await
+    buy(ctx, order, lease).await
 }
 
+/// Where an attempt's order lives at its vendor: the one place a `VendorOrderRef` is built
+/// from an attempt row.
 pub fn order_ref(order: &OrderRow, attempt: &AttemptRow) -> crate::vendors::VendorOrderRef {
     crate::vendors::VendorOrderRef {
         order_id: order.id.clone(),

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{
     Ctx,
+    lease::Lease,
     place::{Answer, request_hash},
     purchase::{self, PurchaseError, Step},
 };
@@ -139,47 +140,43 @@ pub fn esim_not_found() -> ApiError {
     ApiError::not_found("esim_not_found", "no such eSIM")
 }
 
-/// Buys a claimed top-up order from the eSIM's own vendor.
-pub async fn purchase(ctx: &Ctx, order: &store::orders::OrderRow) -> Result<Step, PurchaseError> {
+/// Buys a claimed top-up order from the eSIM's own vendor, under the caller's lease.
+pub async fn purchase(
+    ctx: &Ctx,
+    order: &store::orders::OrderRow,
+    lease: &Lease,
+) -> Result<Step, PurchaseError> {
     let Some(esim) =
         store::esims::get(&ctx.pool, order.target_iccid.as_deref().unwrap_or("")).await?
     else {
-        super::events::fail_order(
-            &ctx.pool,
-            &order.id,
-            "esim_not_found",
-            "the eSIM no longer exists",
-        )
-        .await?;
-        return Ok(Step::Failed);
+        return purchase::fail(ctx, lease, "esim_not_found", "the eSIM no longer exists").await;
     };
     let plans = plans_for(ctx, &esim).await.unwrap_or_default();
     let (Some(plan), Ok(vendor)) = (
         plans.iter().find(|p| p.plan_id == order.plan_id),
         esim.vendor.parse::<VendorId>(),
     ) else {
-        super::events::fail_order(
-            &ctx.pool,
-            &order.id,
+        return purchase::fail(
+            ctx,
+            lease,
             "plan_unavailable",
             "the top-up is no longer offered",
         )
-        .await?;
-        return Ok(Step::Failed);
+        .await;
     };
     let Some(adapter) = ctx.vendors.adapter(vendor) else {
-        super::events::fail_order(
-            &ctx.pool,
-            &order.id,
+        return purchase::fail(
+            ctx,
+            lease,
             "vendor_unavailable",
             "the eSIM's vendor is not enabled",
         )
-        .await?;
-        return Ok(Step::Failed);
+        .await;
     };
     let offer = &plan.offer.routable;
+    let (mut tx, _) = purchase::fenced(ctx, lease).await?;
     let attempt = store::orders::start_attempt(
-        &ctx.pool,
+        &mut tx,
         &order.id,
         vendor.as_str(),
         offer.offer_id,
@@ -187,6 +184,7 @@ pub async fn purchase(ctx: &Ctx, order: &store::orders::OrderRow) -> Result<Step
         (offer.cost_amount, offer.cost_currency.as_str()),
     )
     .await?;
+    tx.commit().await?;
     let started = Instant::now();
     let result = adapter
         .topup(&TopUp {
@@ -202,26 +200,25 @@ pub async fn purchase(ctx: &Ctx, order: &store::orders::OrderRow) -> Result<Step
             let retail = ctx
                 .pricing
                 .cost_in_retail(Money::new(offer.cost_amount, offer.cost_currency));
-            purchase::placed(ctx, order, &attempt, state, Some(latency), retail).await
+            purchase::placed(ctx, order, lease, &attempt, state, Some(latency), retail).await
         }
         Err(e) if e.nothing_bought() => {
-            purchase::record_refusal(ctx, &attempt, &e, latency).await?;
+            purchase::record_refusal(ctx, lease, &attempt, &e, latency).await?;
             let code = if e.reject_kind() == Some(crate::vendors::RejectKind::SoldOut) {
                 "sold_out"
             } else {
                 "vendor_rejected"
             };
-            super::events::fail_order(
-                &ctx.pool,
-                &order.id,
+            purchase::fail(
+                ctx,
+                lease,
                 code,
                 &format!("the eSIM's vendor refused the top-up: {e}"),
             )
-            .await?;
-            Ok(Step::Failed)
+            .await
         }
         Err(e) => {
-            purchase::record_unknown(ctx, order, &attempt, &e, Some(latency)).await?;
+            purchase::record_unknown(ctx, order, lease, &attempt, &e, Some(latency)).await?;
             Ok(Step::Provisioning)
         }
     }

@@ -3,13 +3,14 @@
 
 use chrono::Utc;
 
-use super::{Ctx, purchase::esim_status_str};
+use super::{
+    Ctx,
+    events::{self, Reading},
+};
 use crate::{
-    store::{
-        self,
-        esims::{EsimRow, UsageUpdate},
-    },
-    vendors::{EsimRef, VendorId},
+    domain::esim::EsimState,
+    store::{self, esims::EsimRow},
+    vendors::{EsimRef, EsimStatus, VendorId},
 };
 
 /// Refreshes the eSIM's usage when stale and returns the row to serve. A vendor failure is
@@ -40,19 +41,19 @@ pub async fn refreshed(ctx: &Ctx, esim: EsimRow) -> sqlx::Result<EsimRow> {
     };
     match adapter.usage(&r).await {
         Ok(u) => {
-            store::esims::update_usage(
-                &ctx.pool,
-                &esim.iccid,
-                &UsageUpdate {
-                    used_bytes: i64::try_from(u.used_bytes).unwrap_or(i64::MAX),
-                    total_bytes: u.total_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
-                    unlimited: u.unlimited,
-                    status: u.status.map(esim_status_str),
-                    activated_at: u.activated_at,
-                    expires_at: u.expires_at,
-                },
-            )
-            .await?;
+            let reading = Reading {
+                used_bytes: i64::try_from(u.used_bytes).unwrap_or(i64::MAX),
+                total_bytes: u.total_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
+                unlimited: Some(u.unlimited),
+                measured_at: u.updated_at,
+                status: u.status.map(esim_state),
+                activated_at: u.activated_at,
+                expires_at: u.expires_at,
+                vendor_threshold: None,
+            };
+            let mut tx = ctx.pool.begin().await?;
+            events::apply_usage(&mut tx, &esim.iccid, &reading, &ctx.usage_thresholds).await?;
+            tx.commit().await?;
             Ok(store::esims::get(&ctx.pool, &esim.iccid)
                 .await?
                 .unwrap_or(esim))
@@ -61,5 +62,17 @@ pub async fn refreshed(ctx: &Ctx, esim: EsimRow) -> sqlx::Result<EsimRow> {
             tracing::warn!(iccid = %esim.iccid, vendor = %esim.vendor, error = %e, "usage refresh failed; serving stored figures");
             Ok(esim)
         }
+    }
+}
+
+/// The vendor layer's eSIM status as the domain's state.
+pub fn esim_state(s: EsimStatus) -> EsimState {
+    match s {
+        EsimStatus::Ready => EsimState::Ready,
+        EsimStatus::Installed => EsimState::Installed,
+        EsimStatus::Active => EsimState::Active,
+        EsimStatus::Depleted => EsimState::Depleted,
+        EsimStatus::Expired => EsimState::Expired,
+        EsimStatus::Cancelled => EsimState::Cancelled,
     }
 }

@@ -24,6 +24,10 @@ pub struct EsimRow {
     pub activated_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub usage_updated_at: Option<DateTime<Utc>>,
+    pub usage_measured_at: Option<DateTime<Utc>>,
+    pub usage_bundle: i32,
+    pub thresholds_fired: Vec<i16>,
+    pub status_changed_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -47,7 +51,7 @@ pub struct NewEsim<'a> {
 
 /// Stores an issued eSIM once; the same ICCID delivered again (callback after poll, or the
 /// other way round) changes nothing. Returns whether it was new.
-pub async fn insert(pool: &PgPool, e: &NewEsim<'_>) -> sqlx::Result<bool> {
+pub async fn insert(conn: &mut PgConnection, e: &NewEsim<'_>) -> sqlx::Result<bool> {
     let n = sqlx::query(
         "INSERT INTO esims (iccid, order_id, storefront_id, vendor, vendor_reference,
              vendor_esim_ref, plan_id, status, lpa, smdp_address, matching_id, expires_at,
@@ -71,7 +75,7 @@ pub async fn insert(pool: &PgPool, e: &NewEsim<'_>) -> sqlx::Result<bool> {
     .bind(e.expires_at)
     .bind(e.total_bytes)
     .bind(e.unlimited)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
     Ok(n == 1)
@@ -111,62 +115,87 @@ pub async fn get<'e>(ex: impl PgExecutor<'e>, iccid: &str) -> sqlx::Result<Optio
         .await
 }
 
-pub struct UsageUpdate {
-    pub used_bytes: i64,
-    pub total_bytes: Option<i64>,
-    pub unlimited: bool,
-    pub status: Option<&'static str>,
-    pub activated_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
+/// The row locked for this transaction: status and usage changes are decided on it.
+pub async fn lock(conn: &mut PgConnection, iccid: &str) -> sqlx::Result<Option<EsimRow>> {
+    sqlx::query_as("SELECT * FROM esims WHERE iccid = $1 FOR UPDATE")
+        .bind(iccid)
+        .fetch_optional(&mut *conn)
+        .await
 }
 
-pub async fn update_usage(pool: &PgPool, iccid: &str, u: &UsageUpdate) -> sqlx::Result<()> {
+/// Writes a usage reading the caller found newer than the stored one.
+pub async fn write_usage(
+    conn: &mut PgConnection,
+    iccid: &str,
+    r: &crate::ordering::events::Reading,
+) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE esims SET used_bytes = $2, total_bytes = coalesce($3, total_bytes),
-             unlimited = $4, status = coalesce($5, status),
+             unlimited = coalesce($4, unlimited), usage_measured_at = coalesce($5, usage_measured_at),
              activated_at = coalesce($6, activated_at), expires_at = coalesce($7, expires_at),
              usage_updated_at = now(), updated_at = now()
          WHERE iccid = $1",
     )
     .bind(iccid)
-    .bind(u.used_bytes)
-    .bind(u.total_bytes)
-    .bind(u.unlimited)
-    .bind(u.status)
-    .bind(u.activated_at)
-    .bind(u.expires_at)
-    .execute(pool)
+    .bind(r.used_bytes)
+    .bind(r.total_bytes)
+    .bind(r.unlimited)
+    .bind(r.measured_at)
+    .bind(r.activated_at)
+    .bind(r.expires_at)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-/// Applies a vendor status fact unless a newer one was already applied. Returns whether the
-/// status changed.
-pub async fn set_status(
+/// Records that a usage threshold fired for the eSIM's current bundle; `false` when it
+/// already had.
+pub async fn mark_threshold(
     conn: &mut PgConnection,
     iccid: &str,
-    status: &str,
-    observed_at: DateTime<Utc>,
+    percent: u8,
 ) -> sqlx::Result<bool> {
     let n = sqlx::query(
-        "UPDATE esims SET status = $2, status_changed_at = $3, updated_at = now()
-         WHERE iccid = $1 AND status <> $2 AND status_changed_at <= $3",
+        "UPDATE esims SET thresholds_fired = array_append(thresholds_fired, $2)
+         WHERE iccid = $1 AND NOT ($2 = ANY(thresholds_fired))",
     )
     .bind(iccid)
-    .bind(status)
-    .bind(observed_at)
+    .bind(i16::from(percent))
     .execute(&mut *conn)
     .await?
     .rows_affected();
     Ok(n == 1)
 }
 
-pub async fn cancel_for_order(conn: &mut PgConnection, order_id: &str) -> sqlx::Result<()> {
+/// A top-up completed: a new bundle starts, so the old bundle's figures no longer bound
+/// the new ones and its thresholds may fire again. The next read asks the vendor.
+pub async fn start_bundle(conn: &mut PgConnection, iccid: &str) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE esims SET status = 'cancelled', status_changed_at = now(), updated_at = now()
-         WHERE order_id = $1",
+        "UPDATE esims SET usage_bundle = usage_bundle + 1, thresholds_fired = '{}',
+             used_bytes = NULL, usage_measured_at = NULL, usage_updated_at = NULL,
+             updated_at = now()
+         WHERE iccid = $1",
     )
-    .bind(order_id)
+    .bind(iccid)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes a status change the transition rule allowed.
+pub async fn set_status(
+    conn: &mut PgConnection,
+    iccid: &str,
+    status: &str,
+    observed_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE esims SET status = $2, status_changed_at = $3, updated_at = now()
+         WHERE iccid = $1",
+    )
+    .bind(iccid)
+    .bind(status)
+    .bind(observed_at)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -40,23 +40,95 @@ pub async fn insert(pool: &PgPool, e: &NewEvent<'_>) -> sqlx::Result<Option<i64>
     .await
 }
 
-pub async fn set_status(
+/// An already stored event with this identity (a redelivery).
+pub async fn by_key(
+    pool: &PgPool,
+    vendor: &str,
+    dedupe_key: &str,
+) -> sqlx::Result<Option<EventRow>> {
+    sqlx::query_as("SELECT * FROM vendor_events WHERE vendor = $1 AND dedupe_key = $2")
+        .bind(vendor)
+        .bind(dedupe_key)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Statuses after which an event is never applied again.
+pub const FINAL: [&str; 3] = ["applied", "ignored", "unparseable"];
+
+/// Leases one stored event for applying, unless it is final or someone else is on it.
+pub async fn lease(
     pool: &PgPool,
     id: i64,
-    status: &str,
-    error: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE vendor_events SET status = $2, error = $3, attempts = attempts + 1,
-             applied_at = CASE WHEN $2 IN ('applied', 'ignored') THEN now() ELSE applied_at END
-         WHERE id = $1",
+    lease: std::time::Duration,
+) -> sqlx::Result<Option<EventRow>> {
+    sqlx::query_as(
+        "UPDATE vendor_events SET lease_until = now() + make_interval(secs => $2),
+             lease_version = lease_version + 1
+         WHERE id = $1 AND status IN ('received', 'waiting', 'failed')
+           AND (lease_until IS NULL OR lease_until < now())
+         RETURNING *",
     )
     .bind(id)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Leases up to `limit` events that are not final and due: never applied (a crash between
+/// storing and applying), waiting for their order, or failed.
+pub async fn lease_due(
+    pool: &PgPool,
+    limit: i64,
+    lease: std::time::Duration,
+) -> sqlx::Result<Vec<EventRow>> {
+    sqlx::query_as(
+        "UPDATE vendor_events SET lease_until = now() + make_interval(secs => $2),
+             lease_version = lease_version + 1
+         WHERE id IN (
+             SELECT id FROM vendor_events
+             WHERE status IN ('received', 'waiting', 'failed') AND next_attempt_at <= now()
+               AND (lease_until IS NULL OR lease_until < now()) AND attempts < $3
+             ORDER BY next_attempt_at, id LIMIT $1
+             FOR UPDATE SKIP LOCKED)
+           AND (lease_until IS NULL OR lease_until < now())
+         RETURNING *",
+    )
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .bind(MAX_ATTEMPTS)
+    .fetch_all(pool)
+    .await
+}
+
+/// Tries per event before it is left for an admin (about a day at the capped backoff).
+pub const MAX_ATTEMPTS: i32 = 200;
+
+/// Records what applying a leased event came to, if the lease is still the caller's; a
+/// non-final status comes due again after `retry_in`.
+pub async fn finish(
+    pool: &PgPool,
+    id: i64,
+    version: i64,
+    status: &str,
+    error: Option<&str>,
+    retry_in: std::time::Duration,
+) -> sqlx::Result<bool> {
+    let n = sqlx::query(
+        "UPDATE vendor_events SET status = $3, error = $4, attempts = attempts + 1,
+             lease_until = NULL, next_attempt_at = now() + make_interval(secs => $5),
+             applied_at = CASE WHEN $3 IN ('applied', 'ignored') THEN now() ELSE applied_at END
+         WHERE id = $1 AND lease_version = $2",
+    )
+    .bind(id)
+    .bind(version)
     .bind(status)
     .bind(error)
+    .bind(retry_in.as_secs_f64())
     .execute(pool)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(n == 1)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -75,6 +147,7 @@ pub struct EventRow {
     pub applied_at: Option<DateTime<Utc>>,
     pub attempts: i32,
     pub trusted: bool,
+    pub lease_version: i64,
 }
 
 /// Newest first, optionally filtered; `limit + 1` rows.
@@ -95,18 +168,6 @@ pub async fn list(
     .bind(status)
     .bind(before_id)
     .bind(limit + 1)
-    .fetch_all(pool)
-    .await
-}
-
-/// Events that arrived before their order existed, for another try.
-pub async fn waiting(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<EventRow>> {
-    sqlx::query_as(
-        "SELECT * FROM vendor_events WHERE status = 'waiting' AND attempts < 60
-           AND received_at + make_interval(secs => attempts * attempts) <= now()
-         ORDER BY id LIMIT $1",
-    )
-    .bind(limit)
     .fetch_all(pool)
     .await
 }

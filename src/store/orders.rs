@@ -30,6 +30,10 @@ pub struct OrderRow {
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
     pub checks: i32,
+    /// Bumped by every claim: the fence a lease holder's writes check.
+    pub lease_version: i64,
+    pub attention_reason: Option<String>,
+    pub attention_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -51,16 +55,22 @@ pub struct NewOrderRow<'a> {
 }
 
 /// Inserts the order unless the storefront already used this idempotency key; the unique
-/// constraint decides between concurrent duplicates. `true` when this call created it.
-/// The creator holds a lease so the provisioner leaves the order alone while it buys.
-pub async fn claim(pool: &PgPool, o: &NewOrderRow<'_>, lease_secs: i64) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
+/// constraint decides between concurrent duplicates. `Some(row)` when this call created it.
+/// The creator holds the first lease (version 1) so nobody else touches the order while
+/// it buys.
+pub async fn claim(
+    pool: &PgPool,
+    o: &NewOrderRow<'_>,
+    lease: std::time::Duration,
+) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as(
         "INSERT INTO orders (id, storefront_id, kind, status, plan_id, quantity, price_amount,
              price_currency, reference, customer_email, target_iccid, idempotency_key,
-             request_hash, lease_until)
+             request_hash, lease_until, lease_version)
          VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12,
-             now() + make_interval(secs => $13))
-         ON CONFLICT (storefront_id, idempotency_key) DO NOTHING",
+             now() + make_interval(secs => $13), 1)
+         ON CONFLICT (storefront_id, idempotency_key) DO NOTHING
+         RETURNING *",
     )
     .bind(o.id)
     .bind(o.storefront_id)
@@ -74,11 +84,9 @@ pub async fn claim(pool: &PgPool, o: &NewOrderRow<'_>, lease_secs: i64) -> sqlx:
     .bind(o.target_iccid)
     .bind(o.idempotency_key)
     .bind(o.request_hash)
-    .bind(lease_secs as f64)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn by_idempotency_key(
@@ -169,10 +177,10 @@ pub async fn attempts_for(pool: &PgPool, order_ids: &[String]) -> sqlx::Result<V
         .await
 }
 
-/// Records that a vendor is about to be called. Written before the call so that a crash
-/// during it leaves an attempt the provisioner reconciles.
+/// Records that a vendor is about to be called. Written (and committed) before the call so
+/// that a crash during it leaves an attempt the next lease holder reconciles.
 pub async fn start_attempt(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     order_id: &str,
     vendor: &str,
     offer_id: i64,
@@ -192,7 +200,7 @@ pub async fn start_attempt(
     .bind(sku)
     .bind(cost.0)
     .bind(cost.1)
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await
 }
 
@@ -205,13 +213,19 @@ pub struct AttemptResult<'a> {
     pub latency_ms: Option<i64>,
 }
 
-pub async fn finish_attempt(pool: &PgPool, id: i64, r: &AttemptResult<'_>) -> sqlx::Result<()> {
+/// Records what became of an attempt. A `placed` attempt is a fact about money spent and
+/// is never overwritten by a later, weaker outcome.
+pub async fn finish_attempt(
+    conn: &mut PgConnection,
+    id: i64,
+    r: &AttemptResult<'_>,
+) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE order_attempts SET outcome = $2,
              vendor_reference = coalesce($3, vendor_reference), error_kind = $4,
              error_code = $5, error_message = $6,
-             latency_ms = coalesce($7, latency_ms), finished_at = now()
-         WHERE id = $1",
+             latency_ms = coalesce($7, latency_ms), finished_at = coalesce(finished_at, now())
+         WHERE id = $1 AND (outcome <> 'placed' OR $2 = 'placed')",
     )
     .bind(id)
     .bind(r.outcome)
@@ -220,14 +234,14 @@ pub async fn finish_attempt(pool: &PgPool, id: i64, r: &AttemptResult<'_>) -> sq
     .bind(r.error_code)
     .bind(r.error_message)
     .bind(r.latency_ms)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
 /// The vendor accepted the order: remember what was bought, from whom, at what cost.
 pub async fn mark_placed(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     id: &str,
     attempt: &AttemptRow,
     vendor_reference: Option<&str>,
@@ -236,7 +250,8 @@ pub async fn mark_placed(
     sqlx::query(
         "UPDATE orders SET status = 'provisioning', vendor = $2, vendor_offer_id = $3,
              vendor_reference = coalesce($4, vendor_reference), cost_amount = $5,
-             cost_currency = $6, retail_cost_amount = $7, updated_at = now()
+             cost_currency = $6, retail_cost_amount = coalesce($7, retail_cost_amount),
+             updated_at = now()
          WHERE id = $1 AND status IN ('pending', 'provisioning')",
     )
     .bind(id)
@@ -246,80 +261,108 @@ pub async fn mark_placed(
     .bind(attempt.cost_amount)
     .bind(&attempt.cost_currency)
     .bind(retail_cost)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
 /// Outcome unknown at a vendor: wait for reconciliation, never buy elsewhere meanwhile.
-pub async fn mark_awaiting_vendor(pool: &PgPool, id: &str, vendor: &str) -> sqlx::Result<()> {
+pub async fn mark_awaiting_vendor(
+    conn: &mut PgConnection,
+    id: &str,
+    vendor: &str,
+) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE orders SET status = 'provisioning', vendor = $2, updated_at = now()
          WHERE id = $1 AND status IN ('pending', 'provisioning')",
     )
     .bind(id)
     .bind(vendor)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-/// Moves an unfinished order to `completed`; a no-op when something else got there first.
-pub async fn complete(conn: &mut PgConnection, id: &str) -> sqlx::Result<bool> {
-    let n = sqlx::query(
-        "UPDATE orders SET status = 'completed', lease_until = NULL, updated_at = now()
-         WHERE id = $1 AND status IN ('pending', 'provisioning')",
-    )
-    .bind(id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
-}
-
-pub async fn fail(
+/// Writes a status the caller's transition rule allowed, with its failure details
+/// (failed) or note (cancelled). A failed order keeps no vendor or cost: nothing was bought.
+pub async fn set_status(
     conn: &mut PgConnection,
     id: &str,
-    code: &str,
-    message: &str,
-) -> sqlx::Result<bool> {
-    let n = sqlx::query(
-        "UPDATE orders SET status = 'failed', failure_code = $2, failure_message = $3,
-             vendor = NULL, vendor_offer_id = NULL, cost_amount = NULL, cost_currency = NULL,
-             retail_cost_amount = NULL, lease_until = NULL, updated_at = now()
-         WHERE id = $1 AND status IN ('pending', 'provisioning')",
+    status: &str,
+    failure: Option<(&str, &str)>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE orders SET status = $2,
+             failure_code = CASE WHEN $2 = 'failed' THEN $3 ELSE failure_code END,
+             failure_message = coalesce($4, failure_message),
+             vendor = CASE WHEN $2 = 'failed' THEN NULL ELSE vendor END,
+             vendor_offer_id = CASE WHEN $2 = 'failed' THEN NULL ELSE vendor_offer_id END,
+             cost_amount = CASE WHEN $2 = 'failed' THEN NULL ELSE cost_amount END,
+             cost_currency = CASE WHEN $2 = 'failed' THEN NULL ELSE cost_currency END,
+             retail_cost_amount = CASE WHEN $2 = 'failed' THEN NULL ELSE retail_cost_amount END,
+             lease_until = CASE WHEN $2 IN ('completed', 'failed') THEN NULL ELSE lease_until END,
+             updated_at = now()
+         WHERE id = $1",
     )
     .bind(id)
-    .bind(code)
-    .bind(message)
+    .bind(status)
+    .bind(failure.map(|f| f.0))
+    .bind(failure.map(|f| f.1))
     .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
+    .await?;
+    Ok(())
 }
 
-pub async fn mark_cancelled(conn: &mut PgConnection, id: &str, note: &str) -> sqlx::Result<bool> {
+/// The order row locked for this transaction, if the caller still holds lease `version`.
+/// Every write a lease holder makes after a vendor call starts here: a worker whose lease
+/// was taken over gets `None` and must write nothing.
+pub async fn lock_fenced(
+    conn: &mut PgConnection,
+    id: &str,
+    version: i64,
+) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as("SELECT * FROM orders WHERE id = $1 AND lease_version = $2 FOR UPDATE")
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+/// Extends the lease while its holder is still working; `false` when it was taken over.
+pub async fn renew(
+    pool: &PgPool,
+    id: &str,
+    version: i64,
+    lease: std::time::Duration,
+) -> sqlx::Result<bool> {
     let n = sqlx::query(
-        "UPDATE orders SET status = 'cancelled', failure_message = $2, updated_at = now()
-         WHERE id = $1 AND status = 'completed'",
+        "UPDATE orders SET lease_until = now() + make_interval(secs => $3)
+         WHERE id = $1 AND lease_version = $2",
     )
     .bind(id)
-    .bind(note)
-    .execute(&mut *conn)
+    .bind(version)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
     .await?
     .rows_affected();
     Ok(n == 1)
 }
 
 /// Releases the caller's lease and schedules the provisioner's next look.
-pub async fn release(pool: &PgPool, id: &str, next_check_in_ms: i64) -> sqlx::Result<()> {
+pub async fn release(
+    pool: &PgPool,
+    id: &str,
+    version: i64,
+    next_check_in: std::time::Duration,
+) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE orders SET lease_until = NULL,
-             next_check_at = now() + make_interval(secs => $2)
-         WHERE id = $1",
+             next_check_at = now() + make_interval(secs => $3)
+         WHERE id = $1 AND lease_version = $2",
     )
     .bind(id)
-    .bind(next_check_in_ms as f64 / 1000.0)
+    .bind(version)
+    .bind(next_check_in.as_secs_f64())
     .execute(pool)
     .await?;
     Ok(())
@@ -338,10 +381,16 @@ pub async fn poke(pool: &PgPool, id: &str) -> sqlx::Result<()> {
 }
 
 /// Claims up to `limit` unfinished orders that are due and not leased by anyone, leasing
-/// them for `lease_secs`. `SKIP LOCKED` lets several replicas claim disjoint sets.
-pub async fn claim_due(pool: &PgPool, limit: i64, lease_secs: i64) -> sqlx::Result<Vec<OrderRow>> {
+/// them for `lease` under a new version. `SKIP LOCKED` lets several replicas claim
+/// disjoint sets.
+pub async fn claim_due(
+    pool: &PgPool,
+    limit: i64,
+    lease: std::time::Duration,
+) -> sqlx::Result<Vec<OrderRow>> {
     sqlx::query_as(
-        "UPDATE orders SET lease_until = now() + make_interval(secs => $2), checks = checks + 1
+        "UPDATE orders SET lease_until = now() + make_interval(secs => $2), checks = checks + 1,
+             lease_version = lease_version + 1
          WHERE id IN (
              SELECT id FROM orders
              WHERE status IN ('pending', 'provisioning') AND next_check_at <= now()
@@ -349,24 +398,78 @@ pub async fn claim_due(pool: &PgPool, limit: i64, lease_secs: i64) -> sqlx::Resu
              ORDER BY next_check_at
              LIMIT $1
              FOR UPDATE SKIP LOCKED)
+           AND (lease_until IS NULL OR lease_until < now())
          RETURNING *",
     )
     .bind(limit)
-    .bind(lease_secs as f64)
+    .bind(lease.as_secs_f64())
     .fetch_all(pool)
     .await
 }
 
-/// Takes the lease on one order (admin reconcile); `None` when someone else holds it.
-pub async fn lease_one(pool: &PgPool, id: &str, lease_secs: i64) -> sqlx::Result<Option<OrderRow>> {
+/// Takes the lease on one order (cancel, callbacks, admin actions); `None` when someone
+/// else holds it.
+pub async fn lease_one(
+    pool: &PgPool,
+    id: &str,
+    lease: std::time::Duration,
+) -> sqlx::Result<Option<OrderRow>> {
     sqlx::query_as(
-        "UPDATE orders SET lease_until = now() + make_interval(secs => $2)
+        "UPDATE orders SET lease_until = now() + make_interval(secs => $2),
+             lease_version = lease_version + 1
          WHERE id = $1 AND (lease_until IS NULL OR lease_until < now())
          RETURNING *",
     )
     .bind(id)
-    .bind(lease_secs as f64)
+    .bind(lease.as_secs_f64())
     .fetch_optional(pool)
+    .await
+}
+
+/// Flags unfinished orders older than `after` for an operator, once each; returns the
+/// newly flagged ones.
+pub async fn flag_overdue(
+    pool: &PgPool,
+    after: std::time::Duration,
+) -> sqlx::Result<Vec<OrderRow>> {
+    sqlx::query_as(
+        "UPDATE orders SET attention_at = now(),
+             attention_reason = 'unfinished after ' || $1 || ': ' || CASE
+                 WHEN EXISTS (SELECT 1 FROM order_attempts a WHERE a.order_id = orders.id
+                              AND a.outcome IN ('pending', 'unknown'))
+                     THEN 'the outcome at ' || coalesce(vendor, 'the vendor')
+                          || ' is still unknown; reconcile with the vendor'
+                 WHEN vendor IS NOT NULL
+                     THEN coalesce(vendor, 'the vendor') || ' has not delivered the eSIM'
+                 ELSE 'no vendor has taken the order'
+             END
+         WHERE status IN ('pending', 'provisioning') AND attention_at IS NULL
+           AND created_at < now() - make_interval(secs => $2)
+         RETURNING *",
+    )
+    .bind(humanize(after))
+    .bind(after.as_secs_f64())
+    .fetch_all(pool)
+    .await
+}
+
+fn humanize(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}ms", d.as_millis()),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Unfinished orders flagged for attention (a gauge in `/metrics`).
+pub async fn attention_count(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM orders
+         WHERE attention_at IS NOT NULL AND status IN ('pending', 'provisioning')",
+    )
+    .fetch_one(pool)
     .await
 }
 
@@ -375,6 +478,8 @@ pub struct OrderFilter {
     pub storefront_id: Option<String>,
     pub status: Option<String>,
     pub reference: Option<String>,
+    /// Only unfinished orders flagged for attention (`Some(true)`) or only unflagged ones.
+    pub attention: Option<bool>,
     /// Keyset: orders strictly older than this (created_at, id).
     pub before: Option<(DateTime<Utc>, String)>,
     pub limit: i64,
@@ -391,6 +496,15 @@ pub async fn list(pool: &PgPool, f: &OrderFilter) -> sqlx::Result<Vec<OrderRow>>
     }
     if let Some(r) = &f.reference {
         q.push(" AND reference = ").push_bind(r.clone());
+    }
+    match f.attention {
+        Some(true) => {
+            q.push(" AND attention_at IS NOT NULL AND status IN ('pending', 'provisioning')");
+        }
+        Some(false) => {
+            q.push(" AND (attention_at IS NULL OR status NOT IN ('pending', 'provisioning'))");
+        }
+        None => {}
     }
     if let Some((at, id)) = &f.before {
         q.push(" AND (created_at, id) < (")

@@ -40,10 +40,13 @@ pub struct Delivery {
     pub delivered_at: Option<DateTime<Utc>>,
     pub webhook_url: Option<String>,
     pub webhook_secret: String,
+    /// The claim's fence: the outcome is recorded only while it is still current.
+    pub lease_version: i64,
 }
 
-/// Claims due events; pushing `next_attempt_at` forward by `lease_secs` is the claim, so a
-/// crashed worker's events come due again. `SKIP LOCKED` keeps workers on disjoint rows.
+/// Claims due events; pushing `next_attempt_at` forward by `lease_secs` is the claim (a
+/// crashed worker's events come due again) and the bumped `lease_version` its fence.
+/// `SKIP LOCKED` keeps workers on disjoint rows.
 pub async fn claim_due(pool: &PgPool, limit: i64, lease_secs: i64) -> sqlx::Result<Vec<Delivery>> {
     sqlx::query_as(
         "WITH due AS (
@@ -51,12 +54,13 @@ pub async fn claim_due(pool: &PgPool, limit: i64, lease_secs: i64) -> sqlx::Resu
              WHERE status = 'pending' AND next_attempt_at <= now()
              ORDER BY next_attempt_at LIMIT $1
              FOR UPDATE SKIP LOCKED)
-         UPDATE outbox o SET next_attempt_at = now() + make_interval(secs => $2)
+         UPDATE outbox o SET next_attempt_at = now() + make_interval(secs => $2),
+             lease_version = o.lease_version + 1
          FROM due, storefronts s
          WHERE o.id = due.id AND s.id = o.storefront_id
          RETURNING o.id, o.storefront_id, o.event_type, o.payload, o.status, o.attempts,
              o.next_attempt_at, o.last_error, o.created_at, o.delivered_at, s.webhook_url,
-             s.webhook_secret",
+             s.webhook_secret, o.lease_version",
     )
     .bind(limit)
     .bind(lease_secs as f64)
@@ -84,13 +88,15 @@ pub async fn record_attempt(
     Ok(())
 }
 
-pub async fn mark_delivered(pool: &PgPool, id: &str) -> sqlx::Result<()> {
+/// Marks a claimed event delivered, if the claim (`version`) is still the caller's.
+pub async fn mark_delivered(pool: &PgPool, id: &str, version: i64) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = now(),
              last_error = NULL
-         WHERE id = $1",
+         WHERE id = $1 AND lease_version = $2",
     )
     .bind(id)
+    .bind(version)
     .execute(pool)
     .await?;
     Ok(())
@@ -100,6 +106,7 @@ pub async fn mark_delivered(pool: &PgPool, id: &str) -> sqlx::Result<()> {
 pub async fn mark_failed(
     pool: &PgPool,
     id: &str,
+    version: i64,
     error: &str,
     retry_in_ms: i64,
     give_up: bool,
@@ -108,12 +115,13 @@ pub async fn mark_failed(
         "UPDATE outbox SET attempts = attempts + 1, last_error = $2,
              status = CASE WHEN $4 THEN 'dead' ELSE 'pending' END,
              next_attempt_at = now() + make_interval(secs => $3)
-         WHERE id = $1",
+         WHERE id = $1 AND lease_version = $5",
     )
     .bind(id)
     .bind(error)
     .bind(retry_in_ms as f64 / 1000.0)
     .bind(give_up)
+    .bind(version)
     .execute(pool)
     .await?;
     Ok(())

@@ -243,7 +243,7 @@ async fn a_reused_key_with_another_body_is_a_conflict_and_a_missing_key_a_400() 
 }
 
 /// The cheapest asynchronous vendor's plan: its eSIMs arrive later.
-async fn async_plan(s: &SandboxApp) -> (String, VendorId) {
+pub(crate) async fn async_plan(s: &SandboxApp) -> (String, VendorId) {
     for v in [
         VendorId::EsimAccess,
         VendorId::MicroEsim,
@@ -374,7 +374,7 @@ async fn other_storefronts_see_404_for_orders_and_esims() {
 }
 
 /// Buys `plan_id`-like Japan plan at exactly `vendor` (every other vendor refuses orders).
-async fn buy_at(s: &SandboxApp, vendor: VendorId, key: &str) -> Value {
+pub(crate) async fn buy_at(s: &SandboxApp, vendor: VendorId, key: &str) -> Value {
     for other in VendorId::ALL {
         s.core(other).faults.clear();
         if other != vendor {

@@ -1,0 +1,85 @@
+//! Fenced, renewed leases on orders.
+//!
+//! Whoever calls a vendor for an order holds its lease: a short expiry (`ORDER_LEASE`,
+//! seconds) that a background ticker renews while the work runs, so a dead process's orders
+//! come free within one lease. Every claim bumps the order's `lease_version`, and every
+//! write the holder makes after a vendor call locks the row on that version
+//! ([`store::orders::lock_fenced`]): a holder whose lease lapsed and was taken over cannot
+//! write at all, so two workers can never both record a purchase for one order.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+
+use crate::store;
+
+/// A held lease; dropping it stops the renewals (the lease then simply expires).
+#[derive(Debug)]
+pub struct Lease {
+    pub order_id: String,
+    pub version: i64,
+    lost: Arc<AtomicBool>,
+    renewer: JoinHandle<()>,
+}
+
+impl Lease {
+    /// Starts renewing a lease just taken (by `claim`, `claim_due` or `lease_one`) at a
+    /// third of its length, so two missed renewals still leave it held.
+    pub fn hold(pool: &PgPool, order_id: &str, version: i64, length: Duration) -> Lease {
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewer = {
+            let (pool, id, lost) = (pool.clone(), order_id.to_string(), lost.clone());
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(length / 3);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticker.tick().await;
+                loop {
+                    ticker.tick().await;
+                    match store::orders::renew(&pool, &id, version, length).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(order_id = %id, version, "order lease taken over; this worker stops writing");
+                            lost.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                        // The database is away: keep trying; the fence protects writes.
+                        Err(e) => {
+                            tracing::warn!(order_id = %id, error = %e, "order lease renewal failed")
+                        }
+                    }
+                }
+            })
+        };
+        Lease {
+            order_id: order_id.to_string(),
+            version,
+            lost,
+            renewer,
+        }
+    }
+
+    /// Known to be lost (a renewal found another version). Not knowing is no guarantee:
+    /// writes check the fence themselves.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Gives the order back, scheduling the provisioner's next look after `next_check_in`.
+    pub async fn release(self, pool: &PgPool, next_check_in: Duration) -> sqlx::Result<()> {
+        self.renewer.abort();
+        store::orders::release(pool, &self.order_id, self.version, next_check_in).await
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
