@@ -59,6 +59,11 @@ pub struct Scenario {
     /// Vendor allocation time (asynchronous vendors) and callback delay.
     pub provisioning_delay: Duration,
     pub callback_delay: Duration,
+    /// `ORDER_LEASE` of the gateways (`None`: their default): how long a dead process's
+    /// orders wait before another takes them over.
+    pub order_lease: Option<Duration>,
+    /// `ORDER_ATTENTION_AFTER` of the gateways.
+    pub attention_after: Duration,
     /// After the last kill, every order must be terminal or flagged within this, and no
     /// storefront request may wait longer than this for its final answer.
     pub settle_within: Duration,
@@ -98,6 +103,8 @@ impl Scenario {
             slow_orders_per_vendor: (orders / 5 / 2).max(1) as u32,
             provisioning_delay: Duration::from_millis(1500),
             callback_delay: Duration::from_millis(300),
+            order_lease: None,
+            attention_after: Duration::from_secs(20),
             settle_within: Duration::from_secs(45),
         }
     }
@@ -114,10 +121,18 @@ pub struct Report {
     pub doubled: Vec<String>,
     /// Vendor orders no live gateway order accounts for (paid, never delivered).
     pub lost: Vec<String>,
+    /// Vendor orders no gateway order could claim for certain, each matching an order
+    /// flagged for attention with an unresolved attempt for that bundle at that vendor (eSIM
+    /// Go orders carry no client reference: when a kill lands between its order and our
+    /// tagging, reconciliation may find several candidates and must not guess). An operator
+    /// is told; not a silent loss.
+    pub parked: Vec<String>,
     /// Orders neither terminal nor flagged for attention when time was up.
     pub stuck: Vec<String>,
     /// Completed orders without a vendor order behind them.
     pub unbacked: Vec<String>,
+    /// One vendor order or eSIM claimed by several gateway orders (two customers, one eSIM).
+    pub shared: Vec<String>,
     /// Requests that never got a final answer, or got different orders for one key.
     pub unanswered: Vec<String>,
     pub split: Vec<String>,
@@ -143,6 +158,7 @@ impl Report {
             && self.lost.is_empty()
             && self.stuck.is_empty()
             && self.unbacked.is_empty()
+            && self.shared.is_empty()
             && self.unanswered.is_empty()
             && self.split.is_empty()
             && self.panics == 0
@@ -160,7 +176,8 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "orders={} replicas={} kills={} vendor_orders={} doubled={} lost={} stuck={} \
-             unbacked={} unanswered={} split={} panics={} flagged={} recovery={} \
+             unbacked={} shared={} unanswered={} split={} panics={} flagged={} parked={} \
+             recovery={} \
              longest_answer={:.1}s bound={}s",
             self.orders,
             self.replicas,
@@ -170,10 +187,12 @@ impl fmt::Display for Report {
             self.lost.len(),
             self.stuck.len(),
             self.unbacked.len(),
+            self.shared.len(),
             self.unanswered.len(),
             self.split.len(),
             self.panics,
             self.flagged,
+            self.parked.len(),
             recovery,
             self.longest_answer.as_secs_f64(),
             self.bound.as_secs(),
@@ -184,8 +203,10 @@ impl fmt::Display for Report {
         for (what, list) in [
             ("doubled", &self.doubled),
             ("lost", &self.lost),
+            ("parked", &self.parked),
             ("stuck", &self.stuck),
             ("unbacked", &self.unbacked),
+            ("shared", &self.shared),
             ("unanswered", &self.unanswered),
             ("split", &self.split),
         ] {
@@ -204,6 +225,8 @@ impl fmt::Display for Report {
 #[derive(Debug, Clone, Deserialize)]
 struct SimOrder {
     vendor_reference: String,
+    sku: String,
+    created_at: chrono::DateTime<chrono::Utc>,
     client_reference: Option<String>,
     #[serde(default)]
     iccids: Vec<String>,
@@ -600,12 +623,20 @@ pub async fn run(s: &Scenario) -> Report {
             ("ADMIN_TOKEN", ADMIN.into()),
             ("PROVISION_RETRY_BASE", "300ms".into()),
             ("CATALOG_SYNC_INTERVAL", "1h".into()),
-            ("ORDER_ATTENTION_AFTER", "60s".into()),
+            // An unknown outcome may take a vendor's settle time to resolve (eSIM Go: its
+            // timeout plus a minute); the bound on "terminal or flagged" stands on the flag.
+            (
+                "ORDER_ATTENTION_AFTER",
+                format!("{}ms", s.attention_after.as_millis()),
+            ),
             ("LOG_FORMAT", "json".into()),
-            ("RUST_LOG", "info,tower_http=warn".into()),
+            ("RUST_LOG", "info,esim_gateway=debug,tower_http=warn".into()),
         ]
         .map(|(k, v)| (k.to_string(), v)),
     );
+    if let Some(lease) = s.order_lease {
+        env.push(("ORDER_LEASE".into(), format!("{}ms", lease.as_millis())));
+    }
     let mut replicas: Vec<Replica> = ports
         .iter()
         .enumerate()
@@ -762,7 +793,10 @@ pub async fn run(s: &Scenario) -> Report {
     report.panics = count_in_logs(&dir, "panicked");
     drop(replicas);
     drop(vendors);
-    drop(db);
+    if !report.clean() && std::env::var_os("CRASH_KEEP_DB").is_some() {
+        report.details.push(format!("database kept: {}", db.url()));
+        std::mem::forget(db);
+    }
     report
 }
 
@@ -880,11 +914,40 @@ fn audit(
                     .find(knows)
                     .and_then(|o| o["id"].as_str().map(String::from))
             });
+        // An order an operator was told about, with an attempt at this vendor for this
+        // bundle whose outcome is still open, started before the vendor order was made.
+        let parked_with = |o: &&Value| {
+            flagged(o)
+                && !terminal(o)
+                && o["attempts"].as_array().is_some_and(|a| {
+                    a.iter().any(|a| {
+                        a["vendor"].as_str() == Some(v.as_str())
+                            && a["sku"].as_str() == Some(r.sku.as_str())
+                            && a["finished_at"].is_null()
+                            && a["started_at"]
+                                .as_str()
+                                .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                                .is_some_and(|t| t <= r.created_at + chrono::Duration::seconds(1))
+                    })
+                })
+        };
         match owner {
             Some(id) => owned.entry(id).or_default().push(rec),
-            None => report
-                .lost
-                .push(format!("{v}:{} (no order)", r.vendor_reference)),
+            None => {
+                let candidates: Vec<&str> = orders
+                    .iter()
+                    .filter(parked_with)
+                    .filter_map(|o| o["id"].as_str())
+                    .collect();
+                let what = format!("{v}:{} {}", r.vendor_reference, r.sku);
+                if candidates.is_empty() {
+                    report.lost.push(format!("{what} (no order)"));
+                } else {
+                    report
+                        .parked
+                        .push(format!("{what} (flagged: {candidates:?})"));
+                }
+            }
         }
         if r.topup || r.cancelled {
             report
@@ -913,10 +976,31 @@ fn audit(
             }
         }
     }
+    let mut holders: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
     for o in orders {
         let id = o["id"].as_str().unwrap();
         if o["status"] == "completed" && !owned.contains_key(id) {
             report.unbacked.push(id.to_string());
+        }
+        let vendor = o["vendor"].as_str().unwrap_or("?");
+        if let Some(r) = o["vendor_reference"].as_str() {
+            holders
+                .entry(format!("{vendor}:{r}"))
+                .or_default()
+                .insert(id);
+        }
+        for e in o["esims"].as_array().into_iter().flatten() {
+            if let Some(iccid) = e["iccid"].as_str() {
+                holders
+                    .entry(format!("iccid {iccid}"))
+                    .or_default()
+                    .insert(id);
+            }
+        }
+    }
+    for (what, ids) in holders {
+        if ids.len() > 1 {
+            report.shared.push(format!("{what} held by {ids:?}"));
         }
     }
     let mut longest = Duration::ZERO;
@@ -955,6 +1039,12 @@ fn audit(
         .chain(&report.unbacked)
     {
         named.insert(id.as_str());
+    }
+    for (id, _) in by_id
+        .iter()
+        .filter(|(id, _)| report.shared.iter().any(|s| s.contains(*id)))
+    {
+        named.insert(id);
     }
     for id in named {
         let o = by_id.get(id).copied().unwrap_or(&Value::Null);
