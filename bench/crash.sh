@@ -32,7 +32,7 @@ echo "orders=$CRASH_ORDERS replicas=$CRASH_REPLICAS kills=$CRASH_KILLS concurren
 start=$(date +%s)
 status=0
 cargo test "${args[@]}" -- --ignored --exact crash_bench --nocapture 2>&1 \
-  | grep -E '^(CRASH RESULT|orders=|kills:|final statuses:|storefront saw:|doubled:|lost:|stuck:|unbacked:|unanswered:|split:|logs:|  ord_|test result)' \
+  | grep -E '^(CRASH RESULT|orders=|kills:|final statuses:|storefront saw:|callbacks:|doubled:|lost:|parked:|stuck:|unbacked:|shared:|unanswered:|split:|logs:|  ord_|test result)' \
   || status=$?
 echo "wall time: $(( $(date +%s) - start )) s"
 exit $status

@@ -144,6 +144,10 @@ pub struct Report {
     pub longest_answer: Duration,
     /// Answers the storefront got while retrying, by status.
     pub responses: BTreeMap<String, usize>,
+    /// Vendor callback deliveries, and those that failed (a replica died under them or
+    /// none was up): the vendor retries those.
+    pub callbacks: usize,
+    pub callbacks_failed: usize,
     pub flagged: usize,
     pub by_status: BTreeMap<String, usize>,
     pub panics: usize,
@@ -200,6 +204,11 @@ impl fmt::Display for Report {
         writeln!(f, "kills: {}", self.kills.join("; "))?;
         writeln!(f, "final statuses: {:?}", self.by_status)?;
         writeln!(f, "storefront saw: {:?}", self.responses)?;
+        writeln!(
+            f,
+            "callbacks: {} delivered, {} failed",
+            self.callbacks, self.callbacks_failed
+        )?;
         for (what, list) in [
             ("doubled", &self.doubled),
             ("lost", &self.lost),
@@ -301,7 +310,12 @@ impl VendorsProcess {
     }
 
     async fn deliveries(&self, http: &reqwest::Client) -> usize {
-        let mut n = 0;
+        self.callbacks(http).await.len()
+    }
+
+    /// Every callback delivery attempt of every simulator.
+    async fn callbacks(&self, http: &reqwest::Client) -> Vec<Value> {
+        let mut all = Vec::new();
         for v in VendorId::ALL {
             let list: Vec<Value> = http
                 .get(format!("{}/_sandbox/callbacks", self.control(v)))
@@ -311,9 +325,9 @@ impl VendorsProcess {
                 .json()
                 .await
                 .unwrap();
-            n += list.len();
+            all.extend(list);
         }
-        n
+        all
     }
 }
 
@@ -790,6 +804,16 @@ pub async fn run(s: &Scenario) -> Report {
     let sims = vendors.orders(&http).await;
     audit(&mut report, &placements, &orders, &sims);
     report.responses = shared.responses.lock().unwrap().clone();
+    let callbacks = vendors.callbacks(&http).await;
+    report.callbacks = callbacks.len();
+    report.callbacks_failed = callbacks
+        .iter()
+        .filter(|c| {
+            !c["status"]
+                .as_u64()
+                .is_some_and(|s| (200..300).contains(&s))
+        })
+        .count();
     report.panics = count_in_logs(&dir, "panicked");
     drop(replicas);
     drop(vendors);
