@@ -14,6 +14,7 @@
 # postgres://postgres@127.0.0.1:5432/postgres). The harness is tests/crash/ (scenario
 # `crash_bench`); the in-CI version runs the same code with tens of orders.
 # Usage: bench/crash.sh     ORDERS=500 REPLICAS=3 KILLS=5 CONCURRENCY=16 SETTLE_SECS=180
+#        ATTENTION_SECS=60 (ORDER_ATTENTION_AFTER), LEASE_MS (ORDER_LEASE, default the gateway's)
 #        PROFILE=dev bench/crash.sh   (debug build instead of release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,12 +24,14 @@ export CRASH_REPLICAS=${REPLICAS:-3}
 export CRASH_KILLS=${KILLS:-5}
 export CRASH_CONCURRENCY=${CONCURRENCY:-16}
 export CRASH_SETTLE_SECS=${SETTLE_SECS:-180}
+export CRASH_ATTENTION_SECS=${ATTENTION_SECS:-60}
+[ -n "${LEASE_MS:-}" ] && export CRASH_LEASE_MS=$LEASE_MS
 PROFILE=${PROFILE:-release}
 
 args=(--test crash)
 [ "$PROFILE" = release ] && args+=(--release)
 echo "commit: $(git rev-parse --short HEAD)  machine: $(nproc) CPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "orders=$CRASH_ORDERS replicas=$CRASH_REPLICAS kills=$CRASH_KILLS concurrency=$CRASH_CONCURRENCY settle=${CRASH_SETTLE_SECS}s profile=$PROFILE"
+echo "orders=$CRASH_ORDERS replicas=$CRASH_REPLICAS kills=$CRASH_KILLS concurrency=$CRASH_CONCURRENCY settle=${CRASH_SETTLE_SECS}s attention=${CRASH_ATTENTION_SECS}s lease=${CRASH_LEASE_MS:-default}ms profile=$PROFILE"
 start=$(date +%s)
 status=0
 cargo test "${args[@]}" -- --ignored --exact crash_bench --nocapture 2>&1 \

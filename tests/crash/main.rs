@@ -48,7 +48,8 @@ async fn three_replicas_one_killed_mid_burst_buys_every_order_exactly_once() {
 }
 
 /// The bench version (`bench/crash.sh`): `CRASH_ORDERS`, `CRASH_REPLICAS`, `CRASH_KILLS`,
-/// `CRASH_CONCURRENCY`, `CRASH_SETTLE_SECS`.
+/// `CRASH_CONCURRENCY`, `CRASH_SETTLE_SECS`, `CRASH_ATTENTION_SECS` (`ORDER_ATTENTION_AFTER`),
+/// `CRASH_LEASE_MS` (`ORDER_LEASE`; unset: the gateway's default).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "minutes of load: run through bench/crash.sh"]
 async fn crash_bench() {
@@ -65,6 +66,13 @@ async fn crash_bench() {
         var("CRASH_KILLS", 5),
     );
     s.concurrency = var("CRASH_CONCURRENCY", 16);
+    s.attention_after = Duration::from_secs(var("CRASH_ATTENTION_SECS", 60) as u64);
+    if let Some(ms) = std::env::var("CRASH_LEASE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        s.order_lease = Some(Duration::from_millis(ms));
+    }
     s.settle_within = Duration::from_secs(var("CRASH_SETTLE_SECS", 180) as u64);
     let report = harness::run(&s).await;
     println!("CRASH RESULT {report}");
