@@ -138,6 +138,9 @@ pub struct Report {
     pub split: Vec<String>,
     /// From the last kill until every order was terminal or flagged.
     pub recovery: Option<Duration>,
+    /// From the last kill until every order that ended terminal was (the others wait for
+    /// an operator); measured from the end of the burst at the earliest.
+    pub resolved: Option<Duration>,
     /// The bound on `recovery` and on any request's wait for its final answer.
     pub bound: Duration,
     /// Longest wait of one storefront request for its final answer (all retries).
@@ -173,16 +176,16 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let recovery = self
-            .recovery
-            .map(|d| format!("{:.1}s", d.as_secs_f64()))
-            .unwrap_or_else(|| "never".into());
+        let secs = |d: Option<Duration>| {
+            d.map(|d| format!("{:.1}s", d.as_secs_f64()))
+                .unwrap_or_else(|| "never".into())
+        };
+        let recovery = secs(self.recovery);
         writeln!(
             f,
             "orders={} replicas={} kills={} vendor_orders={} doubled={} lost={} stuck={} \
              unbacked={} shared={} unanswered={} split={} panics={} flagged={} parked={} \
-             recovery={} \
-             longest_answer={:.1}s bound={}s",
+             recovery={} resolved={} longest_answer={:.1}s bound={}s",
             self.orders,
             self.replicas,
             self.kills.len(),
@@ -198,6 +201,7 @@ impl fmt::Display for Report {
             self.flagged,
             self.parked.len(),
             recovery,
+            secs(self.resolved),
             self.longest_answer.as_secs_f64(),
             self.bound.as_secs(),
         )?;
@@ -787,8 +791,17 @@ pub async fn run(s: &Scenario) -> Report {
     // the burst's end, when a storefront was still waiting then: that wait is reported).
     let deadline = (last_kill + s.settle_within).max(burst_done + Duration::from_secs(5));
     let mut orders;
+    // Which orders were still open at each look, to tell afterwards when everything that
+    // was going to finish had finished.
+    let mut looks: Vec<(Duration, BTreeSet<String>)> = Vec::new();
     loop {
         orders = admin_orders(&http, &base).await;
+        let open = orders
+            .iter()
+            .filter(|o| !terminal(o))
+            .filter_map(|o| o["id"].as_str().map(String::from))
+            .collect();
+        looks.push((last_kill.elapsed(), open));
         if orders.iter().all(|o| terminal(o) || flagged(o)) {
             report.recovery = Some(last_kill.elapsed());
             break;
@@ -801,6 +814,15 @@ pub async fn run(s: &Scenario) -> Report {
     // A purchase still running somewhere would show up in the vendors' records by now.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let orders = admin_orders(&http, &base).await;
+    let left_open: BTreeSet<String> = orders
+        .iter()
+        .filter(|o| !terminal(o))
+        .filter_map(|o| o["id"].as_str().map(String::from))
+        .collect();
+    report.resolved = looks
+        .iter()
+        .find(|(_, open)| open.is_subset(&left_open))
+        .map(|(at, _)| *at);
     let sims = vendors.orders(&http).await;
     audit(&mut report, &placements, &orders, &sims);
     report.responses = shared.responses.lock().unwrap().clone();
