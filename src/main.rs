@@ -34,7 +34,7 @@ enum Command {
     Serve,
     /// Run the five vendor simulators on loopback ports and the gateway configured to them,
     /// whatever vendor credentials are set.
-    Sandbox,
+    Sandbox(SandboxArgs),
     /// Create the database if needed and apply migrations, then exit.
     Migrate,
     /// Sync every enabled vendor's catalogue once, then exit.
@@ -46,6 +46,24 @@ enum Command {
         #[command(subcommand)]
         command: VendorsCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct SandboxArgs {
+    /// Run only the simulators, no gateway and no database: print the environment a live
+    /// gateway in another process needs to use them (`export VAR=…` lines) and serve until
+    /// Ctrl-C or SIGTERM. Orders stay in memory for the life of this process, so the
+    /// vendors outlive any gateway that crashes and restarts against them.
+    #[arg(long)]
+    vendors_only: bool,
+    /// Also write `vendors.json` (addresses, control URLs, environment) and `vendors.env`
+    /// (the export lines) into this directory once every simulator listens.
+    #[arg(long, requires = "vendors_only", value_name = "DIR")]
+    state_dir: Option<std::path::PathBuf>,
+    /// Where the simulators send callbacks (`<URL>/webhooks/<vendor>`): the gateway's
+    /// public base URL, or a proxy in front of several replicas. Default: PUBLIC_BASE_URL.
+    #[arg(long, requires = "vendors_only", value_name = "URL")]
+    callback_base: Option<url::Url>,
 }
 
 #[derive(Subcommand)]
@@ -79,7 +97,8 @@ async fn main() -> ExitCode {
     telemetry::init_tracing(config.log_format);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
-        Command::Sandbox => {
+        Command::Sandbox(args) if args.vendors_only => vendors_only(config, args).await,
+        Command::Sandbox(_) => {
             config.sandbox = true;
             serve(config).await
         }
@@ -133,6 +152,35 @@ async fn enabled_vendors(config: &Config) -> anyhow::Result<(Vendors, Option<San
         tracing::warn!(%vendor, %url, "SANDBOX MODE: simulated vendor (no real eSIMs are bought)");
     }
     Ok((sandbox.vendors(&opts), Some(sandbox)))
+}
+
+/// `sandbox --vendors-only`: the simulators alone, described for a gateway elsewhere.
+async fn vendors_only(config: Config, args: SandboxArgs) -> anyhow::Result<()> {
+    let settings = SimSettings {
+        catalog_size: config.sandbox_catalog_size,
+        ..SimSettings::default()
+    };
+    let callback_base = args.callback_base.unwrap_or(config.public_base_url);
+    let sandbox = Sandbox::start(settings, Some(&callback_base))
+        .await
+        .context("cannot start the sandbox simulators")?;
+    let file = sandbox.vendors_file();
+    for e in &file.vendors {
+        tracing::warn!(vendor = %e.vendor, api = %e.api_base_url, control = %e.control_url,
+            callbacks = e.callback_url.as_deref().unwrap_or("off"),
+            "SANDBOX: simulated vendor for a gateway in another process (no real eSIMs are bought)");
+    }
+    if let Some(dir) = &args.state_dir {
+        file.write_to(dir)
+            .with_context(|| format!("cannot write the vendors file into {}", dir.display()))?;
+    }
+    // The throwaway credentials of this process, for `eval` or copying into a gateway's env.
+    print!("{}", file.shell_exports());
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    shutdown_signal().await;
+    drop(sandbox);
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

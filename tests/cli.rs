@@ -227,3 +227,101 @@ fn serve_in_sandbox_mode_sells_an_esim_end_to_end() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// `sandbox --vendors-only`: the simulators alone, in their own process, described in
+/// `vendors.json`/`vendors.env`; a gateway given that environment uses them as live vendors
+/// (`vendors check` here), and each simulator's order records answer on `/_sandbox/orders`.
+#[test]
+fn sandbox_vendors_only_serves_the_simulators_to_a_live_gateway() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("vendors-only-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut sims = gateway()
+        .args(["sandbox", "--vendors-only", "--state-dir"])
+        .arg(&dir)
+        .args(["--callback-base", "http://127.0.0.1:9/"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let file = loop {
+            if let Ok(f) = esim_gateway::sandbox::runtime::VendorsFile::read_from(&dir) {
+                break f;
+            }
+            assert!(std::time::Instant::now() < deadline, "no vendors.json");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let vendors: Vec<String> = file.vendors.iter().map(|v| v.vendor.to_string()).collect();
+        assert_eq!(
+            vendors,
+            ["esimaccess", "esimgo", "esimfx", "microesim", "multiverse"]
+        );
+        for v in &file.vendors {
+            assert_eq!(
+                v.callback_url.as_deref(),
+                Some(format!("http://127.0.0.1:9/webhooks/{}", v.vendor).as_str())
+            );
+        }
+        // The environment is a complete live configuration of all five vendors.
+        let env = file.env.clone();
+        let config =
+            esim_gateway::config::Config::from_lookup(&move |k| env.get(k).cloned()).unwrap();
+        assert!(
+            !config.sandbox,
+            "credentials for every vendor turn the sandbox off"
+        );
+        let v = &config.vendors;
+        assert!(
+            v.esimaccess.is_some()
+                && v.esimgo.is_some()
+                && v.esimfx.is_some()
+                && v.microesim.is_some()
+                && v.multiverse.is_some()
+        );
+        let exports = std::fs::read_to_string(dir.join("vendors.env")).unwrap();
+        assert_eq!(exports.lines().count(), file.env.len());
+        assert!(exports.contains("export ESIMGO_BASE_URL='http://127.0.0.1:"));
+
+        let out = gateway()
+            .args(["vendors", "check"])
+            .envs(&file.env)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert_eq!(stdout.lines().count(), 5, "{stdout}");
+        assert!(
+            stdout
+                .lines()
+                .all(|l| l.contains(" ok ") && l.contains("live")),
+            "{stdout}"
+        );
+
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            for v in &file.vendors {
+                let orders: serde_json::Value =
+                    reqwest::get(format!("{}_sandbox/orders", v.control_url))
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                assert_eq!(orders, serde_json::json!([]), "{}", v.vendor);
+            }
+        });
+    });
+    // SIGTERM: the simulators stop cleanly and the exports were on stdout.
+    let _ = Command::new("kill").arg(sims.id().to_string()).status();
+    let status = sims.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut sims.stdout.take().unwrap(), &mut stdout).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    assert!(status.success(), "{status:?}");
+    assert!(stdout.contains("export MULTIVERSE_USER_ID='"), "{stdout}");
+}

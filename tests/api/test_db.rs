@@ -104,6 +104,12 @@ async fn ensure_template(server: &url::Url) -> String {
 }
 
 impl TestDb {
+    /// The database's URL, for a gateway in a process of its own (tests/crash.rs).
+    #[allow(dead_code)]
+    pub fn url(&self) -> String {
+        with_db(&self.server, &self.name)
+    }
+
     pub async fn new() -> TestDb {
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let server = server_url();
