@@ -120,6 +120,8 @@ pub async fn rebuild_plans(
     let plans = build_plans(&offers, pricing);
     store::plans::replace_all(&mut tx, &plans).await?;
     tx.commit().await?;
+    // This replica serves the new plans from its next request on; others hear by NOTIFY.
+    crate::cache::plans_committed(pool).await;
     Ok(plans.len())
 }
 

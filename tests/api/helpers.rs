@@ -68,6 +68,7 @@ impl TestApp {
             config: Arc::new(config),
             metrics: telemetry::metrics_handle(),
             vendors: Arc::new(vendors),
+            cache: esim_gateway::cache::ReplicaCache::new(pool.clone()),
         };
         let state_for_test = state.clone();
         let app = build_app(state);
