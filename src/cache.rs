@@ -27,7 +27,7 @@ use crate::{catalog::snapshot::Snapshot, store};
 /// The fallback: how often each replica reads `cache_versions` even without a notification.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(400);
 /// How often marked key uses are written to `storefront_api_keys.last_used_at`.
-pub const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+pub const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 /// A key's use is recorded at most once per this many seconds (as before: coarse on purpose).
 const USAGE_RESOLUTION_SECS: i64 = 60;
 /// Bound on cached key look-ups (including unknown keys); past it the cache starts over.
@@ -77,7 +77,10 @@ impl std::fmt::Debug for ReplicaCache {
 
 /// Caches by pool: a sync refreshes the caches that share its pool (its own replica) before
 /// it returns; other replicas hear through Postgres.
-static REGISTRY: LazyLock<Mutex<Vec<(usize, Weak<ReplicaCache>)>>> = LazyLock::new(Default::default);
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
+
+/// Each cache with the identity of its pool.
+type Registry = Vec<(usize, Weak<ReplicaCache>)>;
 
 fn pool_identity(pool: &PgPool) -> usize {
     // Clones of one pool share its options; another pool (another replica) has its own.
@@ -236,7 +239,11 @@ impl ReplicaCache {
                 .await
                 .map_err(|e| sqlx::Error::Protocol(format!("snapshot build failed: {e}")))?;
             metrics::gauge!("catalog_snapshot_plans").set(snapshot.plan_count() as f64);
-            tracing::debug!(version, plans = snapshot.plan_count(), "catalogue snapshot loaded");
+            tracing::debug!(
+                version,
+                plans = snapshot.plan_count(),
+                "catalogue snapshot loaded"
+            );
             *self.plans.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
         }
         Ok(())

@@ -251,9 +251,7 @@ impl Snapshot {
 
     /// An active plan's JSON.
     pub fn plan(&self, id: &str) -> Option<&Encoded> {
-        self.by_id
-            .get(id)
-            .map(|&i| &self.entries[i as usize].plan)
+        self.by_id.get(id).map(|&i| &self.entries[i as usize].plan)
     }
 
     /// `GET /v1/countries`'s body.

@@ -110,11 +110,21 @@ pub enum PlanSortParam {
 pub struct PlansQuery {
     /// ISO 3166 alpha-2 codes (any case), comma-separated, and/or the parameter repeated:
     /// the plan must cover all of them.
-    #[param(example = "FR,DE,IT", min_length = 2, max_length = 1024, pattern = r"^ *[A-Za-z]{2} *(, *[A-Za-z]{2} *)*$")]
+    #[param(
+        example = "FR,DE,IT",
+        min_length = 2,
+        max_length = 1024,
+        pattern = r"^ *[A-Za-z]{2} *(, *[A-Za-z]{2} *)*$"
+    )]
     country: Option<String>,
     /// Minimum data in GB (binary; total over the validity for daily plans; unlimited
     /// plans always qualify). A non-negative decimal, at most 1000000.
-    #[param(example = "5", min_length = 1, max_length = 20, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    #[param(
+        example = "5",
+        min_length = 1,
+        max_length = 20,
+        pattern = r"^[0-9]+(\.[0-9]+)?$"
+    )]
     min_data_gb: Option<String>,
     #[param(minimum = 0, maximum = 3650)]
     min_days: Option<u32>,
@@ -123,7 +133,12 @@ pub struct PlansQuery {
     /// true: only unlimited plans; false: no unlimited plans.
     unlimited: Option<bool>,
     /// Maximum price in the retail currency: a non-negative decimal.
-    #[param(example = "20.00", min_length = 1, max_length = 20, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    #[param(
+        example = "20.00",
+        min_length = 1,
+        max_length = 20,
+        pattern = r"^[0-9]+(\.[0-9]+)?$"
+    )]
     max_price: Option<String>,
     /// Ascending, ties by id.
     #[param(inline, default = "price")]
@@ -195,11 +210,17 @@ fn parse_filter(raw: Option<&str>) -> ApiResult<PlanFilter> {
         if !known {
             return Err(ApiError::bad_request(
                 "unknown_parameter",
-                format!("unknown query parameter {:?}", k.chars().take(64).collect::<String>()),
+                format!(
+                    "unknown query parameter {:?}",
+                    k.chars().take(64).collect::<String>()
+                ),
             ));
         }
         if v.is_empty() {
-            return Err(invalid(&k, "must not be empty (omit the parameter instead)"));
+            return Err(invalid(
+                &k,
+                "must not be empty (omit the parameter instead)",
+            ));
         }
         if k != "country" {
             if seen.iter().any(|s| *s == k) {

@@ -11,6 +11,7 @@ mod errors;
 mod operations;
 mod orders;
 mod outbox;
+mod read_cache;
 mod sandbox_catalog;
 mod shutdown;
 mod webhooks;
