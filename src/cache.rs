@@ -82,7 +82,7 @@ static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
 /// Each cache with the identity of its pool.
 type Registry = Vec<(usize, Weak<ReplicaCache>)>;
 
-fn pool_identity(pool: &PgPool) -> usize {
+pub(crate) fn pool_identity(pool: &PgPool) -> usize {
     // Clones of one pool share its options; another pool (another replica) has its own.
     Arc::as_ptr(&pool.connect_options()) as usize
 }
