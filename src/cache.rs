@@ -120,10 +120,10 @@ impl ReplicaCache {
             refresh: tokio::sync::Mutex::new(()),
             pool: pool.clone(),
         });
-        REGISTRY
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((pool_identity(&pool), Arc::downgrade(&cache)));
+        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        reg.retain(|(_, w)| w.strong_count() > 0);
+        reg.push((pool_identity(&pool), Arc::downgrade(&cache)));
+        drop(reg);
         cache
     }
 
