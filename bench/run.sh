@@ -237,6 +237,17 @@ function request()
   }, '{"plan_id":"' .. plan .. '"}')
 end
 EOF
+# One connection first (the overhead without queueing), then the measured concurrency.
+wrk -t1 -c1 -d2s --latency -s "$WORK/orders.lua" "$BASE" >"$WORK/wrk-orders-1.txt" 2>&1
+S_P50=$(python3 - "$WORK/wrk-orders-1.txt" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+m = re.search(r"\s50%\s+([\d.]+)(us|ms|s)", t)
+n, u = float(m.group(1)), m.group(2)
+print(f"{(n / 1000 if u == 'us' else n * 1000 if u == 's' else n):.2f}")
+PY
+)
+echo "one connection: p50 $S_P50 ms end to end, overhead $(python3 -c "print(f'{$S_P50 - $ORDER_DELAY_MS:.2f}')") ms" | tee -a "$SUMMARY"
 wrk -t2 -c"$ORDER_CONNECTIONS" -d"$ORDER_DURATION" --latency -s "$WORK/orders.lua" "$BASE" >"$WORK/wrk-orders.txt" 2>&1
 read -r O_RPS O_P50 O_P99 O_BAD <<<"$(python3 - "$WORK/wrk-orders.txt" <<'PY'
 import re, sys
@@ -321,8 +332,10 @@ print(f"{rps:.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}")
 PY
 )"
 SENT=$(grep -Eo '^ *[0-9]+ requests in' "$WORK/wrk-callbacks.txt" | grep -Eo '[0-9]+')
-sleep 1
-STORED=$(psql "$DATABASE_SERVER/$CB_DB" -Atc "SELECT count(*) FROM vendor_events WHERE vendor = 'esimgo'")
+# Requests still in flight when wrk stopped may land after it; count once the count settles.
+count_events() { psql "$DATABASE_SERVER/$CB_DB" -Atc "SELECT count(*) FROM vendor_events WHERE vendor = 'esimgo'"; }
+STORED=$(count_events)
+while sleep 1; n=$(count_events); [ "$n" != "$STORED" ]; do STORED=$n; done
 ANSWERED_OK=$((SENT - C_BAD))
 row "POST /webhooks/esimgo (signed)" "$C_RPS" "$C_P50" "$C_P99" "non-2xx $C_BAD"
 # Duplicates: the first 1,000 bodies again must store nothing new.
