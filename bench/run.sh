@@ -226,6 +226,7 @@ for line in io.lines("$WORK/order-plans.txt") do plans[#plans + 1] = line end
 -- tid is a global: setup() sets it in each thread's own Lua state.
 local counter = 0
 local threads = 0
+local run = "$(date +%s%N)"
 function setup(thread) threads = threads + 1; thread:set("tid", threads) end
 function request()
   counter = counter + 1
@@ -233,7 +234,7 @@ function request()
   return wrk.format("POST", "/v1/orders", {
     ["Authorization"] = "Bearer $KEY",
     ["Content-Type"] = "application/json",
-    ["Idempotency-Key"] = "bench-" .. tostring(tid) .. "-" .. tostring(counter),
+    ["Idempotency-Key"] = "bench-" .. run .. "-" .. tostring(tid) .. "-" .. tostring(counter),
   }, '{"plan_id":"' .. plan .. '"}')
 end
 EOF
@@ -248,6 +249,8 @@ print(f"{(n / 1000 if u == 'us' else n * 1000 if u == 's' else n):.2f}")
 PY
 )
 echo "one connection: p50 $S_P50 ms end to end, overhead $(python3 -c "print(f'{$S_P50 - $ORDER_DELAY_MS:.2f}')") ms" | tee -a "$SUMMARY"
+# A new key prefix for this run: no key of the run above may be replayed.
+sed -i "s/^local run = .*/local run = \"$(date +%s%N)\"/" "$WORK/orders.lua"
 wrk -t2 -c"$ORDER_CONNECTIONS" -d"$ORDER_DURATION" --latency -s "$WORK/orders.lua" "$BASE" >"$WORK/wrk-orders.txt" 2>&1
 read -r O_RPS O_P50 O_P99 O_BAD <<<"$(python3 - "$WORK/wrk-orders.txt" <<'PY'
 import re, sys
