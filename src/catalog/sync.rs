@@ -96,18 +96,21 @@ async fn sync_locked(
             return Err(e.into());
         }
     };
+    let fetch_ms = started.elapsed().as_millis() as i64;
     let rows = to_rows(&offers);
     let unparsed = rows.iter().filter(|(_, n)| n.unparsed()).count();
     let upserts: Vec<OfferUpsert> = rows.into_iter().map(|(u, _)| u).collect();
     let deactivated =
         store::offers::replace_vendor_catalogue(pool, id, &upserts, Utc::now()).await?;
+    let store_ms = started.elapsed().as_millis() as i64 - fetch_ms;
     rebuild_plans(pool, vendors, pricing).await?;
     let ms = started.elapsed().as_millis() as i64;
+    let rebuild_ms = ms - fetch_ms - store_ms;
     store::offers::sync_succeeded(pool, id, upserts.len() as i32, unparsed as i32, ms).await?;
     metrics::counter!("catalog_syncs_total", "vendor" => id.as_str(), "outcome" => "ok")
         .increment(1);
     metrics::gauge!("catalog_offers", "vendor" => id.as_str()).set(upserts.len() as f64);
-    tracing::info!(vendor = %id, offers = upserts.len(), unparsed, deactivated, ms, "catalogue synced");
+    tracing::info!(vendor = %id, offers = upserts.len(), unparsed, deactivated, ms, fetch_ms, store_ms, rebuild_ms, "catalogue synced");
     Ok(SyncOutcome::Synced {
         offers: upserts.len(),
         unparsed,
@@ -136,10 +139,19 @@ pub async fn rebuild_plans(
     // Every ticket up to here was taken after its offers committed, and the read below
     // starts after this point: this rebuild covers them all.
     let covers = gate.requested.load(Ordering::Acquire);
+    let started = Instant::now();
     let count = rebuild_now(pool, vendors, pricing).await?;
+    let built_ms = started.elapsed().as_millis() as u64;
     // This replica serves the new plans from its next request on (also to the callers this
     // rebuild covers, who wait on `done`); other replicas hear by NOTIFY.
     crate::cache::plans_committed(pool).await;
+    tracing::info!(
+        plans = count,
+        requests = covers - done.0,
+        built_ms,
+        served_ms = started.elapsed().as_millis() as u64 - built_ms,
+        "plans rebuilt"
+    );
     *done = (covers, count);
     Ok(count)
 }
