@@ -182,8 +182,10 @@ for n in "${ORDER[@]}"; do
     row "gateway ${PATHS[$n]} ($enc)" "$G_RPS" "$G_P50" "$G_P99" "non-2xx $G_BAD"
     if [ "$HAVE_NGINX" = 1 ]; then
       ratio=$(python3 -c "print(f'{$G_RPS / $N_RPS:.2f}')")
-      verdict=$(python3 -c "print('met' if $G_RPS >= 0.5 * $N_RPS and $G_P99 <= 10 else 'MISSED')")
-      echo "$n $enc gateway/nginx ${ratio}x p99 ${G_P99} ms (nginx ${N_P99} ms) goal >=0.5x & p99<=10ms: $verdict" >>"$SUMMARY"
+      v_ratio=$(python3 -c "print('met' if $G_RPS >= 0.5 * $N_RPS else 'MISSED')")
+      v_p99=$(python3 -c "print('met' if $G_P99 <= 10 else 'MISSED')")
+      printf '%-9s %-8s gateway/nginx %5sx (goal >=0.5x: %s)  p99 %6s ms, nginx %6s ms (goal <=10 ms: %s)\n' \
+        "$n" "$enc" "$ratio" "$v_ratio" "$G_P99" "$N_P99" "$v_p99" >>"$SUMMARY"
     else
       echo "$n $enc gateway ${G_RPS} req/s p99 ${G_P99} ms (no nginx anchor)" >>"$SUMMARY"
     fi
@@ -341,10 +343,11 @@ STORED=$(count_events)
 while sleep 1; n=$(count_events); [ "$n" != "$STORED" ]; do STORED=$n; done
 ANSWERED_OK=$((SENT - C_BAD))
 row "POST /webhooks/esimgo (signed)" "$C_RPS" "$C_P50" "$C_P99" "non-2xx $C_BAD"
-# Duplicates: the first 1,000 bodies again must store nothing new.
+# Duplicates: 1,000 bodies sent above (wrk builds each thread's first request without
+# sending it, so start past the first few) again must store nothing new.
 python3 - "$WORK/callbacks.txt" "$CB_BASE" <<'PY'
 import sys, urllib.request
-lines = open(sys.argv[1]).read().splitlines()[:1000]
+lines = open(sys.argv[1]).read().splitlines()[100:1100]
 for line in lines:
     sig, body = line.split("\t", 1)
     req = urllib.request.Request(sys.argv[2] + "/webhooks/esimgo", data=body.encode(),
