@@ -1,6 +1,7 @@
 //! esim-gateway: one REST API for selling travel eSIMs from the cheapest of several
 //! wholesale vendors. See README.md and `shared/ARCHITECTURE.md` for the layout.
 
+pub mod cache;
 pub mod callbacks;
 pub mod catalog;
 pub mod config;

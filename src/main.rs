@@ -205,6 +205,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.catalog_sync_interval,
     );
     let state = AppState {
+        cache: esim_gateway::cache::ReplicaCache::new(pool.clone()),
         pool,
         config: Arc::new(config),
         metrics: telemetry::metrics_handle(),

@@ -3,4 +3,5 @@
 pub mod build;
 pub mod normalize;
 pub mod pricing;
+pub mod snapshot;
 pub mod sync;

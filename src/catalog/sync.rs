@@ -2,7 +2,14 @@
 //! rebuild the plans. One vendor's failure leaves its stored offers and every other vendor
 //! untouched; a vendor is synced by one gateway replica at a time.
 
-use std::{collections::HashSet, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, LazyLock, Mutex, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
 
 use chrono::Utc;
 use sqlx::PgPool;
@@ -89,18 +96,21 @@ async fn sync_locked(
             return Err(e.into());
         }
     };
+    let fetch_ms = started.elapsed().as_millis() as i64;
     let rows = to_rows(&offers);
     let unparsed = rows.iter().filter(|(_, n)| n.unparsed()).count();
     let upserts: Vec<OfferUpsert> = rows.into_iter().map(|(u, _)| u).collect();
     let deactivated =
         store::offers::replace_vendor_catalogue(pool, id, &upserts, Utc::now()).await?;
+    let store_ms = started.elapsed().as_millis() as i64 - fetch_ms;
     rebuild_plans(pool, vendors, pricing).await?;
     let ms = started.elapsed().as_millis() as i64;
+    let rebuild_ms = ms - fetch_ms - store_ms;
     store::offers::sync_succeeded(pool, id, upserts.len() as i32, unparsed as i32, ms).await?;
     metrics::counter!("catalog_syncs_total", "vendor" => id.as_str(), "outcome" => "ok")
         .increment(1);
     metrics::gauge!("catalog_offers", "vendor" => id.as_str()).set(upserts.len() as f64);
-    tracing::info!(vendor = %id, offers = upserts.len(), unparsed, deactivated, ms, "catalogue synced");
+    tracing::info!(vendor = %id, offers = upserts.len(), unparsed, deactivated, ms, fetch_ms, store_ms, rebuild_ms, "catalogue synced");
     Ok(SyncOutcome::Synced {
         offers: upserts.len(),
         unparsed,
@@ -109,7 +119,44 @@ async fn sync_locked(
 }
 
 /// Recomputes every plan from the active offers of the enabled vendors.
+///
+/// Vendors sync concurrently and each asks for a rebuild once its offers are committed.
+/// Rebuilds on one replica are coalesced: a caller whose request was taken before a later
+/// rebuild started reading offers is covered by that rebuild and does not run its own (so
+/// five vendors finishing together cost one or two rebuilds, not five). Across replicas
+/// the advisory lock serializes them.
 pub async fn rebuild_plans(
+    pool: &PgPool,
+    vendors: &Vendors,
+    pricing: &Pricing,
+) -> Result<usize, sqlx::Error> {
+    let gate = rebuild_gate(pool);
+    let ticket = gate.requested.fetch_add(1, Ordering::AcqRel) + 1;
+    let mut done = gate.done.lock().await;
+    if done.0 >= ticket {
+        return Ok(done.1);
+    }
+    // Every ticket up to here was taken after its offers committed, and the read below
+    // starts after this point: this rebuild covers them all.
+    let covers = gate.requested.load(Ordering::Acquire);
+    let started = Instant::now();
+    let count = rebuild_now(pool, vendors, pricing).await?;
+    let built_ms = started.elapsed().as_millis() as u64;
+    // This replica serves the new plans from its next request on (also to the callers this
+    // rebuild covers, who wait on `done`); other replicas hear by NOTIFY.
+    crate::cache::plans_committed(pool).await;
+    tracing::info!(
+        plans = count,
+        requests = covers - done.0,
+        built_ms,
+        served_ms = started.elapsed().as_millis() as u64 - built_ms,
+        "plans rebuilt"
+    );
+    *done = (covers, count);
+    Ok(count)
+}
+
+async fn rebuild_now(
     pool: &PgPool,
     vendors: &Vendors,
     pricing: &Pricing,
@@ -121,6 +168,28 @@ pub async fn rebuild_plans(
     store::plans::replace_all(&mut tx, &plans).await?;
     tx.commit().await?;
     Ok(plans.len())
+}
+
+/// Per pool (per replica): rebuild tickets handed out, and the last ticket a finished
+/// rebuild covered with its plan count.
+#[derive(Default)]
+struct RebuildGate {
+    requested: AtomicU64,
+    done: tokio::sync::Mutex<(u64, usize)>,
+}
+
+fn rebuild_gate(pool: &PgPool) -> Arc<RebuildGate> {
+    static GATES: LazyLock<Mutex<HashMap<usize, Weak<RebuildGate>>>> =
+        LazyLock::new(Default::default);
+    let id = crate::cache::pool_identity(pool);
+    let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
+    gates.retain(|_, g| g.strong_count() > 0);
+    if let Some(g) = gates.get(&id).and_then(Weak::upgrade) {
+        return g;
+    }
+    let g = Arc::new(RebuildGate::default());
+    gates.insert(id, Arc::downgrade(&g));
+    g
 }
 
 /// Normalizes and converts offers to rows; a SKU listed twice keeps its first listing.

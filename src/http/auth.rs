@@ -5,7 +5,7 @@ use axum::{
     http::{header, request::Parts},
 };
 
-use crate::{AppState, domain::api_key, error::ApiError, store};
+use crate::{AppState, domain::api_key, error::ApiError};
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts
@@ -63,18 +63,15 @@ impl FromRequestParts<AppState> for Storefront {
         let presented = bearer(parts)?;
         let invalid = || ApiError::unauthorized("invalid or revoked API key");
         let lookup = api_key::lookup_of(presented).ok_or_else(invalid)?;
-        let row = store::storefronts::key_by_lookup(&state.pool, lookup)
-            .await?
-            .ok_or_else(invalid)?;
-        if !api_key::matches(presented, &row.key_hash) || row.revoked_at.is_some() {
+        // From this replica's memory once seen; a revocation reaches it within a second.
+        let key = state.cache.key(lookup).await?.ok_or_else(invalid)?;
+        if !api_key::matches(presented, &key.key_hash) || key.revoked {
             return Err(invalid());
         }
-        if let Err(e) = store::storefronts::touch_key(&state.pool, &row.id).await {
-            tracing::warn!(error = %e, "could not record key use");
-        }
-        tracing::Span::current().record("storefront_id", row.storefront_id.as_str());
+        state.cache.mark_used(&key);
+        tracing::Span::current().record("storefront_id", key.storefront_id.as_str());
         Ok(Storefront {
-            id: row.storefront_id,
+            id: key.storefront_id.clone(),
         })
     }
 }

@@ -245,6 +245,9 @@ async fn issue_key(
         0
     };
     tx.commit().await?;
+    if revoked > 0 {
+        state.cache.keys_changed().await;
+    }
     tracing::info!(storefront_id = %id, revoked, "api key issued");
     Ok((
         StatusCode::CREATED,
@@ -280,6 +283,7 @@ async fn revoke_keys(
     let mut tx = state.pool.begin().await?;
     let revoked = store::storefronts::revoke_keys(&mut tx, &id, None).await?;
     tx.commit().await?;
+    state.cache.keys_changed().await;
     tracing::info!(storefront_id = %id, revoked, "api keys revoked");
     Ok(Json(RevokedKeys {
         storefront_id: id,

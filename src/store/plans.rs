@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgPool};
 
 use crate::{catalog::build::PlanRow, store::offers::kind_str};
 
@@ -128,112 +128,39 @@ pub async fn get(pool: &PgPool, id: &str) -> sqlx::Result<Option<PlanRecord>> {
         .await
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PlanSort {
-    #[default]
-    Price,
-    Data,
-    Days,
+/// Where each replica's in-memory caches stand (`cache_versions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheVersions {
+    pub plans: i64,
+    pub api_keys: i64,
 }
 
-impl PlanSort {
-    fn column(self) -> &'static str {
-        match self {
-            PlanSort::Price => "price_amount",
-            PlanSort::Data => "data_sort_bytes",
-            PlanSort::Days => "validity_days",
-        }
-    }
+pub async fn cache_versions(pool: &PgPool) -> sqlx::Result<CacheVersions> {
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT name, version FROM cache_versions")
+        .fetch_all(pool)
+        .await?;
+    let get = |name: &str| rows.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
+    Ok(CacheVersions {
+        plans: get("plans"),
+        api_keys: get("api_keys"),
+    })
 }
 
-/// Keyset position: the sort value and id of the last plan of the previous page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanCursor {
-    pub sort_value: Decimal,
-    pub id: String,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct PlanFilter {
-    /// Plans must cover all of these.
-    pub countries: Vec<String>,
-    /// Minimum total data over the validity; unlimited plans always qualify.
-    pub min_total_bytes: Option<i64>,
-    pub min_days: Option<i32>,
-    pub max_days: Option<i32>,
-    pub unlimited: Option<bool>,
-    pub max_price: Option<Decimal>,
-    pub sort: PlanSort,
-    pub limit: i64,
-    pub after: Option<PlanCursor>,
-}
-
-/// One page of active plans, `limit + 1` rows fetched so the caller knows if more follow.
-pub async fn list(pool: &PgPool, f: &PlanFilter) -> sqlx::Result<Vec<PlanRecord>> {
-    let mut q: QueryBuilder<'_, Postgres> =
-        QueryBuilder::new(format!("SELECT {PLAN_COLUMNS} FROM plans WHERE active"));
-    if !f.countries.is_empty() {
-        q.push(" AND countries @> ").push_bind(f.countries.clone());
-    }
-    if let Some(min) = f.min_total_bytes {
-        q.push(" AND data_sort_bytes >= ").push_bind(min);
-    }
-    if let Some(min) = f.min_days {
-        q.push(" AND validity_days >= ").push_bind(min);
-    }
-    if let Some(max) = f.max_days {
-        q.push(" AND validity_days <= ").push_bind(max);
-    }
-    match f.unlimited {
-        Some(true) => {
-            q.push(" AND data_kind = 'unlimited'");
-        }
-        Some(false) => {
-            q.push(" AND data_kind <> 'unlimited'");
-        }
-        None => {}
-    }
-    if let Some(max) = f.max_price {
-        q.push(" AND price_amount <= ").push_bind(max);
-    }
-    let col = f.sort.column();
-    if let Some(after) = &f.after {
-        q.push(format_args!(" AND ({col}, id) > (("))
-            .push_bind(after.sort_value)
-            .push(format_args!(")::{}, ", sql_type(f.sort)))
-            .push_bind(after.id.clone())
-            .push(")");
-    }
-    q.push(format_args!(" ORDER BY {col}, id LIMIT "))
-        .push_bind(f.limit + 1);
-    q.build_query_as().fetch_all(pool).await
-}
-
-fn sql_type(sort: PlanSort) -> &'static str {
-    match sort {
-        PlanSort::Price => "numeric",
-        PlanSort::Data => "bigint",
-        PlanSort::Days => "integer",
-    }
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CountryRow {
-    pub code: String,
-    pub plan_count: i64,
-    pub from_price: Decimal,
-    pub currency: String,
-}
-
-/// Every country with at least one active plan, its plan count and cheapest price.
-pub async fn countries(pool: &PgPool) -> sqlx::Result<Vec<CountryRow>> {
-    sqlx::query_as(
-        "SELECT c.code, count(*) AS plan_count, min(p.price_amount) AS from_price,
-                min(p.price_currency) AS currency
-         FROM plans p CROSS JOIN LATERAL unnest(p.countries) AS c(code)
-         WHERE p.active
-         GROUP BY c.code ORDER BY c.code",
-    )
-    .fetch_all(pool)
-    .await
+/// Every active plan and the `plans` version they are at, read in one snapshot.
+pub async fn load_active(pool: &PgPool) -> sqlx::Result<(i64, Vec<PlanRecord>)> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let version: i64 =
+        sqlx::query_scalar("SELECT version FROM cache_versions WHERE name = 'plans'")
+            .fetch_one(&mut *tx)
+            .await?;
+    let plans = sqlx::query_as(&format!(
+        "SELECT {PLAN_COLUMNS} FROM plans WHERE active ORDER BY id"
+    ))
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((version, plans))
 }

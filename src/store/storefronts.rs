@@ -114,13 +114,20 @@ pub async fn revoke_keys(
     Ok(done.rows_affected())
 }
 
-pub async fn touch_key(pool: &PgPool, key_id: &str) -> sqlx::Result<()> {
-    // Coarse on purpose: one write per key per minute at most, not one per request.
+/// Records key uses collected off the request path: one statement for the whole batch;
+/// a time never moves `last_used_at` backwards.
+pub async fn record_key_use(
+    pool: &PgPool,
+    key_ids: &[String],
+    used_at: &[DateTime<Utc>],
+) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE storefront_api_keys SET last_used_at = now()
-         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+        "UPDATE storefront_api_keys k SET last_used_at = u.at
+         FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
+         WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)",
     )
-    .bind(key_id)
+    .bind(key_ids)
+    .bind(used_at)
     .execute(pool)
     .await?;
     Ok(())

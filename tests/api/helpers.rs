@@ -53,6 +53,27 @@ impl TestApp {
     /// Another app on an existing test database (a restart: same data, new process state).
     pub async fn spawn_on(db: Arc<TestDb>, env: &[(&str, &str)], vendors: Vendors) -> TestApp {
         let pool = db.pool.clone();
+        Self::spawn_with_pool(db, pool, env, vendors).await
+    }
+
+    /// A second replica of this app: same database, its own connection pool and in-memory
+    /// caches, no vendors (it hears of other replicas' syncs only through Postgres).
+    pub async fn spawn_replica(&self) -> TestApp {
+        let options = (*self.pool.connect_options()).clone();
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(5)
+            .connect_with(options)
+            .await
+            .expect("second pool on the test database");
+        Self::spawn_with_pool(self.db(), pool, &[], Vendors::default()).await
+    }
+
+    async fn spawn_with_pool(
+        db: Arc<TestDb>,
+        pool: PgPool,
+        env: &[(&str, &str)],
+        vendors: Vendors,
+    ) -> TestApp {
         let mut vars: HashMap<String, String> = HashMap::from([
             ("ADMIN_TOKEN".to_string(), ADMIN_TOKEN.to_string()),
             ("BIND_ADDR".to_string(), "127.0.0.1:0".to_string()),
@@ -68,6 +89,7 @@ impl TestApp {
             config: Arc::new(config),
             metrics: telemetry::metrics_handle(),
             vendors: Arc::new(vendors),
+            cache: esim_gateway::cache::ReplicaCache::new(pool.clone()),
         };
         let state_for_test = state.clone();
         let app = build_app(state);

@@ -12,6 +12,7 @@ mod leases_and_states;
 mod operations;
 mod orders;
 mod outbox;
+mod read_cache;
 mod sandbox_catalog;
 mod shutdown;
 mod webhooks;

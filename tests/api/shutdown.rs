@@ -25,6 +25,7 @@ async fn in_flight_request_finishes_after_shutdown_signal() {
         config: Arc::new(config),
         metrics: telemetry::metrics_handle(),
         vendors: Default::default(),
+        cache: esim_gateway::cache::ReplicaCache::new(db.pool.clone()),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
