@@ -21,7 +21,12 @@ pub use state::AppState;
 /// The whole HTTP application for a given state.
 pub fn build_app(state: AppState) -> axum::Router {
     let (router, _openapi) = http::api_router().split_for_parts();
-    http::with_layers(router, state.config.request_timeout).with_state(state)
+    let callback_limiter = std::sync::Arc::new(http::webhooks::CallbackLimiter::new(
+        state.config.callback_rate_limit,
+    ));
+    http::with_layers(router, state.config.request_timeout)
+        .layer(axum::Extension(callback_limiter))
+        .with_state(state)
 }
 
 /// Serves `app` until `shutdown` resolves, then stops accepting connections and lets

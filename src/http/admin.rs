@@ -15,7 +15,11 @@ use crate::{
         pricing::Pricing,
         sync::{SyncError, SyncOutcome, sync_vendor},
     },
-    domain::{money::Money, plan::PlanKey},
+    domain::{
+        ids::{EventId, PlanId, StorefrontId},
+        money::Money,
+        plan::PlanKey,
+    },
     error::{ApiError, ApiResult, ErrorBody},
     http::{auth::Admin, extract::ApiPath, plans::plan_not_found},
     routing,
@@ -262,7 +266,8 @@ async fn plan_offers(
     State(state): State<AppState>,
     ApiPath(plan_id): ApiPath<String>,
 ) -> ApiResult<Json<PlanOffers>> {
-    let plan = store::plans::get(&state.pool, &plan_id)
+    let plan_id = PlanId::parse(&plan_id).map_err(|_| plan_not_found())?;
+    let plan = store::plans::get(&state.pool, plan_id.as_str())
         .await?
         .ok_or_else(plan_not_found)?;
     let key = PlanKey {
@@ -475,6 +480,7 @@ async fn reconcile_order(
     State(state): State<AppState>,
     ApiPath(order_id): ApiPath<String>,
 ) -> ApiResult<Json<AdminOrder>> {
+    let order_id = crate::http::orders::path_order_id(&order_id)?.into_string();
     let order = store::orders::get(&state.pool, &order_id)
         .await?
         .ok_or_else(crate::http::orders::order_not_found)?;
@@ -502,6 +508,27 @@ async fn reconcile_order(
             .next()
             .ok_or_else(crate::http::orders::order_not_found)?,
     ))
+}
+
+pub const VENDOR_EVENT_STATUSES: &[&str] = &[
+    "received",
+    "applied",
+    "waiting",
+    "ignored",
+    "unparseable",
+    "failed",
+];
+pub const OUTBOX_STATUSES: &[&str] = &["pending", "delivered", "dead"];
+
+/// A filter that must be one of a closed set (an unknown value is a 400, not an empty page).
+fn one_of(name: &str, value: Option<&str>, allowed: &[&str]) -> ApiResult<()> {
+    match value {
+        Some(v) if !allowed.contains(&v) => Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("{name}: expected one of {}", allowed.join(", ")),
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -567,6 +594,7 @@ async fn list_vendor_events(
         v.parse::<VendorId>()
             .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
     }
+    one_of("status", q.status.as_deref(), VENDOR_EVENT_STATUSES)?;
     let mut rows = store::events::list(
         &state.pool,
         q.vendor.as_deref(),
@@ -662,6 +690,16 @@ async fn list_events(
     crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<EventQuery>,
 ) -> ApiResult<Json<StorefrontEventList>> {
     let limit = crate::http::extract::page_limit(q.limit)?;
+    one_of("status", q.status.as_deref(), OUTBOX_STATUSES)?;
+    if let Some(id) = &q.storefront_id {
+        StorefrontId::parse(id).map_err(|_| {
+            ApiError::bad_request("invalid_parameter", "storefront_id: not a storefront id")
+        })?;
+    }
+    if let Some(c) = &q.cursor {
+        EventId::parse(c)
+            .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not valid"))?;
+    }
     let mut rows = store::outbox::list(
         &state.pool,
         q.storefront_id.as_deref(),
@@ -726,6 +764,10 @@ async fn replay_event(
     State(state): State<AppState>,
     ApiPath(event_id): ApiPath<String>,
 ) -> ApiResult<Json<Replayed>> {
+    let event_not_found = || ApiError::not_found("event_not_found", "no such event");
+    let event_id = EventId::parse(&event_id)
+        .map_err(|_| event_not_found())?
+        .into_string();
     if !store::outbox::replay(&state.pool, &event_id).await? {
         return Err(ApiError::not_found("event_not_found", "no such event"));
     }

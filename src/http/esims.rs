@@ -13,12 +13,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    domain::qr,
+    domain::{ids::Iccid, qr},
     error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::Storefront,
         extract::{ApiJson, ApiPath},
-        orders::{answer_response, idempotency_key},
+        orders::{answer_response, body_plan_id, idempotency_key},
         plans::{Plan, PlanData},
     },
     ordering::{
@@ -87,7 +87,9 @@ fn usage_view(e: &EsimRow) -> UsageView {
 }
 
 async fn own_esim(state: &AppState, storefront_id: &str, iccid: &str) -> ApiResult<EsimRow> {
-    store::esims::get_for(&state.pool, storefront_id, iccid)
+    // Not an ICCID's shape: it cannot be one of ours.
+    let iccid = Iccid::parse(iccid).map_err(|_| esim_not_found())?;
+    store::esims::get_for(&state.pool, storefront_id, iccid.as_str())
         .await?
         .ok_or_else(esim_not_found)
 }
@@ -288,7 +290,9 @@ async fn create_topup(
     ApiJson(req): ApiJson<CreateTopup>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
+    let iccid = Iccid::parse(&iccid).map_err(|_| esim_not_found())?;
+    let plan_id = body_plan_id(&req.plan_id)?;
     let ctx = Ctx::from_state(&state);
-    let answer = topup::place_topup(&ctx, &sf.id, &key, &iccid, req.plan_id.trim()).await?;
+    let answer = topup::place_topup(&ctx, &sf.id, &key, iccid.as_str(), &plan_id).await?;
     Ok(answer_response(answer))
 }

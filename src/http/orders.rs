@@ -14,7 +14,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    domain::money::Money,
+    domain::{
+        ids::{IdempotencyKey, OrderId, PlanId, TextError, check_text},
+        money::Money,
+    },
     error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::Storefront,
@@ -57,20 +60,28 @@ fn one() -> u32 {
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
-    let raw = headers.get(IDEMPOTENCY_HEADER).ok_or_else(|| {
+    let mut values = headers.get_all(IDEMPOTENCY_HEADER).iter();
+    let raw = values.next().ok_or_else(|| {
         ApiError::bad_request(
             "idempotency_key_required",
             "the Idempotency-Key header is required (1–255 characters)",
         )
     })?;
-    let key = raw.to_str().map(str::trim).unwrap_or("");
-    if key.is_empty() || key.len() > 255 {
+    let key = raw.to_str().ok().map(str::trim).unwrap_or("");
+    if values.next().is_some() {
         return Err(ApiError::bad_request(
             "invalid_idempotency_key",
-            "Idempotency-Key must be 1–255 visible ASCII characters",
+            "send one Idempotency-Key header",
         ));
     }
-    Ok(key.to_string())
+    IdempotencyKey::parse(key)
+        .map(IdempotencyKey::into_string)
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1–255 visible ASCII characters",
+            )
+        })
 }
 
 fn validate(req: CreateOrder) -> ApiResult<NewOrder> {
@@ -80,29 +91,14 @@ fn validate(req: CreateOrder) -> ApiResult<NewOrder> {
             "quantity must be 1–10",
         ));
     }
-    let plan_id = req.plan_id.trim().to_string();
-    if plan_id.is_empty() || plan_id.len() > 200 {
-        return Err(ApiError::unprocessable(
-            "invalid_plan_id",
-            "plan_id is required",
-        ));
-    }
-    if req
-        .reference
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > 255)
-    {
-        return Err(ApiError::unprocessable(
-            "invalid_reference",
-            "reference is at most 255 characters",
-        ));
+    let plan_id = body_plan_id(&req.plan_id)?;
+    if let Some(reference) = &req.reference {
+        check_text(reference, 255).map_err(|e| {
+            ApiError::unprocessable("invalid_reference", format!("reference {e} (1–255)"))
+        })?;
     }
     if let Some(email) = &req.customer_email {
-        let ok = email.len() <= 254
-            && email
-                .split_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'));
-        if !ok {
+        if !is_email(email) {
             return Err(ApiError::unprocessable(
                 "invalid_customer_email",
                 "customer_email is not an email address",
@@ -126,6 +122,34 @@ fn validate(req: CreateOrder) -> ApiResult<NewOrder> {
         customer_email: req.customer_email,
         max_price: req.max_price,
     })
+}
+
+/// `local@domain.tld`, one line (it may end up in a mail header), at most 254 characters.
+fn is_email(email: &str) -> bool {
+    email.len() <= 254
+        && !email.chars().any(|c| c.is_control() || c.is_whitespace())
+        && email.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.contains('@')
+        })
+}
+
+/// A `plan_id` in a request body: empty or control characters are invalid (422); any other
+/// text that is not a plan id's shape cannot be on sale (404).
+pub fn body_plan_id(raw: &str) -> ApiResult<String> {
+    let trimmed = raw.trim();
+    match PlanId::parse(trimmed) {
+        Ok(id) => Ok(id.into_string()),
+        Err(TextError::Empty | TextError::Control) => Err(ApiError::unprocessable(
+            "invalid_plan_id",
+            "plan_id is required and must not contain control characters",
+        )),
+        Err(_) => Err(crate::http::plans::plan_not_found()),
+    }
+}
+
+/// An order id from a path: anything not shaped like ours cannot exist.
+pub fn path_order_id(raw: &str) -> ApiResult<OrderId> {
+    OrderId::parse(raw).map_err(|_| order_not_found())
 }
 
 pub fn answer_response((status, body): place::Answer) -> Response {
@@ -185,7 +209,8 @@ async fn get_order(
     State(state): State<AppState>,
     ApiPath(order_id): ApiPath<String>,
 ) -> ApiResult<Json<OrderView>> {
-    let order = store::orders::get_for(&state.pool, &sf.id, &order_id)
+    let order_id = path_order_id(&order_id)?;
+    let order = store::orders::get_for(&state.pool, &sf.id, order_id.as_str())
         .await?
         .ok_or_else(order_not_found)?;
     let esims = store::esims::for_order(&state.pool, &order.id).await?;
@@ -299,7 +324,8 @@ async fn cancel_order(
     State(state): State<AppState>,
     ApiPath(order_id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
-    let order = store::orders::get_for(&state.pool, &sf.id, &order_id)
+    let order_id = path_order_id(&order_id)?;
+    let order = store::orders::get_for(&state.pool, &sf.id, order_id.as_str())
         .await?
         .ok_or_else(order_not_found)?;
     let ctx = Ctx::from_state(&state);
