@@ -31,7 +31,7 @@ pub async fn request_context(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
 
     let response = REQUEST_ID
         .scope(request_id.clone(), async move {
@@ -41,7 +41,7 @@ pub async fn request_context(req: Request, next: Next) -> Response {
         .await;
 
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
@@ -106,6 +106,24 @@ fn classify(status: StatusCode) -> (&'static str, &'static str) {
             "internal error; quote the request_id when reporting it",
         ),
         _ => ("error", "the request failed"),
+    }
+}
+
+/// Metric label for a method: the standard ones by name, anything else `other`, so a client
+/// cannot create label values (and series) at will.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
     }
 }
 
