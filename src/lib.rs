@@ -29,17 +29,22 @@ pub fn build_app(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-/// Serves `app` until `shutdown` resolves, then stops accepting connections and lets
-/// in-flight requests finish before returning.
+/// Serves `app` with the default connection limits until `shutdown` resolves, then stops
+/// accepting connections and lets in-flight requests finish before returning.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, app, config::ServerLimits::default(), shutdown).await
+}
+
+/// [`serve`] with the given header/keep-alive timeouts and connection cap.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: config::ServerLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    http::server::serve(listener, app, limits, shutdown).await
 }

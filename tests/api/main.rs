@@ -13,5 +13,6 @@ mod operations;
 mod orders;
 mod outbox;
 mod sandbox_catalog;
+mod server_limits;
 mod shutdown;
 mod webhooks;
