@@ -9,7 +9,6 @@ use crate::{
     ordering::{
         Ctx,
         purchase::{self, esim_status_str},
-        usage,
     },
     store::{self, orders::OrderRow},
     vendors::{
@@ -189,15 +188,10 @@ pub async fn apply(
     }
 }
 
-/// Re-reads an eSIM from its vendor in the background so the callback is answered fast.
-fn refresh_later(ctx: &Ctx, mut esim: store::esims::EsimRow) {
-    let ctx = ctx.clone();
-    esim.usage_updated_at = None;
-    tokio::spawn(async move {
-        if let Err(e) = usage::refreshed(&ctx, esim).await {
-            tracing::warn!(error = %e, "re-reading an eSIM after a vendor hint failed");
-        }
-    });
+/// Re-reads an eSIM from its vendor in the background so the callback is answered fast;
+/// `hints` bounds how often and how many.
+fn refresh_later(ctx: &Ctx, esim: store::esims::EsimRow) {
+    crate::hints::refresh_esim(ctx, esim);
 }
 
 /// Re-applies events that arrived before their order or eSIM existed (a callback can race
@@ -205,6 +199,16 @@ fn refresh_later(ctx: &Ctx, mut esim: store::esims::EsimRow) {
 pub async fn retry_waiting(ctx: &Ctx) -> sqlx::Result<usize> {
     let rows = store::events::waiting(&ctx.pool, 50).await?;
     for row in &rows {
+        if !row.trusted && crate::hints::waiting_expired(row.received_at) {
+            store::events::set_status(
+                &ctx.pool,
+                row.id,
+                "failed",
+                Some("expired: no such order or eSIM appeared"),
+            )
+            .await?;
+            continue;
+        }
         let Ok(vendor) = row.vendor.parse::<VendorId>() else {
             continue;
         };

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod hints;
 pub mod http;
 pub mod ordering;
 pub mod routing;
