@@ -266,3 +266,87 @@ async fn webhooks_with_control_characters_are_unparseable_400() {
             .all(|e| e["body"].as_str().unwrap().len() <= 4096)
     );
 }
+
+/// A top-up plan the eSIM's vendor offers for it.
+async fn topup_plan(s: &SandboxApp, iccid: &str) -> String {
+    let plans = s.get(&format!("/v1/esims/{iccid}/topup-plans")).await;
+    plans["data"][0]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn topups_on_cancelled_esims_are_409_and_vendor_words_stay_inside() {
+    use esim_gateway::{sandbox::Fault, vendors::VendorId};
+    let s = SandboxApp::start().await;
+    let owner = VendorId::EsimGo;
+    let order = crate::orders::buy_at(&s, owner, "k-cancelled-owner").await;
+    let iccid = order["esims"][0]["iccid"].as_str().unwrap().to_string();
+    let plan = topup_plan(&s, &iccid).await;
+
+    // The vendor refuses with its own text: the storefront sees ours only.
+    s.fault(
+        owner,
+        "topup",
+        Fault::Reject {
+            code: "out_of_stock".into(),
+            message: Some("INTERNAL-VENDOR-DETAIL account 4411 bundle pool".into()),
+        },
+    );
+    let resp = s
+        .app
+        .post(&format!("/v1/esims/{iccid}/topups"))
+        .bearer_auth(&s.sf.api_key)
+        .header("Idempotency-Key", "k-topup-refused")
+        .json(&json!({"plan_id": plan}))
+        .send()
+        .await
+        .unwrap();
+    let text = resp.text().await.unwrap();
+    let topup: Value = serde_json::from_str(&text).unwrap();
+    let done = s
+        .settle(
+            topup["id"].as_str().unwrap(),
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        !text.contains("INTERNAL-VENDOR-DETAIL")
+            && !done.to_string().contains("INTERNAL-VENDOR-DETAIL"),
+        "{done}"
+    );
+
+    // Cancelled (as a vendor callback would record it): refused before any vendor call.
+    sqlx::query("UPDATE esims SET status = 'cancelled' WHERE iccid = $1")
+        .bind(&iccid)
+        .execute(&s.app.pool)
+        .await
+        .unwrap();
+    let before = s.core(owner).orders().iter().filter(|o| o.topup).count();
+    let resp = s
+        .app
+        .post(&format!("/v1/esims/{iccid}/topups"))
+        .bearer_auth(&s.sf.api_key)
+        .header("Idempotency-Key", "k-topup-cancelled")
+        .json(&json!({"plan_id": plan}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assert_error_shape(resp, 409).await, "esim_cancelled");
+    let after = s.core(owner).orders().iter().filter(|o| o.topup).count();
+    assert_eq!(before, after, "the vendor was asked");
+}
+
+#[test]
+fn docker_compose_ships_no_default_admin_token() {
+    let compose =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+            .unwrap();
+    let line = compose
+        .lines()
+        .find(|l| l.trim_start().starts_with("ADMIN_TOKEN:"))
+        .expect("the gateway takes ADMIN_TOKEN");
+    assert!(
+        line.contains("${ADMIN_TOKEN:?"),
+        "ADMIN_TOKEN must be required, not defaulted: {line}"
+    );
+}

@@ -374,7 +374,7 @@ async fn other_storefronts_see_404_for_orders_and_esims() {
 }
 
 /// Buys `plan_id`-like Japan plan at exactly `vendor` (every other vendor refuses orders).
-async fn buy_at(s: &SandboxApp, vendor: VendorId, key: &str) -> Value {
+pub(crate) async fn buy_at(s: &SandboxApp, vendor: VendorId, key: &str) -> Value {
     for other in VendorId::ALL {
         s.core(other).faults.clear();
         if other != vendor {
