@@ -110,6 +110,8 @@ pub mod pattern {
     pub const ICCID: &str = "^[0-9]{18,22}$";
     pub const PLAN_ID: &str = "^[a-z0-9]+(-[a-z0-9]+)*$";
     pub const IDEMPOTENCY_KEY: &str = "^[!-~]{1,255}$";
+    /// Stored free text: no control character (C0, DEL, C1).
+    pub const TEXT: &str = "^[^\\x00-\\x1f\\x7f-\\x9f]*$";
 }
 
 /// Longest plan id the catalogue builds (`multi250-3fa9c1-100gb-daily-365d` is far shorter).

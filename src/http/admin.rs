@@ -252,7 +252,7 @@ pub struct PlanOffers {
 /// The vendor offers behind a plan, cheapest first: the routing decision made visible.
 #[utoipa::path(
     get, path = "/admin/plans/{plan_id}/offers", tag = "admin",
-    params(("plan_id" = String, Path, example = "jp-10gb-7d")),
+    params(("plan_id" = String, Path, example = "jp-10gb-7d", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64)),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = PlanOffers),
@@ -465,7 +465,7 @@ async fn list_orders(
 /// delivered yet) and apply the answer.
 #[utoipa::path(
     post, path = "/admin/orders/{order_id}/reconcile", tag = "admin",
-    params(("order_id" = String, Path)),
+    params(("order_id" = String, Path, pattern = "^ord_[0-9A-HJKMNP-TV-Z]{26}$")),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = AdminOrder),
@@ -535,11 +535,39 @@ fn one_of(name: &str, value: Option<&str>, allowed: &[&str]) -> ApiResult<()> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VendorEventQuery {
+    #[param(value_type = Option<VendorId>)]
     pub vendor: Option<String>,
-    /// `received`, `applied`, `waiting`, `ignored`, `unparseable` or `failed`.
+    #[param(value_type = Option<VendorEventStatus>)]
     pub status: Option<String>,
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
+}
+
+/// What became of a stored vendor callback.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Documents the accepted values of a string filter.
+pub enum VendorEventStatus {
+    Received,
+    Applied,
+    Waiting,
+    Ignored,
+    Unparseable,
+    Failed,
+}
+
+/// Delivery state of a storefront event.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Documents the accepted values of a string filter.
+pub enum OutboxStatus {
+    Pending,
+    Delivered,
+    Dead,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -585,10 +613,16 @@ async fn list_vendor_events(
     let limit = crate::http::extract::page_limit(q.limit)?;
     let before = match q.cursor.as_deref() {
         None => None,
-        Some(c) => Some(
+        Some(c) if (1..=18).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()) => Some(
             c.parse::<i64>()
                 .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not valid"))?,
         ),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_cursor",
+                "cursor is not valid",
+            ));
+        }
     };
     if let Some(v) = &q.vendor {
         v.parse::<VendorId>()
@@ -634,10 +668,15 @@ async fn list_vendor_events(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
+    #[param(pattern = "^sf_[0-9A-HJKMNP-TV-Z]{26}$")]
     pub storefront_id: Option<String>,
-    /// `pending`, `delivered` or `dead`.
+    #[param(value_type = Option<OutboxStatus>)]
     pub status: Option<String>,
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^evt_[0-9A-HJKMNP-TV-Z]{26}$")]
     pub cursor: Option<String>,
 }
 
@@ -750,7 +789,7 @@ pub struct Replayed {
 /// Send an event again now (e.g. after a storefront fixed its endpoint).
 #[utoipa::path(
     post, path = "/admin/events/{event_id}/replay", tag = "admin",
-    params(("event_id" = String, Path)),
+    params(("event_id" = String, Path, pattern = "^evt_[0-9A-HJKMNP-TV-Z]{26}$")),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = Replayed),

@@ -97,7 +97,7 @@ async fn own_esim(state: &AppState, storefront_id: &str, iccid: &str) -> ApiResu
 /// One eSIM: status, activation details and current usage.
 #[utoipa::path(
     get, path = "/v1/esims/{iccid}", tag = "storefront",
-    params(("iccid" = String, Path)),
+    params(("iccid" = String, Path, pattern = "^[0-9]{18,22}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, body = EsimDetail),
@@ -128,7 +128,7 @@ async fn get_esim(
 /// Data usage, refreshed from the vendor when older than `USAGE_MAX_AGE`.
 #[utoipa::path(
     get, path = "/v1/esims/{iccid}/usage", tag = "storefront",
-    params(("iccid" = String, Path)),
+    params(("iccid" = String, Path, pattern = "^[0-9]{18,22}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, body = UsageView),
@@ -158,7 +158,7 @@ fn lpa_of(e: &EsimRow) -> ApiResult<&str> {
 /// The activation QR code as a PNG, rendered locally from the LPA string.
 #[utoipa::path(
     get, path = "/v1/esims/{iccid}/qr.png", tag = "storefront",
-    params(("iccid" = String, Path)),
+    params(("iccid" = String, Path, pattern = "^[0-9]{18,22}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, content_type = "image/png", body = Vec<u8>),
@@ -186,7 +186,7 @@ async fn qr_png(
 /// The activation QR code as SVG.
 #[utoipa::path(
     get, path = "/v1/esims/{iccid}/qr.svg", tag = "storefront",
-    params(("iccid" = String, Path)),
+    params(("iccid" = String, Path, pattern = "^[0-9]{18,22}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, content_type = "image/svg+xml", body = String),
@@ -220,7 +220,7 @@ pub struct TopupPlanList {
 /// Plans that can be added to this eSIM: only from the vendor that issued it.
 #[utoipa::path(
     get, path = "/v1/esims/{iccid}/topup-plans", tag = "storefront",
-    params(("iccid" = String, Path)),
+    params(("iccid" = String, Path, pattern = "^[0-9]{18,22}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, body = TopupPlanList),
@@ -262,7 +262,13 @@ async fn topup_plans(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopup {
-    #[schema(example = "jp-3gb-15d")]
+    /// One of the eSIM's `topup-plans`.
+    #[schema(
+        example = "jp-3gb-15d",
+        pattern = "^[a-z0-9]+(-[a-z0-9]+)*$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub plan_id: String,
 }
 
@@ -270,7 +276,10 @@ pub struct CreateTopup {
 /// order.
 #[utoipa::path(
     post, path = "/v1/esims/{iccid}/topups", tag = "storefront",
-    params(("iccid" = String, Path), ("Idempotency-Key" = String, Header)),
+    params(
+        ("iccid" = String, Path, pattern = "^[0-9]{18,22}$"),
+        ("Idempotency-Key" = String, Header, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters, unique per top-up"),
+    ),
     request_body = CreateTopup,
     security(("storefront_key" = [])),
     responses(
@@ -278,7 +287,9 @@ pub struct CreateTopup {
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, description = "No such eSIM, or the plan cannot be added to it", body = ErrorBody),
-        (status = 409, body = ErrorBody),
+        (status = 409, description = "`esim_cancelled`, `idempotency_key_reused` or `idempotency_key_in_use`", body = ErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, body = ErrorBody),
     )
 )]

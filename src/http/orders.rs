@@ -41,16 +41,46 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
-    #[schema(example = "jp-10gb-7d")]
+    /// A plan id from `GET /v1/plans`; text that is not a plan id's shape is a 404.
+    #[schema(
+        example = "jp-10gb-7d",
+        pattern = "^[a-z0-9]+(-[a-z0-9]+)*$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub plan_id: String,
     /// 1–10 eSIMs of the plan (default 1).
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 10, default = 1)]
     pub quantity: u32,
-    /// Your own reference (≤ 255 characters), searchable with `GET /v1/orders?reference=`.
+    /// Your own reference (1–255 characters, no control characters), searchable with
+    /// `GET /v1/orders?reference=`.
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$",
+        min_length = 1,
+        max_length = 255
+    )]
     pub reference: Option<String>,
+    /// One address on one line (`local@domain.tld`), at most 254 characters.
+    #[schema(
+        pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[^@\\s\\x00-\\x1f\\x7f-\\x9f.][^@\\s\\x00-\\x1f\\x7f-\\x9f]*\\.[^@\\s\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 254,
+        example = "traveller@example.com"
+    )]
     pub customer_email: Option<String>,
-    /// Refuse (409 `price_changed`) if the total price is above this.
+    /// Refuse (409 `price_changed`) if the total price is above this or in another currency.
+    #[schema(value_type = Option<PriceLimit>)]
     pub max_price: Option<Money>,
+}
+
+/// `max_price`: a non-negative decimal string and an ISO 4217 code.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Documents the accepted shape of `Money` in a request.
+pub struct PriceLimit {
+    #[schema(pattern = "^[0-9]{1,15}(\\.[0-9]{1,10})?$", example = "14.90")]
+    amount: String,
+    #[schema(pattern = "^[A-Z]{3}$", example = "USD")]
+    currency: String,
 }
 
 fn one() -> u32 {
@@ -92,6 +122,17 @@ fn validate(req: CreateOrder) -> ApiResult<NewOrder> {
         ));
     }
     let plan_id = body_plan_id(&req.plan_id)?;
+    if let Some(m) = &req.max_price {
+        // Same bound as the documented pattern: 15 integer digits, 10 decimals.
+        if m.amount.scale() > 10
+            || m.amount.abs() >= rust_decimal::Decimal::from(1_000_000_000_000_000i64)
+        {
+            return Err(ApiError::unprocessable(
+                "invalid_max_price",
+                "max_price: at most 15 digits before and 10 after the point",
+            ));
+        }
+    }
     if let Some(reference) = &req.reference {
         check_text(reference, 255).map_err(|e| {
             ApiError::unprocessable("invalid_reference", format!("reference {e} (1–255)"))
@@ -126,7 +167,7 @@ fn validate(req: CreateOrder) -> ApiResult<NewOrder> {
 
 /// `local@domain.tld`, one line (it may end up in a mail header), at most 254 characters.
 fn is_email(email: &str) -> bool {
-    email.len() <= 254
+    email.chars().count() <= 254
         && !email.chars().any(|c| c.is_control() || c.is_whitespace())
         && email.split_once('@').is_some_and(|(l, d)| {
             !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.contains('@')
@@ -136,8 +177,7 @@ fn is_email(email: &str) -> bool {
 /// A `plan_id` in a request body: empty or control characters are invalid (422); any other
 /// text that is not a plan id's shape cannot be on sale (404).
 pub fn body_plan_id(raw: &str) -> ApiResult<String> {
-    let trimmed = raw.trim();
-    match PlanId::parse(trimmed) {
+    match PlanId::parse(raw) {
         Ok(id) => Ok(id.into_string()),
         Err(TextError::Empty | TextError::Control) => Err(ApiError::unprocessable(
             "invalid_plan_id",
@@ -164,14 +204,16 @@ pub fn answer_response((status, body): place::Answer) -> Response {
 #[utoipa::path(
     post, path = "/v1/orders", tag = "storefront",
     request_body = CreateOrder,
-    params(("Idempotency-Key" = String, Header, description = "1–255 characters, unique per purchase")),
+    params(("Idempotency-Key" = String, Header, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters, unique per purchase")),
     security(("storefront_key" = [])),
     responses(
         (status = 201, description = "Accepted: `completed`, `provisioning` (eSIMs follow) or `failed`", body = OrderView),
-        (status = 400, description = "Missing Idempotency-Key or malformed JSON", body = ErrorBody),
+        (status = 400, description = "Missing or invalid Idempotency-Key, or malformed JSON", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, description = "No such plan on sale", body = ErrorBody),
         (status = 409, description = "`idempotency_key_reused`, `idempotency_key_in_use` or `price_changed`", body = ErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
     )
 )]
@@ -196,7 +238,7 @@ pub fn order_not_found() -> ApiError {
 /// One order with its eSIMs.
 #[utoipa::path(
     get, path = "/v1/orders/{order_id}", tag = "storefront",
-    params(("order_id" = String, Path)),
+    params(("order_id" = String, Path, pattern = "^ord_[0-9A-HJKMNP-TV-Z]{26}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, body = OrderView),
@@ -221,12 +263,29 @@ async fn get_order(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OrderListQuery {
-    /// `pending`, `provisioning`, `completed`, `failed` or `cancelled`.
+    #[param(value_type = Option<OrderStatus>)]
     pub status: Option<String>,
+    /// Exact match on the order's `reference`.
+    #[param(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$", max_length = 255)]
     pub reference: Option<String>,
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page (opaque).
+    #[param(pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 200)]
     pub cursor: Option<String>,
+}
+
+/// An order's status.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Documents the accepted values of a string filter.
+pub enum OrderStatus {
+    Pending,
+    Provisioning,
+    Completed,
+    Failed,
+    Cancelled,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -249,6 +308,15 @@ pub fn parse_order_filter(q: OrderListQuery) -> ApiResult<OrderFilter> {
         }
     };
     let limit = crate::http::extract::page_limit(q.limit)?;
+    if q.reference
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 255)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "reference: at most 255 characters",
+        ));
+    }
     let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
     Ok(OrderFilter {
         storefront_id: None,
@@ -309,7 +377,7 @@ async fn list_orders(
 /// Cancel an unused order where its vendor allows it (refund to our balance).
 #[utoipa::path(
     post, path = "/v1/orders/{order_id}/cancel", tag = "storefront",
-    params(("order_id" = String, Path)),
+    params(("order_id" = String, Path, pattern = "^ord_[0-9A-HJKMNP-TV-Z]{26}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, description = "Cancelled", body = OrderView),

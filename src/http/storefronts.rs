@@ -60,11 +60,22 @@ pub struct CurrentStorefront {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStorefront {
-    /// Display name, 1–200 characters.
-    #[schema(example = "Wanderlust Travel Shop")]
+    /// Display name, 1–200 characters, not blank, no control characters.
+    #[schema(
+        example = "Wanderlust Travel Shop",
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: String,
-    /// Where signed storefront events are POSTed (http or https).
-    #[schema(example = "https://shop.example.com/esim-events")]
+    /// Where signed storefront events are POSTed: an https URL to a public host, without
+    /// credentials (in sandbox mode http to loopback is also allowed; in live mode no
+    /// loopback, private, link-local or metadata address).
+    #[schema(
+        example = "https://shop.example.com/esim-events",
+        max_length = 2048,
+        pattern = "^https://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+    )]
     pub webhook_url: Option<String>,
 }
 
@@ -222,6 +233,8 @@ fn is_internal_host(host: &url::Host<&str>) -> bool {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 403, description = "Admin API disabled (no ADMIN_TOKEN)", body = ErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
     )
 )]
@@ -231,7 +244,7 @@ async fn create_storefront(
     ApiJson(req): ApiJson<CreateStorefront>,
 ) -> ApiResult<(StatusCode, Json<CreatedStorefront>)> {
     let name = req.name.trim().to_string();
-    if check_text(&name, 200).is_err() {
+    if check_text(&name, 200).is_err() || req.name.chars().count() > 200 {
         return Err(ApiError::unprocessable(
             "invalid_name",
             "name must be 1–200 characters, without control characters",
@@ -298,14 +311,17 @@ async fn list_storefronts(
 /// Issue an additional API key; with `revoke_others` this rotates the key.
 #[utoipa::path(
     post, path = "/admin/storefronts/{id}/keys", tag = "admin",
-    params(("id" = String, Path, description = "Storefront id")),
+    params(("id" = String, Path, description = "Storefront id", pattern = "^sf_[0-9A-HJKMNP-TV-Z]{26}$")),
     request_body(content = IssueKey, description = "Optional; `{}` or no body issues a key and keeps the others"),
     security(("admin_token" = [])),
     responses(
         (status = 201, body = IssuedKey),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, description = "No such storefront", body = ErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 422, description = "Invalid field (e.g. `revoke_others` not a boolean)", body = ErrorBody),
     )
 )]
 async fn issue_key(
@@ -344,7 +360,7 @@ async fn issue_key(
 /// Revoke every active API key of a storefront; requests with them answer 401 at once.
 #[utoipa::path(
     delete, path = "/admin/storefronts/{id}/keys", tag = "admin",
-    params(("id" = String, Path, description = "Storefront id")),
+    params(("id" = String, Path, description = "Storefront id", pattern = "^sf_[0-9A-HJKMNP-TV-Z]{26}$")),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = RevokedKeys),
