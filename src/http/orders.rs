@@ -50,7 +50,7 @@ pub struct CreateOrder {
     )]
     pub plan_id: String,
     /// 1–10 eSIMs of the plan (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "whole_number")]
     #[schema(minimum = 1, maximum = 10, default = 1)]
     pub quantity: u32,
     /// Your own reference (1–255 characters, no control characters), searchable with
@@ -69,22 +69,41 @@ pub struct CreateOrder {
     )]
     pub customer_email: Option<String>,
     /// Refuse (409 `price_changed`) if the total price is above this or in another currency.
-    #[schema(value_type = Option<PriceLimit>)]
-    pub max_price: Option<Money>,
+    pub max_price: Option<PriceLimit>,
 }
 
-/// `max_price`: a non-negative decimal string and an ISO 4217 code.
-#[derive(ToSchema)]
-#[allow(dead_code)] // Documents the accepted shape of `Money` in a request.
+/// `max_price`: a non-negative decimal string and an ISO 4217 code, nothing else.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PriceLimit {
-    #[schema(pattern = "^[0-9]{1,15}(\\.[0-9]{1,10})?$", example = "14.90")]
-    amount: String,
-    #[schema(pattern = "^[A-Z]{3}$", example = "USD")]
-    currency: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String, pattern = "^[0-9]{1,15}(\\.[0-9]{1,10})?$", example = "14.90")]
+    pub amount: rust_decimal::Decimal,
+    #[schema(value_type = String, pattern = "^[A-Z]{3}$", example = "USD")]
+    pub currency: crate::domain::money::Currency,
 }
 
 fn one() -> u32 {
     1
+}
+
+/// A JSON Schema `integer` is any number with a zero fraction, so `2.0` is 2; values beyond
+/// `u32` saturate (and fail the 1–10 check with its own message).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(u) = n.as_u64() {
+        return Ok(u32::try_from(u).unwrap_or(u32::MAX));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= 0.0 => Ok(if f > f64::from(u32::MAX) {
+            u32::MAX
+        } else {
+            f as u32
+        }),
+        _ => Err(serde::de::Error::custom(
+            "quantity: expected a whole number from 1 to 10",
+        )),
+    }
 }
 
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -161,7 +180,7 @@ fn validate(req: CreateOrder) -> ApiResult<NewOrder> {
         quantity: req.quantity,
         reference: req.reference,
         customer_email: req.customer_email,
-        max_price: req.max_price,
+        max_price: req.max_price.map(|m| Money::new(m.amount, m.currency)),
     })
 }
 
