@@ -350,3 +350,41 @@ fn docker_compose_ships_no_default_admin_token() {
         "ADMIN_TOKEN must be required, not defaulted: {line}"
     );
 }
+
+#[tokio::test]
+async fn numbers_are_whole_and_bounded() {
+    let (app, key) = storefront_app().await;
+    let post = |body: &'static str| {
+        app.post("/v1/orders")
+            .bearer_auth(&key)
+            .header("Idempotency-Key", "k-num")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // `2.0` is a JSON Schema integer: it gets as far as the plan lookup.
+    let code = assert_error_shape(
+        post(r#"{"plan_id":"jp-1gb-7d","quantity":2.0}"#)
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    assert_eq!(code, "plan_not_found");
+    for body in [
+        r#"{"plan_id":"jp-1gb-7d","quantity":2.5}"#,
+        r#"{"plan_id":"jp-1gb-7d","quantity":-1}"#,
+        r#"{"plan_id":"jp-1gb-7d","quantity":1e300}"#,
+        r#"{"plan_id":"jp-1gb-7d","quantity":73786976294838206464}"#,
+        r#"{"plan_id":"jp-1gb-7d","max_price":{"amount":"99999999999999999999999999999999","currency":"USD"}}"#,
+        r#"{"plan_id":"jp-1gb-7d","max_price":{"amount":"1.00","currency":"USD","extra":1}}"#,
+    ] {
+        assert_error_shape(post(body).await.unwrap(), 422).await;
+    }
+    let resp = app
+        .admin(Method::GET, "/admin/vendor-events?cursor=-5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assert_error_shape(resp, 400).await, "invalid_cursor");
+}
