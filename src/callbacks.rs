@@ -113,7 +113,9 @@ pub async fn apply(
                     }
                 }
                 // Unsigned, or a failure: ask the vendor (the provisioner does it now).
-                _ => store::orders::poke(&ctx.pool, &order.id).await?,
+                _ => {
+                    crate::hints::poke_order(ctx, &order.id).await?;
+                }
             }
             Ok(Applied::Applied)
         }

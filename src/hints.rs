@@ -26,6 +26,9 @@ use crate::{
 
 /// Shortest time between two hint-driven re-reads of one eSIM.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(30);
+/// Shortest time between two hint-driven re-checks of one unfinished order (the
+/// provisioner's own back-off goes on regardless).
+pub const ORDER_MIN_INTERVAL: Duration = Duration::from_secs(5);
 /// Hints admitted (waiting or running) at once, across all vendors.
 pub const QUEUE_CAPACITY: usize = 64;
 /// Hint re-reads talking to vendors at once.
@@ -100,6 +103,10 @@ impl HintGate {
     /// Admits a re-read of `key`; on `Queued` the caller owns the returned ticket and must
     /// run the work while holding it.
     fn admit(&self, key: &str) -> Result<Ticket<'_>, Admission> {
+        self.admit_every(key, self.min_interval)
+    }
+
+    fn admit_every(&self, key: &str, min_interval: Duration) -> Result<Ticket<'_>, Admission> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if let Some(e) = entries.get(key) {
@@ -107,7 +114,7 @@ impl HintGate {
                 return Err(Admission::Coalesced);
             }
             if e.last_started
-                .is_some_and(|t| now.duration_since(t) < self.min_interval)
+                .is_some_and(|t| now.duration_since(t) < min_interval)
             {
                 return Err(Admission::TooSoon);
             }
@@ -151,6 +158,21 @@ impl Drop for Ticket<'_> {
             e.in_flight = false;
         }
     }
+}
+
+/// An unsigned callback about an unfinished order: have the provisioner ask the vendor now,
+/// at most once per [`ORDER_MIN_INTERVAL`] per order.
+pub async fn poke_order(ctx: &Ctx, order_id: &str) -> sqlx::Result<Admission> {
+    let gate = HintGate::global();
+    let admission = match gate.admit_every(&format!("order:{order_id}"), ORDER_MIN_INTERVAL) {
+        Ok(_ticket) => {
+            crate::store::orders::poke(&ctx.pool, order_id).await?;
+            Admission::Queued
+        }
+        Err(a) => a,
+    };
+    metrics::counter!("callback_hints_total", "result" => admission.as_str()).increment(1);
+    Ok(admission)
 }
 
 /// An unsigned callback about this eSIM: re-read it from its vendor in the background, if

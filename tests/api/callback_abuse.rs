@@ -183,3 +183,61 @@ async fn hints_about_unknown_orders_expire() {
         .unwrap();
     assert_eq!(status, "failed");
 }
+
+#[tokio::test]
+async fn forged_order_hints_do_not_multiply_vendor_queries() {
+    let settings = SimSettings {
+        provisioning_delay: Duration::from_secs(6),
+        callbacks_enabled: false,
+        ..SimSettings::fast()
+    };
+    // The provisioner wakes every 100 ms but backs off per order (0.1, 0.2, 0.4, 0.8, 1.6 s):
+    // a hint that made it re-check at every wake-up would show.
+    let s = SandboxApp::start_with(
+        settings,
+        &[
+            ("PROVISION_RETRY_BASE", "100ms"),
+            ("CALLBACK_RATE_LIMIT", "100000"),
+        ],
+    )
+    .await;
+    for other in VendorId::ALL
+        .into_iter()
+        .filter(|v| *v != VendorId::EsimAccess)
+    {
+        s.core(other)
+            .faults
+            .inject_times("order", crate::orders::sold_out(other), None);
+    }
+    let plan = s.plan_carried_by(VendorId::EsimAccess).await;
+    let (_, order) = s.post_order("k-prov", &json!({"plan_id": plan})).await;
+    assert_eq!(order["status"], "provisioning", "{order}");
+    let id = order["id"].as_str().unwrap().to_string();
+    let reference = s.admin_order(&id).await["vendor_reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = esimaccess_calls(&s);
+    let flood_started = Instant::now();
+    let mut sent = 0;
+    while flood_started.elapsed() < Duration::from_secs(3) {
+        let resp = s
+            .app
+            .post("/webhooks/esimaccess")
+            .json(&json!({"notifyType": "ORDER_STATUS", "notifyId": format!("forged-order-{sent}"),
+                          "content": {"orderNo": reference, "transactionId": id, "orderStatus": "GOT_RESOURCE"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let calls = esimaccess_calls(&s) - before;
+    eprintln!("{sent} forged order hints in 3 s: {calls} eSIM Access calls");
+    // The provisioner's own back-off plus at most one hint-driven check per 5 s.
+    assert!(
+        calls <= 8,
+        "{calls} vendor calls for {sent} forged order hints"
+    );
+}
