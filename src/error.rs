@@ -199,7 +199,13 @@ impl IntoResponse for ApiError {
         if let Self::Internal(e) = &self {
             tracing::error!(error = format!("{e:#}"), "internal error");
         }
-        error_response(self.status(), self.code(), self.public_message())
+        let retry = matches!(self, Self::TooManyRequests { .. });
+        let mut resp = error_response(self.status(), self.code(), self.public_message());
+        if retry {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
     }
 }
 

@@ -58,9 +58,19 @@ impl CallbackLimiter {
     }
 }
 
-/// The id-like fields of a parsed callback are stored and looked up: bounded, printable.
+/// What a parsed callback carries is stored and looked up: the id-like fields bounded and
+/// printable, and no control character in any text at all (an LPA string or a status text
+/// with a NUL would make Postgres refuse the row).
 fn check_event_fields(events: &[VendorEvent]) -> Result<(), VendorError> {
     for ev in events {
+        let any_control = serde_json::to_vec(ev)
+            .map(|json| crate::http::extract::json_has_control_escape(&json))
+            .unwrap_or(true);
+        if any_control {
+            return Err(VendorError::InvalidCallback(
+                "a text field contains control characters".into(),
+            ));
+        }
         let fields = [
             ("event id", Some(ev.dedupe_key.as_str())),
             ("order id", ev.order_id.as_deref()),

@@ -388,3 +388,29 @@ async fn numbers_are_whole_and_bounded() {
         .unwrap();
     assert_eq!(assert_error_shape(resp, 400).await, "invalid_cursor");
 }
+
+#[tokio::test]
+async fn a_signed_callback_with_a_control_character_anywhere_is_refused() {
+    let s = SandboxApp::start().await;
+    let key = s
+        .sandbox
+        .credentials
+        .esimgo
+        .as_ref()
+        .unwrap()
+        .api_key
+        .expose()
+        .clone();
+    // An alert type the gateway does not act on is still stored with its name.
+    let body = br#"{"iccid":"8944538532008160222","alertType":"Surprise\u0000Alert"}"#;
+    let resp = s
+        .app
+        .post("/webhooks/esimgo")
+        .header("content-type", "application/json")
+        .header("X-Signature-SHA256", esimgo_signature(&key, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(assert_error_shape(resp, 400).await, "unparseable_callback");
+}
