@@ -16,7 +16,7 @@ use crate::{
         events::{self, Reading},
         lease::Lease,
         purchase,
-        usage::{self, esim_state},
+        usage::esim_state,
     },
     store::{
         self,
@@ -157,7 +157,9 @@ pub async fn apply(
                     }
                 }
                 // Unsigned, or a failure: ask the vendor (the provisioner does it now).
-                _ => store::orders::poke(&ctx.pool, &order.id).await?,
+                _ => {
+                    crate::hints::poke_order(ctx, &order.id).await?;
+                }
             }
             Ok(Applied::Applied)
         }
@@ -225,15 +227,10 @@ pub async fn apply(
     }
 }
 
-/// Re-reads an eSIM from its vendor in the background so the callback is answered fast.
-fn refresh_later(ctx: &Ctx, mut esim: store::esims::EsimRow) {
-    let ctx = ctx.clone();
-    esim.usage_updated_at = None;
-    tokio::spawn(async move {
-        if let Err(e) = usage::refreshed(&ctx, esim).await {
-            tracing::warn!(error = %e, "re-reading an eSIM after a vendor hint failed");
-        }
-    });
+/// Re-reads an eSIM from its vendor in the background so the callback is answered fast;
+/// `hints` bounds how often and how many.
+fn refresh_later(ctx: &Ctx, esim: store::esims::EsimRow) {
+    crate::hints::refresh_esim(ctx, esim);
 }
 
 /// What the webhook handler does with a verified, parsed callback: stores every event raw
@@ -386,6 +383,20 @@ pub async fn apply_leased(
 pub async fn apply_due(ctx: &Ctx, limit: i64) -> sqlx::Result<usize> {
     let rows = store::events::lease_due(&ctx.pool, limit, event_lease(ctx)).await?;
     for row in &rows {
+        if !row.trusted && crate::hints::waiting_expired(row.received_at) {
+            store::events::finish(
+                &ctx.pool,
+                row.id,
+                row.lease_version,
+                // Final, so it is not leased again: an unsigned hint about something that
+                // never appeared is evidence of nothing.
+                "ignored",
+                Some("expired: no such order or eSIM appeared"),
+                Duration::ZERO,
+            )
+            .await?;
+            continue;
+        }
         let Ok(vendor) = row.vendor.parse::<VendorId>() else {
             continue;
         };

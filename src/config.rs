@@ -37,7 +37,33 @@ pub struct Config {
     pub order_attention_after: Duration,
     /// `USAGE_THRESHOLDS`: percentages of a bundle that fire `esim.usage_threshold`.
     pub usage_thresholds: Vec<u8>,
+    pub server: ServerLimits,
+    /// `CALLBACK_RATE_LIMIT`: callbacks per second accepted per vendor route (burst of twice
+    /// that); beyond it a 429, before the body is read.
+    pub callback_rate_limit: u32,
     pub vendors: VendorCredentials,
+}
+
+/// Connection limits of the HTTP server (slow or idle clients cannot hold sockets forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// `HEADER_READ_TIMEOUT`: a request's headers must arrive within this, counted from its
+    /// first byte (or from the connection opening).
+    pub header_read_timeout: Duration,
+    /// `KEEP_ALIVE_TIMEOUT`: an idle keep-alive connection is closed after this.
+    pub keep_alive_timeout: Duration,
+    /// `MAX_CONNECTIONS`: connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,7 +272,6 @@ fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
-/// `90`, `90s`, `15m`, `2h`, `500ms`.
 /// `80,100`: distinct percentages from 1 to 100, or empty for none.
 fn parse_thresholds(s: &str) -> Result<Vec<u8>, String> {
     let mut v = Vec::new();
@@ -261,18 +286,16 @@ fn parse_thresholds(s: &str) -> Result<Vec<u8>, String> {
     Ok(v)
 }
 
+/// `90` (seconds), `90s`, `15m`, `2h`, `500ms`, `1m 30s`: humantime durations.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| "expected a duration such as 30s, 15m or 1h".to_string())?;
-    let d = match unit.trim() {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err("expected a duration such as 30s, 15m or 1h".into()),
+    let d = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        Duration::from_secs(
+            s.parse()
+                .map_err(|_| "expected a duration such as 30s, 15m or 1h".to_string())?,
+        )
+    } else {
+        humantime::parse_duration(s)
+            .map_err(|_| "expected a duration such as 30s, 15m or 1h".to_string())?
     };
     if d.is_zero() {
         return Err("duration must be positive".into());
@@ -363,6 +386,31 @@ impl Config {
         )?;
         let usage_thresholds = env.parse("USAGE_THRESHOLDS", vec![80, 100], parse_thresholds)?;
 
+        let defaults = ServerLimits::default();
+        let server = ServerLimits {
+            header_read_timeout: env.parse(
+                "HEADER_READ_TIMEOUT",
+                defaults.header_read_timeout,
+                parse_duration,
+            )?,
+            keep_alive_timeout: env.parse(
+                "KEEP_ALIVE_TIMEOUT",
+                defaults.keep_alive_timeout,
+                parse_duration,
+            )?,
+            max_connections: env.parse("MAX_CONNECTIONS", defaults.max_connections, |s| match s
+                .parse::<usize>(
+            ) {
+                Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+                _ => Err("expected a number of connections from 1 to 1000000".into()),
+            })?,
+        };
+        let callback_rate_limit =
+            env.parse("CALLBACK_RATE_LIMIT", 20, |s| match s.parse::<u32>() {
+                Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+                _ => Err("expected callbacks per second per vendor, 1 to 100000".into()),
+            })?;
+
         let vendors = Self::vendor_credentials(&env)?;
         let sandbox = env.parse("SANDBOX", !vendors.any_live(), parse_bool)?;
         let sandbox_catalog_size =
@@ -389,6 +437,8 @@ impl Config {
             order_lease,
             order_attention_after,
             usage_thresholds,
+            server,
+            callback_rate_limit,
             vendors,
         })
     }
@@ -561,6 +611,13 @@ mod tests {
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5 days").is_err());
+        assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("5 fortnights").is_err());
+        let e = cfg(&[("HEADER_READ_TIMEOUT", "soon")]).unwrap_err();
+        assert_eq!(e.var, "HEADER_READ_TIMEOUT");
+        let c = cfg(&[("KEEP_ALIVE_TIMEOUT", "2m"), ("MAX_CONNECTIONS", "100")]).unwrap();
+        assert_eq!(c.server.keep_alive_timeout, Duration::from_secs(120));
+        assert_eq!(c.server.max_connections, 100);
+        assert!(cfg(&[("MAX_CONNECTIONS", "0")]).is_err());
     }
 }

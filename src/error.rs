@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use axum::{
     Json,
-    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -32,6 +32,10 @@ pub enum ApiError {
     Unprocessable { code: &'static str, message: Text },
     #[error("{message}")]
     UnsupportedMediaType { message: Text },
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("{message}")]
+    TooManyRequests { message: Text },
     #[error("{message}")]
     Unauthorized { code: &'static str, message: Text },
     #[error("{message}")]
@@ -122,6 +126,8 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -145,6 +151,8 @@ impl ApiError {
             | Self::Unavailable { code, .. }
             | Self::BadGateway { code, .. } => code,
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::TooManyRequests { .. } => "rate_limited",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "internal_error",
         }
@@ -207,12 +215,15 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{e:#}"), "internal error");
         }
         let mut resp = error_response(self.status(), self.code(), self.public_message());
-        if let Self::Busy {
-            retry_after_secs, ..
-        } = &self
-        {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        let retry_after = match &self {
+            Self::Busy {
+                retry_after_secs, ..
+            } => Some(HeaderValue::from(*retry_after_secs)),
+            Self::TooManyRequests { .. } => Some(HeaderValue::from_static("1")),
+            _ => None,
+        };
+        if let Some(v) = retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
     }
@@ -226,7 +237,19 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType {
                 message: "expected a request body with Content-Type: application/json".into(),
             },
+            // A chunked body over the limit is only found out while reading it.
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
             other => Self::bad_request("invalid_body", other.body_text()),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge
+        } else {
+            Self::bad_request("invalid_body", r.body_text())
         }
     }
 }

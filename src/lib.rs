@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod hints;
 pub mod http;
 pub mod ordering;
 pub mod routing;
@@ -22,20 +23,30 @@ pub use state::AppState;
 /// The whole HTTP application for a given state.
 pub fn build_app(state: AppState) -> axum::Router {
     let (router, _openapi) = http::api_router().split_for_parts();
-    http::with_layers(router, state.config.request_timeout).with_state(state)
+    let callback_limiter = std::sync::Arc::new(http::webhooks::CallbackLimiter::new(
+        state.config.callback_rate_limit,
+    ));
+    http::with_layers(router, state.config.request_timeout)
+        .layer(axum::Extension(callback_limiter))
+        .with_state(state)
 }
 
-/// Serves `app` until `shutdown` resolves, then stops accepting connections and lets
-/// in-flight requests finish before returning.
+/// Serves `app` with the default connection limits until `shutdown` resolves, then stops
+/// accepting connections and lets in-flight requests finish before returning.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, app, config::ServerLimits::default(), shutdown).await
+}
+
+/// [`serve`] with the given header/keep-alive timeouts and connection cap.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: config::ServerLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    http::server::serve(listener, app, limits, shutdown).await
 }

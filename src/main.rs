@@ -215,7 +215,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let outbox =
         workers::outbox::OutboxWorker::new(state.pool.clone(), std::time::Duration::from_secs(10))
             .spawn();
-    esim_gateway::serve(listener, build_app(state), shutdown_signal())
+    let limits = state.config.server;
+    esim_gateway::serve_with(listener, build_app(state), limits, shutdown_signal())
         .await
         .context("server error")?;
     // Work in progress is safe to drop: leases expire and other replicas (or the next

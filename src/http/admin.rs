@@ -15,7 +15,11 @@ use crate::{
         pricing::Pricing,
         sync::{SyncError, SyncOutcome, sync_vendor},
     },
-    domain::{money::Money, plan::PlanKey},
+    domain::{
+        ids::{EventId, PlanId, StorefrontId},
+        money::Money,
+        plan::PlanKey,
+    },
     error::{ApiError, ApiResult, ErrorBody},
     http::{auth::Admin, extract::ApiPath, plans::plan_not_found},
     routing,
@@ -249,7 +253,7 @@ pub struct PlanOffers {
 /// The vendor offers behind a plan, cheapest first: the routing decision made visible.
 #[utoipa::path(
     get, path = "/admin/plans/{plan_id}/offers", tag = "admin",
-    params(("plan_id" = String, Path, example = "jp-10gb-7d")),
+    params(("plan_id" = String, Path, example = "jp-10gb-7d", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64)),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = PlanOffers),
@@ -263,7 +267,8 @@ async fn plan_offers(
     State(state): State<AppState>,
     ApiPath(plan_id): ApiPath<String>,
 ) -> ApiResult<Json<PlanOffers>> {
-    let plan = store::plans::get(&state.pool, &plan_id)
+    let plan_id = PlanId::parse(&plan_id).map_err(|_| plan_not_found())?;
+    let plan = store::plans::get(&state.pool, plan_id.as_str())
         .await?
         .ok_or_else(plan_not_found)?;
     let key = PlanKey {
@@ -501,7 +506,7 @@ async fn list_orders(
 /// order's lease.
 #[utoipa::path(
     post, path = "/admin/orders/{order_id}/reconcile", tag = "admin",
-    params(("order_id" = String, Path)),
+    params(("order_id" = String, Path, pattern = "^ord_[0-9A-HJKMNP-TV-Z]{26}$")),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = AdminOrder),
@@ -516,6 +521,7 @@ async fn reconcile_order(
     State(state): State<AppState>,
     ApiPath(order_id): ApiPath<String>,
 ) -> ApiResult<Json<AdminOrder>> {
+    let order_id = crate::http::orders::path_order_id(&order_id)?.into_string();
     let order = store::orders::get(&state.pool, &order_id)
         .await?
         .ok_or_else(crate::http::orders::order_not_found)?;
@@ -551,8 +557,9 @@ async fn admin_order_by_id(state: &AppState, order_id: &str) -> ApiResult<Json<A
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailOrder {
-    /// Why the operator gives up on the order (1–500 characters); becomes the failure
-    /// message the storefront sees.
+    /// Why the operator gives up on the order (1–500 characters, no control characters);
+    /// becomes the failure message the storefront sees.
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 
@@ -560,7 +567,7 @@ pub struct FailOrder {
 /// the storefront is not charged. Refused while a vendor order is known to exist.
 #[utoipa::path(
     post, path = "/admin/orders/{order_id}/fail", tag = "admin",
-    params(("order_id" = String, Path)),
+    params(("order_id" = String, Path, pattern = "^ord_[0-9A-HJKMNP-TV-Z]{26}$")),
     request_body = FailOrder,
     security(("admin_token" = [])),
     responses(
@@ -579,11 +586,13 @@ async fn fail_order(
     ApiPath(order_id): ApiPath<String>,
     crate::http::extract::ApiJson(req): crate::http::extract::ApiJson<FailOrder>,
 ) -> ApiResult<Json<AdminOrder>> {
+    let order_id = crate::http::orders::path_order_id(&order_id)?.into_string();
     let reason = req.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
+    if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control)
+    {
         return Err(ApiError::unprocessable(
             "invalid_body",
-            "reason: expected 1 to 500 characters",
+            "reason: expected 1 to 500 characters, no control characters",
         ));
     }
     let ctx = crate::ordering::Ctx::from_state(&state);
@@ -591,15 +600,64 @@ async fn fail_order(
     admin_order_by_id(&state, &order_id).await
 }
 
+pub const VENDOR_EVENT_STATUSES: &[&str] = &[
+    "received",
+    "applied",
+    "waiting",
+    "ignored",
+    "unparseable",
+    "failed",
+];
+pub const OUTBOX_STATUSES: &[&str] = &["pending", "delivered", "dead"];
+
+/// A filter that must be one of a closed set (an unknown value is a 400, not an empty page).
+fn one_of(name: &str, value: Option<&str>, allowed: &[&str]) -> ApiResult<()> {
+    match value {
+        Some(v) if !allowed.contains(&v) => Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("{name}: expected one of {}", allowed.join(", ")),
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VendorEventQuery {
+    #[param(value_type = Option<VendorId>)]
     pub vendor: Option<String>,
-    /// `received`, `applied`, `waiting`, `ignored`, `unparseable` or `failed`.
+    #[param(value_type = Option<VendorEventStatus>)]
     pub status: Option<String>,
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
+}
+
+/// What became of a stored vendor callback.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Documents the accepted values of a string filter.
+pub enum VendorEventStatus {
+    Received,
+    Applied,
+    Waiting,
+    Ignored,
+    Unparseable,
+    Failed,
+}
+
+/// Delivery state of a storefront event.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Documents the accepted values of a string filter.
+pub enum OutboxStatus {
+    Pending,
+    Delivered,
+    Dead,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -645,15 +703,22 @@ async fn list_vendor_events(
     let limit = crate::http::extract::page_limit(q.limit)?;
     let before = match q.cursor.as_deref() {
         None => None,
-        Some(c) => Some(
+        Some(c) if (1..=18).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()) => Some(
             c.parse::<i64>()
                 .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not valid"))?,
         ),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_cursor",
+                "cursor is not valid",
+            ));
+        }
     };
     if let Some(v) = &q.vendor {
         v.parse::<VendorId>()
             .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
     }
+    one_of("status", q.status.as_deref(), VENDOR_EVENT_STATUSES)?;
     let mut rows = store::events::list(
         &state.pool,
         q.vendor.as_deref(),
@@ -693,10 +758,15 @@ async fn list_vendor_events(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
+    #[param(pattern = "^sf_[0-9A-HJKMNP-TV-Z]{26}$")]
     pub storefront_id: Option<String>,
-    /// `pending`, `delivered` or `dead`.
+    #[param(value_type = Option<OutboxStatus>)]
     pub status: Option<String>,
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^evt_[0-9A-HJKMNP-TV-Z]{26}$")]
     pub cursor: Option<String>,
 }
 
@@ -749,6 +819,16 @@ async fn list_events(
     crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<EventQuery>,
 ) -> ApiResult<Json<StorefrontEventList>> {
     let limit = crate::http::extract::page_limit(q.limit)?;
+    one_of("status", q.status.as_deref(), OUTBOX_STATUSES)?;
+    if let Some(id) = &q.storefront_id {
+        StorefrontId::parse(id).map_err(|_| {
+            ApiError::bad_request("invalid_parameter", "storefront_id: not a storefront id")
+        })?;
+    }
+    if let Some(c) = &q.cursor {
+        EventId::parse(c)
+            .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not valid"))?;
+    }
     let mut rows = store::outbox::list(
         &state.pool,
         q.storefront_id.as_deref(),
@@ -799,7 +879,7 @@ pub struct Replayed {
 /// Send an event again now (e.g. after a storefront fixed its endpoint).
 #[utoipa::path(
     post, path = "/admin/events/{event_id}/replay", tag = "admin",
-    params(("event_id" = String, Path)),
+    params(("event_id" = String, Path, pattern = "^evt_[0-9A-HJKMNP-TV-Z]{26}$")),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = Replayed),
@@ -813,6 +893,10 @@ async fn replay_event(
     State(state): State<AppState>,
     ApiPath(event_id): ApiPath<String>,
 ) -> ApiResult<Json<Replayed>> {
+    let event_not_found = || ApiError::not_found("event_not_found", "no such event");
+    let event_id = EventId::parse(&event_id)
+        .map_err(|_| event_not_found())?
+        .into_string();
     if !store::outbox::replay(&state.pool, &event_id).await? {
         return Err(ApiError::not_found("event_not_found", "no such event"));
     }

@@ -13,12 +13,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    domain::qr,
+    domain::{ids::Iccid, qr},
     error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::Storefront,
         extract::{ApiJson, ApiPath},
-        orders::{answer_response, idempotency_key},
+        orders::{answer_response, body_plan_id, idempotency_key},
         plans::{Plan, PlanData},
     },
     ordering::{
@@ -87,7 +87,9 @@ fn usage_view(e: &EsimRow) -> UsageView {
 }
 
 async fn own_esim(state: &AppState, storefront_id: &str, iccid: &str) -> ApiResult<EsimRow> {
-    store::esims::get_for(&state.pool, storefront_id, iccid)
+    // Not an ICCID's shape: it cannot be one of ours.
+    let iccid = Iccid::parse(iccid).map_err(|_| esim_not_found())?;
+    store::esims::get_for(&state.pool, storefront_id, iccid.as_str())
         .await?
         .ok_or_else(esim_not_found)
 }
@@ -95,7 +97,7 @@ async fn own_esim(state: &AppState, storefront_id: &str, iccid: &str) -> ApiResu
 /// One eSIM: status, activation details and current usage.
 #[utoipa::path(
     get, path = "/v1/esims/{iccid}", tag = "storefront",
-    params(("iccid" = String, Path)),
+    params(("iccid" = String, Path, pattern = "^[0-9]{18,22}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, body = EsimDetail),
@@ -126,7 +128,7 @@ async fn get_esim(
 /// Data usage, refreshed from the vendor when older than `USAGE_MAX_AGE`.
 #[utoipa::path(
     get, path = "/v1/esims/{iccid}/usage", tag = "storefront",
-    params(("iccid" = String, Path)),
+    params(("iccid" = String, Path, pattern = "^[0-9]{18,22}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, body = UsageView),
@@ -156,7 +158,7 @@ fn lpa_of(e: &EsimRow) -> ApiResult<&str> {
 /// The activation QR code as a PNG, rendered locally from the LPA string.
 #[utoipa::path(
     get, path = "/v1/esims/{iccid}/qr.png", tag = "storefront",
-    params(("iccid" = String, Path)),
+    params(("iccid" = String, Path, pattern = "^[0-9]{18,22}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, content_type = "image/png", body = Vec<u8>),
@@ -184,7 +186,7 @@ async fn qr_png(
 /// The activation QR code as SVG.
 #[utoipa::path(
     get, path = "/v1/esims/{iccid}/qr.svg", tag = "storefront",
-    params(("iccid" = String, Path)),
+    params(("iccid" = String, Path, pattern = "^[0-9]{18,22}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, content_type = "image/svg+xml", body = String),
@@ -218,7 +220,7 @@ pub struct TopupPlanList {
 /// Plans that can be added to this eSIM: only from the vendor that issued it.
 #[utoipa::path(
     get, path = "/v1/esims/{iccid}/topup-plans", tag = "storefront",
-    params(("iccid" = String, Path)),
+    params(("iccid" = String, Path, pattern = "^[0-9]{18,22}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, body = TopupPlanList),
@@ -260,7 +262,13 @@ async fn topup_plans(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopup {
-    #[schema(example = "jp-3gb-15d")]
+    /// One of the eSIM's `topup-plans`.
+    #[schema(
+        example = "jp-3gb-15d",
+        pattern = "^[a-z0-9]+(-[a-z0-9]+)*$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub plan_id: String,
 }
 
@@ -268,7 +276,10 @@ pub struct CreateTopup {
 /// order.
 #[utoipa::path(
     post, path = "/v1/esims/{iccid}/topups", tag = "storefront",
-    params(("iccid" = String, Path), ("Idempotency-Key" = String, Header)),
+    params(
+        ("iccid" = String, Path, pattern = "^[0-9]{18,22}$"),
+        ("Idempotency-Key" = String, Header, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters, unique per top-up"),
+    ),
     request_body = CreateTopup,
     security(("storefront_key" = [])),
     responses(
@@ -276,7 +287,9 @@ pub struct CreateTopup {
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, description = "No such eSIM, or the plan cannot be added to it", body = ErrorBody),
-        (status = 409, body = ErrorBody),
+        (status = 409, description = "`esim_cancelled`, `idempotency_key_reused` or `idempotency_key_in_use`", body = ErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, body = ErrorBody),
     )
 )]
@@ -288,7 +301,9 @@ async fn create_topup(
     ApiJson(req): ApiJson<CreateTopup>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
+    let iccid = Iccid::parse(&iccid).map_err(|_| esim_not_found())?;
+    let plan_id = body_plan_id(&req.plan_id)?;
     let ctx = Ctx::from_state(&state);
-    let answer = topup::place_topup(&ctx, &sf.id, &key, &iccid, req.plan_id.trim()).await?;
+    let answer = topup::place_topup(&ctx, &sf.id, &key, iccid.as_str(), &plan_id).await?;
     Ok(answer_response(answer))
 }

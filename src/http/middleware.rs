@@ -7,13 +7,59 @@ use axum::{
     extract::{MatchedPath, Request},
     http::{HeaderValue, StatusCode, header},
     middleware::Next,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use http_body_util::BodyExt;
 
 use crate::error::{REQUEST_ID, error_response};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Longest client-chosen `X-Request-Id` kept; longer or unprintable ones are replaced.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Headers that mean one thing: two of them are ambiguous (which `Authorization` wins?), so
+/// the request is refused rather than guessed at.
+const SINGLETON_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "content-length",
+    "host",
+    "idempotency-key",
+];
+
+/// Runs before the request id is assigned: a client's `X-Request-Id` is kept only when it is
+/// one visible-ASCII value of at most 128 characters; otherwise a fresh id replaces it, so
+/// logs and echoed headers never carry what the client smuggled in.
+pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let mut values = headers.get_all(REQUEST_ID_HEADER).iter();
+    let keep = match (values.next(), values.next()) {
+        (Some(v), None) => is_valid_request_id(v.as_bytes()),
+        (None, _) => true,
+        _ => false,
+    };
+    if !keep {
+        req.headers_mut().remove(REQUEST_ID_HEADER);
+        req.extensions_mut().insert(ReplacedRequestId);
+    }
+    next.run(req).await
+}
+
+/// Marks a request whose client-sent `X-Request-Id` was dropped (several or invalid).
+#[derive(Debug, Clone, Copy)]
+pub struct ReplacedRequestId;
+
+pub fn is_valid_request_id(v: &[u8]) -> bool {
+    !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && v.iter().all(u8::is_ascii_graphic)
+}
+
+fn duplicated_singleton(req: &Request) -> Option<&'static str> {
+    SINGLETON_HEADERS
+        .iter()
+        .copied()
+        .find(|name| req.headers().get_all(*name).iter().nth(1).is_some())
+}
 
 /// Runs every request inside its request id's scope, turns any non-JSON error response
 /// (axum's plain-text rejections, 404/405 fallbacks, timeouts, body limits, caught panics)
@@ -31,17 +77,24 @@ pub async fn request_context(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
 
     let response = REQUEST_ID
         .scope(request_id.clone(), async move {
+            if let Some(name) = duplicated_singleton(&req) {
+                return crate::error::ApiError::bad_request(
+                    "duplicate_header",
+                    format!("the {name} header may be sent only once"),
+                )
+                .into_response();
+            }
             let response = next.run(req).await;
             shape_error(response).await
         })
         .await;
 
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
@@ -106,6 +159,24 @@ fn classify(status: StatusCode) -> (&'static str, &'static str) {
             "internal error; quote the request_id when reporting it",
         ),
         _ => ("error", "the request failed"),
+    }
+}
+
+/// Metric label for a method: the standard ones by name, anything else `other`, so a client
+/// cannot create label values (and series) at will.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
     }
 }
 

@@ -10,6 +10,7 @@ pub mod health;
 pub mod middleware;
 pub mod orders;
 pub mod plans;
+pub mod server;
 pub mod storefronts;
 pub mod webhooks;
 
@@ -124,6 +125,7 @@ pub fn with_layers(router: Router<AppState>, request_timeout: Duration) -> Route
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))
+        .layer(axum::middleware::from_fn(middleware::sanitize_request_id))
 }
 
 async fn method_not_allowed() -> crate::error::ApiError {

@@ -14,7 +14,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    domain::money::Money,
+    domain::{
+        ids::{IdempotencyKey, OrderId, PlanId, TextError, check_text},
+        money::Money,
+    },
     error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::Storefront,
@@ -38,39 +41,96 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
-    #[schema(example = "jp-10gb-7d")]
+    /// A plan id from `GET /v1/plans`; text that is not a plan id's shape is a 404.
+    #[schema(
+        example = "jp-10gb-7d",
+        pattern = "^[a-z0-9]+(-[a-z0-9]+)*$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub plan_id: String,
     /// 1–10 eSIMs of the plan (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 10, default = 1)]
     pub quantity: u32,
-    /// Your own reference (≤ 255 characters), searchable with `GET /v1/orders?reference=`.
+    /// Your own reference (1–255 characters, no control characters), searchable with
+    /// `GET /v1/orders?reference=`.
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$",
+        min_length = 1,
+        max_length = 255
+    )]
     pub reference: Option<String>,
+    /// One address on one line (`local@domain.tld`), at most 254 characters.
+    #[schema(
+        pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[^@\\s\\x00-\\x1f\\x7f-\\x9f.][^@\\s\\x00-\\x1f\\x7f-\\x9f]*\\.[^@\\s\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 254,
+        example = "traveller@example.com"
+    )]
     pub customer_email: Option<String>,
-    /// Refuse (409 `price_changed`) if the total price is above this.
-    pub max_price: Option<Money>,
+    /// Refuse (409 `price_changed`) if the total price is above this or in another currency.
+    pub max_price: Option<PriceLimit>,
+}
+
+/// `max_price`: a non-negative decimal string and an ISO 4217 code, nothing else.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriceLimit {
+    #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String, pattern = "^[0-9]{1,15}(\\.[0-9]{1,10})?$", example = "14.90")]
+    pub amount: rust_decimal::Decimal,
+    #[schema(value_type = String, pattern = "^[A-Z]{3}$", example = "USD")]
+    pub currency: crate::domain::money::Currency,
 }
 
 fn one() -> u32 {
     1
 }
 
+/// A JSON Schema `integer` is any number with a zero fraction, so `2.0` is 2; values beyond
+/// `u32` saturate (and fail the 1–10 check with its own message).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(u) = n.as_u64() {
+        return Ok(u32::try_from(u).unwrap_or(u32::MAX));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= 0.0 => Ok(if f > f64::from(u32::MAX) {
+            u32::MAX
+        } else {
+            f as u32
+        }),
+        _ => Err(serde::de::Error::custom(
+            "quantity: expected a whole number from 1 to 10",
+        )),
+    }
+}
+
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
-    let raw = headers.get(IDEMPOTENCY_HEADER).ok_or_else(|| {
+    let mut values = headers.get_all(IDEMPOTENCY_HEADER).iter();
+    let raw = values.next().ok_or_else(|| {
         ApiError::bad_request(
             "idempotency_key_required",
             "the Idempotency-Key header is required (1–255 characters)",
         )
     })?;
-    let key = raw.to_str().map(str::trim).unwrap_or("");
-    if key.is_empty() || key.len() > 255 {
+    let key = raw.to_str().ok().map(str::trim).unwrap_or("");
+    if values.next().is_some() {
         return Err(ApiError::bad_request(
             "invalid_idempotency_key",
-            "Idempotency-Key must be 1–255 visible ASCII characters",
+            "send one Idempotency-Key header",
         ));
     }
-    Ok(key.to_string())
+    IdempotencyKey::parse(key)
+        .map(IdempotencyKey::into_string)
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1–255 visible ASCII characters",
+            )
+        })
 }
 
 fn validate(req: CreateOrder) -> ApiResult<NewOrder> {
@@ -80,29 +140,25 @@ fn validate(req: CreateOrder) -> ApiResult<NewOrder> {
             "quantity must be 1–10",
         ));
     }
-    let plan_id = req.plan_id.trim().to_string();
-    if plan_id.is_empty() || plan_id.len() > 200 {
-        return Err(ApiError::unprocessable(
-            "invalid_plan_id",
-            "plan_id is required",
-        ));
+    let plan_id = body_plan_id(&req.plan_id)?;
+    if let Some(m) = &req.max_price {
+        // Same bound as the documented pattern: 15 integer digits, 10 decimals.
+        if m.amount.scale() > 10
+            || m.amount.abs() >= rust_decimal::Decimal::from(1_000_000_000_000_000i64)
+        {
+            return Err(ApiError::unprocessable(
+                "invalid_max_price",
+                "max_price: at most 15 digits before and 10 after the point",
+            ));
+        }
     }
-    if req
-        .reference
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > 255)
-    {
-        return Err(ApiError::unprocessable(
-            "invalid_reference",
-            "reference is at most 255 characters",
-        ));
+    if let Some(reference) = &req.reference {
+        check_text(reference, 255).map_err(|e| {
+            ApiError::unprocessable("invalid_reference", format!("reference {e} (1–255)"))
+        })?;
     }
     if let Some(email) = &req.customer_email {
-        let ok = email.len() <= 254
-            && email
-                .split_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'));
-        if !ok {
+        if !is_email(email) {
             return Err(ApiError::unprocessable(
                 "invalid_customer_email",
                 "customer_email is not an email address",
@@ -124,8 +180,35 @@ fn validate(req: CreateOrder) -> ApiResult<NewOrder> {
         quantity: req.quantity,
         reference: req.reference,
         customer_email: req.customer_email,
-        max_price: req.max_price,
+        max_price: req.max_price.map(|m| Money::new(m.amount, m.currency)),
     })
+}
+
+/// `local@domain.tld`, one line (it may end up in a mail header), at most 254 characters.
+fn is_email(email: &str) -> bool {
+    email.chars().count() <= 254
+        && !email.chars().any(|c| c.is_control() || c.is_whitespace())
+        && email.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.contains('@')
+        })
+}
+
+/// A `plan_id` in a request body: empty or control characters are invalid (422); any other
+/// text that is not a plan id's shape cannot be on sale (404).
+pub fn body_plan_id(raw: &str) -> ApiResult<String> {
+    match PlanId::parse(raw) {
+        Ok(id) => Ok(id.into_string()),
+        Err(TextError::Empty | TextError::Control) => Err(ApiError::unprocessable(
+            "invalid_plan_id",
+            "plan_id is required and must not contain control characters",
+        )),
+        Err(_) => Err(crate::http::plans::plan_not_found()),
+    }
+}
+
+/// An order id from a path: anything not shaped like ours cannot exist.
+pub fn path_order_id(raw: &str) -> ApiResult<OrderId> {
+    OrderId::parse(raw).map_err(|_| order_not_found())
 }
 
 pub fn answer_response((status, body): place::Answer) -> Response {
@@ -140,14 +223,16 @@ pub fn answer_response((status, body): place::Answer) -> Response {
 #[utoipa::path(
     post, path = "/v1/orders", tag = "storefront",
     request_body = CreateOrder,
-    params(("Idempotency-Key" = String, Header, description = "1–255 characters, unique per purchase")),
+    params(("Idempotency-Key" = String, Header, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters, unique per purchase")),
     security(("storefront_key" = [])),
     responses(
         (status = 201, description = "Accepted: `completed`, `provisioning` (eSIMs follow) or `failed`", body = OrderView),
-        (status = 400, description = "Missing Idempotency-Key or malformed JSON", body = ErrorBody),
+        (status = 400, description = "Missing or invalid Idempotency-Key, or malformed JSON", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, description = "No such plan on sale", body = ErrorBody),
         (status = 409, description = "`idempotency_key_reused`, `idempotency_key_in_use` or `price_changed`", body = ErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
     )
 )]
@@ -172,7 +257,7 @@ pub fn order_not_found() -> ApiError {
 /// One order with its eSIMs.
 #[utoipa::path(
     get, path = "/v1/orders/{order_id}", tag = "storefront",
-    params(("order_id" = String, Path)),
+    params(("order_id" = String, Path, pattern = "^ord_[0-9A-HJKMNP-TV-Z]{26}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, body = OrderView),
@@ -185,7 +270,8 @@ async fn get_order(
     State(state): State<AppState>,
     ApiPath(order_id): ApiPath<String>,
 ) -> ApiResult<Json<OrderView>> {
-    let order = store::orders::get_for(&state.pool, &sf.id, &order_id)
+    let order_id = path_order_id(&order_id)?;
+    let order = store::orders::get_for(&state.pool, &sf.id, order_id.as_str())
         .await?
         .ok_or_else(order_not_found)?;
     let esims = store::esims::for_order(&state.pool, &order.id).await?;
@@ -196,12 +282,29 @@ async fn get_order(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OrderListQuery {
-    /// `pending`, `provisioning`, `completed`, `failed` or `cancelled`.
+    #[param(value_type = Option<OrderStatus>)]
     pub status: Option<String>,
+    /// Exact match on the order's `reference`.
+    #[param(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$", max_length = 255)]
     pub reference: Option<String>,
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page (opaque).
+    #[param(pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 200)]
     pub cursor: Option<String>,
+}
+
+/// An order's status.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Documents the accepted values of a string filter.
+pub enum OrderStatus {
+    Pending,
+    Provisioning,
+    Completed,
+    Failed,
+    Cancelled,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -224,6 +327,15 @@ pub fn parse_order_filter(q: OrderListQuery) -> ApiResult<OrderFilter> {
         }
     };
     let limit = crate::http::extract::page_limit(q.limit)?;
+    if q.reference
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 255)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "reference: at most 255 characters",
+        ));
+    }
     let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
     Ok(OrderFilter {
         storefront_id: None,
@@ -285,7 +397,7 @@ async fn list_orders(
 /// Cancel an unused order where its vendor allows it (refund to our balance).
 #[utoipa::path(
     post, path = "/v1/orders/{order_id}/cancel", tag = "storefront",
-    params(("order_id" = String, Path)),
+    params(("order_id" = String, Path, pattern = "^ord_[0-9A-HJKMNP-TV-Z]{26}$")),
     security(("storefront_key" = [])),
     responses(
         (status = 200, description = "Cancelled", body = OrderView),
@@ -300,7 +412,8 @@ async fn cancel_order(
     State(state): State<AppState>,
     ApiPath(order_id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
-    let order = store::orders::get_for(&state.pool, &sf.id, &order_id)
+    let order_id = path_order_id(&order_id)?;
+    let order = store::orders::get_for(&state.pool, &sf.id, order_id.as_str())
         .await?
         .ok_or_else(order_not_found)?;
     let ctx = Ctx::from_state(&state);

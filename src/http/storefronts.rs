@@ -8,7 +8,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    domain::{api_key, ids::new_id},
+    domain::{
+        api_key,
+        ids::{StorefrontId, check_text, has_control, new_id},
+    },
     error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::{Admin, Storefront},
@@ -57,11 +60,22 @@ pub struct CurrentStorefront {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStorefront {
-    /// Display name, 1–200 characters.
-    #[schema(example = "Wanderlust Travel Shop")]
+    /// Display name, 1–200 characters, not blank, no control characters.
+    #[schema(
+        example = "Wanderlust Travel Shop",
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: String,
-    /// Where signed storefront events are POSTed (http or https).
-    #[schema(example = "https://shop.example.com/esim-events")]
+    /// Where signed storefront events are POSTed: an https URL to a public host, without
+    /// credentials (in sandbox mode http to loopback is also allowed; in live mode no
+    /// loopback, private, link-local or metadata address).
+    #[schema(
+        example = "https://shop.example.com/esim-events",
+        max_length = 2048,
+        pattern = "^https://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+    )]
     pub webhook_url: Option<String>,
 }
 
@@ -118,14 +132,94 @@ pub struct RevokedKeys {
     pub revoked: u64,
 }
 
-fn validate_webhook_url(url: Option<String>) -> ApiResult<Option<String>> {
+/// Longest `webhook_url` accepted.
+pub const MAX_WEBHOOK_URL: usize = 2048;
+
+/// Where storefront events may be sent: https to a public host. In sandbox mode http is also
+/// allowed to loopback (a shop developer's machine); in live mode no loopback, private,
+/// link-local or cloud-metadata address may be named, so the gateway cannot be made to post
+/// into its own network.
+pub fn validate_webhook_url(url: Option<String>, sandbox: bool) -> ApiResult<Option<String>> {
     let Some(raw) = url else { return Ok(None) };
-    match url::Url::parse(&raw) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(Some(raw)),
-        _ => Err(ApiError::unprocessable(
-            "invalid_webhook_url",
-            "webhook_url must be an absolute http(s) URL",
-        )),
+    let invalid =
+        |why: &str| ApiError::unprocessable("invalid_webhook_url", format!("webhook_url {why}"));
+    if raw.len() > MAX_WEBHOOK_URL || has_control(&raw) {
+        return Err(invalid(
+            "must be at most 2048 characters, without control characters",
+        ));
+    }
+    let u = url::Url::parse(&raw).map_err(|_| invalid("must be an absolute https URL"))?;
+    let Some(host) = u.host() else {
+        return Err(invalid("must be an absolute https URL"));
+    };
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(invalid("must not carry credentials"));
+    }
+    let loopback = is_loopback_host(&host);
+    match u.scheme() {
+        "https" => {}
+        "http" if sandbox && loopback => {}
+        "http" if sandbox => {
+            return Err(invalid(
+                "must be https (http only to loopback in sandbox mode)",
+            ));
+        }
+        _ => return Err(invalid("must be an absolute https URL")),
+    }
+    if !sandbox && (loopback || is_internal_host(&host)) {
+        return Err(invalid(
+            "must not point at a loopback, private, link-local or metadata address",
+        ));
+    }
+    Ok(Some(raw))
+}
+
+fn is_loopback_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Addresses inside the operator's network or the cloud's metadata service.
+fn is_internal_host(host: &url::Host<&str>) -> bool {
+    use std::net::Ipv4Addr;
+    let v4_internal = |ip: Ipv4Addr| {
+        ip.is_private()
+            || ip.is_loopback()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_multicast()
+            // 100.64.0.0/10: carrier-grade NAT, also used for internal cloud services.
+            || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
+            || ip.octets()[0] == 0
+    };
+    match host {
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "metadata"
+                || d == "metadata.google.internal"
+                || d.ends_with(".internal")
+                || d.ends_with(".local")
+        }
+        url::Host::Ipv4(ip) => v4_internal(*ip),
+        url::Host::Ipv6(ip) => {
+            let seg = ip.segments();
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00 // unique local
+                || (seg[0] & 0xffc0) == 0xfe80 // link-local
+                || ip.to_ipv4_mapped().is_some_and(v4_internal)
+            // AWS's IPv6 metadata endpoint fd00:ec2::254 is covered by unique local.
+        }
     }
 }
 
@@ -139,6 +233,8 @@ fn validate_webhook_url(url: Option<String>) -> ApiResult<Option<String>> {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 403, description = "Admin API disabled (no ADMIN_TOKEN)", body = ErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
     )
 )]
@@ -148,13 +244,13 @@ async fn create_storefront(
     ApiJson(req): ApiJson<CreateStorefront>,
 ) -> ApiResult<(StatusCode, Json<CreatedStorefront>)> {
     let name = req.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 200 {
+    if check_text(&name, 200).is_err() || req.name.chars().count() > 200 {
         return Err(ApiError::unprocessable(
             "invalid_name",
-            "name must be 1–200 characters",
+            "name must be 1–200 characters, without control characters",
         ));
     }
-    let webhook_url = validate_webhook_url(req.webhook_url)?;
+    let webhook_url = validate_webhook_url(req.webhook_url, state.config.sandbox)?;
     let id = new_id("sf");
     let key_id = new_id("key");
     let key = api_key::generate();
@@ -215,14 +311,17 @@ async fn list_storefronts(
 /// Issue an additional API key; with `revoke_others` this rotates the key.
 #[utoipa::path(
     post, path = "/admin/storefronts/{id}/keys", tag = "admin",
-    params(("id" = String, Path, description = "Storefront id")),
+    params(("id" = String, Path, description = "Storefront id", pattern = "^sf_[0-9A-HJKMNP-TV-Z]{26}$")),
     request_body(content = IssueKey, description = "Optional; `{}` or no body issues a key and keeps the others"),
     security(("admin_token" = [])),
     responses(
         (status = 201, body = IssuedKey),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, description = "No such storefront", body = ErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 422, description = "Invalid field (e.g. `revoke_others` not a boolean)", body = ErrorBody),
     )
 )]
 async fn issue_key(
@@ -232,6 +331,7 @@ async fn issue_key(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<IssuedKey>)> {
     let req: IssueKey = optional_json(&body)?.unwrap_or_default();
+    let id = path_storefront_id(&id)?.into_string();
     if !store::storefronts::exists(&state.pool, &id).await? {
         return Err(storefront_not_found());
     }
@@ -263,7 +363,7 @@ async fn issue_key(
 /// Revoke every active API key of a storefront; requests with them answer 401 at once.
 #[utoipa::path(
     delete, path = "/admin/storefronts/{id}/keys", tag = "admin",
-    params(("id" = String, Path, description = "Storefront id")),
+    params(("id" = String, Path, description = "Storefront id", pattern = "^sf_[0-9A-HJKMNP-TV-Z]{26}$")),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = RevokedKeys),
@@ -277,6 +377,7 @@ async fn revoke_keys(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<RevokedKeys>> {
+    let id = path_storefront_id(&id)?.into_string();
     if !store::storefronts::exists(&state.pool, &id).await? {
         return Err(storefront_not_found());
     }
@@ -289,6 +390,10 @@ async fn revoke_keys(
         storefront_id: id,
         revoked,
     }))
+}
+
+fn path_storefront_id(raw: &str) -> ApiResult<StorefrontId> {
+    StorefrontId::parse(raw).map_err(|_| storefront_not_found())
 }
 
 fn storefront_not_found() -> ApiError {

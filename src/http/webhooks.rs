@@ -1,7 +1,7 @@
 //! `/webhooks/{vendor}`: one route per vendor. Each checks the sender allowlist, then the
 //! vendor's own authentication over the raw bytes, before anything is parsed or stored.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Json,
@@ -16,14 +16,92 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState, callbacks,
+    domain::ids::check_text,
     error::{ApiError, ApiResult, ErrorBody},
     ordering::Ctx,
     store::{self, events::NewEvent},
-    vendors::{CallbackTrust, VendorError, VendorId},
+    vendors::{CallbackTrust, VendorError, VendorEvent, VendorId},
 };
 
 /// Vendor callbacks are small; anything bigger is not a callback.
 pub const MAX_CALLBACK_BYTES: usize = 256 * 1024;
+
+/// Of a body that does not parse, only this much is kept for admins.
+pub const UNPARSEABLE_SAMPLE_BYTES: usize = 4 * 1024;
+
+/// Unparseable callbacks kept per vendor; beyond it they are counted, not stored, so
+/// anonymous junk cannot grow the database (at most this × the sample size per vendor).
+pub const MAX_UNPARSEABLE_PER_VENDOR: i64 = 500;
+
+/// Longest id-like field (event id, order number, ICCID) taken from a callback.
+pub const MAX_CALLBACK_FIELD_CHARS: usize = 256;
+
+/// Per-vendor budget for the unauthenticated callback routes, checked before the body is
+/// read: a flood is answered 429 and costs neither the database nor the vendor's API.
+pub struct CallbackLimiter {
+    limiter: governor::DefaultKeyedRateLimiter<VendorId>,
+}
+
+impl CallbackLimiter {
+    pub fn new(per_second: u32) -> Self {
+        let rate = std::num::NonZeroU32::new(per_second.max(1)).expect("at least 1");
+        let burst = rate.saturating_mul(std::num::NonZeroU32::new(2).expect("2"));
+        CallbackLimiter {
+            limiter: governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ),
+        }
+    }
+
+    fn allow(&self, vendor: VendorId) -> bool {
+        self.limiter.check_key(&vendor).is_ok()
+    }
+}
+
+/// What a parsed callback carries is stored and looked up: the id-like fields bounded and
+/// printable, and no control character in any text at all (an LPA string or a status text
+/// with a NUL would make Postgres refuse the row).
+fn check_event_fields(events: &[VendorEvent]) -> Result<(), VendorError> {
+    for ev in events {
+        let any_control = serde_json::to_vec(ev)
+            .map(|json| crate::http::extract::json_has_control_escape(&json))
+            .unwrap_or(true);
+        if any_control {
+            return Err(VendorError::InvalidCallback(
+                "a text field contains control characters".into(),
+            ));
+        }
+        let fields = [
+            ("event id", Some(ev.dedupe_key.as_str())),
+            ("order id", ev.order_id.as_deref()),
+            ("vendor reference", ev.vendor_reference.as_deref()),
+            ("iccid", ev.iccid.as_deref()),
+        ];
+        for (name, value) in fields {
+            if let Some(v) = value {
+                check_text(v, MAX_CALLBACK_FIELD_CHARS).map_err(|e| {
+                    VendorError::InvalidCallback(format!(
+                        "{name} {e} (1–{MAX_CALLBACK_FIELD_CHARS})"
+                    ))
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Text from outside that goes into an `error` column or a response: printable and short.
+fn printable(s: &str, max_chars: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars)
+        .collect();
+    if s.chars().count() > max_chars {
+        out.push('…');
+    }
+    out
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -82,11 +160,24 @@ async fn handle(state: AppState, vendor: VendorId, request: Request) -> ApiResul
             "this vendor is not enabled",
         ));
     };
+    let limiter = request.extensions().get::<Arc<CallbackLimiter>>().cloned();
+    if limiter.is_some_and(|l| !l.allow(vendor)) {
+        metrics::counter!("webhook_events_total", "vendor" => vendor.as_str(), "result" => "rate_limited").increment(1);
+        return Err(ApiError::TooManyRequests {
+            message: "too many callbacks for this vendor; retry later".into(),
+        });
+    }
     let (parts, body) = request.into_parts();
     let body: Bytes = axum::body::to_bytes(body, MAX_CALLBACK_BYTES)
         .await
-        .map_err(|_| {
-            ApiError::bad_request("body_too_large", "callback body too large or unreadable")
+        .map_err(|e| {
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::bad_request("unreadable_body", "callback body could not be read")
+            }
         })?;
     let trust = match adapter.verify_callback(&parts.headers, &body) {
         Ok(t) => t,
@@ -97,36 +188,23 @@ async fn handle(state: AppState, vendor: VendorId, request: Request) -> ApiResul
         }
     };
     let ctx = Ctx::from_state(&state);
-    let events = match adapter.parse_callback(&parts.headers, &body) {
+    let parsed = adapter
+        .parse_callback(&parts.headers, &body)
+        .and_then(|events| check_event_fields(&events).map(|()| events));
+    let events = match parsed {
         Ok(events) => events,
         Err(e) => {
-            // Stored for admins; answered 400 so a vendor that retries on 5xx does not
-            // hammer us with a body that will never parse.
-            let key = format!("unparseable:{}", hex::encode(Sha256::digest(&body)));
-            store::events::insert(
-                &state.pool,
-                &NewEvent {
-                    vendor: vendor.as_str(),
-                    dedupe_key: &key,
-                    kind: None,
-                    headers: kept_headers(&parts.headers),
-                    body: &body,
-                    status: "unparseable",
-                    error: Some(&e.to_string()),
-                    order_ref: None,
-                    iccid: None,
-                    trusted: trust == CallbackTrust::Verified,
-                },
-            )
-            .await?;
-            metrics::counter!("webhook_events_total", "vendor" => vendor.as_str(), "result" => "unparseable").increment(1);
-            return Err(ApiError::bad_request(
-                "unparseable_callback",
-                match e {
+            let message = printable(
+                &match e {
                     VendorError::InvalidCallback(m) => m,
                     other => other.to_string(),
                 },
-            ));
+                500,
+            );
+            // A sample is kept for admins, within a cap; answered 400 so a vendor that
+            // retries on 5xx does not hammer us with a body that will never parse.
+            store_unparseable(&state, vendor, &parts.headers, &body, trust, &message).await?;
+            return Err(ApiError::bad_request("unparseable_callback", message));
         }
     };
     // Stored raw first (own commit), then applied; see `callbacks::receive`.
@@ -151,6 +229,55 @@ async fn handle(state: AppState, vendor: VendorId, request: Request) -> ApiResul
     Ok(acknowledgement(vendor))
 }
 
+async fn store_unparseable(
+    state: &AppState,
+    vendor: VendorId,
+    headers: &HeaderMap,
+    body: &[u8],
+    trust: CallbackTrust,
+    message: &str,
+) -> ApiResult<()> {
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM vendor_events WHERE vendor = $1 AND status = 'unparseable'",
+    )
+    .bind(vendor.as_str())
+    .fetch_one(&state.pool)
+    .await?;
+    if kept >= MAX_UNPARSEABLE_PER_VENDOR {
+        metrics::counter!("webhook_events_total", "vendor" => vendor.as_str(), "result" => "unparseable_dropped").increment(1);
+        return Ok(());
+    }
+    let key = format!("unparseable:{}", hex::encode(Sha256::digest(body)));
+    let sample = &body[..body.len().min(UNPARSEABLE_SAMPLE_BYTES)];
+    let error = if sample.len() < body.len() {
+        format!(
+            "{message} (body of {} bytes, first {} kept)",
+            body.len(),
+            sample.len()
+        )
+    } else {
+        message.to_string()
+    };
+    store::events::insert(
+        &state.pool,
+        &NewEvent {
+            vendor: vendor.as_str(),
+            dedupe_key: &key,
+            kind: None,
+            headers: kept_headers(headers),
+            body: sample,
+            status: "unparseable",
+            error: Some(&error),
+            order_ref: None,
+            iccid: None,
+            trusted: trust == CallbackTrust::Verified,
+        },
+    )
+    .await?;
+    metrics::counter!("webhook_events_total", "vendor" => vendor.as_str(), "result" => "unparseable").increment(1);
+    Ok(())
+}
+
 macro_rules! vendor_route {
     ($fn:ident, $vendor:expr, $path:literal, $desc:literal) => {
         #[doc = $desc]
@@ -159,10 +286,12 @@ macro_rules! vendor_route {
             request_body(content = String, description = "The vendor's own callback body, verified over its raw bytes"),
             responses(
                 (status = 200, description = "Accepted (duplicates too)"),
-                (status = 400, description = "Verified but not understood: stored for admins", body = ErrorBody),
+                (status = 400, description = "`unparseable_callback`: verified but not understood (a sample is kept for admins)", body = ErrorBody),
                 (status = 401, description = "Failed the vendor's authentication: nothing stored", body = ErrorBody),
                 (status = 403, description = "Sender outside `<VENDOR>_CALLBACK_IPS`", body = ErrorBody),
                 (status = 404, description = "Vendor not enabled", body = ErrorBody),
+                (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+                (status = 429, description = "Over `CALLBACK_RATE_LIMIT` for this vendor", body = ErrorBody),
             )
         )]
         async fn $fn(State(state): State<AppState>, request: Request) -> ApiResult<Response> {

@@ -111,6 +111,13 @@ pub async fn place_topup(
     let esim = store::esims::get_for(&ctx.pool, storefront_id, iccid)
         .await?
         .ok_or_else(esim_not_found)?;
+    // Nothing can be added to a cancelled eSIM: refuse before asking the vendor.
+    if esim.status == "cancelled" {
+        return Err(ApiError::conflict(
+            "esim_cancelled",
+            "this eSIM is cancelled; nothing can be added to it",
+        ));
+    }
     let plans = plans_for(ctx, &esim).await?;
     let plan = plans.iter().find(|p| p.plan_id == plan_id).ok_or_else(|| {
         ApiError::not_found(
@@ -213,7 +220,8 @@ pub async fn purchase(
                 ctx,
                 lease,
                 code,
-                &format!("the eSIM's vendor refused the top-up: {e}"),
+                // The vendor's own words stay in the attempt (admins); storefronts get ours.
+                "the eSIM's vendor refused the top-up",
             )
             .await
         }

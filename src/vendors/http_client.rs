@@ -35,6 +35,43 @@ impl RawResponse {
     }
 }
 
+/// Which budget a vendor call draws from. Buying (and reading back what was bought) comes
+/// first; catalogue pages, usage and balance reads wait their turn and never hold a
+/// purchase back by more than [`BACKGROUND_BACKLOG`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Purchase,
+    Background,
+}
+
+impl Priority {
+    /// Operations are named by the adapters; unknown names count as purchases, the safe side.
+    pub fn of(operation: &str) -> Self {
+        match operation {
+            "list" | "list_offers" | "catalog" | "packages" | "usage" | "balance" => {
+                Priority::Background
+            }
+            _ => Priority::Purchase,
+        }
+    }
+
+    fn max_wait(self) -> Duration {
+        match self {
+            Priority::Purchase => PURCHASE_MAX_WAIT,
+            Priority::Background => BACKGROUND_MAX_WAIT,
+        }
+    }
+}
+
+/// A background call takes a slot only while the queue ahead is at most this long, so a
+/// purchase arriving behind any number of background calls waits at most this (plus its own
+/// slot).
+pub const BACKGROUND_BACKLOG: Duration = Duration::from_millis(250);
+/// Longest a purchase waits for a slot; beyond it the call fails without being sent.
+pub const PURCHASE_MAX_WAIT: Duration = Duration::from_secs(10);
+/// Longest a background call waits for a slot.
+pub const BACKGROUND_MAX_WAIT: Duration = Duration::from_secs(30);
+
 /// Spaces requests evenly so a vendor never sees more than `per_second` of them.
 #[derive(Debug)]
 struct RateLimiter {
@@ -50,15 +87,37 @@ impl RateLimiter {
         }
     }
 
-    async fn acquire(&self) {
-        let slot = {
-            let mut next = self.next_slot.lock().await;
-            let now = Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + self.interval;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+    /// Waits for this call's slot. `Err` when none is free within the priority's bound:
+    /// the call is then not sent at all.
+    async fn acquire(&self, priority: Priority) -> Result<(), Duration> {
+        let started = Instant::now();
+        let deadline = started + priority.max_wait();
+        loop {
+            let slot = {
+                let mut next = self.next_slot.lock().await;
+                let now = Instant::now();
+                let slot = (*next).max(now);
+                let admitted = match priority {
+                    Priority::Purchase => true,
+                    Priority::Background => slot - now <= BACKGROUND_BACKLOG,
+                };
+                if admitted && slot > deadline {
+                    return Err(started.elapsed());
+                }
+                admitted.then(|| {
+                    *next = slot + self.interval;
+                    slot
+                })
+            };
+            match slot {
+                Some(slot) => {
+                    tokio::time::sleep_until(slot).await;
+                    return Ok(());
+                }
+                None if Instant::now() >= deadline => return Err(started.elapsed()),
+                None => tokio::time::sleep(self.interval).await,
+            }
+        }
     }
 }
 
@@ -102,7 +161,14 @@ impl VendorHttp {
         request: RequestBuilder,
     ) -> Result<RawResponse, VendorError> {
         if let Some(limiter) = &self.limiter {
-            limiter.acquire().await;
+            if let Err(waited) = limiter.acquire(Priority::of(operation)).await {
+                let vendor = self.vendor.as_str();
+                metrics::counter!("vendor_requests_total", "vendor" => vendor, "operation" => operation, "outcome" => "rate_budget")
+                    .increment(1);
+                return Err(VendorError::Unreachable(format!(
+                    "no request slot within our {vendor} rate limit after {waited:?}; not sent"
+                )));
+            }
         }
         let started = Instant::now();
         let result = self.send_inner(request).await;
@@ -185,10 +251,72 @@ mod tests {
         let limiter = RateLimiter::new(8);
         let start = tokio::time::Instant::now();
         for _ in 0..17 {
-            limiter.acquire().await;
+            limiter.acquire(Priority::Purchase).await.unwrap();
         }
         // 17 requests at 8/s: the last one waits 16 intervals of 125 ms.
         assert_eq!(start.elapsed(), Duration::from_millis(2000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn purchases_never_wait_behind_background_calls() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(8));
+        // 200 background calls (hint re-reads, catalogue pages) queue up first.
+        let mut background = Vec::new();
+        for _ in 0..200 {
+            let l = limiter.clone();
+            background.push(tokio::spawn(async move {
+                l.acquire(Priority::Background).await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let start = tokio::time::Instant::now();
+        limiter.acquire(Priority::Purchase).await.unwrap();
+        let waited = start.elapsed();
+        assert!(
+            waited <= BACKGROUND_BACKLOG + Duration::from_millis(125),
+            "purchase waited {waited:?}"
+        );
+        // Background calls still get their turn, spaced within the rate limit (200 at 8/s
+        // fit in their 30 s bound).
+        let mut served = 0;
+        for b in background {
+            if b.await.unwrap().is_ok() {
+                served += 1;
+            }
+        }
+        assert_eq!(served, 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_purchase_fails_unsent_rather_than_waiting_without_bound() {
+        let limiter = RateLimiter::new(1);
+        for _ in 0..10 {
+            limiter.acquire(Priority::Purchase).await.unwrap();
+        }
+        let l = std::sync::Arc::new(limiter);
+        let mut queued = Vec::new();
+        for _ in 0..20 {
+            let l = l.clone();
+            queued.push(tokio::spawn(
+                async move { l.acquire(Priority::Purchase).await },
+            ));
+        }
+        let results: Vec<_> = futures_join(queued).await;
+        assert!(
+            results.iter().any(Result::is_err),
+            "some purchase over 10 s is refused"
+        );
+        assert!(results.iter().filter(|r| r.is_ok()).count() <= 11);
+    }
+
+    async fn futures_join(
+        handles: Vec<tokio::task::JoinHandle<Result<(), Duration>>>,
+    ) -> Vec<Result<(), Duration>> {
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.unwrap());
+        }
+        out
     }
 
     #[tokio::test]

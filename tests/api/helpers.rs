@@ -92,9 +92,10 @@ impl TestApp {
             cache: esim_gateway::cache::ReplicaCache::new(pool.clone()),
         };
         let state_for_test = state.clone();
+        let limits = state.config.server;
         let app = build_app(state);
         let server = tokio::spawn(async move {
-            esim_gateway::serve(listener, app, std::future::pending())
+            esim_gateway::serve_with(listener, app, limits, std::future::pending())
                 .await
                 .unwrap();
         });

@@ -5,14 +5,17 @@ mod sandbox_app;
 mod test_db;
 
 mod auth;
+mod callback_abuse;
 mod catalog;
 mod docs;
 mod errors;
 mod leases_and_states;
+mod hostile_input;
 mod operations;
 mod orders;
 mod outbox;
 mod read_cache;
 mod sandbox_catalog;
+mod server_limits;
 mod shutdown;
 mod webhooks;

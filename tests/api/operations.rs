@@ -48,3 +48,56 @@ async fn metrics_are_prometheus_text_with_request_counts() {
     assert!(text.contains("http_requests_total{"), "{text}");
     assert!(text.contains(r#"route="/healthz""#), "{text}");
 }
+
+#[tokio::test]
+async fn metric_labels_come_from_closed_sets_whatever_the_method() {
+    let app = TestApp::spawn().await;
+    let mut methods = Vec::new();
+    for i in 0..50 {
+        methods.push(format!("RANDOM{i}X{}", ulid::Ulid::new()));
+    }
+    methods.push("Q".repeat(20_000));
+    for m in &methods {
+        let method = reqwest::Method::from_bytes(m.as_bytes()).unwrap();
+        // Whatever the server answers (405, 404, 400 or a closed connection), the method
+        // must not become a label.
+        let _ = app
+            .client
+            .request(
+                method,
+                app.url(&format!("/nowhere/{}", &m[..m.len().min(30)])),
+            )
+            .send()
+            .await;
+    }
+    let text = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"method="other""#),
+        "{}",
+        &text[..text.len().min(2000)]
+    );
+    for m in &methods {
+        assert!(
+            !text.contains(&m[..m.len().min(30)]),
+            "method {} became a label",
+            &m[..30]
+        );
+    }
+    assert!(text.contains(r#"route="unmatched""#));
+    assert!(
+        !text.contains("/nowhere/"),
+        "raw paths must not become labels"
+    );
+    assert!(
+        text.len() < 2_000_000,
+        "metrics grew to {} bytes",
+        text.len()
+    );
+}
