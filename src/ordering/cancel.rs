@@ -42,11 +42,8 @@ pub async fn cancel(ctx: &Ctx, order: &OrderRow) -> ApiResult<()> {
             vendor_reference: e.vendor_reference.clone(),
         })
         .collect();
-    let r = VendorOrderRef {
-        order_id: order.id.clone(),
-        vendor_reference: order.vendor_reference.clone(),
-        placed_at: order.created_at,
-    };
+    let r = VendorOrderRef::new(order.id.clone(), order.created_at)
+        .with_vendor_reference(order.vendor_reference.clone());
     let note = match adapter.cancel(&r, &refs).await {
         Ok(CancelOutcome::Refunded { amount: Some(m) }) => {
             format!("cancelled by {vendor}; refunded {m}")

@@ -392,7 +392,9 @@ pub async fn reconcile(
                 })
                 .await
         } else {
-            adapter.fetch_order(&order_ref(order, attempt)).await
+            adapter
+                .fetch_order(&order_ref(ctx, order, attempt).await?)
+                .await
         }
     } else if adapter.place_is_idempotent() {
         adapter
@@ -405,7 +407,9 @@ pub async fn reconcile(
             })
             .await
     } else {
-        adapter.fetch_order(&order_ref(order, attempt)).await
+        adapter
+            .fetch_order(&order_ref(ctx, order, attempt).await?)
+            .await
     };
     match result {
         Ok(state) => Ok(Some(placed(ctx, order, attempt, state, None, None).await?)),
@@ -465,15 +469,40 @@ async fn continue_after_refusal(ctx: &Ctx, order: &OrderRow) -> Result<Step, Pur
     buy(ctx, order).await
 }
 
-pub fn order_ref(order: &OrderRow, attempt: &AttemptRow) -> crate::vendors::VendorOrderRef {
-    crate::vendors::VendorOrderRef {
+/// How far before an attempt other orders' eSIMs are looked at when reconciling it: wider
+/// than any adapter's search window, so every vendor order it may consider is covered.
+const OWNED_ICCIDS_LOOKBACK: chrono::Duration = chrono::Duration::hours(6);
+
+/// The reconciliation key of an attempt, read from its row in Postgres (never from process
+/// memory): what was sent and when, plus the ICCIDs of this vendor already owned by other
+/// orders of ours, which the adapter must not attribute to this order.
+pub async fn order_ref(
+    ctx: &Ctx,
+    order: &OrderRow,
+    attempt: &AttemptRow,
+) -> sqlx::Result<crate::vendors::VendorOrderRef> {
+    let owned_iccids = store::esims::owned_by_others_since(
+        &ctx.pool,
+        &attempt.vendor,
+        &order.id,
+        attempt.started_at - OWNED_ICCIDS_LOOKBACK,
+    )
+    .await?;
+    Ok(crate::vendors::VendorOrderRef {
         order_id: order.id.clone(),
         vendor_reference: attempt
             .vendor_reference
             .clone()
             .or_else(|| order.vendor_reference.clone()),
         placed_at: attempt.started_at,
-    }
+        sku: attempt.sku.clone(),
+        quantity: if order.kind == "topup" {
+            1
+        } else {
+            order.quantity.max(1) as u32
+        },
+        owned_iccids,
+    })
 }
 
 pub async fn topup_target(ctx: &Ctx, order: &OrderRow) -> sqlx::Result<EsimRef> {

@@ -16,6 +16,7 @@ use crate::domain::money::Money;
 
 pub mod error;
 pub mod http_client;
+pub mod iccid;
 pub mod lpa;
 pub mod registry;
 
@@ -225,12 +226,50 @@ pub struct PlaceOrder {
 }
 
 /// Where an order lives at a vendor, for polling, reconciliation and cancellation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Built by the ordering layer from the attempt row in Postgres (never from process memory),
+/// so a restarted or different replica reconciles exactly like the one that sent the order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VendorOrderRef {
+    /// Our order id, as sent to the vendor (transaction id, reference, custom order no).
     pub order_id: String,
     /// The vendor's own order number, once known (`orderNo`, `topup_id`, order reference…).
     pub vendor_reference: Option<String>,
+    /// When the attempt was sent.
     pub placed_at: DateTime<Utc>,
+    /// The vendor SKU the attempt sent; `None` when unknown, and then an adapter that must
+    /// match a listing on it cannot pick a candidate (the outcome stays unknown).
+    pub sku: Option<String>,
+    /// How many eSIMs the attempt asked for.
+    pub quantity: u32,
+    /// ICCIDs of this vendor that already belong to other orders of ours: a vendor order
+    /// holding one of them is not the one this attempt created.
+    pub owned_iccids: Vec<String>,
+}
+
+impl VendorOrderRef {
+    /// A reference by our order id only (no attempt details).
+    pub fn new(order_id: impl Into<String>, placed_at: DateTime<Utc>) -> Self {
+        VendorOrderRef {
+            order_id: order_id.into(),
+            placed_at,
+            quantity: 1,
+            ..VendorOrderRef::default()
+        }
+    }
+
+    /// The same reference with the vendor's order number.
+    pub fn with_vendor_reference(mut self, reference: Option<String>) -> Self {
+        self.vendor_reference = reference;
+        self
+    }
+
+    /// The same reference with what the attempt sent.
+    pub fn with_attempt(mut self, sku: impl Into<String>, quantity: u32) -> Self {
+        self.sku = Some(sku.into());
+        self.quantity = quantity;
+        self
+    }
 }
 
 /// One eSIM at a vendor.

@@ -85,6 +85,7 @@ fn by_ref(order_id: &str, vendor_reference: Option<String>) -> VendorOrderRef {
         order_id: order_id.into(),
         vendor_reference,
         placed_at: Utc::now(),
+        ..VendorOrderRef::default()
     }
 }
 
@@ -238,7 +239,6 @@ async fn refusals_map_to_reject_kinds_and_buy_nothing() {
         (codes::DATAPLAN_UNAVAILABLE, RejectKind::SoldOut),
         (codes::INSUFFICIENT_BALANCE, RejectKind::InsufficientBalance),
         (codes::TOO_MANY_REQUESTS, RejectKind::RateLimited),
-        (codes::SYSTEM_ERROR, RejectKind::Other),
     ];
     for (code, kind) in cases {
         faults.inject(
@@ -255,6 +255,22 @@ async fn refusals_map_to_reject_kinds_and_buy_nothing() {
             .unwrap_err();
         assert_eq!(err.reject_kind(), Some(kind), "{code}: {err:?}");
         assert!(err.nothing_bought());
+    }
+    // A system error or a code nobody documented may have bought: unknown, not refused.
+    for code in [codes::SYSTEM_ERROR, 4242] {
+        faults.inject(
+            ops::ORDER,
+            Fault::Reject {
+                code: code.to_string(),
+                message: None,
+            },
+        );
+        let err = h
+            .adapter
+            .place_order(&order("ord_r", &sku))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, VendorError::Unknown(_)), "{code}: {err:?}");
     }
     // The real checks, not injected: an empty balance and an unknown plan.
     h.sim.set_balance(Decimal::ZERO);

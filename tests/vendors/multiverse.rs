@@ -87,6 +87,7 @@ fn by_our_id(id: &str) -> VendorOrderRef {
         order_id: id.to_string(),
         vendor_reference: None,
         placed_at: Utc::now(),
+        ..VendorOrderRef::default()
     }
 }
 

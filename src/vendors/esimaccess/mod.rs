@@ -147,7 +147,16 @@ pub fn classify(code: &str) -> Option<CodeClass> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Effect {
     ReadOnly,
+    /// A read whose answer decides whether something was bought (`/esim/query`): an answer
+    /// we do not understand is unknown, never a refusal or "not found".
+    Lookup,
     MayBuy,
+}
+
+impl Effect {
+    fn unclear_is_unknown(self) -> bool {
+        matches!(self, Effect::Lookup | Effect::MayBuy)
+    }
 }
 
 pub struct EsimAccess {
@@ -225,7 +234,7 @@ impl EsimAccess {
                 ..filter.clone()
             };
             let page: wire::QueryResponse = self
-                .call("query", "/esim/query", &req, Effect::ReadOnly)
+                .call("query", "/esim/query", &req, Effect::Lookup)
                 .await?;
             let got = page.esim_list.len();
             all.extend(page.esim_list);
@@ -271,8 +280,25 @@ impl EsimAccess {
             .into_iter()
             .filter(|e| e.transaction_id.as_deref() == Some(r.order_id.as_str()))
             .collect();
-        if let Some(order_no) = mine.iter().find_map(|e| e.order_no.clone()) {
-            return order_state(&order_no, &mine);
+        let mut order_nos: Vec<String> = mine.iter().filter_map(|e| e.order_no.clone()).collect();
+        order_nos.sort_unstable();
+        order_nos.dedup();
+        match order_nos.as_slice() {
+            [order_no] => return order_state(order_no, &mine),
+            [] if !mine.is_empty() => {
+                return Err(VendorError::Unknown(format!(
+                    "eSIMs with transactionId {} but no orderNo",
+                    r.order_id
+                )));
+            }
+            [] => {}
+            several => {
+                return Err(VendorError::Unknown(format!(
+                    "{} eSIM Access orders carry transactionId {} (needs an operator)",
+                    several.len(),
+                    r.order_id
+                )));
+            }
         }
         let grace = chrono::Duration::from_std(assumptions::RECONCILE_NOT_FOUND_GRACE)
             .unwrap_or(chrono::Duration::minutes(2));
@@ -410,7 +436,7 @@ fn envelope_error(code: &str, message: String, effect: Effect) -> VendorError {
     match classify(code) {
         Some(CodeClass::Reject(kind)) => VendorError::rejected(kind, code, message),
         Some(CodeClass::Transient) => VendorError::Unknown(format!("error {code}: {message}")),
-        None if effect == Effect::MayBuy => {
+        None if effect.unclear_is_unknown() => {
             VendorError::Unknown(format!("unrecognised error {code}: {message}"))
         }
         None => VendorError::rejected(RejectKind::Other, code, message),
@@ -425,8 +451,14 @@ fn http_client_error(
     use reqwest::StatusCode as S;
     let kind = match status {
         S::UNAUTHORIZED | S::FORBIDDEN => RejectKind::Auth,
-        S::NOT_FOUND | S::METHOD_NOT_ALLOWED => RejectKind::InvalidRequest,
-        _ if effect == Effect::MayBuy => {
+        // The path is not served (a routing change, an outage page): no evidence either way.
+        S::NOT_FOUND | S::METHOD_NOT_ALLOWED => {
+            return VendorError::Unknown(format!(
+                "HTTP {status} from the path: {}",
+                response.snippet()
+            ));
+        }
+        _ if effect.unclear_is_unknown() => {
             return VendorError::Unknown(format!("HTTP {status}: {}", response.snippet()));
         }
         _ => RejectKind::Other,

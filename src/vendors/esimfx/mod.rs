@@ -143,6 +143,9 @@ const PROFILE_PATH: &str = "/account/api/v1/reseller/get_profile";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Effect {
     Read,
+    /// A read whose answer decides whether something was bought (`get_order`,
+    /// `get_esim_status`): a code we do not know is unknown, never a refusal.
+    Lookup,
     Money,
 }
 
@@ -363,7 +366,11 @@ impl EsimFx {
             query,
             body: None,
             idempotency_key: None,
-            effect: Effect::Read,
+            effect: if operation == "query" {
+                Effect::Lookup
+            } else {
+                Effect::Read
+            },
         })
         .await
     }
@@ -486,7 +493,7 @@ fn interpret(response: &RawResponse, effect: Effect) -> Result<serde_json::Value
     let kind = code.parse::<i64>().ok().and_then(codes::classify);
     match (kind, effect) {
         (Some(kind), _) => Err(VendorError::rejected(kind, code, envelope.message)),
-        (None, Effect::Money) => Err(VendorError::Unknown(format!(
+        (None, Effect::Money | Effect::Lookup) => Err(VendorError::Unknown(format!(
             "eSIMfx code {code}: {}",
             envelope.message
         ))),
@@ -834,11 +841,8 @@ mod tests {
 
     #[test]
     fn order_ids_come_from_the_reference_or_the_esims() {
-        let r = VendorOrderRef {
-            order_id: "ord_1".into(),
-            vendor_reference: Some("a, b".into()),
-            placed_at: chrono::Utc::now(),
-        };
+        let r = VendorOrderRef::new("ord_1", chrono::Utc::now())
+            .with_vendor_reference(Some("a, b".into()));
         assert_eq!(vendor_order_ids(&r, &[]), vec!["a", "b"]);
         let bare = VendorOrderRef {
             vendor_reference: None,

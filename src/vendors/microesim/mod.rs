@@ -55,9 +55,12 @@ pub mod assumptions {
     /// refuses a nonce seen within this window (replay protection is undocumented).
     pub const SIGNATURE_WINDOW: Duration = Duration::from_secs(300);
 
-    /// [assumption, from TSIM] ICCIDs: `operator_iccids[]` when present, else `device_ids[]`
-    /// (16 digits, which the docs call "ICCID No"). The push carries a scalar `operator_iccid`.
-    pub const ICCID_SOURCE: &str = "operator_iccids, else device_ids";
+    /// [assumption, from TSIM] ICCIDs come only from `operator_iccids[]` (the push: a scalar
+    /// `operator_iccid`), and only when Luhn-valid. The `device_ids[]` the collection shows
+    /// are 16 digits (the docs call them "ICCID No", but they are not ICCIDs) and are kept as
+    /// the per-eSIM key, never as an ICCID: without a valid ICCID the order stays
+    /// provisioning with a note saying so.
+    pub const ICCID_SOURCE: &str = "operator_iccids only (Luhn-valid)";
 
     /// [assumption] The push URL is configured on the account by the vendor (the request
     /// field that would carry it is not documented); acknowledgement is any 2xx.
@@ -87,7 +90,8 @@ pub mod assumptions {
         pub const SYSTEM_ERROR: i64 = 9999;
     }
 
-    /// The one table from vendor code to rejection class.
+    /// The one table from vendor code to rejection class. `Other` (a code not listed here,
+    /// 9999 included) is unknown on money operations and lookups, see `interpret`.
     pub fn classify(code: i64) -> RejectKind {
         match code {
             codes::INVALID_PARAMETER => RejectKind::InvalidRequest,
@@ -263,7 +267,7 @@ impl MicroEsim {
         .header("MICROESIM-TIMESTAMP", h.timestamp)
         .header("MICROESIM-SIGN", h.sign);
         let raw = self.http.send(operation, request).await?;
-        interpret(&raw)
+        interpret(&raw, Effect::of(operation))
     }
 
     /// `topupDetail`, with "still processing" read as pending.
@@ -325,9 +329,31 @@ impl MicroEsim {
     }
 }
 
+/// What a call can do, which decides what a code we do not know means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Read,
+    /// Its answer decides whether something was bought (`topupDetail`, the lookup).
+    Lookup,
+    /// May spend or refund money (`esimSubscribe`, `terminate`).
+    Money,
+}
+
+impl Effect {
+    fn of(operation: &str) -> Effect {
+        match operation {
+            "order" | "cancel" => Effect::Money,
+            "query" | "lookup" => Effect::Lookup,
+            _ => Effect::Read,
+        }
+    }
+}
+
 /// Reads the `{code, msg, result}` envelope; anything else (an nginx error page, garbage) is
-/// an unknown outcome.
-fn interpret(raw: &RawResponse) -> Result<serde_json::Value, VendorError> {
+/// an unknown outcome. A code outside our table (the vendor publishes none, see
+/// `assumptions::codes`) is a refusal only on a plain read: on a money operation or a lookup
+/// it is unknown, so the order waits for reconciliation instead of being bought elsewhere.
+fn interpret(raw: &RawResponse, effect: Effect) -> Result<serde_json::Value, VendorError> {
     let unknown = || {
         VendorError::Unknown(format!(
             "HTTP {} with an unexpected body: {}",
@@ -339,11 +365,17 @@ fn interpret(raw: &RawResponse) -> Result<serde_json::Value, VendorError> {
     match envelope.code {
         Some(assumptions::codes::SUCCESS) if raw.status.is_success() => Ok(envelope.result),
         Some(assumptions::codes::SUCCESS) | None => Err(unknown()),
-        Some(code) => Err(VendorError::rejected(
-            assumptions::classify(code),
-            code.to_string(),
-            envelope.msg,
-        )),
+        // "Still processing" on a lookup is the documented not-ready answer.
+        Some(code @ assumptions::codes::ORDER_PROCESSING) if effect == Effect::Lookup => Err(
+            VendorError::rejected(RejectKind::Other, code.to_string(), envelope.msg),
+        ),
+        Some(code) => match assumptions::classify(code) {
+            RejectKind::Other if effect != Effect::Read => Err(VendorError::Unknown(format!(
+                "MicroEsim code {code} ({}): outcome unknown",
+                envelope.msg
+            ))),
+            kind => Err(VendorError::rejected(kind, code.to_string(), envelope.msg)),
+        },
     }
 }
 
@@ -644,26 +676,50 @@ mod tests {
     #[test]
     fn envelopes_are_interpreted_by_code() {
         assert_eq!(
-            interpret(&raw(200, wire::tests::SUBSCRIBE)).unwrap()["topup_id"],
+            interpret(&raw(200, wire::tests::SUBSCRIBE), Effect::Money).unwrap()["topup_id"],
             "202308161431187762753800"
         );
-        let err = interpret(&raw(200, r#"{"code":1009,"msg":"Insufficient balance"}"#));
+        let err = interpret(
+            &raw(200, r#"{"code":1009,"msg":"Insufficient balance"}"#),
+            Effect::Money,
+        );
         assert_eq!(
             err.unwrap_err().reject_kind(),
             Some(RejectKind::InsufficientBalance)
         );
-        let err = interpret(&raw(200, r#"{"code":"1008","msg":"x"}"#)).unwrap_err();
+        let err = interpret(&raw(200, r#"{"code":"1008","msg":"x"}"#), Effect::Money).unwrap_err();
         assert_eq!(err.reject_kind(), Some(RejectKind::SoldOut));
         for (status, body) in [
             (500, "<html>nginx</html>"),
             (200, "{}"),
             (502, r#"{"code":1,"result":{}}"#),
         ] {
-            let err = interpret(&raw(status, body)).unwrap_err();
+            let err = interpret(&raw(status, body), Effect::Money).unwrap_err();
             assert!(
                 matches!(err, VendorError::Unknown(_)),
                 "{status} {body}: {err:?}"
             );
         }
+    }
+
+    /// A code nobody documented may have bought: unknown on a money call or a lookup, a
+    /// refusal only on a plain read.
+    #[test]
+    fn unknown_codes_on_money_operations_are_unknown() {
+        for code in ["4242", "9999", "1006"] {
+            let body = format!(r#"{{"code":{code},"msg":"new"}}"#);
+            let err = interpret(&raw(200, &body), Effect::Money).unwrap_err();
+            assert!(matches!(err, VendorError::Unknown(_)), "{code}: {err:?}");
+        }
+        let err = interpret(&raw(200, r#"{"code":4242,"msg":"new"}"#), Effect::Lookup).unwrap_err();
+        assert!(matches!(err, VendorError::Unknown(_)), "{err:?}");
+        let err =
+            interpret(&raw(200, r#"{"code":1006,"msg":"busy"}"#), Effect::Lookup).unwrap_err();
+        assert!(is_processing(&err), "{err:?}");
+        let err = interpret(&raw(200, r#"{"code":4242,"msg":"new"}"#), Effect::Read).unwrap_err();
+        assert_eq!(err.reject_kind(), Some(RejectKind::Other));
+        assert_eq!(Effect::of("order"), Effect::Money);
+        assert_eq!(Effect::of("cancel"), Effect::Money);
+        assert_eq!(Effect::of("lookup"), Effect::Lookup);
     }
 }
