@@ -513,6 +513,20 @@ impl Default for AdapterOptions {
 mod tests {
     use super::*;
 
+    /// Every adapter reads money from `serde_json` numbers; this fails the build's tests if
+    /// `arbitrary_precision` is ever switched off (a number would then be an f64 and lose
+    /// digits: `1234567890.1234567891` would read as `1234567890.1234567`).
+    #[test]
+    fn json_numbers_keep_their_digits() {
+        let text = "1234567890.1234567891";
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v.to_string(), text);
+        let d: rust_decimal::Decimal = serde_json::from_str(text).unwrap();
+        assert_eq!(d.to_string(), text);
+        let d: rust_decimal::Decimal = serde_json::from_value(v).unwrap();
+        assert_eq!(d.to_string(), text);
+    }
+
     #[test]
     fn vendor_ids_round_trip() {
         for v in VendorId::ALL {

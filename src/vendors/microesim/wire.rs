@@ -335,7 +335,8 @@ pub fn format_java_date(t: DateTime<Utc>) -> String {
         .to_string()
 }
 
-/// A decimal number from a JSON number or string without going through `f64` arithmetic.
+/// A decimal number from a JSON number or string, from the vendor's own digits: serde_json is
+/// built with `arbitrary_precision`, so a number is kept as text and never becomes an f64.
 pub fn decimal_from_json(v: &serde_json::Value) -> Option<Decimal> {
     let text = match v {
         serde_json::Value::Number(n) => n.to_string(),
@@ -633,6 +634,17 @@ impl AccountBalance {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Balances and prices that an f64 would change arrive exact (parsed from raw text).
+    #[test]
+    fn decimals_never_pass_through_f64() {
+        for text in ["4.35", "0.07", "12.345", "1234567890.1234567891"] {
+            let b: AccountBalance =
+                serde_json::from_str(&format!(r#"{{"balance": {text}, "currency": "HKD"}}"#))
+                    .unwrap();
+            assert_eq!(b.to_money().unwrap().amount.to_string(), text);
+        }
+    }
 
     // Every example response of the Postman collection, verbatim.
     pub(crate) const PLAN_LIST: &str = include_str!("examples/plan_list.json");
