@@ -134,6 +134,9 @@ struct SimState {
     token_requests: u32,
     orders: Vec<SimOrder>,
     esims: HashMap<String, SimEsim>,
+    /// Guessed operations (by `ops` name) this simulator answers `404001 API not found`,
+    /// as a Multiverse that does not offer them would.
+    withdrawn: HashSet<&'static str>,
 }
 
 impl SimState {
@@ -186,6 +189,7 @@ impl MultiverseSim {
                 token_requests: 0,
                 orders: Vec::new(),
                 esims: HashMap::new(),
+                withdrawn: HashSet::new(),
             })),
         }
     }
@@ -259,6 +263,40 @@ impl MultiverseSim {
     /// How many tokens `/auth/token` has issued.
     pub fn token_requests(&self) -> u32 {
         self.state().token_requests
+    }
+
+    /// Makes a guessed operation (`ops::ORDER_SYNC`, `ops::QUERY`, `ops::TOPUP`,
+    /// `ops::USAGE`, `ops::BALANCE`) answer `404001 API not found`, as a Multiverse whose
+    /// documents are all there is would; `offered = true` brings it back.
+    pub fn set_offered(&self, operation: &'static str, offered: bool) {
+        let mut state = self.state();
+        if offered {
+            state.withdrawn.remove(operation);
+        } else {
+            state.withdrawn.insert(operation);
+        }
+    }
+
+    /// Only the documented operations: every guessed one answers `404001`.
+    pub fn documented_only(&self) {
+        for op in [
+            ops::ORDER_SYNC,
+            ops::QUERY,
+            ops::TOPUP,
+            ops::USAGE,
+            ops::BALANCE,
+        ] {
+            self.set_offered(op, false);
+        }
+    }
+
+    /// `404001` when `operation` is withdrawn (see [`MultiverseSim::set_offered`]).
+    fn offered(&self, operation: &'static str) -> Result<(), Refusal> {
+        if self.state().withdrawn.contains(operation) {
+            Err(refuse("404001", "API not found"))
+        } else {
+            Ok(())
+        }
     }
 
     /// Makes a package answer `500002 No available sim iccid`.
@@ -687,6 +725,7 @@ async fn purchase_sync_inner(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
+    sim.offered(ops::ORDER_SYNC)?;
     sim.authorize(&headers)?;
     let fault = sim.core.faults.take(ops::ORDER_SYNC);
     if let Some(r) = faults::before(&fault, reject) {
@@ -720,6 +759,7 @@ async fn orders_by_customer_id_inner(
     headers: HeaderMap,
     q: OrderQuery,
 ) -> Reply {
+    sim.offered(ops::QUERY)?;
     sim.authorize(&headers)?;
     let fault = sim.core.faults.take(ops::QUERY);
     if let Some(r) = faults::before(&fault, reject) {
@@ -749,6 +789,7 @@ async fn order_by_id(
 }
 
 async fn order_by_id_inner(sim: MultiverseSim, order_id: String, headers: HeaderMap) -> Reply {
+    sim.offered(ops::QUERY)?;
     sim.authorize(&headers)?;
     let fault = sim.core.faults.take(ops::QUERY);
     if let Some(r) = faults::before(&fault, reject) {
@@ -781,6 +822,7 @@ async fn topup_inner(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
+    sim.offered(ops::TOPUP)?;
     sim.authorize(&headers)?;
     let fault = sim.core.faults.take(ops::TOPUP);
     if let Some(r) = faults::before(&fault, reject) {
@@ -801,6 +843,7 @@ async fn usage(
 }
 
 async fn usage_inner(sim: MultiverseSim, iccid: String, headers: HeaderMap) -> Reply {
+    sim.offered(ops::USAGE)?;
     sim.authorize(&headers)?;
     let fault = sim.core.faults.take(ops::USAGE);
     if let Some(r) = faults::before(&fault, reject) {
@@ -837,6 +880,7 @@ async fn balance(State(sim): State<MultiverseSim>, headers: HeaderMap) -> Respon
 }
 
 async fn balance_inner(sim: MultiverseSim, headers: HeaderMap) -> Reply {
+    sim.offered(ops::BALANCE)?;
     sim.authorize(&headers)?;
     let fault = sim.core.faults.take(ops::BALANCE);
     if let Some(r) = faults::before(&fault, reject) {
