@@ -5,6 +5,8 @@
 
 use chrono::Utc;
 
+mod matched;
+
 use crate::{
     ordering::{
         Ctx,
@@ -25,6 +27,9 @@ pub enum Applied {
     Waiting,
     /// Nothing to do (a ping, or a kind the gateway does not act on).
     Ignored,
+    /// An unsigned callback applied because it matched the order we placed in every detail
+    /// (weaker than a signed one; see `matched`).
+    MatchedHint,
 }
 
 impl Applied {
@@ -33,6 +38,7 @@ impl Applied {
             Applied::Applied => "applied",
             Applied::Waiting => "waiting",
             Applied::Ignored => "ignored",
+            Applied::MatchedHint => "matched_hint",
         }
     }
 }
@@ -112,6 +118,14 @@ pub async fn apply(
                         }
                         None => return Ok(Applied::Ignored),
                     }
+                }
+                (CallbackTrust::Hint, Some(_), VendorEventKind::OrderReady) => {
+                    if let Some(applied) =
+                        matched::apply_if_matched(ctx, vendor, &order, ev).await?
+                    {
+                        return Ok(applied);
+                    }
+                    store::orders::poke(&ctx.pool, &order.id).await?
                 }
                 // Unsigned, or a failure: ask the vendor (the provisioner does it now).
                 _ => store::orders::poke(&ctx.pool, &order.id).await?,

@@ -509,7 +509,8 @@ async fn reconcile_order(
 #[serde(deny_unknown_fields)]
 pub struct VendorEventQuery {
     pub vendor: Option<String>,
-    /// `received`, `applied`, `waiting`, `ignored`, `unparseable` or `failed`.
+    /// `received`, `applied`, `matched_hint` (an unsigned callback applied because it matched
+    /// the order we placed), `waiting`, `ignored`, `unparseable` or `failed`.
     pub status: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,

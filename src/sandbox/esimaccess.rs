@@ -1,4 +1,4 @@
-//! Simulated eSIM Access: its wire protocol (`shared/vendors/esimaccess.md`) with signed
+//! Simulated eSIM Access: its wire protocol (`src/vendors/esimaccess/README.md`) with signed
 //! JSON POSTs under `/api/v1/open/…`, the `{success, errorCode, errorMsg, obj}` envelope and
 //! the docs' error codes, an 8 requests/s limit, asynchronous profile allocation (`/esim/query`
 //! answers 200010 until done) and unsigned webhooks.

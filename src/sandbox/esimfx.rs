@@ -1,5 +1,5 @@
 //! Nomad eSIMfx simulator: the paths, `{code, message, data}` envelope, JWT auth and
-//! `X-Idempotency-Key` semantics of `shared/vendors/esimfx.md`. Error codes and the webhook
+//! `X-Idempotency-Key` semantics of `src/vendors/esimfx/README.md`. Error codes and the webhook
 //! payload are the adapter's documented assumptions (`vendors::esimfx::{codes,assumptions}`).
 //!
 //! Orders are synchronous, as at eSIMfx: `create_order` answers with the ICCID and LPA.

@@ -1,4 +1,4 @@
-//! Simulator for Multiverse (`shared/vendors/multiverse.md`).
+//! Simulator for Multiverse (facts: `src/vendors/multiverse/README.md`).
 //!
 //! Documented behaviour, reproduced exactly: both auth layers on every call (the
 //! `X-Multiverse-Access-Token` header, checked for user, SHA-256 and a 10-digit timestamp,
@@ -727,7 +727,12 @@ async fn purchase_sync_inner(
 ) -> Reply {
     sim.offered(ops::ORDER_SYNC)?;
     sim.authorize(&headers)?;
-    let fault = sim.core.faults.take(ops::ORDER_SYNC);
+    // A fault armed for "order" applies to whichever purchase route the client uses.
+    let fault = sim
+        .core
+        .faults
+        .take(ops::ORDER_SYNC)
+        .or_else(|| sim.core.faults.take(ops::ORDER));
     if let Some(r) = faults::before(&fault, reject) {
         return Err(Box::new(r));
     }

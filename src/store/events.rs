@@ -48,7 +48,7 @@ pub async fn set_status(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE vendor_events SET status = $2, error = $3, attempts = attempts + 1,
-             applied_at = CASE WHEN $2 IN ('applied', 'ignored') THEN now() ELSE applied_at END
+             applied_at = CASE WHEN $2 IN ('applied', 'matched_hint', 'ignored') THEN now() ELSE applied_at END
          WHERE id = $1",
     )
     .bind(id)

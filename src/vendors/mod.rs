@@ -430,6 +430,10 @@ pub struct VendorEvent {
     pub vendor_reference: Option<String>,
     pub iccid: Option<String>,
     pub vendor_esim_ref: Option<String>,
+    /// The vendor product the event is about, when the callback names it (an unsigned
+    /// callback is matched against the SKU our attempt sent).
+    #[serde(default)]
+    pub sku: Option<String>,
     /// Activation data when the callback carries it.
     pub profile: Option<EsimProfile>,
     pub occurred_at: Option<DateTime<Utc>>,
@@ -485,6 +489,18 @@ pub trait Vendor: Send + Sync {
         headers: &HeaderMap,
         raw_body: &[u8],
     ) -> Result<CallbackTrust, VendorError>;
+
+    /// Whether an unsigned (hint) order-ready event may complete the order `placed` as it is,
+    /// because it matches what we placed there in every detail; `Ok` carries the profile to
+    /// apply, `Err` why not. Vendors whose hints are re-read from their API instead keep the
+    /// default, which never matches.
+    fn match_hint(
+        &self,
+        _ev: &VendorEvent,
+        _placed: &VendorOrderRef,
+    ) -> Result<EsimProfile, String> {
+        Err("this vendor's callbacks are confirmed through its API, not matched".into())
+    }
 
     /// Parses a verified callback. `InvalidCallback` when the body cannot be understood.
     fn parse_callback(

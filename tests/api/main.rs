@@ -8,6 +8,7 @@ mod auth;
 mod catalog;
 mod docs;
 mod errors;
+mod exactly_once;
 mod operations;
 mod orders;
 mod outbox;

@@ -1,4 +1,5 @@
-//! eSIM Access (white label of Redtea Mobile): `shared/vendors/esimaccess.md`.
+//! eSIM Access (white label of Redtea Mobile); its facts, sources and guesses:
+//! `src/vendors/esimaccess/README.md`.
 //!
 //! Every call is a signed JSON `POST` under `/api/v1/open/…`; answers come in one envelope
 //! whose `errorCode` is mapped in [`classify`]. Orders are asynchronous: `/esim/order`
@@ -28,7 +29,7 @@ pub mod wire;
 use wire::{EsimTarget, Pager, QueryRequest};
 
 /// Every guess about eSIM Access this adapter and its simulator rely on, in one place.
-/// Each is marked `[assumption]` in `shared/vendors/esimaccess.md`; correct them here.
+/// None is in the vendor's documents (see `README.md`); correct them here.
 pub mod assumptions {
     use std::time::Duration;
 
@@ -677,8 +678,7 @@ mod tests {
         struct Group {
             cases: Vec<Case>,
         }
-        // A copy of `shared/vendors/test-vectors.json`'s eSIM Access group, so the crate
-        // does not read outside its tree.
+        // Signature vectors computed from the documented algorithm (see `README.md`).
         let json = r#"{"cases": [
           {"timestamp": "1628670421", "request_id": "4ce9d9cdac9e4e17b3a2c66c358c1ce2",
            "access_code": "11111", "secret_key": "1111", "raw_body": "{\"imsi\":\"326543826\"}",

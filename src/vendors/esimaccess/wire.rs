@@ -1,4 +1,4 @@
-//! eSIM Access JSON, named as the vendor names it (`shared/vendors/esimaccess.md` §2–4), and
+//! eSIM Access JSON, named as the vendor names it (see `README.md`), and
 //! the conversions to normalized types. Deserialization is tolerant: every field is optional
 //! and numbers may arrive as strings, because the docs type most fields as `String` while live
 //! responses use JSON numbers and booleans.

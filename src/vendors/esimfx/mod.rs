@@ -1,4 +1,4 @@
-//! Nomad eSIMfx adapter (`shared/vendors/esimfx.md`, seed `002_898a07f5c638b20c`).
+//! Nomad eSIMfx adapter; its facts, sources and guesses: `src/vendors/esimfx/README.md`.
 //!
 //! - Auth: `POST /account/api/v1/auth` gives a 1 h JWT, sent as `Authorization: Bearer`. It is
 //!   cached, refreshed before it expires, and fetched again once when a call answers 401/403.
@@ -35,7 +35,7 @@ pub mod wire;
 use wire::{CreateOrderRequest, Envelope, Order, ProductRef};
 
 /// Every guess this adapter and its simulator rely on, in one place, so each is easy to
-/// correct once eSIMfx answers the open questions in `esimfx.md`.
+/// correct once eSIMfx answers the questions in `README.md`.
 pub mod assumptions {
     use std::time::Duration;
 
@@ -80,7 +80,7 @@ pub mod assumptions {
     pub const ERRORS_ON_HTTP_200: bool = true;
 
     /// [assumption] Webhook payloads were never published: `super::webhook` parses the shape
-    /// proposed in `esimfx.md` §5 defensively; eSIMfx's retry schedule is unknown, the
+    /// proposed by an open-source client defensively (see `README.md`); eSIMfx's retry schedule is unknown, the
     /// simulator retries after these delays.
     pub const CALLBACK_RETRIES: &[Duration] = &[
         Duration::from_secs(1),

@@ -1,4 +1,4 @@
-//! eSIMfx JSON as its docs show it (`shared/vendors/esimfx.md`, seed `002_898a07f5c638b20c`),
+//! eSIMfx JSON as its docs show it (see `README.md`),
 //! and the one-way conversions to the normalized vendor types.
 //!
 //! The doc examples are hand-written (comments, trailing commas), so every field is optional

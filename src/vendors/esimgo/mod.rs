@@ -1,5 +1,5 @@
-//! Adapter for eSIM Go (API v2.4): see `shared/vendors/esimgo.md` and the OpenAPI text in
-//! `shared/seeds/003_ec9b7c81cead4262.txt`.
+//! Adapter for eSIM Go (API v2.4): its facts and guesses are in `src/vendors/esimgo/README.md`,
+//! the vendor's OpenAPI document is `src/vendors/esimgo/openapi-v2.4.yaml`.
 //!
 //! - Auth: `X-API-Key` on every call; no request signing.
 //! - Base URL carries the version (`https://api.esim-go.com/v2.4`): paths are appended to it,
@@ -43,7 +43,7 @@ pub mod wire;
 use wire::{CatalogueBundle, CataloguePage, EsimBundles, Order, OrderRequest, OrderRequestLine};
 
 /// Everything this adapter relies on that the vendor's documents do not settle (the
-/// `[assumption]`s and open questions of `shared/vendors/esimgo.md`). Correct it here when
+/// guesses and open questions of `README.md`). Correct it here when
 /// eSIM Go confirms otherwise. Beyond the items below:
 ///
 /// - Coverage is `countries[].iso` only; `roamingEnabled` is not counted (under-claiming is

@@ -1,4 +1,4 @@
-//! eSIM Go's JSON, exactly as documented (API v2.4, `shared/vendors/esimgo.md`), and its
+//! eSIM Go's JSON, exactly as documented (API v2.4, see `README.md` and `openapi-v2.4.yaml`), and its
 //! conversion to the normalized vendor types.
 //!
 //! Tolerant on purpose: every field is optional, money and quantities are read as strings or

@@ -1,5 +1,5 @@
-//! MicroEsim (MicroDrive Tech) OPEN API V1. Facts and sources: `shared/vendors/microesim.md`;
-//! the full Postman collection is `shared/seeds/001_fed39613a5362a11.txt`.
+//! MicroEsim (MicroDrive Tech) OPEN API V1. The facts this adapter relies on, their sources
+//! and what is only guessed: `src/vendors/microesim/README.md`.
 //!
 //! Every request carries an HMAC signature over account + nonce + timestamp (not the path or
 //! body), keyed with a PBKDF2 derivation of the secret that is computed once here. Bodies are
@@ -26,14 +26,14 @@ pub mod webhook;
 pub mod wire;
 
 /// Everything this adapter (and its simulator) relies on that MicroEsim does not document.
-/// Correct these first when the vendor answers the open questions in `microesim.md`.
+/// Correct these first when the vendor answers the questions in `README.md`.
 pub mod assumptions {
     use std::time::Duration;
 
     use crate::vendors::RejectKind;
 
     /// [assumption] The documented path family; one client also uses `/microesim/v1`, a
-    /// separate catalogue (microesim.md §1).
+    /// separate catalogue (see `README.md`).
     pub const PATH_PREFIX: &str = "/allesim/v1";
 
     /// [assumption, from TSIM] Reconciliation by our order id:
@@ -576,8 +576,7 @@ mod tests {
         sign: &'static str,
     }
 
-    /// `shared/vendors/test-vectors.json` → `microesim_request_signature`, then the worked
-    /// example of `microesim.md` §2.
+    /// The vendor collection's signed samples (see `README.md`), then its worked example.
     const VECTORS: [Vector; 3] = [
         Vector {
             account: "113490b1281917ab9d47657cedb6ce",

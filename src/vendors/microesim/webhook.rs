@@ -1,4 +1,4 @@
-//! The `topupDetail-async` push (microesim.md §5): one eSIM per request, unsigned, sent as
+//! The `topupDetail-async` push (see `README.md`): one eSIM per request, unsigned, sent as
 //! JSON `{"code":1,"msg":"Success","data":{…}}` in the collection's example but listed as
 //! form fields too, so both are read.
 
@@ -101,6 +101,7 @@ pub fn parse_callback(
         vendor_reference: Some(topup_id),
         iccid,
         vendor_esim_ref: nonempty(&device_id),
+        sku: None,
         profile,
         // `create_time` is when the order was made, not when this event happened.
         occurred_at: None,

@@ -1,4 +1,4 @@
-//! MicroEsim's JSON exactly as the Postman collection shows it (`shared/seeds/001_…`), read
+//! MicroEsim's JSON exactly as the Postman collection shows it (see `README.md`; its examples are in `examples/`), read
 //! tolerantly (strings or numbers, missing fields), and its conversion to normalized types.
 //!
 //! Units at this edge: prices are HKD decimal strings, data and usage are binary megabytes

