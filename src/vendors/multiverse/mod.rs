@@ -769,8 +769,16 @@ mod tests {
     fn every_documented_code_is_classified() {
         assert_eq!(classify("400001"), Some(RejectKind::InvalidRequest));
         assert_eq!(classify("401001"), Some(RejectKind::Auth));
-        assert_eq!(classify("404001"), Some(RejectKind::NotFound));
         assert_eq!(classify("404002"), Some(RejectKind::NotFound));
+        // "API not found" says the operation does not exist, never that an order does not.
+        assert_eq!(classify(API_NOT_FOUND), None);
+        assert_eq!(
+            error_from_code(wire::ErrorBody {
+                code: API_NOT_FOUND.into(),
+                message: "API not found".into()
+            }),
+            VendorError::Unsupported
+        );
         assert_eq!(classify("500002"), Some(RejectKind::SoldOut));
         assert_eq!(classify("402001"), Some(RejectKind::InsufficientBalance));
         for unknown in ["500001", "500003", "999999", ""] {
