@@ -4,5 +4,6 @@
 mod esimaccess;
 mod esimfx;
 mod esimgo;
+mod esimgo_openapi;
 mod microesim;
 mod multiverse;

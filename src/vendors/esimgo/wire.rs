@@ -306,11 +306,15 @@ impl CatalogueBundle {
 // Organisation
 // ---------------------------------------------------------------------------------------
 
-/// `GET /organisation`. The body also carries the API key (`apiKey`): never log it.
+/// `GET /organisation`. The body also carries the API key (`apiKey`): never log it. The
+/// OpenAPI schema shows the organisation's fields at the top level; clients and the live
+/// service wrap them as `{"organisations": [...]}`. Both are read.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct OrganisationResponse {
     #[serde(default)]
     pub organisations: Vec<Organisation>,
+    #[serde(flatten)]
+    pub flat: Organisation,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -327,7 +331,7 @@ pub struct Organisation {
 impl OrganisationResponse {
     /// The organisation's currency, and its balance when stated.
     pub fn account(&self) -> Option<(Currency, Option<Decimal>)> {
-        let org = self.organisations.first()?;
+        let org = self.organisations.first().unwrap_or(&self.flat);
         let currency = org
             .currency
             .as_deref()?
@@ -384,7 +388,14 @@ impl EsimDetails {
     /// A normalized profile, or `None` while the activation data is incomplete.
     pub fn to_profile(&self) -> Option<EsimProfile> {
         let iccid = self.iccid.clone()?;
+        // The OpenAPI examples write the address as a URL (`http://smdp.example.com`); the
+        // LPA string wants the bare host, as live answers give it.
         let smdp = self.smdp_address.as_deref()?.trim();
+        let smdp = smdp
+            .strip_prefix("https://")
+            .or_else(|| smdp.strip_prefix("http://"))
+            .unwrap_or(smdp)
+            .trim_end_matches('/');
         let matching_id = self.matching_id.as_deref()?.trim();
         if smdp.is_empty() || matching_id.is_empty() {
             return None;
