@@ -452,7 +452,7 @@ impl Inner {
             Err(code) => error(code, message_for(code)),
         };
         faults::after(&fault).await;
-        response
+        faults::garble(&fault, response)
     }
 
     /// Method, rate limit, headers, timestamp, signature and JSON, in the vendor's order.

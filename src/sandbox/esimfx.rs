@@ -862,7 +862,7 @@ async fn run(
         Err(r) => refused(r),
     };
     faults::after(&fault).await;
-    response
+    faults::garble(&fault, response)
 }
 
 async fn auth(State(sim): State<EsimFxSim>, body: Bytes) -> Response {
@@ -888,7 +888,7 @@ async fn auth(State(sim): State<EsimFxSim>, body: Bytes) -> Response {
         }
     };
     faults::after(&fault).await;
-    response
+    faults::garble(&fault, response)
 }
 
 async fn get_profile(State(sim): State<EsimFxSim>, headers: HeaderMap) -> Response {
@@ -1055,7 +1055,7 @@ async fn create_order(State(sim): State<EsimFxSim>, headers: HeaderMap, body: By
         },
     };
     faults::after(&fault).await;
-    response
+    faults::garble(&fault, response)
 }
 
 async fn get_order(State(sim): State<EsimFxSim>, headers: HeaderMap, q: Params) -> Response {

@@ -869,7 +869,7 @@ fn render_plan(p: &VendorProduct) -> SimPlan {
 
 async fn finish(fault: Option<faults::Fault>, reply: Reply) -> Response {
     faults::after(&fault).await;
-    envelope(reply)
+    faults::garble(&fault, envelope(reply))
 }
 
 async fn plan_list(State(sim): State<MicroEsimSim>, headers: HeaderMap) -> Response {

@@ -658,7 +658,7 @@ async fn token_inner(sim: MultiverseSim, headers: HeaderMap, body: Bytes) -> Rep
     }
     let answer = sim.issue_token();
     faults::after(&fault).await;
-    Ok(Json(answer).into_response())
+    Ok(faults::garble(&fault, Json(answer).into_response()))
 }
 
 async fn packages(State(sim): State<MultiverseSim>, headers: HeaderMap) -> Response {
@@ -679,7 +679,10 @@ async fn packages_inner(sim: MultiverseSim, headers: HeaderMap) -> Reply {
         .map(|p| render_package(&p.id, &p.product, currency))
         .collect();
     faults::after(&fault).await;
-    Ok(Json(json!({ "package_list": list })).into_response())
+    Ok(faults::garble(
+        &fault,
+        Json(json!({ "package_list": list })).into_response(),
+    ))
 }
 
 async fn purchase(
@@ -706,7 +709,10 @@ async fn purchase_inner(
     let order = sim.create_order(&package_id, &customer_order_id)?;
     sim.provision_later(order.order_id.clone());
     faults::after(&fault).await;
-    Ok(Json(order.to_json()).into_response())
+    Ok(faults::garble(
+        &fault,
+        Json(order.to_json()).into_response(),
+    ))
 }
 
 async fn purchase_sync(
@@ -743,7 +749,10 @@ async fn purchase_sync_inner(
         .allocate(&order.order_id)
         .ok_or_else(|| refuse("500003", "OTA API server error"))?;
     faults::after(&fault).await;
-    Ok(Json(order.to_json()).into_response())
+    Ok(faults::garble(
+        &fault,
+        Json(order.to_json()).into_response(),
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -782,7 +791,10 @@ async fn orders_by_customer_id_inner(
         .map(SimOrder::to_json)
         .collect();
     faults::after(&fault).await;
-    Ok(Json(json!({ "order_list": list })).into_response())
+    Ok(faults::garble(
+        &fault,
+        Json(json!({ "order_list": list })).into_response(),
+    ))
 }
 
 async fn order_by_id(
@@ -808,7 +820,7 @@ async fn order_by_id_inner(sim: MultiverseSim, order_id: String, headers: Header
         .map(SimOrder::to_json)
         .ok_or_else(|| refuse("404002", "Resource not found"))?;
     faults::after(&fault).await;
-    Ok(Json(order).into_response())
+    Ok(faults::garble(&fault, Json(order).into_response()))
 }
 
 async fn topup(
@@ -836,7 +848,10 @@ async fn topup_inner(
     let customer_order_id = customer_order_id(&body)?;
     let order = sim.topup_order(&iccid, &package_id, &customer_order_id)?;
     faults::after(&fault).await;
-    Ok(Json(order.to_json()).into_response())
+    Ok(faults::garble(
+        &fault,
+        Json(order.to_json()).into_response(),
+    ))
 }
 
 async fn usage(
@@ -877,7 +892,7 @@ async fn usage_inner(sim: MultiverseSim, iccid: String, headers: HeaderMap) -> R
         answer["activated_at"] = json!(time(at));
     }
     faults::after(&fault).await;
-    Ok(Json(answer).into_response())
+    Ok(faults::garble(&fault, Json(answer).into_response()))
 }
 
 async fn balance(State(sim): State<MultiverseSim>, headers: HeaderMap) -> Response {
@@ -894,11 +909,14 @@ async fn balance_inner(sim: MultiverseSim, headers: HeaderMap) -> Reply {
     let amount = sim.balance();
     let currency = super::catalog::vendor_pricing(VendorId::Multiverse).0;
     faults::after(&fault).await;
-    Ok(Json(json!({
-        "balance": amount.round_dp(2).to_string(),
-        "currency": currency.as_str(),
-    }))
-    .into_response())
+    Ok(faults::garble(
+        &fault,
+        Json(json!({
+            "balance": amount.round_dp(2).to_string(),
+            "currency": currency.as_str(),
+        }))
+        .into_response(),
+    ))
 }
 
 #[cfg(test)]

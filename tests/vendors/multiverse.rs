@@ -238,13 +238,17 @@ async fn quantity_two_buys_one_esim_per_call_with_suffixed_references() {
         .map(|o| o.client_reference.unwrap())
         .collect();
     assert_eq!(refs, vec![format!("{id}-1"), format!("{id}-2")]);
-    let state = until_completed(&env.adapter, &by_our_id(&id)).await;
+    let two = VendorOrderRef {
+        quantity: 2,
+        ..by_our_id(&id)
+    };
+    let state = until_completed(&env.adapter, &two).await;
     assert_eq!(state.esims.len(), 2);
     assert_ne!(state.esims[0].iccid, state.esims[1].iccid);
     // The combined reference finds the same two orders.
     let by_ref = VendorOrderRef {
         vendor_reference: placed.vendor_reference,
-        ..by_our_id(&id)
+        ..two
     };
     assert_eq!(env.adapter.fetch_order(&by_ref).await.unwrap(), state);
 }

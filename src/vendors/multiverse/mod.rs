@@ -491,7 +491,20 @@ impl Multiverse {
                 }
                 orders
             }
-            None => self.find_orders(&r.order_id).await?,
+            None => {
+                let found = self.find_orders(&r.order_id).await?;
+                // More vendor orders than eSIMs asked for: which are ours is not knowable.
+                if found.len() > r.quantity.max(1) as usize {
+                    return Err(VendorError::Unknown(format!(
+                        "{} Multiverse orders carry customer_order_id {} for {} eSIM(s) \
+                         (needs an operator)",
+                        found.len(),
+                        r.order_id,
+                        r.quantity.max(1)
+                    )));
+                }
+                found
+            }
         };
         if orders.is_empty() {
             // "None" is evidence only once no purchase sent at `placed_at` can still be in
