@@ -987,6 +987,8 @@ impl EsimAccessSim {
             )
             .with_state(Arc::clone(&self.inner))
             .merge(control_router(self.inner.core.clone()))
+            // A path the API does not serve, as an honest web framework answers it.
+            .fallback(|| async { faults::path_not_found() })
     }
 
     /// Random credentials for sandbox mode.

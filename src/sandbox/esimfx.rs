@@ -217,6 +217,8 @@ impl EsimFxSim {
             .route("/_sandbox/esimfx/usage", post(control_usage))
             .with_state(self.clone())
             .merge(super::control_router(self.inner.core.clone()))
+            // A path the API does not serve, as an honest web framework answers it.
+            .fallback(|| async { faults::path_not_found() })
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {

@@ -273,6 +273,8 @@ impl MicroEsimSim {
             .route(&p("terminate"), post(terminate))
             .with_state(self.clone())
             .merge(super::control_router(self.core.clone()))
+            // A path the API does not serve, as an honest web framework answers it.
+            .fallback(|| async { faults::path_not_found() })
     }
 
     fn state(&self) -> MutexGuard<'_, SimState> {

@@ -46,7 +46,7 @@ trait Harness: Send + Sync {
 
 struct Running {
     harness: Box<dyn Harness>,
-    _server: RunningSim,
+    server: RunningSim,
 }
 
 fn swap_base<T>(creds: &T, base: Option<url::Url>, set: impl Fn(&mut T, url::Url)) -> T
@@ -114,7 +114,7 @@ async fn esimaccess() -> Running {
     creds.base_url = server.base_url.clone();
     Running {
         harness: Box::new(EsimAccessH { sim, creds }),
-        _server: server,
+        server: server,
     }
 }
 
@@ -167,7 +167,7 @@ async fn esimgo() -> Running {
     };
     Running {
         harness: Box::new(EsimGoH { sim, creds }),
-        _server: server,
+        server: server,
     }
 }
 
@@ -218,7 +218,7 @@ async fn esimfx() -> Running {
     };
     Running {
         harness: Box::new(EsimFxH { sim, creds }),
-        _server: server,
+        server: server,
     }
 }
 
@@ -265,7 +265,7 @@ async fn microesim() -> Running {
     let server = sandbox::serve_on(listener, sim.router()).unwrap();
     Running {
         harness: Box::new(MicroEsimH { sim, creds }),
-        _server: server,
+        server: server,
     }
 }
 
@@ -317,7 +317,7 @@ async fn multiverse() -> Running {
     };
     Running {
         harness: Box::new(MultiverseH { sim, creds }),
-        _server: server,
+        server: server,
     }
 }
 
@@ -549,6 +549,24 @@ async fn an_unreadable_lookup_is_unknown_never_not_found() {
             let r = v.fetch_order(&attempt_ref(&req)).await;
             h.core().faults.clear();
             assert_unknown(h.id(), case, r);
+        }
+    }
+}
+
+/// Where the documents are silent the simulators behave like any HTTP API: a path they do
+/// not serve is a 404 (Multiverse's documented `404001`), never a made-up business answer.
+#[tokio::test]
+async fn simulators_answer_paths_they_do_not_serve_with_404() {
+    let client = reqwest::Client::new();
+    for r in all().await {
+        let url = r.server.base_url.join("/no/such/path").unwrap();
+        let resp = client.post(url).body("{}").send().await.unwrap();
+        assert_eq!(resp.status(), 404, "{}", r.harness.id());
+        let body: serde_json::Value = resp.json().await.unwrap();
+        if r.harness.id() == VendorId::Multiverse {
+            assert_eq!(body["code"], "404001");
+        } else {
+            assert_eq!(body["message"], "Not Found", "{}", r.harness.id());
         }
     }
 }

@@ -223,7 +223,14 @@ async fn unknown_outcome_is_reconciled_by_custom_order_no_without_a_second_order
     assert_eq!(records.len(), 1, "no second vendor order");
     assert_eq!(records[0].vendor_reference, topup_id);
 
-    let missing = h.adapter.fetch_order(&by_ref("ord_never", None)).await;
+    // "No such order" is believed only once nothing sent can still be in flight.
+    let fresh = h.adapter.fetch_order(&by_ref("ord_never", None)).await;
+    assert!(matches!(fresh, Err(VendorError::Unknown(_))), "{fresh:?}");
+    let old = VendorOrderRef {
+        placed_at: Utc::now() - chrono::Duration::minutes(10),
+        ..by_ref("ord_never", None)
+    };
+    let missing = h.adapter.fetch_order(&old).await;
     assert_eq!(
         missing.unwrap_err().reject_kind(),
         Some(RejectKind::NotFound)

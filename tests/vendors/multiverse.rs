@@ -311,6 +311,30 @@ async fn documented_operations_only_fall_back_and_degrade() {
         env.adapter.balance().await.unwrap_err(),
         VendorError::Unsupported
     );
+    // Usage and top-up are not offered either: `Unsupported`, and no top-up is offered.
+    let esim = EsimRef {
+        iccid: "8944538532008160222".into(),
+        vendor_esim_ref: None,
+        vendor_reference: None,
+    };
+    assert_eq!(
+        env.adapter.usage(&esim).await.unwrap_err(),
+        VendorError::Unsupported
+    );
+    let topup = TopUp {
+        order_id: new_order_id(),
+        esim: esim.clone(),
+        sku: env.any_sku(),
+        placed_at: Utc::now(),
+    };
+    assert_eq!(
+        env.adapter.topup(&topup).await.unwrap_err(),
+        VendorError::Unsupported
+    );
+    assert_eq!(
+        env.adapter.topup_offers(&esim).await.unwrap_err(),
+        VendorError::Unsupported
+    );
     // A second order goes straight to the asynchronous route.
     env.adapter
         .place_order(&order(&new_order_id(), &env.any_sku(), 1))

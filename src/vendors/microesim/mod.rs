@@ -40,6 +40,10 @@ pub mod assumptions {
     /// `POST getOrderInfoByCustomOrderNo {custom_order_no}` answers the `topupDetail` shape.
     pub const LOOKUP_ENDPOINT: &str = "getOrderInfoByCustomOrderNo";
 
+    /// [assumption] A lookup's "order not found" is believed only this long after our
+    /// timeout: before that the order may still be in flight at the vendor.
+    pub const SETTLE_MARGIN: Duration = Duration::from_secs(60);
+
     /// [assumption] `terminate` takes form `{topup_id, device_id}` (one client) and refunds
     /// nothing (refund rules are unknown).
     pub const TERMINATE_REFUNDS: bool = false;
@@ -212,6 +216,7 @@ fn random_nonce() -> String {
 #[derive(Debug)]
 pub struct MicroEsim {
     http: VendorHttp,
+    timeout: std::time::Duration,
     base_url: url::Url,
     /// `Err` when the configured salt is not hex: every call then fails before sending.
     signer: Result<Signer, String>,
@@ -233,9 +238,16 @@ impl MicroEsim {
         );
         MicroEsim {
             http: VendorHttp::new(VendorId::MicroEsim, opts.timeout, None),
+            timeout: opts.timeout,
             base_url: creds.base_url,
             signer,
         }
+    }
+
+    fn settled(&self, r: &VendorOrderRef) -> bool {
+        let wait = chrono::Duration::from_std(self.timeout + assumptions::SETTLE_MARGIN)
+            .unwrap_or_else(|_| chrono::Duration::minutes(5));
+        chrono::Utc::now() - r.placed_at >= wait
     }
 
     fn url(&self, endpoint: &str) -> String {
@@ -467,7 +479,14 @@ impl Vendor for MicroEsim {
     async fn fetch_order(&self, r: &VendorOrderRef) -> Result<OrderState, VendorError> {
         match &r.vendor_reference {
             Some(topup_id) => self.topup_detail(topup_id).await,
-            None => self.lookup(&r.order_id).await,
+            None => match self.lookup(&r.order_id).await {
+                // "No such order" from the guessed lookup counts only once no order sent at
+                // `placed_at` can still be in flight.
+                Err(e) if e.reject_kind() == Some(RejectKind::NotFound) && !self.settled(r) => Err(
+                    VendorError::Unknown(format!("{e}; the order may still be in flight")),
+                ),
+                other => other,
+            },
         }
     }
 

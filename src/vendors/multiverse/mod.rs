@@ -234,6 +234,8 @@ pub struct Multiverse {
     /// Set once the guessed order query answered `404001`: polling stops asking it, and
     /// orders complete by their matched callback.
     queries_unsupported: AtomicBool,
+    /// Set once the guessed top-up call answered `404001`: no top-up is offered any more.
+    topup_unsupported: AtomicBool,
     /// An async mutex held across the token request, so concurrent callers wait for one
     /// fetch instead of stampeding `/auth/token`.
     tokens: Mutex<TokenCache>,
@@ -247,6 +249,7 @@ impl Multiverse {
             sync_timeout: opts.timeout.max(assumptions::SYNC_PURCHASE_MIN_TIMEOUT),
             sync_unsupported: AtomicBool::new(false),
             queries_unsupported: AtomicBool::new(false),
+            topup_unsupported: AtomicBool::new(false),
             tokens: Mutex::new(TokenCache::default()),
         }
     }
@@ -613,6 +616,9 @@ impl Vendor for Multiverse {
     }
 
     async fn topup_offers(&self, _esim: &EsimRef) -> Result<Vec<Offer>, VendorError> {
+        if self.topup_unsupported.load(Ordering::Relaxed) {
+            return Err(VendorError::Unsupported);
+        }
         let offers = self.list_offers().await?;
         Ok(offers
             .into_iter()
@@ -682,13 +688,21 @@ impl Vendor for Multiverse {
 
     async fn topup(&self, req: &TopUp) -> Result<Placed, VendorError> {
         let body = json!({ "customer_order_id": req.order_id });
-        let order: wire::Order = self
+        let order: wire::Order = match self
             .post(
                 "topup",
                 &assumptions::topup(&req.esim.iccid, &req.sku),
                 &body,
             )
-            .await?;
+            .await
+        {
+            Err(VendorError::Unsupported) => {
+                // "API not found": nothing was bought, and no top-up will be offered again.
+                self.topup_unsupported.store(true, Ordering::Relaxed);
+                return Err(VendorError::Unsupported);
+            }
+            other => other?,
+        };
         Ok(order.into_topup_state())
     }
 
