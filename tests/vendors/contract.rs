@@ -114,7 +114,7 @@ async fn esimaccess() -> Running {
     creds.base_url = server.base_url.clone();
     Running {
         harness: Box::new(EsimAccessH { sim, creds }),
-        server: server,
+        server,
     }
 }
 
@@ -167,7 +167,7 @@ async fn esimgo() -> Running {
     };
     Running {
         harness: Box::new(EsimGoH { sim, creds }),
-        server: server,
+        server,
     }
 }
 
@@ -218,7 +218,7 @@ async fn esimfx() -> Running {
     };
     Running {
         harness: Box::new(EsimFxH { sim, creds }),
-        server: server,
+        server,
     }
 }
 
@@ -265,7 +265,7 @@ async fn microesim() -> Running {
     let server = sandbox::serve_on(listener, sim.router()).unwrap();
     Running {
         harness: Box::new(MicroEsimH { sim, creds }),
-        server: server,
+        server,
     }
 }
 
@@ -317,7 +317,7 @@ async fn multiverse() -> Running {
     };
     Running {
         harness: Box::new(MultiverseH { sim, creds }),
-        server: server,
+        server,
     }
 }
 
