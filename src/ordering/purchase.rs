@@ -481,19 +481,25 @@ pub async fn order_ref(
     order: &OrderRow,
     attempt: &AttemptRow,
 ) -> sqlx::Result<crate::vendors::VendorOrderRef> {
-    let owned_iccids = store::esims::owned_by_others_since(
-        &ctx.pool,
-        &attempt.vendor,
-        &order.id,
-        attempt.started_at - OWNED_ICCIDS_LOOKBACK,
-    )
-    .await?;
+    let vendor_reference = attempt
+        .vendor_reference
+        .clone()
+        .or_else(|| order.vendor_reference.clone());
+    // Only a search by our order id (no vendor reference yet) needs them.
+    let owned_iccids = if vendor_reference.is_none() {
+        store::esims::owned_by_others_since(
+            &ctx.pool,
+            &attempt.vendor,
+            &order.id,
+            attempt.started_at - OWNED_ICCIDS_LOOKBACK,
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
     Ok(crate::vendors::VendorOrderRef {
         order_id: order.id.clone(),
-        vendor_reference: attempt
-            .vendor_reference
-            .clone()
-            .or_else(|| order.vendor_reference.clone()),
+        vendor_reference,
         placed_at: attempt.started_at,
         sku: attempt.sku.clone(),
         quantity: if order.kind == "topup" {

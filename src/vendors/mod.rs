@@ -79,7 +79,8 @@ impl VendorId {
 
 impl fmt::Display for VendorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad` honours width and alignment (`{id:<11}` in `vendors check`).
+        f.pad(self.as_str())
     }
 }
 
