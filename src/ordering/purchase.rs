@@ -432,7 +432,9 @@ pub async fn reconcile(
             .await?;
             Ok(Some(continue_after_refusal(ctx, order).await?))
         }
-        Err(e) if e.nothing_bought() => {
+        // A refused or unreachable *lookup* says nothing about the order; only a re-sent
+        // request that the vendor deduplicates proves, when refused, that nothing was bought.
+        Err(e) if adapter.place_is_idempotent() && e.nothing_bought() => {
             store::orders::finish_attempt(
                 &ctx.pool,
                 attempt.id,

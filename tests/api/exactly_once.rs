@@ -81,6 +81,19 @@ async fn esimgo_lost_answer_while_a_lookup_answers_404_waits_then_completes_once
     esimgo_lost_answer_waits_out(Fault::PathNotFound, false).await;
 }
 
+/// A lookup refused (here HTTP 400) is not "nothing bought" either.
+#[tokio::test]
+async fn esimgo_lost_answer_while_a_lookup_is_refused_waits_then_completes_once() {
+    esimgo_lost_answer_waits_out(
+        Fault::Reject {
+            code: "400".into(),
+            message: None,
+        },
+        false,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn esimgo_lost_answer_with_an_unreadable_listing_entry_waits_then_completes_once() {
     esimgo_lost_answer_waits_out(Fault::UnreadableEntry, false).await;
