@@ -406,6 +406,13 @@ fn open_envelope<T: DeserializeOwned>(
             response.snippet()
         )));
     }
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS && effect.unclear_is_unknown() {
+        // An HTTP-level throttle is not documented to mean "not processed".
+        return Err(VendorError::Unknown(format!(
+            "HTTP 429 (outcome unknown): {}",
+            response.snippet()
+        )));
+    }
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         return Err(VendorError::rejected(
             RejectKind::RateLimited,

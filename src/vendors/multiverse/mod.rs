@@ -572,11 +572,7 @@ fn check_status(raw: RawResponse) -> Result<RawResponse, VendorError> {
     }
     match envelope {
         Some(e) => Err(error_from_code(e)),
-        None if raw.status == StatusCode::TOO_MANY_REQUESTS => Err(VendorError::rejected(
-            RejectKind::RateLimited,
-            "429",
-            raw.snippet(),
-        )),
+        // A bare 429 is not in the document: it is not evidence that nothing was bought.
         None => Err(VendorError::Unknown(format!(
             "HTTP {} without an error code: {}",
             raw.status.as_u16(),
