@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::http::HeaderMap;
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -811,7 +811,7 @@ mod tests {
 
     fn raw(status: u16, body: &str) -> RawResponse {
         RawResponse {
-            status: StatusCode::from_u16(status).unwrap(),
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
             headers: Default::default(),
             body: bytes::Bytes::from(body.to_string()),
         }
