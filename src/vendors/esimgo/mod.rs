@@ -51,6 +51,13 @@ use wire::{CatalogueBundle, CataloguePage, EsimBundles, Order, OrderRequest, Ord
 /// - The activation code is `LPA:1$<smdpAddress>$<matchingId>` (SGP.22).
 /// - Unknown order outcomes are reconciled through `GET /orders` as [`super::EsimGo`]'s
 ///   `reconcile` describes; the vendor has no idempotency key, so an order is never re-sent.
+///   The match keys (bundle, quantity, time sent, ICCIDs other orders of ours own) come from
+///   the attempt row, never from process memory.
+/// - HTTP 404/405 are not in the document: a path not served says nothing about an order, so
+///   it is unknown. A listing with any entry we cannot read (or one whose `orderReference`,
+///   bundle or quantity is missing) is unreadable as a whole, never a shorter list.
+/// - `GET /orders` is read as a bare array or `{"orders": [...], "pageCount"}` (the document's
+///   schema is one order object, which is not trusted as a listing).
 /// - HTTP 429 on `POST /orders` is not documented to mean "not processed": unknown.
 /// - Callbacks must be V3 (signed); the signature is accepted as base64 or hex; usage
 ///   quantities are bytes whatever the version; `FirstUse`/`BundleStarted` mean the eSIM is in
