@@ -185,3 +185,21 @@ async fn multiverse_with_documented_operations_only_completes_through_a_matched_
     let still = s.get(&format!("/v1/orders/{id2}")).await;
     assert_eq!(still["status"], "provisioning", "{still}");
 }
+
+/// Multiverse with only its documented operations: a purchase whose answer is lost and whose
+/// callback never comes leaves the order waiting; nothing is bought anywhere else.
+#[tokio::test]
+async fn multiverse_lost_answer_without_a_callback_is_never_bought_elsewhere() {
+    let settings = esim_gateway::sandbox::SimSettings {
+        callbacks_enabled: false,
+        ..esim_gateway::sandbox::SimSettings::fast()
+    };
+    let s = SandboxApp::start_with(settings, &[("PROVISION_RETRY_BASE", "100ms")]).await;
+    s.sandbox.multiverse.documented_only();
+    s.fault(VendorId::Multiverse, "order", Fault::Delay { millis: 2500 });
+    let id = order_at_multiverse(&s, "k-mv-lost").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let waiting = s.get(&format!("/v1/orders/{id}")).await;
+    assert_eq!(waiting["status"], "provisioning", "{waiting}");
+    assert_eq!(orders_per_vendor(&s), [(VendorId::Multiverse, 1)]);
+}
