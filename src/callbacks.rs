@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+mod matched;
+
 use crate::{
     ordering::{
         Ctx,
@@ -36,6 +38,9 @@ pub enum Applied {
     Waiting,
     /// Nothing to do (a ping, or a kind the gateway does not act on).
     Ignored,
+    /// An unsigned callback applied because it matched the order we placed in every detail
+    /// (weaker than a signed one; see `matched`).
+    MatchedHint,
 }
 
 impl Applied {
@@ -44,6 +49,7 @@ impl Applied {
             Applied::Applied => "applied",
             Applied::Waiting => "waiting",
             Applied::Ignored => "ignored",
+            Applied::MatchedHint => "matched_hint",
         }
     }
 }
@@ -155,6 +161,24 @@ pub async fn apply(
                             r?;
                         }
                     }
+                }
+                (CallbackTrust::Hint, Some(_), VendorEventKind::OrderReady) => {
+                    // Completing from a matched hint writes the order: it needs the lease.
+                    let Some(leased) =
+                        store::orders::lease_one(&ctx.pool, &order.id, ctx.lease).await?
+                    else {
+                        return Ok(Applied::Waiting);
+                    };
+                    let lease = Lease::hold(&ctx.pool, &leased.id, leased.lease_version, ctx.lease);
+                    let matched = matched::apply_if_matched(ctx, vendor, &leased, &lease, ev).await;
+                    lease.release(&ctx.pool, ctx.retry_base).await?;
+                    match matched {
+                        Ok(Some(applied)) => return Ok(applied),
+                        Ok(None) => {}
+                        Err(purchase::PurchaseError::LeaseLost) => return Ok(Applied::Waiting),
+                        Err(e) => return Err(e),
+                    }
+                    crate::hints::poke_order(ctx, &order.id).await?;
                 }
                 // Unsigned, or a failure: ask the vendor (the provisioner does it now).
                 _ => {

@@ -9,7 +9,7 @@ use esim_gateway::{
     sandbox::{SimSettings, runtime::Sandbox},
     store, telemetry,
     vendors::{
-        AdapterOptions, VendorId,
+        AdapterOptions, VendorError, VendorId,
         registry::{VendorMode, Vendors},
     },
     workers,
@@ -259,9 +259,17 @@ async fn vendors_command(config: Config, command: VendorsCommand) -> anyhow::Res
                 let offers = entry.adapter.list_offers().await;
                 let ms = started.elapsed().as_millis();
                 let mode = format!("{:?}", entry.mode).to_lowercase();
+                // A vendor whose API has no balance call is fine: say so, do not fail.
+                let balance = match balance {
+                    Ok(b) => Ok(b.to_string()),
+                    Err(VendorError::Unsupported) => {
+                        Ok("not offered by the vendor's API".to_string())
+                    }
+                    Err(e) => Err(e),
+                };
                 match (balance, offers) {
                     (Ok(b), Ok(o)) => println!(
-                        "{id:<11} ok      {mode:<7} balance {b}, {} offers ({ms} ms)",
+                        "{id:<11} ok      {mode:<7} balance: {b}, {} offers ({ms} ms)",
                         o.len()
                     ),
                     (Err(e), _) | (_, Err(e)) => {

@@ -603,6 +603,7 @@ async fn fail_order(
 pub const VENDOR_EVENT_STATUSES: &[&str] = &[
     "received",
     "applied",
+    "matched_hint",
     "waiting",
     "ignored",
     "unparseable",
@@ -627,6 +628,8 @@ fn one_of(name: &str, value: Option<&str>, allowed: &[&str]) -> ApiResult<()> {
 pub struct VendorEventQuery {
     #[param(value_type = Option<VendorId>)]
     pub vendor: Option<String>,
+    /// `received`, `applied`, `matched_hint` (an unsigned callback applied because it matched
+    /// the order we placed), `waiting`, `ignored`, `unparseable` or `failed`.
     #[param(value_type = Option<VendorEventStatus>)]
     pub status: Option<String>,
     /// 1–200, default 50.
@@ -639,11 +642,12 @@ pub struct VendorEventQuery {
 
 /// What became of a stored vendor callback.
 #[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
+#[schema(rename_all = "snake_case")]
 #[allow(dead_code)] // Documents the accepted values of a string filter.
 pub enum VendorEventStatus {
     Received,
     Applied,
+    MatchedHint,
     Waiting,
     Ignored,
     Unparseable,

@@ -82,7 +82,7 @@ async fn cancel_leased(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> ApiResult<
         .rev()
         .find(|a| a.outcome == "placed")
         .ok_or_else(|| anyhow::anyhow!("completed order without a placed attempt"))?;
-    let r = purchase::order_ref(order, placed);
+    let r = purchase::order_ref(ctx, order, placed).await?;
     let note = match adapter.cancel(&r, &refs).await {
         Ok(CancelOutcome::Refunded { amount: Some(m) }) => {
             format!("cancelled by {vendor}; refunded {m}")

@@ -36,7 +36,10 @@ pub async fn provision(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Ste
             else {
                 return Ok(Step::Provisioning);
             };
-            match adapter.fetch_order(&purchase::order_ref(order, last)).await {
+            match adapter
+                .fetch_order(&purchase::order_ref(ctx, order, last).await?)
+                .await
+            {
                 Ok(state) => purchase::apply_state(ctx, order, lease, &last.vendor, state).await,
                 Err(e) => {
                     tracing::info!(order_id = %order.id, error = %e, "order not ready at the vendor yet");

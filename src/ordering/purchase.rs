@@ -501,7 +501,9 @@ pub async fn reconcile(
                 })
                 .await
         } else {
-            adapter.fetch_order(&order_ref(order, attempt)).await
+            adapter
+                .fetch_order(&order_ref(ctx, order, attempt).await?)
+                .await
         }
     } else if idempotent {
         adapter
@@ -514,7 +516,9 @@ pub async fn reconcile(
             })
             .await
     } else {
-        adapter.fetch_order(&order_ref(order, attempt)).await
+        adapter
+            .fetch_order(&order_ref(ctx, order, attempt).await?)
+            .await
     };
     let settled = chrono::Utc::now()
         .signed_duration_since(attempt.started_at)
@@ -589,17 +593,46 @@ async fn continue_after_refusal(
     buy(ctx, order, lease).await
 }
 
-/// Where an attempt's order lives at its vendor: the one place a `VendorOrderRef` is built
-/// from an attempt row.
-pub fn order_ref(order: &OrderRow, attempt: &AttemptRow) -> crate::vendors::VendorOrderRef {
-    crate::vendors::VendorOrderRef {
+/// How far before an attempt other orders' eSIMs are looked at when reconciling it: wider
+/// than any adapter's search window, so every vendor order it may consider is covered.
+const OWNED_ICCIDS_LOOKBACK: chrono::Duration = chrono::Duration::hours(6);
+
+/// The reconciliation key of an attempt, read from its row in Postgres (never from process
+/// memory): what was sent and when, plus the ICCIDs of this vendor already owned by other
+/// orders of ours, which the adapter must not attribute to this order.
+pub async fn order_ref(
+    ctx: &Ctx,
+    order: &OrderRow,
+    attempt: &AttemptRow,
+) -> sqlx::Result<crate::vendors::VendorOrderRef> {
+    let vendor_reference = attempt
+        .vendor_reference
+        .clone()
+        .or_else(|| order.vendor_reference.clone());
+    // Only a search by our order id (no vendor reference yet) needs them.
+    let owned_iccids = if vendor_reference.is_none() {
+        store::esims::owned_by_others_since(
+            &ctx.pool,
+            &attempt.vendor,
+            &order.id,
+            attempt.started_at - OWNED_ICCIDS_LOOKBACK,
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    Ok(crate::vendors::VendorOrderRef {
         order_id: order.id.clone(),
-        vendor_reference: attempt
-            .vendor_reference
-            .clone()
-            .or_else(|| order.vendor_reference.clone()),
+        vendor_reference,
         placed_at: attempt.started_at,
-    }
+        sku: attempt.sku.clone(),
+        quantity: if order.kind == "topup" {
+            1
+        } else {
+            order.quantity.max(1) as u32
+        },
+        owned_iccids,
+    })
 }
 
 pub async fn topup_target(ctx: &Ctx, order: &OrderRow) -> sqlx::Result<EsimRef> {

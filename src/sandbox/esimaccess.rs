@@ -1,4 +1,4 @@
-//! Simulated eSIM Access: its wire protocol (`shared/vendors/esimaccess.md`) with signed
+//! Simulated eSIM Access: its wire protocol (`src/vendors/esimaccess/README.md`) with signed
 //! JSON POSTs under `/api/v1/open/…`, the `{success, errorCode, errorMsg, obj}` envelope and
 //! the docs' error codes, an 8 requests/s limit, asynchronous profile allocation (`/esim/query`
 //! answers 200010 until done) and unsigned webhooks.
@@ -452,7 +452,7 @@ impl Inner {
             Err(code) => error(code, message_for(code)),
         };
         faults::after(&fault).await;
-        response
+        faults::garble(&fault, response)
     }
 
     /// Method, rate limit, headers, timestamp, signature and JSON, in the vendor's order.
@@ -987,6 +987,8 @@ impl EsimAccessSim {
             )
             .with_state(Arc::clone(&self.inner))
             .merge(control_router(self.inner.core.clone()))
+            // A path the API does not serve, as an honest web framework answers it.
+            .fallback(|| async { faults::path_not_found() })
     }
 
     /// Random credentials for sandbox mode.

@@ -1,5 +1,5 @@
 //! Nomad eSIMfx simulator: the paths, `{code, message, data}` envelope, JWT auth and
-//! `X-Idempotency-Key` semantics of `shared/vendors/esimfx.md`. Error codes and the webhook
+//! `X-Idempotency-Key` semantics of `src/vendors/esimfx/README.md`. Error codes and the webhook
 //! payload are the adapter's documented assumptions (`vendors::esimfx::{codes,assumptions}`).
 //!
 //! Orders are synchronous, as at eSIMfx: `create_order` answers with the ICCID and LPA.
@@ -217,6 +217,8 @@ impl EsimFxSim {
             .route("/_sandbox/esimfx/usage", post(control_usage))
             .with_state(self.clone())
             .merge(super::control_router(self.inner.core.clone()))
+            // A path the API does not serve, as an honest web framework answers it.
+            .fallback(|| async { faults::path_not_found() })
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
@@ -862,7 +864,7 @@ async fn run(
         Err(r) => refused(r),
     };
     faults::after(&fault).await;
-    response
+    faults::garble(&fault, response)
 }
 
 async fn auth(State(sim): State<EsimFxSim>, body: Bytes) -> Response {
@@ -888,7 +890,7 @@ async fn auth(State(sim): State<EsimFxSim>, body: Bytes) -> Response {
         }
     };
     faults::after(&fault).await;
-    response
+    faults::garble(&fault, response)
 }
 
 async fn get_profile(State(sim): State<EsimFxSim>, headers: HeaderMap) -> Response {
@@ -1055,7 +1057,7 @@ async fn create_order(State(sim): State<EsimFxSim>, headers: HeaderMap, body: By
         },
     };
     faults::after(&fault).await;
-    response
+    faults::garble(&fault, response)
 }
 
 async fn get_order(State(sim): State<EsimFxSim>, headers: HeaderMap, q: Params) -> Response {

@@ -1,4 +1,4 @@
-//! Simulator of eSIM Go API v2.4 (`shared/vendors/esimgo.md`), served under `/v2.4`.
+//! Simulator of eSIM Go API v2.4 (facts: `src/vendors/esimgo/README.md`), served under `/v2.4`.
 //!
 //! - Every call needs `X-API-Key`: missing → 401 `{"message":"Unauthorized"}`, wrong → 403
 //!   `{"message":"Forbidden"}`. Errors are `{"message": ...}` with the HTTP status.
@@ -481,6 +481,8 @@ impl EsimGoSim {
         Router::new()
             .nest("/v2.4", api)
             .merge(control_router(self.inner.core.clone()))
+            // Any path the API does not serve, as its web framework answers it.
+            .fallback(|| async { faults::path_not_found() })
     }
 
     pub fn currency(&self) -> Currency {
@@ -648,7 +650,7 @@ macro_rules! with_fault {
         }
         let resp: Response = $act;
         faults::after(&fault).await;
-        resp
+        faults::garble(&fault, resp)
     }};
 }
 
@@ -1003,12 +1005,21 @@ fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
 }
 
 async fn list_orders(State(sim): State<Arc<Inner>>, RawQuery(raw): RawQuery) -> Response {
-    with_fault!(sim, ops::QUERY, {
-        match orders_page(&sim, &pairs(raw.as_deref())) {
-            Ok(v) => Json(v).into_response(),
-            Err(e) => e.into_response(),
+    let fault = sim.core.faults.take(ops::QUERY);
+    if let Some(resp) = faults::before(&fault, reject) {
+        return resp;
+    }
+    let resp = match orders_page(&sim, &pairs(raw.as_deref())) {
+        Ok(Value::Array(mut list)) if fault == Some(faults::Fault::UnreadableEntry) => {
+            // An entry of a shape nobody documented, next to the real ones.
+            list.push(json!({"order": "see attachment", "orderReference": 42}));
+            Json(Value::Array(list)).into_response()
         }
-    })
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    };
+    faults::after(&fault).await;
+    faults::garble(&fault, resp)
 }
 
 fn orders_page(sim: &Inner, q: &[(String, String)]) -> Result<Value, BadRequest> {

@@ -33,6 +33,15 @@ pub enum Fault {
         #[serde(default = "default_5xx")]
         status: u16,
     },
+    /// Answer `404 {"message":"Not Found"}` without acting: what any HTTP API answers for a
+    /// path it does not serve at that moment (a routing change, a version prefix, an outage
+    /// page). Says nothing about the order.
+    PathNotFound,
+    /// Act, then answer 200 with a body that is not the vendor's JSON.
+    Garbled,
+    /// A listing answer that holds one entry the client cannot read (next to the real ones).
+    /// Only the listings that document it react (eSIM Go's `GET /orders`); elsewhere no-op.
+    UnreadableEntry,
 }
 
 fn default_5xx() -> u16 {
@@ -118,7 +127,32 @@ pub fn before(
         Some(Fault::Reset {
             after_processing: false,
         }) => drop_connection(),
+        Some(Fault::PathNotFound) => Some(path_not_found()),
         _ => None,
+    }
+}
+
+/// `404 {"message":"Not Found"}`, as a web framework answers a path it does not route.
+pub fn path_not_found() -> Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"message": "Not Found"})),
+    )
+        .into_response()
+}
+
+/// Replaces the answer when the fault garbles it (the simulator has acted already).
+pub fn garble(fault: &Option<Fault>, response: Response) -> Response {
+    use axum::response::IntoResponse;
+    match fault {
+        Some(Fault::Garbled) => (
+            axum::http::StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            "{\"ok\": tru",
+        )
+            .into_response(),
+        _ => response,
     }
 }
 

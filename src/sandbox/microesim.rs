@@ -273,6 +273,8 @@ impl MicroEsimSim {
             .route(&p("terminate"), post(terminate))
             .with_state(self.clone())
             .merge(super::control_router(self.core.clone()))
+            // A path the API does not serve, as an honest web framework answers it.
+            .fallback(|| async { faults::path_not_found() })
     }
 
     fn state(&self) -> MutexGuard<'_, SimState> {
@@ -869,7 +871,7 @@ fn render_plan(p: &VendorProduct) -> SimPlan {
 
 async fn finish(fault: Option<faults::Fault>, reply: Reply) -> Response {
     faults::after(&fault).await;
-    envelope(reply)
+    faults::garble(&fault, envelope(reply))
 }
 
 async fn plan_list(State(sim): State<MicroEsimSim>, headers: HeaderMap) -> Response {

@@ -1,4 +1,4 @@
-//! Simulator for Multiverse (`shared/vendors/multiverse.md`).
+//! Simulator for Multiverse (facts: `src/vendors/multiverse/README.md`).
 //!
 //! Documented behaviour, reproduced exactly: both auth layers on every call (the
 //! `X-Multiverse-Access-Token` header, checked for user, SHA-256 and a 10-digit timestamp,
@@ -134,6 +134,9 @@ struct SimState {
     token_requests: u32,
     orders: Vec<SimOrder>,
     esims: HashMap<String, SimEsim>,
+    /// Guessed operations (by `ops` name) this simulator answers `404001 API not found`,
+    /// as a Multiverse that does not offer them would.
+    withdrawn: HashSet<&'static str>,
 }
 
 impl SimState {
@@ -186,6 +189,7 @@ impl MultiverseSim {
                 token_requests: 0,
                 orders: Vec::new(),
                 esims: HashMap::new(),
+                withdrawn: HashSet::new(),
             })),
         }
     }
@@ -259,6 +263,40 @@ impl MultiverseSim {
     /// How many tokens `/auth/token` has issued.
     pub fn token_requests(&self) -> u32 {
         self.state().token_requests
+    }
+
+    /// Makes a guessed operation (`ops::ORDER_SYNC`, `ops::QUERY`, `ops::TOPUP`,
+    /// `ops::USAGE`, `ops::BALANCE`) answer `404001 API not found`, as a Multiverse whose
+    /// documents are all there is would; `offered = true` brings it back.
+    pub fn set_offered(&self, operation: &'static str, offered: bool) {
+        let mut state = self.state();
+        if offered {
+            state.withdrawn.remove(operation);
+        } else {
+            state.withdrawn.insert(operation);
+        }
+    }
+
+    /// Only the documented operations: every guessed one answers `404001`.
+    pub fn documented_only(&self) {
+        for op in [
+            ops::ORDER_SYNC,
+            ops::QUERY,
+            ops::TOPUP,
+            ops::USAGE,
+            ops::BALANCE,
+        ] {
+            self.set_offered(op, false);
+        }
+    }
+
+    /// `404001` when `operation` is withdrawn (see [`MultiverseSim::set_offered`]).
+    fn offered(&self, operation: &'static str) -> Result<(), Refusal> {
+        if self.state().withdrawn.contains(operation) {
+            Err(refuse("404001", "API not found"))
+        } else {
+            Ok(())
+        }
     }
 
     /// Makes a package answer `500002 No available sim iccid`.
@@ -620,7 +658,7 @@ async fn token_inner(sim: MultiverseSim, headers: HeaderMap, body: Bytes) -> Rep
     }
     let answer = sim.issue_token();
     faults::after(&fault).await;
-    Ok(Json(answer).into_response())
+    Ok(faults::garble(&fault, Json(answer).into_response()))
 }
 
 async fn packages(State(sim): State<MultiverseSim>, headers: HeaderMap) -> Response {
@@ -641,7 +679,10 @@ async fn packages_inner(sim: MultiverseSim, headers: HeaderMap) -> Reply {
         .map(|p| render_package(&p.id, &p.product, currency))
         .collect();
     faults::after(&fault).await;
-    Ok(Json(json!({ "package_list": list })).into_response())
+    Ok(faults::garble(
+        &fault,
+        Json(json!({ "package_list": list })).into_response(),
+    ))
 }
 
 async fn purchase(
@@ -668,7 +709,10 @@ async fn purchase_inner(
     let order = sim.create_order(&package_id, &customer_order_id)?;
     sim.provision_later(order.order_id.clone());
     faults::after(&fault).await;
-    Ok(Json(order.to_json()).into_response())
+    Ok(faults::garble(
+        &fault,
+        Json(order.to_json()).into_response(),
+    ))
 }
 
 async fn purchase_sync(
@@ -687,8 +731,14 @@ async fn purchase_sync_inner(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
+    sim.offered(ops::ORDER_SYNC)?;
     sim.authorize(&headers)?;
-    let fault = sim.core.faults.take(ops::ORDER_SYNC);
+    // A fault armed for "order" applies to whichever purchase route the client uses.
+    let fault = sim
+        .core
+        .faults
+        .take(ops::ORDER_SYNC)
+        .or_else(|| sim.core.faults.take(ops::ORDER));
     if let Some(r) = faults::before(&fault, reject) {
         return Err(Box::new(r));
     }
@@ -699,7 +749,10 @@ async fn purchase_sync_inner(
         .allocate(&order.order_id)
         .ok_or_else(|| refuse("500003", "OTA API server error"))?;
     faults::after(&fault).await;
-    Ok(Json(order.to_json()).into_response())
+    Ok(faults::garble(
+        &fault,
+        Json(order.to_json()).into_response(),
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -720,6 +773,7 @@ async fn orders_by_customer_id_inner(
     headers: HeaderMap,
     q: OrderQuery,
 ) -> Reply {
+    sim.offered(ops::QUERY)?;
     sim.authorize(&headers)?;
     let fault = sim.core.faults.take(ops::QUERY);
     if let Some(r) = faults::before(&fault, reject) {
@@ -737,7 +791,10 @@ async fn orders_by_customer_id_inner(
         .map(SimOrder::to_json)
         .collect();
     faults::after(&fault).await;
-    Ok(Json(json!({ "order_list": list })).into_response())
+    Ok(faults::garble(
+        &fault,
+        Json(json!({ "order_list": list })).into_response(),
+    ))
 }
 
 async fn order_by_id(
@@ -749,6 +806,7 @@ async fn order_by_id(
 }
 
 async fn order_by_id_inner(sim: MultiverseSim, order_id: String, headers: HeaderMap) -> Reply {
+    sim.offered(ops::QUERY)?;
     sim.authorize(&headers)?;
     let fault = sim.core.faults.take(ops::QUERY);
     if let Some(r) = faults::before(&fault, reject) {
@@ -762,7 +820,7 @@ async fn order_by_id_inner(sim: MultiverseSim, order_id: String, headers: Header
         .map(SimOrder::to_json)
         .ok_or_else(|| refuse("404002", "Resource not found"))?;
     faults::after(&fault).await;
-    Ok(Json(order).into_response())
+    Ok(faults::garble(&fault, Json(order).into_response()))
 }
 
 async fn topup(
@@ -781,6 +839,7 @@ async fn topup_inner(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
+    sim.offered(ops::TOPUP)?;
     sim.authorize(&headers)?;
     let fault = sim.core.faults.take(ops::TOPUP);
     if let Some(r) = faults::before(&fault, reject) {
@@ -789,7 +848,10 @@ async fn topup_inner(
     let customer_order_id = customer_order_id(&body)?;
     let order = sim.topup_order(&iccid, &package_id, &customer_order_id)?;
     faults::after(&fault).await;
-    Ok(Json(order.to_json()).into_response())
+    Ok(faults::garble(
+        &fault,
+        Json(order.to_json()).into_response(),
+    ))
 }
 
 async fn usage(
@@ -801,6 +863,7 @@ async fn usage(
 }
 
 async fn usage_inner(sim: MultiverseSim, iccid: String, headers: HeaderMap) -> Reply {
+    sim.offered(ops::USAGE)?;
     sim.authorize(&headers)?;
     let fault = sim.core.faults.take(ops::USAGE);
     if let Some(r) = faults::before(&fault, reject) {
@@ -829,7 +892,7 @@ async fn usage_inner(sim: MultiverseSim, iccid: String, headers: HeaderMap) -> R
         answer["activated_at"] = json!(time(at));
     }
     faults::after(&fault).await;
-    Ok(Json(answer).into_response())
+    Ok(faults::garble(&fault, Json(answer).into_response()))
 }
 
 async fn balance(State(sim): State<MultiverseSim>, headers: HeaderMap) -> Response {
@@ -837,6 +900,7 @@ async fn balance(State(sim): State<MultiverseSim>, headers: HeaderMap) -> Respon
 }
 
 async fn balance_inner(sim: MultiverseSim, headers: HeaderMap) -> Reply {
+    sim.offered(ops::BALANCE)?;
     sim.authorize(&headers)?;
     let fault = sim.core.faults.take(ops::BALANCE);
     if let Some(r) = faults::before(&fault, reject) {
@@ -845,11 +909,14 @@ async fn balance_inner(sim: MultiverseSim, headers: HeaderMap) -> Reply {
     let amount = sim.balance();
     let currency = super::catalog::vendor_pricing(VendorId::Multiverse).0;
     faults::after(&fault).await;
-    Ok(Json(json!({
-        "balance": amount.round_dp(2).to_string(),
-        "currency": currency.as_str(),
-    }))
-    .into_response())
+    Ok(faults::garble(
+        &fault,
+        Json(json!({
+            "balance": amount.round_dp(2).to_string(),
+            "currency": currency.as_str(),
+        }))
+        .into_response(),
+    ))
 }
 
 #[cfg(test)]

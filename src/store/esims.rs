@@ -200,3 +200,22 @@ pub async fn set_status(
     .await?;
     Ok(())
 }
+
+/// ICCIDs of `vendor` stored for orders other than `order_id` since `since`: the eSIMs a
+/// reconciliation must not attribute to `order_id` (they are already another order's).
+pub async fn owned_by_others_since(
+    pool: &PgPool,
+    vendor: &str,
+    order_id: &str,
+    since: DateTime<Utc>,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT iccid FROM esims WHERE vendor = $1 AND order_id <> $2 AND created_at >= $3
+         ORDER BY iccid",
+    )
+    .bind(vendor)
+    .bind(order_id)
+    .bind(since)
+    .fetch_all(pool)
+    .await
+}

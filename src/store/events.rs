@@ -54,7 +54,7 @@ pub async fn by_key(
 }
 
 /// Statuses after which an event is never applied again.
-pub const FINAL: [&str; 3] = ["applied", "ignored", "unparseable"];
+pub const FINAL: [&str; 4] = ["applied", "matched_hint", "ignored", "unparseable"];
 
 /// Leases one stored event for applying, unless it is final or someone else is on it.
 pub async fn lease(
@@ -117,7 +117,7 @@ pub async fn finish(
     let n = sqlx::query(
         "UPDATE vendor_events SET status = $3, error = $4, attempts = attempts + 1,
              lease_until = NULL, next_attempt_at = now() + make_interval(secs => $5),
-             applied_at = CASE WHEN $3 IN ('applied', 'ignored') THEN now() ELSE applied_at END
+             applied_at = CASE WHEN $3 IN ('applied', 'matched_hint', 'ignored') THEN now() ELSE applied_at END
          WHERE id = $1 AND lease_version = $2",
     )
     .bind(id)

@@ -16,6 +16,7 @@ use crate::domain::money::Money;
 
 pub mod error;
 pub mod http_client;
+pub mod iccid;
 pub mod lpa;
 pub mod registry;
 
@@ -78,7 +79,8 @@ impl VendorId {
 
 impl fmt::Display for VendorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad` honours width and alignment (`{id:<11}` in `vendors check`).
+        f.pad(self.as_str())
     }
 }
 
@@ -225,12 +227,50 @@ pub struct PlaceOrder {
 }
 
 /// Where an order lives at a vendor, for polling, reconciliation and cancellation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Built by the ordering layer from the attempt row in Postgres (never from process memory),
+/// so a restarted or different replica reconciles exactly like the one that sent the order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VendorOrderRef {
+    /// Our order id, as sent to the vendor (transaction id, reference, custom order no).
     pub order_id: String,
     /// The vendor's own order number, once known (`orderNo`, `topup_id`, order reference…).
     pub vendor_reference: Option<String>,
+    /// When the attempt was sent.
     pub placed_at: DateTime<Utc>,
+    /// The vendor SKU the attempt sent; `None` when unknown, and then an adapter that must
+    /// match a listing on it cannot pick a candidate (the outcome stays unknown).
+    pub sku: Option<String>,
+    /// How many eSIMs the attempt asked for.
+    pub quantity: u32,
+    /// ICCIDs of this vendor that already belong to other orders of ours: a vendor order
+    /// holding one of them is not the one this attempt created.
+    pub owned_iccids: Vec<String>,
+}
+
+impl VendorOrderRef {
+    /// A reference by our order id only (no attempt details).
+    pub fn new(order_id: impl Into<String>, placed_at: DateTime<Utc>) -> Self {
+        VendorOrderRef {
+            order_id: order_id.into(),
+            placed_at,
+            quantity: 1,
+            ..VendorOrderRef::default()
+        }
+    }
+
+    /// The same reference with the vendor's order number.
+    pub fn with_vendor_reference(mut self, reference: Option<String>) -> Self {
+        self.vendor_reference = reference;
+        self
+    }
+
+    /// The same reference with what the attempt sent.
+    pub fn with_attempt(mut self, sku: impl Into<String>, quantity: u32) -> Self {
+        self.sku = Some(sku.into());
+        self.quantity = quantity;
+        self
+    }
 }
 
 /// One eSIM at a vendor.
@@ -391,6 +431,10 @@ pub struct VendorEvent {
     pub vendor_reference: Option<String>,
     pub iccid: Option<String>,
     pub vendor_esim_ref: Option<String>,
+    /// The vendor product the event is about, when the callback names it (an unsigned
+    /// callback is matched against the SKU our attempt sent).
+    #[serde(default)]
+    pub sku: Option<String>,
     /// Activation data when the callback carries it.
     pub profile: Option<EsimProfile>,
     pub occurred_at: Option<DateTime<Utc>>,
@@ -447,6 +491,18 @@ pub trait Vendor: Send + Sync {
         raw_body: &[u8],
     ) -> Result<CallbackTrust, VendorError>;
 
+    /// Whether an unsigned (hint) order-ready event may complete the order `placed` as it is,
+    /// because it matches what we placed there in every detail; `Ok` carries the profile to
+    /// apply, `Err` why not. Vendors whose hints are re-read from their API instead keep the
+    /// default, which never matches.
+    fn match_hint(
+        &self,
+        _ev: &VendorEvent,
+        _placed: &VendorOrderRef,
+    ) -> Result<EsimProfile, String> {
+        Err("this vendor's callbacks are confirmed through its API, not matched".into())
+    }
+
     /// Parses a verified callback. `InvalidCallback` when the body cannot be understood.
     fn parse_callback(
         &self,
@@ -473,6 +529,20 @@ impl Default for AdapterOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every adapter reads money from `serde_json` numbers; this fails the build's tests if
+    /// `arbitrary_precision` is ever switched off (a number would then be an f64 and lose
+    /// digits: `1234567890.1234567891` would read as `1234567890.1234567`).
+    #[test]
+    fn json_numbers_keep_their_digits() {
+        let text = "1234567890.1234567891";
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v.to_string(), text);
+        let d: rust_decimal::Decimal = serde_json::from_str(text).unwrap();
+        assert_eq!(d.to_string(), text);
+        let d: rust_decimal::Decimal = serde_json::from_value(v).unwrap();
+        assert_eq!(d.to_string(), text);
+    }
 
     #[test]
     fn vendor_ids_round_trip() {

@@ -72,6 +72,7 @@ fn by_order_no(req: &PlaceOrder, state: &OrderState) -> VendorOrderRef {
         order_id: req.order_id.clone(),
         vendor_reference: state.vendor_reference.clone(),
         placed_at: req.placed_at,
+        ..VendorOrderRef::default()
     }
 }
 
@@ -80,6 +81,7 @@ fn by_order_id(req: &PlaceOrder) -> VendorOrderRef {
         order_id: req.order_id.clone(),
         vendor_reference: None,
         placed_at: req.placed_at,
+        ..VendorOrderRef::default()
     }
 }
 

@@ -73,6 +73,7 @@ fn by_ref(order_id: &str, vendor_reference: Option<&str>) -> VendorOrderRef {
         order_id: order_id.to_string(),
         vendor_reference: vendor_reference.map(str::to_string),
         placed_at: Utc::now(),
+        ..VendorOrderRef::default()
     }
 }
 

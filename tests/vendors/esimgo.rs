@@ -80,12 +80,9 @@ fn order(id: &str, sku: &str) -> PlaceOrder {
     }
 }
 
+/// The reconciliation key the ordering layer reads from the attempt row.
 fn by_our_id(req: &PlaceOrder) -> VendorOrderRef {
-    VendorOrderRef {
-        order_id: req.order_id.clone(),
-        vendor_reference: None,
-        placed_at: req.placed_at,
-    }
+    VendorOrderRef::new(req.order_id.clone(), req.placed_at).with_attempt(&req.sku, req.quantity)
 }
 
 fn reject_kind(r: Result<impl std::fmt::Debug, VendorError>) -> RejectKind {
@@ -172,6 +169,7 @@ async fn order_is_synchronous_debits_the_balance_and_is_tagged_with_our_id() {
         order_id: "ord_sync".into(),
         vendor_reference: placed.vendor_reference.clone(),
         placed_at: Utc::now(),
+        ..VendorOrderRef::default()
     };
     let fetched = env.vendor.fetch_order(&r).await.unwrap();
     assert_eq!(fetched.status, VendorOrderStatus::Completed);
@@ -230,6 +228,7 @@ async fn topup_usage_and_cancel() {
         order_id: "ord_t_top".into(),
         vendor_reference: topped.vendor_reference.clone(),
         placed_at: Utc::now(),
+        ..VendorOrderRef::default()
     };
     let outcome = env
         .vendor
@@ -250,6 +249,7 @@ async fn topup_usage_and_cancel() {
         order_id: "ord_t".into(),
         vendor_reference: placed.vendor_reference.clone(),
         placed_at: Utc::now(),
+        ..VendorOrderRef::default()
     };
     let refused = env.vendor.cancel(&first_ref, &[esim]).await;
     assert_eq!(reject_kind(refused), RejectKind::NotAllowed);
@@ -265,6 +265,7 @@ async fn unused_order_cancels_without_a_vendor_reference() {
         order_id: "ord_c".into(),
         vendor_reference: None,
         placed_at: Utc::now(),
+        ..VendorOrderRef::default()
     };
     let esims = [EsimRef {
         iccid: placed.esims[0].iccid.clone(),

@@ -85,6 +85,7 @@ fn by_ref(order_id: &str, vendor_reference: Option<String>) -> VendorOrderRef {
         order_id: order_id.into(),
         vendor_reference,
         placed_at: Utc::now(),
+        ..VendorOrderRef::default()
     }
 }
 
@@ -222,7 +223,14 @@ async fn unknown_outcome_is_reconciled_by_custom_order_no_without_a_second_order
     assert_eq!(records.len(), 1, "no second vendor order");
     assert_eq!(records[0].vendor_reference, topup_id);
 
-    let missing = h.adapter.fetch_order(&by_ref("ord_never", None)).await;
+    // "No such order" is believed only once nothing sent can still be in flight.
+    let fresh = h.adapter.fetch_order(&by_ref("ord_never", None)).await;
+    assert!(matches!(fresh, Err(VendorError::Unknown(_))), "{fresh:?}");
+    let old = VendorOrderRef {
+        placed_at: Utc::now() - chrono::Duration::minutes(10),
+        ..by_ref("ord_never", None)
+    };
+    let missing = h.adapter.fetch_order(&old).await;
     assert_eq!(
         missing.unwrap_err().reject_kind(),
         Some(RejectKind::NotFound)
@@ -238,7 +246,6 @@ async fn refusals_map_to_reject_kinds_and_buy_nothing() {
         (codes::DATAPLAN_UNAVAILABLE, RejectKind::SoldOut),
         (codes::INSUFFICIENT_BALANCE, RejectKind::InsufficientBalance),
         (codes::TOO_MANY_REQUESTS, RejectKind::RateLimited),
-        (codes::SYSTEM_ERROR, RejectKind::Other),
     ];
     for (code, kind) in cases {
         faults.inject(
@@ -255,6 +262,22 @@ async fn refusals_map_to_reject_kinds_and_buy_nothing() {
             .unwrap_err();
         assert_eq!(err.reject_kind(), Some(kind), "{code}: {err:?}");
         assert!(err.nothing_bought());
+    }
+    // A system error or a code nobody documented may have bought: unknown, not refused.
+    for code in [codes::SYSTEM_ERROR, 4242] {
+        faults.inject(
+            ops::ORDER,
+            Fault::Reject {
+                code: code.to_string(),
+                message: None,
+            },
+        );
+        let err = h
+            .adapter
+            .place_order(&order("ord_r", &sku))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, VendorError::Unknown(_)), "{code}: {err:?}");
     }
     // The real checks, not injected: an empty balance and an unknown plan.
     h.sim.set_balance(Decimal::ZERO);

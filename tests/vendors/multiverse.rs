@@ -82,11 +82,14 @@ fn order(id: &str, sku: &str, quantity: u32) -> PlaceOrder {
     }
 }
 
+/// A reference by our order id, placed long enough ago that no purchase can still be in
+/// flight (so an empty query may say "not found").
 fn by_our_id(id: &str) -> VendorOrderRef {
     VendorOrderRef {
         order_id: id.to_string(),
         vendor_reference: None,
-        placed_at: Utc::now(),
+        placed_at: Utc::now() - chrono::Duration::minutes(10),
+        ..VendorOrderRef::default()
     }
 }
 
@@ -166,6 +169,8 @@ async fn list_offers_returns_the_whole_catalogue_in_euros_and_binary_units() {
 #[tokio::test]
 async fn order_is_pending_until_the_callback_then_fetch_order_completes_it() {
     let env = Env::start().await;
+    // The asynchronous purchase route (with `/sync` it would answer at once).
+    env.sim.set_offered(ops::ORDER_SYNC, false);
     let (receiver, mut received) = callback_receiver().await;
     env.sim.core().set_callback_url(Some(
         receiver.base_url.join("/webhooks/multiverse").unwrap(),
@@ -219,6 +224,8 @@ async fn order_is_pending_until_the_callback_then_fetch_order_completes_it() {
 #[tokio::test]
 async fn quantity_two_buys_one_esim_per_call_with_suffixed_references() {
     let env = Env::start().await;
+    // The asynchronous purchase route (with `/sync` it would answer at once).
+    env.sim.set_offered(ops::ORDER_SYNC, false);
     let sku = env.any_sku();
     let id = new_order_id();
     let placed = env.adapter.place_order(&order(&id, &sku, 2)).await.unwrap();
@@ -231,32 +238,109 @@ async fn quantity_two_buys_one_esim_per_call_with_suffixed_references() {
         .map(|o| o.client_reference.unwrap())
         .collect();
     assert_eq!(refs, vec![format!("{id}-1"), format!("{id}-2")]);
-    let state = until_completed(&env.adapter, &by_our_id(&id)).await;
+    let two = VendorOrderRef {
+        quantity: 2,
+        ..by_our_id(&id)
+    };
+    let state = until_completed(&env.adapter, &two).await;
     assert_eq!(state.esims.len(), 2);
     assert_ne!(state.esims[0].iccid, state.esims[1].iccid);
     // The combined reference finds the same two orders.
     let by_ref = VendorOrderRef {
         vendor_reference: placed.vendor_reference,
-        ..by_our_id(&id)
+        ..two
     };
     assert_eq!(env.adapter.fetch_order(&by_ref).await.unwrap(), state);
 }
 
 #[tokio::test]
-async fn sync_purchase_answers_with_the_esim() {
+async fn place_order_buys_through_purchase_sync_and_answers_with_the_esim() {
     let env = Env::start().await;
     let id = new_order_id();
     let state = env
         .adapter
-        .purchase_sync(&env.any_sku(), &id)
+        .place_order(&order(&id, &env.any_sku(), 1))
         .await
         .unwrap();
     assert_eq!(state.status, VendorOrderStatus::Completed);
     assert_eq!(state.esims.len(), 1);
+    let orders = env.sim.core().orders();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].iccids, vec![state.esims[0].iccid.clone()]);
+}
+
+#[tokio::test]
+async fn an_empty_query_is_not_evidence_while_a_purchase_may_be_in_flight() {
+    let env = Env::start().await;
+    let fresh = VendorOrderRef {
+        placed_at: Utc::now(),
+        ..by_our_id(&new_order_id())
+    };
+    let err = env.adapter.fetch_order(&fresh).await.unwrap_err();
+    assert!(matches!(err, VendorError::Unknown(_)), "{err:?}");
+}
+
+/// Where `/purchase/sync` and every guessed endpoint answer 404001, buying falls back to the
+/// documented asynchronous route, polling is `Unknown` (never "not found", never
+/// "unsupported", which would read as "nothing bought"), and balance is `Unsupported`.
+#[tokio::test]
+async fn documented_operations_only_fall_back_and_degrade() {
+    let env = Env::start().await;
+    env.sim.documented_only();
+    let id = new_order_id();
+    let placed = env
+        .adapter
+        .place_order(&order(&id, &env.any_sku(), 1))
+        .await
+        .unwrap();
+    assert_eq!(placed.status, VendorOrderStatus::Pending);
+    assert!(placed.vendor_reference.is_some());
+    assert_eq!(env.sim.core().orders().len(), 1);
+    for r in [
+        by_our_id(&id),
+        VendorOrderRef {
+            vendor_reference: placed.vendor_reference.clone(),
+            ..by_our_id(&id)
+        },
+    ] {
+        let err = env.adapter.fetch_order(&r).await.unwrap_err();
+        assert!(matches!(err, VendorError::Unknown(_)), "{err:?}");
+        assert!(!err.nothing_bought());
+    }
     assert_eq!(
-        env.sim.core().orders()[0].iccids,
-        vec![state.esims[0].iccid.clone()]
+        env.adapter.balance().await.unwrap_err(),
+        VendorError::Unsupported
     );
+    // Usage and top-up are not offered either: `Unsupported`, and no top-up is offered.
+    let esim = EsimRef {
+        iccid: "8944538532008160222".into(),
+        vendor_esim_ref: None,
+        vendor_reference: None,
+    };
+    assert_eq!(
+        env.adapter.usage(&esim).await.unwrap_err(),
+        VendorError::Unsupported
+    );
+    let topup = TopUp {
+        order_id: new_order_id(),
+        esim: esim.clone(),
+        sku: env.any_sku(),
+        placed_at: Utc::now(),
+    };
+    assert_eq!(
+        env.adapter.topup(&topup).await.unwrap_err(),
+        VendorError::Unsupported
+    );
+    assert_eq!(
+        env.adapter.topup_offers(&esim).await.unwrap_err(),
+        VendorError::Unsupported
+    );
+    // A second order goes straight to the asynchronous route.
+    env.adapter
+        .place_order(&order(&new_order_id(), &env.any_sku(), 1))
+        .await
+        .unwrap();
+    assert_eq!(env.sim.core().orders().len(), 2);
 }
 
 #[tokio::test]
@@ -352,6 +436,8 @@ async fn topup_usage_balance_and_cancel() {
 #[tokio::test]
 async fn rejections_map_to_their_kind_and_buy_nothing() {
     let env = Env::start().await;
+    // The asynchronous purchase route (with `/sync` it would answer at once).
+    env.sim.set_offered(ops::ORDER_SYNC, false);
     let sku = env.any_sku();
     for (code, kind) in [
         ("500002", RejectKind::SoldOut),
@@ -402,6 +488,8 @@ async fn rejections_map_to_their_kind_and_buy_nothing() {
 #[tokio::test]
 async fn ambiguous_failures_are_unknown() {
     let env = Env::start_with(Duration::from_millis(300)).await;
+    // The asynchronous purchase route (with `/sync` it would answer at once).
+    env.sim.set_offered(ops::ORDER_SYNC, false);
     let sku = env.any_sku();
     for fault in [
         Fault::Reject {
@@ -448,6 +536,8 @@ async fn ambiguous_failures_are_unknown() {
 #[tokio::test]
 async fn unknown_outcome_is_reconciled_by_query_without_a_second_purchase() {
     let env = Env::start_with(Duration::from_millis(300)).await;
+    // The asynchronous purchase route (with `/sync` it would answer at once).
+    env.sim.set_offered(ops::ORDER_SYNC, false);
     assert!(!env.adapter.place_is_idempotent());
     let id = new_order_id();
     env.sim

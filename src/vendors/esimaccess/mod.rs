@@ -1,4 +1,5 @@
-//! eSIM Access (white label of Redtea Mobile): `shared/vendors/esimaccess.md`.
+//! eSIM Access (white label of Redtea Mobile); its facts, sources and guesses:
+//! `src/vendors/esimaccess/README.md`.
 //!
 //! Every call is a signed JSON `POST` under `/api/v1/open/…`; answers come in one envelope
 //! whose `errorCode` is mapped in [`classify`]. Orders are asynchronous: `/esim/order`
@@ -28,7 +29,7 @@ pub mod wire;
 use wire::{EsimTarget, Pager, QueryRequest};
 
 /// Every guess about eSIM Access this adapter and its simulator rely on, in one place.
-/// Each is marked `[assumption]` in `shared/vendors/esimaccess.md`; correct them here.
+/// None is in the vendor's documents (see `README.md`); correct them here.
 pub mod assumptions {
     use std::time::Duration;
 
@@ -147,7 +148,16 @@ pub fn classify(code: &str) -> Option<CodeClass> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Effect {
     ReadOnly,
+    /// A read whose answer decides whether something was bought (`/esim/query`): an answer
+    /// we do not understand is unknown, never a refusal or "not found".
+    Lookup,
     MayBuy,
+}
+
+impl Effect {
+    fn unclear_is_unknown(self) -> bool {
+        matches!(self, Effect::Lookup | Effect::MayBuy)
+    }
 }
 
 pub struct EsimAccess {
@@ -225,7 +235,7 @@ impl EsimAccess {
                 ..filter.clone()
             };
             let page: wire::QueryResponse = self
-                .call("query", "/esim/query", &req, Effect::ReadOnly)
+                .call("query", "/esim/query", &req, Effect::Lookup)
                 .await?;
             let got = page.esim_list.len();
             all.extend(page.esim_list);
@@ -271,8 +281,25 @@ impl EsimAccess {
             .into_iter()
             .filter(|e| e.transaction_id.as_deref() == Some(r.order_id.as_str()))
             .collect();
-        if let Some(order_no) = mine.iter().find_map(|e| e.order_no.clone()) {
-            return order_state(&order_no, &mine);
+        let mut order_nos: Vec<String> = mine.iter().filter_map(|e| e.order_no.clone()).collect();
+        order_nos.sort_unstable();
+        order_nos.dedup();
+        match order_nos.as_slice() {
+            [order_no] => return order_state(order_no, &mine),
+            [] if !mine.is_empty() => {
+                return Err(VendorError::Unknown(format!(
+                    "eSIMs with transactionId {} but no orderNo",
+                    r.order_id
+                )));
+            }
+            [] => {}
+            several => {
+                return Err(VendorError::Unknown(format!(
+                    "{} eSIM Access orders carry transactionId {} (needs an operator)",
+                    several.len(),
+                    r.order_id
+                )));
+            }
         }
         let grace = chrono::Duration::from_std(assumptions::RECONCILE_NOT_FOUND_GRACE)
             .unwrap_or(chrono::Duration::minutes(2));
@@ -379,6 +406,13 @@ fn open_envelope<T: DeserializeOwned>(
             response.snippet()
         )));
     }
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS && effect.unclear_is_unknown() {
+        // An HTTP-level throttle is not documented to mean "not processed".
+        return Err(VendorError::Unknown(format!(
+            "HTTP 429 (outcome unknown): {}",
+            response.snippet()
+        )));
+    }
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         return Err(VendorError::rejected(
             RejectKind::RateLimited,
@@ -410,7 +444,7 @@ fn envelope_error(code: &str, message: String, effect: Effect) -> VendorError {
     match classify(code) {
         Some(CodeClass::Reject(kind)) => VendorError::rejected(kind, code, message),
         Some(CodeClass::Transient) => VendorError::Unknown(format!("error {code}: {message}")),
-        None if effect == Effect::MayBuy => {
+        None if effect.unclear_is_unknown() => {
             VendorError::Unknown(format!("unrecognised error {code}: {message}"))
         }
         None => VendorError::rejected(RejectKind::Other, code, message),
@@ -425,8 +459,14 @@ fn http_client_error(
     use reqwest::StatusCode as S;
     let kind = match status {
         S::UNAUTHORIZED | S::FORBIDDEN => RejectKind::Auth,
-        S::NOT_FOUND | S::METHOD_NOT_ALLOWED => RejectKind::InvalidRequest,
-        _ if effect == Effect::MayBuy => {
+        // The path is not served (a routing change, an outage page): no evidence either way.
+        S::NOT_FOUND | S::METHOD_NOT_ALLOWED => {
+            return VendorError::Unknown(format!(
+                "HTTP {status} from the path: {}",
+                response.snippet()
+            ));
+        }
+        _ if effect.unclear_is_unknown() => {
             return VendorError::Unknown(format!("HTTP {status}: {}", response.snippet()));
         }
         _ => RejectKind::Other,
@@ -645,8 +685,7 @@ mod tests {
         struct Group {
             cases: Vec<Case>,
         }
-        // A copy of `shared/vendors/test-vectors.json`'s eSIM Access group, so the crate
-        // does not read outside its tree.
+        // Signature vectors computed from the documented algorithm (see `README.md`).
         let json = r#"{"cases": [
           {"timestamp": "1628670421", "request_id": "4ce9d9cdac9e4e17b3a2c66c358c1ce2",
            "access_code": "11111", "secret_key": "1111", "raw_body": "{\"imsi\":\"326543826\"}",

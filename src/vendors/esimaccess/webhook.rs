@@ -1,4 +1,4 @@
-//! eSIM Access webhooks (`shared/vendors/esimaccess.md` §4): a JSON POST
+//! eSIM Access webhooks (see `README.md`): a JSON POST
 //! `{notifyType, content, [eventGenerateTime, notifyId]}` with no signature at all. The only
 //! control the vendor offers is a sender-IP allowlist (applied by the HTTP layer), so every
 //! callback is a hint to re-read the order or eSIM through the API.
@@ -41,6 +41,7 @@ pub fn parse(raw_body: &[u8]) -> Result<Vec<VendorEvent>, VendorError> {
         vendor_reference: c.order_no.clone(),
         iccid: c.iccid.clone(),
         vendor_esim_ref: c.esim_tran_no.clone(),
+        sku: None,
         profile: None,
         occurred_at: n.event_generate_time.as_deref().and_then(wire::parse_time),
     }])

@@ -1,4 +1,4 @@
-//! eSIM Access JSON, named as the vendor names it (`shared/vendors/esimaccess.md` §2–4), and
+//! eSIM Access JSON, named as the vendor names it (see `README.md`), and
 //! the conversions to normalized types. Deserialization is tolerant: every field is optional
 //! and numbers may arrive as strings, because the docs type most fields as `String` while live
 //! responses use JSON numbers and booleans.
@@ -77,7 +77,8 @@ pub fn value_i64(v: &Value) -> Option<i64> {
     }
 }
 
-/// A decimal sent as a JSON number or a string, parsed without going through `f64`.
+/// A decimal sent as a JSON number or a string, parsed from the vendor's own digits: serde_json
+/// is built with `arbitrary_precision`, so a number is kept as text and never becomes an f64.
 fn lenient_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::Number(n) => {
@@ -539,6 +540,27 @@ impl Esim {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+
+    /// Values an f64 would change (or that only survive as text) arrive exact: the raw
+    /// JSON is parsed from text, never built with `json!` (which would hold floats).
+    #[test]
+    fn decimals_never_pass_through_f64() {
+        #[derive(Deserialize)]
+        struct T {
+            #[serde(deserialize_with = "lenient_decimal")]
+            v: Option<Decimal>,
+        }
+        for text in ["4.35", "0.07", "12.345", "1234567890.1234567891"] {
+            let t: T = serde_json::from_str(&format!(r#"{{"v": {text}}}"#)).unwrap();
+            assert_eq!(t.v.unwrap().to_string(), text);
+            let t: T = serde_json::from_str(&format!(r#"{{"v": "{text}"}}"#)).unwrap();
+            assert_eq!(t.v.unwrap().to_string(), text);
+        }
+        // Prices are integer ten-thousandths of a dollar: 43500 is exactly 4.35.
+        assert_eq!(money_from_units(43_500).amount.to_string(), "4.35");
+        assert_eq!(money_from_units(700).amount.to_string(), "0.07");
+        assert_eq!(money_from_units(123_450).amount.to_string(), "12.345");
+    }
 
     use super::*;
     use crate::vendors::GIB;

@@ -1,4 +1,4 @@
-//! Nomad eSIMfx adapter (`shared/vendors/esimfx.md`, seed `002_898a07f5c638b20c`).
+//! Nomad eSIMfx adapter; its facts, sources and guesses: `src/vendors/esimfx/README.md`.
 //!
 //! - Auth: `POST /account/api/v1/auth` gives a 1 h JWT, sent as `Authorization: Bearer`. It is
 //!   cached, refreshed before it expires, and fetched again once when a call answers 401/403.
@@ -35,7 +35,7 @@ pub mod wire;
 use wire::{CreateOrderRequest, Envelope, Order, ProductRef};
 
 /// Every guess this adapter and its simulator rely on, in one place, so each is easy to
-/// correct once eSIMfx answers the open questions in `esimfx.md`.
+/// correct once eSIMfx answers the questions in `README.md`.
 pub mod assumptions {
     use std::time::Duration;
 
@@ -80,7 +80,7 @@ pub mod assumptions {
     pub const ERRORS_ON_HTTP_200: bool = true;
 
     /// [assumption] Webhook payloads were never published: `super::webhook` parses the shape
-    /// proposed in `esimfx.md` §5 defensively; eSIMfx's retry schedule is unknown, the
+    /// proposed by an open-source client defensively (see `README.md`); eSIMfx's retry schedule is unknown, the
     /// simulator retries after these delays.
     pub const CALLBACK_RETRIES: &[Duration] = &[
         Duration::from_secs(1),
@@ -143,6 +143,9 @@ const PROFILE_PATH: &str = "/account/api/v1/reseller/get_profile";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Effect {
     Read,
+    /// A read whose answer decides whether something was bought (`get_order`,
+    /// `get_esim_status`): a code we do not know is unknown, never a refusal.
+    Lookup,
     Money,
 }
 
@@ -363,7 +366,11 @@ impl EsimFx {
             query,
             body: None,
             idempotency_key: None,
-            effect: Effect::Read,
+            effect: if operation == "query" {
+                Effect::Lookup
+            } else {
+                Effect::Read
+            },
         })
         .await
     }
@@ -486,7 +493,7 @@ fn interpret(response: &RawResponse, effect: Effect) -> Result<serde_json::Value
     let kind = code.parse::<i64>().ok().and_then(codes::classify);
     match (kind, effect) {
         (Some(kind), _) => Err(VendorError::rejected(kind, code, envelope.message)),
-        (None, Effect::Money) => Err(VendorError::Unknown(format!(
+        (None, Effect::Money | Effect::Lookup) => Err(VendorError::Unknown(format!(
             "eSIMfx code {code}: {}",
             envelope.message
         ))),
@@ -834,11 +841,8 @@ mod tests {
 
     #[test]
     fn order_ids_come_from_the_reference_or_the_esims() {
-        let r = VendorOrderRef {
-            order_id: "ord_1".into(),
-            vendor_reference: Some("a, b".into()),
-            placed_at: chrono::Utc::now(),
-        };
+        let r = VendorOrderRef::new("ord_1", chrono::Utc::now())
+            .with_vendor_reference(Some("a, b".into()));
         assert_eq!(vendor_order_ids(&r, &[]), vec!["a", "b"]);
         let bare = VendorOrderRef {
             vendor_reference: None,

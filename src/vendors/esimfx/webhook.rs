@@ -1,6 +1,6 @@
 //! eSIMfx webhooks: a `token` header equal to the webhook's "Secret Key" (no body signature),
 //! and a payload eSIMfx never published, parsed defensively from the shape proposed in
-//! `esimfx.md` §5 ([assumption], see `super::assumptions::CALLBACK_RETRIES`).
+//! an open-source client (`README.md`; [assumption], see `super::assumptions::CALLBACK_RETRIES`).
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
@@ -164,6 +164,7 @@ fn parse_event(v: &Value) -> Result<VendorEvent, VendorError> {
         vendor_reference: vendor_order,
         iccid,
         vendor_esim_ref: None,
+        sku: None,
         profile: None,
         occurred_at,
     })
@@ -244,6 +245,7 @@ mod tests {
                 vendor_reference: Some("01b47ffa-4a74-4209-87e2-d282e274xxxx".into()),
                 iccid: Some("89440000000000000000".into()),
                 vendor_esim_ref: None,
+                sku: None,
                 profile: None,
                 occurred_at: Some("2025-10-01T10:00:00Z".parse().unwrap()),
             }]

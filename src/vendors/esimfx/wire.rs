@@ -1,4 +1,4 @@
-//! eSIMfx JSON as its docs show it (`shared/vendors/esimfx.md`, seed `002_898a07f5c638b20c`),
+//! eSIMfx JSON as its docs show it (see `README.md`),
 //! and the one-way conversions to the normalized vendor types.
 //!
 //! The doc examples are hand-written (comments, trailing commas), so every field is optional
@@ -39,8 +39,9 @@ impl Envelope {
     }
 }
 
-/// A number the vendor may send as a JSON number or a string. Parsed from its decimal text,
-/// never through `f64`.
+/// A number the vendor may send as a JSON number or a string. Parsed from its decimal text:
+/// serde_json is built with `arbitrary_precision`, so a JSON number keeps the vendor's digits
+/// and is never an f64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Num(pub Decimal);
 
@@ -527,6 +528,21 @@ impl Order {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Prices and balances that an f64 would change arrive exact (parsed from raw text).
+    #[test]
+    fn decimals_never_pass_through_f64() {
+        for text in ["4.35", "0.07", "12.345", "1234567890.1234567891"] {
+            let p: Profile =
+                serde_json::from_str(&format!(r#"{{"balance": {text}, "currency": "USD"}}"#))
+                    .unwrap();
+            assert_eq!(p.balance.unwrap().0.to_string(), text);
+            let n: Num = serde_json::from_str(&format!(r#""{text}""#)).unwrap();
+            assert_eq!(n.0.to_string(), text);
+        }
+        let three: Num = serde_json::from_str("0.07").unwrap();
+        assert_eq!((three.0 * Decimal::from(3)).to_string(), "0.21");
+    }
 
     fn data<T: serde::de::DeserializeOwned>(body: &str) -> T {
         let env: Envelope = serde_json::from_str(body).unwrap();

@@ -1,5 +1,5 @@
-//! Adapter for eSIM Go (API v2.4): see `shared/vendors/esimgo.md` and the OpenAPI text in
-//! `shared/seeds/003_ec9b7c81cead4262.txt`.
+//! Adapter for eSIM Go (API v2.4): its facts and guesses are in `src/vendors/esimgo/README.md`,
+//! the vendor's OpenAPI document is `src/vendors/esimgo/openapi-v2.4.yaml`.
 //!
 //! - Auth: `X-API-Key` on every call; no request signing.
 //! - Base URL carries the version (`https://api.esim-go.com/v2.4`): paths are appended to it,
@@ -13,10 +13,7 @@
 //! - Errors are `{"message": ...}` with an HTTP status and no machine code: [`classify`] is
 //!   the one table that maps them.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::{Mutex, OnceLock},
-};
+use std::{collections::HashSet, sync::OnceLock};
 
 use async_trait::async_trait;
 use axum::http::HeaderMap;
@@ -46,7 +43,7 @@ pub mod wire;
 use wire::{CatalogueBundle, CataloguePage, EsimBundles, Order, OrderRequest, OrderRequestLine};
 
 /// Everything this adapter relies on that the vendor's documents do not settle (the
-/// `[assumption]`s and open questions of `shared/vendors/esimgo.md`). Correct it here when
+/// guesses and open questions of `README.md`). Correct it here when
 /// eSIM Go confirms otherwise. Beyond the items below:
 ///
 /// - Coverage is `countries[].iso` only; `roamingEnabled` is not counted (under-claiming is
@@ -54,6 +51,13 @@ use wire::{CatalogueBundle, CataloguePage, EsimBundles, Order, OrderRequest, Ord
 /// - The activation code is `LPA:1$<smdpAddress>$<matchingId>` (SGP.22).
 /// - Unknown order outcomes are reconciled through `GET /orders` as [`super::EsimGo`]'s
 ///   `reconcile` describes; the vendor has no idempotency key, so an order is never re-sent.
+///   The match keys (bundle, quantity, time sent, ICCIDs other orders of ours own) come from
+///   the attempt row, never from process memory.
+/// - HTTP 404/405 are not in the document: a path not served says nothing about an order, so
+///   it is unknown. A listing with any entry we cannot read (or one whose `orderReference`,
+///   bundle or quantity is missing) is unreadable as a whole, never a shorter list.
+/// - `GET /orders` is read as a bare array or `{"orders": [...], "pageCount"}` (the document's
+///   schema is one order object, which is not trusted as a listing).
 /// - HTTP 429 on `POST /orders` is not documented to mean "not processed": unknown.
 /// - Callbacks must be V3 (signed); the signature is accepted as base64 or hex; usage
 ///   quantities are bytes whatever the version; `FirstUse`/`BundleStarted` mean the eSIM is in
@@ -170,7 +174,9 @@ pub mod assumptions {
 /// The one table: what an eSIM Go error status (and message, for 400) means for buying.
 ///
 /// - 400 Bad Request / 401 Unauthorized / 403 Forbidden: refused before anything was bought.
-/// - 404 (not in the docs) on a read: no such order/eSIM.
+/// - 404 / 405 (not in the docs): the vendor does not serve that path right now (a routing
+///   change, a version prefix, an outage page). That says nothing about an order, so it is
+///   unknown, never "not found".
 /// - 429 "Rate limit exceeded": the docs do not say a throttled request was not processed,
 ///   so for an order it stays unknown.
 /// - 500, 503 ("processing, come back later") and anything else: unknown.
@@ -179,19 +185,14 @@ pub fn classify(status: StatusCode, message: &str) -> VendorError {
     match status.as_u16() {
         400 => VendorError::rejected(assumptions::kind_of_message(message), code, message),
         401 | 403 => VendorError::rejected(RejectKind::Auth, code, message),
-        404 => VendorError::rejected(RejectKind::NotFound, code, message),
+        404 | 405 => VendorError::Unknown(format!(
+            "HTTP {code} from the path (no evidence about the order): {message}"
+        )),
         429 => VendorError::Unknown(format!(
             "HTTP 429 (rate limited, outcome unknown): {message}"
         )),
         _ => VendorError::Unknown(format!("HTTP {code}: {message}")),
     }
-}
-
-/// What a placement attempt asked for, so reconciliation can match the order list on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Attempt {
-    sku: String,
-    quantity: u32,
 }
 
 pub struct EsimGo {
@@ -200,9 +201,6 @@ pub struct EsimGo {
     http: VendorHttp,
     timeout: std::time::Duration,
     currency: OnceLock<Currency>,
-    /// Placements whose outcome is not settled yet. `VendorOrderRef` carries no SKU, so the
-    /// order-list match needs this; after a restart only the time window is matched.
-    attempts: Mutex<HashMap<String, Attempt>>,
 }
 
 impl EsimGo {
@@ -217,7 +215,6 @@ impl EsimGo {
             ),
             timeout: opts.timeout,
             currency: OnceLock::new(),
-            attempts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -332,8 +329,9 @@ impl EsimGo {
         let mut url = self.url(&["esims", "assignments"])?;
         url.query_pairs_mut().append_pair("reference", reference);
         let value: Value = self.get_json("fetch_order", url).await?;
-        let list = wire::parse_assignments(value)
-            .ok_or_else(|| VendorError::Unknown("unexpected /esims/assignments body".into()))?;
+        let list = wire::parse_assignments(value).map_err(|e| {
+            VendorError::Unknown(format!("unreadable /esims/assignments body: {e}"))
+        })?;
         Ok(list
             .iter()
             .filter_map(wire::EsimDetails::to_profile)
@@ -380,7 +378,8 @@ impl EsimGo {
         }
     }
 
-    /// `GET /esims?filterBy=<column>&filter=<value>`, all pages.
+    /// `GET /esims?filterBy=<column>&filter=<value>`, all pages. Any entry that does not
+    /// parse, or a listing that never ends, makes the whole answer `Unknown`.
     async fn esims_where(
         &self,
         column: &str,
@@ -395,18 +394,22 @@ impl EsimGo {
                 .append_pair("filterBy", column)
                 .append_pair("filter", value);
             let v: Value = self.get_json("fetch_order", url).await?;
-            let items = wire::parse_esim_list(v)
-                .ok_or_else(|| VendorError::Unknown("unexpected /esims body".into()))?;
-            let n = items.len() as u32;
-            out.extend(items);
-            if n < assumptions::LIST_PAGE_SIZE {
-                break;
+            let list = wire::parse_esim_list(v)
+                .map_err(|e| VendorError::Unknown(format!("unreadable /esims listing: {e}")))?;
+            let n = list.items.len() as u32;
+            let last = list.is_last_page(page, n, assumptions::LIST_PAGE_SIZE);
+            out.extend(list.items);
+            if last {
+                return Ok(out);
             }
         }
-        Ok(out)
+        Err(VendorError::Unknown(
+            "/esims listing did not end within the page limit".into(),
+        ))
     }
 
-    /// `GET /orders?createdAt=gte:…&createdAt=lte:…&includeIccids=true`, all pages.
+    /// `GET /orders?createdAt=gte:…&createdAt=lte:…&includeIccids=true`, all pages. Any entry
+    /// that does not parse, or a listing that never ends, makes the whole answer `Unknown`.
     async fn orders_between(
         &self,
         from: DateTime<Utc>,
@@ -422,20 +425,23 @@ impl EsimGo {
                 .append_pair("page", &page.to_string())
                 .append_pair("limit", &assumptions::LIST_PAGE_SIZE.to_string());
             let v: Value = self.get_json("fetch_order", url).await?;
-            let items = wire::parse_order_list(v)
-                .ok_or_else(|| VendorError::Unknown("unexpected /orders body".into()))?;
-            let n = items.len() as u32;
-            out.extend(items);
-            if n < assumptions::LIST_PAGE_SIZE {
-                break;
+            let list = wire::parse_order_list(v)
+                .map_err(|e| VendorError::Unknown(format!("unreadable /orders listing: {e}")))?;
+            let n = list.items.len() as u32;
+            let last = list.is_last_page(page, n, assumptions::LIST_PAGE_SIZE);
+            out.extend(list.items);
+            if last {
+                // The vendor filters already; this guards against one that ignores the filter.
+                out.retain(|o| o.created_date.is_none_or(|t| from <= t && t <= to));
+                return Ok(out);
             }
         }
-        // The vendor filters already; this guards against one that ignores the filter.
-        out.retain(|o| o.created_date.is_none_or(|t| from <= t && t <= to));
-        Ok(out)
+        Err(VendorError::Unknown(
+            "/orders listing did not end within the page limit".into(),
+        ))
     }
 
-    /// Whether any eSIM of the order is tagged for another order of ours.
+    /// Whether any eSIM of the order is tagged (`customerRef`) for another order of ours.
     async fn claimed_by_other(&self, order: &Order, order_id: &str) -> Result<bool, VendorError> {
         for iccid in order.iccids() {
             let entries = self.esims_where("iccid", &iccid).await?;
@@ -452,12 +458,17 @@ impl EsimGo {
         Ok(false)
     }
 
-    /// Finds the order an unknown-outcome placement created, without ever ordering again:
-    /// 1. eSIMs tagged with our order id → the order that holds them;
-    /// 2. otherwise orders created in [placed_at − 2 min, now] for the same bundle and
-    ///    quantity whose eSIMs no other order of ours has claimed: exactly one → that order
-    ///    (claimed by tagging it); none → `Rejected{NotFound}` once no request can still be in
-    ///    flight; several → `Unknown` (an operator must decide).
+    /// Finds the order an unknown-outcome placement created, without ever ordering again.
+    /// Every input comes from the attempt row (`r`), none from process memory:
+    /// 1. eSIMs tagged with our order id → the one order that holds them;
+    /// 2. otherwise orders created in [placed_at − 2 min, now] for the attempt's bundle and
+    ///    quantity, minus those holding an ICCID that another order of ours owns (in our
+    ///    database, `r.owned_iccids`, or tagged at the vendor): exactly one → that order
+    ///    (claimed by tagging it); none → `Rejected{NotFound}`, but only once no request can
+    ///    still be in flight and only from complete, fully parsed listings; several →
+    ///    `Unknown` (an operator must decide).
+    ///
+    /// Any lookup that fails, answers 404, or holds an entry we cannot read → `Unknown`.
     async fn reconcile(&self, r: &VendorOrderRef) -> Result<OrderState, VendorError> {
         let now = Utc::now();
         let from = r.placed_at
@@ -476,24 +487,36 @@ impl EsimGo {
             .filter_map(|e| e.iccid)
             .collect();
         if !tagged.is_empty() {
-            return match orders
+            let holding: Vec<&Order> = orders
                 .iter()
-                .find(|o| o.iccids().iter().any(|i| tagged.contains(i)))
-            {
-                Some(order) => Ok(self.state_of(order).await),
-                None => Err(VendorError::Unknown(format!(
+                .filter(|o| o.iccids().iter().any(|i| tagged.contains(i)))
+                .collect();
+            return match holding.as_slice() {
+                [order] => Ok(self.state_of(order).await),
+                [] => Err(VendorError::Unknown(format!(
                     "eSIMs tagged {} exist but their order is outside the search window",
                     r.order_id
+                ))),
+                several => Err(VendorError::Unknown(format!(
+                    "eSIMs tagged {} appear in {} orders (needs an operator)",
+                    r.order_id,
+                    several.len()
                 ))),
             };
         }
 
-        let attempt = self.attempt(&r.order_id);
+        let Some(sku) = r.sku.as_deref().filter(|s| !s.is_empty()) else {
+            return Err(VendorError::Unknown(format!(
+                "the attempt of {} has no recorded bundle: its order cannot be told apart",
+                r.order_id
+            )));
+        };
+        let owned: HashSet<&str> = r.owned_iccids.iter().map(String::as_str).collect();
         let mut candidates = Vec::new();
-        for order in orders
-            .iter()
-            .filter(|o| matches_attempt(o, attempt.as_ref()))
-        {
+        for order in orders.iter().filter(|o| {
+            matches_attempt(o, sku, r.quantity.max(1))
+                && !o.iccids().iter().any(|i| owned.contains(i.as_str()))
+        }) {
             if !self.claimed_by_other(order, &r.order_id).await? {
                 candidates.push(order);
             }
@@ -501,17 +524,13 @@ impl EsimGo {
         match candidates.as_slice() {
             [order] => {
                 self.tag(&order.iccids(), &r.order_id).await;
-                self.forget(&r.order_id);
                 Ok(self.state_of(order).await)
             }
-            [] if self.settled(r.placed_at, now) => {
-                self.forget(&r.order_id);
-                Err(VendorError::rejected(
-                    RejectKind::NotFound,
-                    "no_matching_order",
-                    format!("no eSIM Go order matches {} in its time window", r.order_id),
-                ))
-            }
+            [] if self.settled(r.placed_at, now) => Err(VendorError::rejected(
+                RejectKind::NotFound,
+                "no_matching_order",
+                format!("no eSIM Go order matches {} in its time window", r.order_id),
+            )),
             [] => Err(VendorError::Unknown(
                 "no matching order yet; the request may still be in flight".into(),
             )),
@@ -527,22 +546,6 @@ impl EsimGo {
         let wait = chrono::Duration::from_std(self.timeout + assumptions::SETTLE_MARGIN)
             .unwrap_or_else(|_| chrono::Duration::minutes(5));
         now - placed_at >= wait
-    }
-
-    fn remember(&self, order_id: &str, attempt: Attempt) {
-        if let Ok(mut map) = self.attempts.lock() {
-            map.insert(order_id.to_string(), attempt);
-        }
-    }
-
-    fn attempt(&self, order_id: &str) -> Option<Attempt> {
-        self.attempts.lock().ok()?.get(order_id).cloned()
-    }
-
-    fn forget(&self, order_id: &str) {
-        if let Ok(mut map) = self.attempts.lock() {
-            map.remove(order_id);
-        }
     }
 
     /// The bundle an order bought: from the order when its reference is known, else the
@@ -587,19 +590,13 @@ impl EsimGo {
     }
 }
 
-/// Does this listed order look like what the attempt asked for?
-fn matches_attempt(order: &Order, attempt: Option<&Attempt>) -> bool {
-    if order.status() == VendorOrderStatus::Failed {
-        return false;
-    }
-    match attempt {
-        Some(a) => {
-            order.order.len() == 1
-                && order.order[0].item.as_deref() == Some(a.sku.as_str())
-                && order.order[0].quantity == Some(a.quantity)
-        }
-        None => true,
-    }
+/// Does this listed order look like what the attempt asked for: one line, same bundle, same
+/// quantity, not failed?
+fn matches_attempt(order: &Order, sku: &str, quantity: u32) -> bool {
+    order.status() != VendorOrderStatus::Failed
+        && order.order.len() == 1
+        && order.order[0].item.as_deref() == Some(sku)
+        && order.order[0].quantity == Some(quantity)
 }
 
 /// `2024-03-01T00:00:00.000Z`, the form the `createdAt` filter documents.
@@ -670,28 +667,12 @@ impl Vendor for EsimGo {
     }
 
     async fn place_order(&self, req: &PlaceOrder) -> Result<Placed, VendorError> {
-        self.remember(
-            &req.order_id,
-            Attempt {
-                sku: req.sku.clone(),
-                quantity: req.quantity,
-            },
-        );
         let body = OrderRequest {
             kind: "transaction",
             assign: true,
             order: vec![line(&req.sku, req.quantity, Vec::new())],
         };
-        let order = match self.post_order("place_order", &body).await {
-            Ok(order) => order,
-            Err(e) => {
-                if e.nothing_bought() {
-                    self.forget(&req.order_id);
-                }
-                return Err(e);
-            }
-        };
-        self.forget(&req.order_id);
+        let order = self.post_order("place_order", &body).await?;
         let state = self.state_of(&order).await;
         self.tag(&order.iccids(), &req.order_id).await;
         Ok(state)
@@ -840,8 +821,7 @@ mod tests {
         );
         assert_eq!(kind(401, "Unauthorized"), Some(RejectKind::Auth));
         assert_eq!(kind(403, "Forbidden"), Some(RejectKind::Auth));
-        assert_eq!(kind(404, "Not Found"), Some(RejectKind::NotFound));
-        for s in [429, 500, 502, 503, 504, 409] {
+        for s in [404, 405, 429, 500, 502, 503, 504, 409] {
             let e = classify(StatusCode::from_u16(s).unwrap(), "x");
             assert!(matches!(e, VendorError::Unknown(_)), "{s}: {e:?}");
         }
@@ -889,14 +869,9 @@ mod tests {
     #[test]
     fn order_list_matching_uses_bundle_and_quantity() {
         let o: Order = serde_json::from_str(wire::tests::CAPTURED_ORDER).unwrap();
-        let a = |sku: &str, q| Attempt {
-            sku: sku.into(),
-            quantity: q,
-        };
-        assert!(matches_attempt(&o, Some(&a("esim_1GB_7D_GB_V2", 1))));
-        assert!(!matches_attempt(&o, Some(&a("esim_1GB_7D_GB_V2", 2))));
-        assert!(!matches_attempt(&o, Some(&a("esim_3GB_7D_GB_V2", 1))));
-        assert!(matches_attempt(&o, None));
+        assert!(matches_attempt(&o, "esim_1GB_7D_GB_V2", 1));
+        assert!(!matches_attempt(&o, "esim_1GB_7D_GB_V2", 2));
+        assert!(!matches_attempt(&o, "esim_3GB_7D_GB_V2", 1));
         assert_eq!(
             api_time(wire::parse_time("2024-03-01T00:00:00Z").unwrap()),
             "2024-03-01T00:00:00.000Z"

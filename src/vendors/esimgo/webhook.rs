@@ -119,6 +119,7 @@ pub fn parse(raw_body: &[u8]) -> Result<Vec<VendorEvent>, VendorError> {
         vendor_reference: None,
         iccid: n.iccid,
         vendor_esim_ref: None,
+        sku: None,
         profile: None,
         occurred_at,
     }])
@@ -224,7 +225,7 @@ mod tests {
         hex: &'static str,
     }
 
-    /// `shared/vendors/test-vectors.json` → `esimgo_callback_signature`.
+    /// Signature vectors computed from the documented algorithm.
     const VECTORS: [Vector; 2] = [
         Vector {
             api_key: "test-api-key-123",

@@ -1,4 +1,4 @@
-//! eSIM Go's JSON, exactly as documented (API v2.4, `shared/vendors/esimgo.md`), and its
+//! eSIM Go's JSON, exactly as documented (API v2.4, see `README.md` and `openapi-v2.4.yaml`), and its
 //! conversion to the normalized vendor types.
 //!
 //! Tolerant on purpose: every field is optional, money and quantities are read as strings or
@@ -26,9 +26,9 @@ use super::assumptions;
 // Lenient scalars
 // ---------------------------------------------------------------------------------------
 
-/// A JSON number or numeric string as an exact decimal. `serde_json` prints a float with the
-/// shortest representation that round-trips, so `1.36` becomes exactly `1.36`, never
-/// `1.3600000000000001`.
+/// A JSON number or numeric string as an exact decimal. serde_json is built with
+/// `arbitrary_precision`, so a number keeps the vendor's digits as text and is never an f64:
+/// `12.345` is exactly `12.345`, `1234567890.123456789` keeps all its digits.
 pub fn decimal_from_json(v: &Value) -> Option<Decimal> {
     let text = match v {
         Value::Number(n) => n.to_string(),
@@ -46,27 +46,41 @@ pub(crate) fn opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Deci
     Ok(v.as_ref().and_then(decimal_from_json))
 }
 
-/// ICCIDs arrive as strings, but a notification example writes one as a bare number. Integers
-/// are kept digit for digit; a float (a 20-digit ICCID past `u64`) would have lost digits, so
-/// it is dropped rather than guessed.
+/// ICCIDs arrive as strings, but a notification example writes one as a bare number. With
+/// `arbitrary_precision` a number keeps its digits as text, so even a 20-digit ICCID past
+/// `u64` is kept digit for digit. Anything else (an object, a fraction) is an error: an entry
+/// whose ICCID we cannot read could be the very eSIM we look for.
+fn iccid_of(v: Value) -> Result<Option<String>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::String(s) => Ok(Some(s.trim().to_string())),
+        Value::Number(n) => {
+            let text = n.to_string();
+            if text.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(Some(text))
+            } else {
+                Err(format!("ICCID {text} is not a whole number"))
+            }
+        }
+        other => Err(format!("ICCID is not a string or number: {other}")),
+    }
+}
+
 pub(crate) fn opt_iccid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let v = Option::<Value>::deserialize(d)?;
-    Ok(match v {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Some(Value::Number(n)) if n.is_u64() => Some(n.to_string()),
-        _ => None,
-    })
+    let v = Option::<Value>::deserialize(d)?.unwrap_or(Value::Null);
+    iccid_of(v).map_err(serde::de::Error::custom)
 }
 
 pub(crate) fn iccid_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let v = Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default();
-    Ok(v.into_iter()
-        .filter_map(|x| match x {
-            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-            Value::Number(n) if n.is_u64() => Some(n.to_string()),
-            _ => None,
-        })
-        .collect())
+    let mut out = Vec::new();
+    for x in v {
+        if let Some(iccid) = iccid_of(x).map_err(serde::de::Error::custom)? {
+            out.push(iccid);
+        }
+    }
+    Ok(out)
 }
 
 /// RFC 3339 timestamps (`2024-05-02T10:57:30.858475018Z`); empty or odd values become `None`.
@@ -292,11 +306,15 @@ impl CatalogueBundle {
 // Organisation
 // ---------------------------------------------------------------------------------------
 
-/// `GET /organisation`. The body also carries the API key (`apiKey`): never log it.
+/// `GET /organisation`. The body also carries the API key (`apiKey`): never log it. The
+/// OpenAPI schema shows the organisation's fields at the top level; clients and the live
+/// service wrap them as `{"organisations": [...]}`. Both are read.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct OrganisationResponse {
     #[serde(default)]
     pub organisations: Vec<Organisation>,
+    #[serde(flatten)]
+    pub flat: Organisation,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -313,7 +331,7 @@ pub struct Organisation {
 impl OrganisationResponse {
     /// The organisation's currency, and its balance when stated.
     pub fn account(&self) -> Option<(Currency, Option<Decimal>)> {
-        let org = self.organisations.first()?;
+        let org = self.organisations.first().unwrap_or(&self.flat);
         let currency = org
             .currency
             .as_deref()?
@@ -370,7 +388,14 @@ impl EsimDetails {
     /// A normalized profile, or `None` while the activation data is incomplete.
     pub fn to_profile(&self) -> Option<EsimProfile> {
         let iccid = self.iccid.clone()?;
+        // The OpenAPI examples write the address as a URL (`http://smdp.example.com`); the
+        // LPA string wants the bare host, as live answers give it.
         let smdp = self.smdp_address.as_deref()?.trim();
+        let smdp = smdp
+            .strip_prefix("https://")
+            .or_else(|| smdp.strip_prefix("http://"))
+            .unwrap_or(smdp)
+            .trim_end_matches('/');
         let matching_id = self.matching_id.as_deref()?.trim();
         if smdp.is_empty() || matching_id.is_empty() {
             return None;
@@ -432,8 +457,8 @@ pub struct Order {
     pub order_reference: Option<String>,
     #[serde(default, alias = "createDate", deserialize_with = "opt_time")]
     pub created_date: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub assigned: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub assigned: bool,
     /// Only in `validate` answers.
     #[serde(default)]
     pub valid: Option<bool>,
@@ -491,45 +516,98 @@ impl Order {
     }
 }
 
-/// `GET /orders`: the OpenAPI text shows a bare array; a wrapper `{"orders": [...]}` is
-/// accepted too.
-pub fn parse_order_list(v: Value) -> Option<Vec<Order>> {
-    let items = match v {
-        Value::Array(items) => items,
-        Value::Object(mut obj) => match obj.remove("orders") {
-            Some(Value::Array(items)) => items,
-            _ => return None,
-        },
-        _ => return None,
+/// One page of a listing, every entry read.
+#[derive(Debug, Clone, Default)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    /// `pageCount` of the wrapper form, when stated.
+    pub page_count: Option<u32>,
+}
+
+impl<T> Listing<T> {
+    /// Whether `page` (1-based), holding `n` entries, is the last: by `pageCount` when the
+    /// vendor states it, else by a short page.
+    pub fn is_last_page(&self, page: u32, n: u32, page_size: u32) -> bool {
+        match self.page_count {
+            Some(pages) => page >= pages || n == 0,
+            None => n < page_size,
+        }
+    }
+}
+
+/// Reads a listing that comes either as a bare array or as `{"<key>": [...], "pageCount"…}`.
+/// Every entry must parse: one entry we cannot read could be the very order we look for, so
+/// the whole page is then unreadable (never silently shorter).
+fn parse_listing<T: serde::de::DeserializeOwned>(
+    v: Value,
+    key: &str,
+    empty_when_missing: bool,
+) -> Result<Listing<T>, String> {
+    let (items, page_count) = match v {
+        Value::Array(items) => (items, None),
+        Value::Object(mut obj) => {
+            let page_count = obj
+                .get("pageCount")
+                .and_then(decimal_from_json)
+                .and_then(whole_units)
+                .and_then(|n| u32::try_from(n).ok());
+            let items = match obj.remove(key) {
+                Some(Value::Array(items)) => items,
+                Some(Value::Null) | None if empty_when_missing => Vec::new(),
+                Some(_) => return Err(format!("`{key}` is not an array")),
+                None => return Err(format!("neither an array nor an object with `{key}`")),
+            };
+            (items, page_count)
+        }
+        _ => return Err("neither an array nor an object".into()),
     };
-    // One odd order must not hide the others from reconciliation.
-    Some(
-        items
-            .into_iter()
-            .filter_map(|o| serde_json::from_value(o).ok())
-            .collect(),
-    )
+    let items = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| serde_json::from_value(item).map_err(|e| format!("entry {i}: {e}")))
+        .collect::<Result<Vec<T>, String>>()?;
+    Ok(Listing { items, page_count })
+}
+
+/// `GET /orders`: the OpenAPI document shows a bare array, the live service wraps it as
+/// `{"orders": [...], "pageCount": 1, "rows": 2}`; both are read. An entry without an
+/// `orderReference`, or with a line lacking its bundle or quantity, cannot be matched or
+/// excluded, so it makes the listing unreadable.
+pub fn parse_order_list(v: Value) -> Result<Listing<Order>, String> {
+    let list: Listing<Order> = parse_listing(v, "orders", false)?;
+    for (i, o) in list.items.iter().enumerate() {
+        if o.order_reference
+            .as_deref()
+            .is_none_or(|r| r.trim().is_empty())
+        {
+            return Err(format!("entry {i} has no orderReference"));
+        }
+        if o.order.is_empty()
+            || o.order
+                .iter()
+                .any(|l| l.item.as_deref().is_none_or(str::is_empty) || l.quantity.is_none())
+        {
+            return Err(format!("entry {i} has a line without bundle or quantity"));
+        }
+    }
+    Ok(list)
 }
 
 /// `GET /esims/assignments` with `Accept: application/json`. Whether several eSIMs come as an
 /// array or wrapped is not documented: arrays, single objects and `{"esims"|"assignments":
-/// [...]}` are all read.
-pub fn parse_assignments(v: Value) -> Option<Vec<EsimDetails>> {
-    let items = match v {
-        Value::Array(items) => items,
-        Value::Object(obj) if obj.contains_key("iccid") => vec![Value::Object(obj)],
-        Value::Object(mut obj) => match obj.remove("esims").or_else(|| obj.remove("assignments")) {
-            Some(Value::Array(items)) => items,
-            _ => return None,
-        },
-        _ => return None,
-    };
-    Some(
-        items
-            .into_iter()
-            .filter_map(|o| serde_json::from_value(o).ok())
-            .collect(),
-    )
+/// [...]}` are all read. Every entry must parse.
+pub fn parse_assignments(v: Value) -> Result<Vec<EsimDetails>, String> {
+    match v {
+        Value::Object(obj) if obj.contains_key("iccid") => {
+            serde_json::from_value(Value::Object(obj))
+                .map(|e| vec![e])
+                .map_err(|e| e.to_string())
+        }
+        Value::Object(obj) if obj.contains_key("assignments") => {
+            parse_listing(Value::Object(obj), "assignments", false).map(|l| l.items)
+        }
+        v => parse_listing(v, "esims", false).map(|l| l.items),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -562,23 +640,10 @@ pub struct EsimListEntry {
     pub assigned_date: Option<String>,
 }
 
-/// `GET /esims` is documented as `{"esims": [...]}`; a bare array is accepted too.
-pub fn parse_esim_list(v: Value) -> Option<Vec<EsimListEntry>> {
-    let items = match v {
-        Value::Array(items) => items,
-        Value::Object(mut obj) => match obj.remove("esims") {
-            Some(Value::Array(items)) => items,
-            Some(Value::Null) | None => Vec::new(),
-            Some(_) => return None,
-        },
-        _ => return None,
-    };
-    Some(
-        items
-            .into_iter()
-            .filter_map(|o| serde_json::from_value(o).ok())
-            .collect(),
-    )
+/// `GET /esims` is documented as `{"esims": [...]}`; a bare array is accepted too. Every
+/// entry must parse.
+pub fn parse_esim_list(v: Value) -> Result<Listing<EsimListEntry>, String> {
+    parse_listing(v, "esims", true)
 }
 
 /// One assignment of a bundle to an eSIM (`GET /esims/{iccid}/bundles`).
@@ -959,11 +1024,92 @@ pub(crate) mod tests {
         assert_eq!(
             parse_order_list(json!([one.clone(), one.clone()]))
                 .unwrap()
+                .items
                 .len(),
             2
         );
-        assert_eq!(parse_order_list(json!({"orders": [one]})).unwrap().len(), 1);
-        assert!(parse_order_list(json!({"x": 1})).is_none());
+        assert_eq!(
+            parse_order_list(json!({"orders": [one]}))
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
+        assert!(parse_order_list(json!({"x": 1})).is_err());
+    }
+
+    /// The wrapped shape the live service answers (numbers as numbers, `createdDate`).
+    pub const WRAPPED_ORDER_LIST: &str = r#"{"orders":[{"order":[{"type":"bundle","item":"esim_1GB_7D_GB_V2","quantity":1,"subTotal":7.0,"pricePerUnit":7.0,"esims":[{"iccid":"8944538532008160222","matchingId":"M-1","smdpAddress":"rsp.example"}],"iccids":["8944538532008160222"]}],"total":7.0,"currency":"USD","status":"completed","orderReference":"0b9e3c3a-6f2b-4c1e-9c57-1d3f1b6a2e10","createdDate":"2026-12-01T07:48:06.232Z","assigned":true}],"pageCount":1,"rows":2}"#;
+
+    #[test]
+    fn wrapped_order_list_with_page_count_parses() {
+        let list = parse_order_list(serde_json::from_str(WRAPPED_ORDER_LIST).unwrap()).unwrap();
+        assert_eq!(list.page_count, Some(1));
+        assert!(list.is_last_page(1, 1, 50));
+        let o = &list.items[0];
+        assert_eq!(o.iccids(), vec!["8944538532008160222".to_string()]);
+        assert_eq!(o.total, Some(Decimal::new(70, 1)));
+        assert_eq!(
+            o.created_date.unwrap(),
+            parse_time("2026-12-01T07:48:06.232Z").unwrap()
+        );
+        assert!(o.assigned);
+        // The same with numbers as strings and `createDate`.
+        let strings = WRAPPED_ORDER_LIST
+            .replace(r#""quantity":1"#, r#""quantity":"1""#)
+            .replace(r#""total":7.0"#, r#""total":"7.0""#)
+            .replace("createdDate", "createDate");
+        let list = parse_order_list(serde_json::from_str(&strings).unwrap()).unwrap();
+        assert_eq!(list.items[0].order[0].quantity, Some(1));
+        assert_eq!(list.items[0].total, Some(Decimal::new(70, 1)));
+        assert!(list.items[0].created_date.is_some());
+    }
+
+    #[test]
+    fn one_unreadable_entry_makes_the_whole_listing_unreadable() {
+        let good = json!({"order": [{"type": "bundle", "item": "b", "quantity": 1}], "orderReference": "r1"});
+        for bad in [
+            json!({"order": "not a list", "orderReference": "r2"}),
+            json!({"order": [{"type": "bundle", "item": "b", "quantity": 1}]}),
+            json!({"order": [{"type": "bundle", "quantity": 1}], "orderReference": "r3"}),
+            json!({"order": [{"type": "bundle", "item": "b", "quantity": 1.5}], "orderReference": "r4"}),
+            json!("garbage"),
+        ] {
+            assert!(
+                parse_order_list(json!([good.clone(), bad.clone()])).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(
+            parse_esim_list(
+                json!({"esims": [{"iccid": "8944538532008160222"}, {"iccid": {"x": 1}}]})
+            )
+            .is_err()
+        );
+        assert!(
+            parse_assignments(json!([{"iccid": "8944538532008160222"}, {"matchingId": 5}]))
+                .is_err()
+        );
+    }
+
+    /// Money values that an f64 round trip would change (or print differently) arrive exact.
+    #[test]
+    fn money_is_read_exactly_never_through_f64() {
+        let body = r#"{"order":[{"type":"bundle","item":"b","quantity":3,"subTotal":13.05,"pricePerUnit":4.35}],"total":12.345,"currency":"USD","status":"completed","orderReference":"r"}"#;
+        let o: Order = serde_json::from_str(body).unwrap();
+        assert_eq!(o.total.unwrap().to_string(), "12.345");
+        assert_eq!(o.order[0].price_per_unit.unwrap().to_string(), "4.35");
+        assert_eq!(o.order[0].sub_total.unwrap().to_string(), "13.05");
+        // 0.1 + 0.2 style sums stay exact, and 17+ significant digits survive.
+        let b: CatalogueBundle =
+            serde_json::from_str(r#"{"name":"x","price":0.07,"dataAmount":1000,"duration":7}"#)
+                .unwrap();
+        assert_eq!(b.price.unwrap() * Decimal::from(3), "0.21".parse().unwrap());
+        let v: Value = serde_json::from_str(r#"{"balance": 1234567890.123456789}"#).unwrap();
+        assert_eq!(
+            decimal_from_json(&v["balance"]).unwrap().to_string(),
+            "1234567890.123456789"
+        );
     }
 
     #[test]
@@ -982,7 +1128,7 @@ pub(crate) mod tests {
         let body = json!({"esims": [{"iccid": "8944538532008160222", "customerRef": "ord_1", "lastAction": "Bundle Applied",
             "actionDate": "2024-01-01", "physical": false, "assignedDate": "2024-01-01"}]});
         let l = parse_esim_list(body).unwrap();
-        assert_eq!(l[0].customer_ref.as_deref(), Some("ord_1"));
+        assert_eq!(l.items[0].customer_ref.as_deref(), Some("ord_1"));
     }
 
     #[test]
@@ -1034,8 +1180,11 @@ pub(crate) mod tests {
         let e: EsimDetails =
             serde_json::from_value(json!({"iccid": 8944538532008160222u64})).unwrap();
         assert_eq!(e.iccid.as_deref(), Some("8944538532008160222"));
-        let e: EsimDetails = serde_json::from_value(json!({"iccid": 8.9e19})).unwrap();
-        assert_eq!(e.iccid, None);
+        // A 20-digit ICCID as a bare number keeps every digit (arbitrary precision)…
+        let e: EsimDetails = serde_json::from_str(r#"{"iccid": 89445385320081602227}"#).unwrap();
+        assert_eq!(e.iccid.as_deref(), Some("89445385320081602227"));
+        // …and one that is not a whole number is refused rather than guessed.
+        assert!(serde_json::from_str::<EsimDetails>(r#"{"iccid": 8.9e19}"#).is_err());
         assert_eq!(whole_units(dec("1000000000.9")), Some(1_000_000_000));
         assert_eq!(whole_units(dec("-1")), None);
     }

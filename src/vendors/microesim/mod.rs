@@ -1,5 +1,5 @@
-//! MicroEsim (MicroDrive Tech) OPEN API V1. Facts and sources: `shared/vendors/microesim.md`;
-//! the full Postman collection is `shared/seeds/001_fed39613a5362a11.txt`.
+//! MicroEsim (MicroDrive Tech) OPEN API V1. The facts this adapter relies on, their sources
+//! and what is only guessed: `src/vendors/microesim/README.md`.
 //!
 //! Every request carries an HMAC signature over account + nonce + timestamp (not the path or
 //! body), keyed with a PBKDF2 derivation of the secret that is computed once here. Bodies are
@@ -26,19 +26,23 @@ pub mod webhook;
 pub mod wire;
 
 /// Everything this adapter (and its simulator) relies on that MicroEsim does not document.
-/// Correct these first when the vendor answers the open questions in `microesim.md`.
+/// Correct these first when the vendor answers the questions in `README.md`.
 pub mod assumptions {
     use std::time::Duration;
 
     use crate::vendors::RejectKind;
 
     /// [assumption] The documented path family; one client also uses `/microesim/v1`, a
-    /// separate catalogue (microesim.md §1).
+    /// separate catalogue (see `README.md`).
     pub const PATH_PREFIX: &str = "/allesim/v1";
 
     /// [assumption, from TSIM] Reconciliation by our order id:
     /// `POST getOrderInfoByCustomOrderNo {custom_order_no}` answers the `topupDetail` shape.
     pub const LOOKUP_ENDPOINT: &str = "getOrderInfoByCustomOrderNo";
+
+    /// [assumption] A lookup's "order not found" is believed only this long after our
+    /// timeout: before that the order may still be in flight at the vendor.
+    pub const SETTLE_MARGIN: Duration = Duration::from_secs(60);
 
     /// [assumption] `terminate` takes form `{topup_id, device_id}` (one client) and refunds
     /// nothing (refund rules are unknown).
@@ -55,9 +59,12 @@ pub mod assumptions {
     /// refuses a nonce seen within this window (replay protection is undocumented).
     pub const SIGNATURE_WINDOW: Duration = Duration::from_secs(300);
 
-    /// [assumption, from TSIM] ICCIDs: `operator_iccids[]` when present, else `device_ids[]`
-    /// (16 digits, which the docs call "ICCID No"). The push carries a scalar `operator_iccid`.
-    pub const ICCID_SOURCE: &str = "operator_iccids, else device_ids";
+    /// [assumption, from TSIM] ICCIDs come only from `operator_iccids[]` (the push: a scalar
+    /// `operator_iccid`), and only when Luhn-valid. The `device_ids[]` the collection shows
+    /// are 16 digits (the docs call them "ICCID No", but they are not ICCIDs) and are kept as
+    /// the per-eSIM key, never as an ICCID: without a valid ICCID the order stays
+    /// provisioning with a note saying so.
+    pub const ICCID_SOURCE: &str = "operator_iccids only (Luhn-valid)";
 
     /// [assumption] The push URL is configured on the account by the vendor (the request
     /// field that would carry it is not documented); acknowledgement is any 2xx.
@@ -87,7 +94,8 @@ pub mod assumptions {
         pub const SYSTEM_ERROR: i64 = 9999;
     }
 
-    /// The one table from vendor code to rejection class.
+    /// The one table from vendor code to rejection class. `Other` (a code not listed here,
+    /// 9999 included) is unknown on money operations and lookups, see `interpret`.
     pub fn classify(code: i64) -> RejectKind {
         match code {
             codes::INVALID_PARAMETER => RejectKind::InvalidRequest,
@@ -208,6 +216,7 @@ fn random_nonce() -> String {
 #[derive(Debug)]
 pub struct MicroEsim {
     http: VendorHttp,
+    timeout: std::time::Duration,
     base_url: url::Url,
     /// `Err` when the configured salt is not hex: every call then fails before sending.
     signer: Result<Signer, String>,
@@ -229,9 +238,16 @@ impl MicroEsim {
         );
         MicroEsim {
             http: VendorHttp::new(VendorId::MicroEsim, opts.timeout, None),
+            timeout: opts.timeout,
             base_url: creds.base_url,
             signer,
         }
+    }
+
+    fn settled(&self, r: &VendorOrderRef) -> bool {
+        let wait = chrono::Duration::from_std(self.timeout + assumptions::SETTLE_MARGIN)
+            .unwrap_or_else(|_| chrono::Duration::minutes(5));
+        chrono::Utc::now() - r.placed_at >= wait
     }
 
     fn url(&self, endpoint: &str) -> String {
@@ -263,7 +279,7 @@ impl MicroEsim {
         .header("MICROESIM-TIMESTAMP", h.timestamp)
         .header("MICROESIM-SIGN", h.sign);
         let raw = self.http.send(operation, request).await?;
-        interpret(&raw)
+        interpret(&raw, Effect::of(operation))
     }
 
     /// `topupDetail`, with "still processing" read as pending.
@@ -325,9 +341,31 @@ impl MicroEsim {
     }
 }
 
+/// What a call can do, which decides what a code we do not know means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Read,
+    /// Its answer decides whether something was bought (`topupDetail`, the lookup).
+    Lookup,
+    /// May spend or refund money (`esimSubscribe`, `terminate`).
+    Money,
+}
+
+impl Effect {
+    fn of(operation: &str) -> Effect {
+        match operation {
+            "order" | "cancel" => Effect::Money,
+            "query" | "lookup" => Effect::Lookup,
+            _ => Effect::Read,
+        }
+    }
+}
+
 /// Reads the `{code, msg, result}` envelope; anything else (an nginx error page, garbage) is
-/// an unknown outcome.
-fn interpret(raw: &RawResponse) -> Result<serde_json::Value, VendorError> {
+/// an unknown outcome. A code outside our table (the vendor publishes none, see
+/// `assumptions::codes`) is a refusal only on a plain read: on a money operation or a lookup
+/// it is unknown, so the order waits for reconciliation instead of being bought elsewhere.
+fn interpret(raw: &RawResponse, effect: Effect) -> Result<serde_json::Value, VendorError> {
     let unknown = || {
         VendorError::Unknown(format!(
             "HTTP {} with an unexpected body: {}",
@@ -339,11 +377,17 @@ fn interpret(raw: &RawResponse) -> Result<serde_json::Value, VendorError> {
     match envelope.code {
         Some(assumptions::codes::SUCCESS) if raw.status.is_success() => Ok(envelope.result),
         Some(assumptions::codes::SUCCESS) | None => Err(unknown()),
-        Some(code) => Err(VendorError::rejected(
-            assumptions::classify(code),
-            code.to_string(),
-            envelope.msg,
-        )),
+        // "Still processing" on a lookup is the documented not-ready answer.
+        Some(code @ assumptions::codes::ORDER_PROCESSING) if effect == Effect::Lookup => Err(
+            VendorError::rejected(RejectKind::Other, code.to_string(), envelope.msg),
+        ),
+        Some(code) => match assumptions::classify(code) {
+            RejectKind::Other if effect != Effect::Read => Err(VendorError::Unknown(format!(
+                "MicroEsim code {code} ({}): outcome unknown",
+                envelope.msg
+            ))),
+            kind => Err(VendorError::rejected(kind, code.to_string(), envelope.msg)),
+        },
     }
 }
 
@@ -435,7 +479,14 @@ impl Vendor for MicroEsim {
     async fn fetch_order(&self, r: &VendorOrderRef) -> Result<OrderState, VendorError> {
         match &r.vendor_reference {
             Some(topup_id) => self.topup_detail(topup_id).await,
-            None => self.lookup(&r.order_id).await,
+            None => match self.lookup(&r.order_id).await {
+                // "No such order" from the guessed lookup counts only once no order sent at
+                // `placed_at` can still be in flight.
+                Err(e) if e.reject_kind() == Some(RejectKind::NotFound) && !self.settled(r) => Err(
+                    VendorError::Unknown(format!("{e}; the order may still be in flight")),
+                ),
+                other => other,
+            },
         }
     }
 
@@ -544,8 +595,7 @@ mod tests {
         sign: &'static str,
     }
 
-    /// `shared/vendors/test-vectors.json` → `microesim_request_signature`, then the worked
-    /// example of `microesim.md` §2.
+    /// The vendor collection's signed samples (see `README.md`), then its worked example.
     const VECTORS: [Vector; 3] = [
         Vector {
             account: "113490b1281917ab9d47657cedb6ce",
@@ -644,26 +694,50 @@ mod tests {
     #[test]
     fn envelopes_are_interpreted_by_code() {
         assert_eq!(
-            interpret(&raw(200, wire::tests::SUBSCRIBE)).unwrap()["topup_id"],
+            interpret(&raw(200, wire::tests::SUBSCRIBE), Effect::Money).unwrap()["topup_id"],
             "202308161431187762753800"
         );
-        let err = interpret(&raw(200, r#"{"code":1009,"msg":"Insufficient balance"}"#));
+        let err = interpret(
+            &raw(200, r#"{"code":1009,"msg":"Insufficient balance"}"#),
+            Effect::Money,
+        );
         assert_eq!(
             err.unwrap_err().reject_kind(),
             Some(RejectKind::InsufficientBalance)
         );
-        let err = interpret(&raw(200, r#"{"code":"1008","msg":"x"}"#)).unwrap_err();
+        let err = interpret(&raw(200, r#"{"code":"1008","msg":"x"}"#), Effect::Money).unwrap_err();
         assert_eq!(err.reject_kind(), Some(RejectKind::SoldOut));
         for (status, body) in [
             (500, "<html>nginx</html>"),
             (200, "{}"),
             (502, r#"{"code":1,"result":{}}"#),
         ] {
-            let err = interpret(&raw(status, body)).unwrap_err();
+            let err = interpret(&raw(status, body), Effect::Money).unwrap_err();
             assert!(
                 matches!(err, VendorError::Unknown(_)),
                 "{status} {body}: {err:?}"
             );
         }
+    }
+
+    /// A code nobody documented may have bought: unknown on a money call or a lookup, a
+    /// refusal only on a plain read.
+    #[test]
+    fn unknown_codes_on_money_operations_are_unknown() {
+        for code in ["4242", "9999", "1006"] {
+            let body = format!(r#"{{"code":{code},"msg":"new"}}"#);
+            let err = interpret(&raw(200, &body), Effect::Money).unwrap_err();
+            assert!(matches!(err, VendorError::Unknown(_)), "{code}: {err:?}");
+        }
+        let err = interpret(&raw(200, r#"{"code":4242,"msg":"new"}"#), Effect::Lookup).unwrap_err();
+        assert!(matches!(err, VendorError::Unknown(_)), "{err:?}");
+        let err =
+            interpret(&raw(200, r#"{"code":1006,"msg":"busy"}"#), Effect::Lookup).unwrap_err();
+        assert!(is_processing(&err), "{err:?}");
+        let err = interpret(&raw(200, r#"{"code":4242,"msg":"new"}"#), Effect::Read).unwrap_err();
+        assert_eq!(err.reject_kind(), Some(RejectKind::Other));
+        assert_eq!(Effect::of("order"), Effect::Money);
+        assert_eq!(Effect::of("cancel"), Effect::Money);
+        assert_eq!(Effect::of("lookup"), Effect::Lookup);
     }
 }

@@ -1,4 +1,4 @@
-//! The `topupDetail-async` push (microesim.md §5): one eSIM per request, unsigned, sent as
+//! The `topupDetail-async` push (see `README.md`): one eSIM per request, unsigned, sent as
 //! JSON `{"code":1,"msg":"Success","data":{…}}` in the collection's example but listed as
 //! form fields too, so both are read.
 
@@ -76,7 +76,9 @@ pub fn parse_callback(
     }
     let device_id = push.device_id.trim().to_string();
     let nonempty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
-    let iccid = nonempty(&push.operator_iccid).or_else(|| nonempty(&device_id));
+    // Only a valid ICCID is one: the device id is the per-eSIM key (see
+    // `assumptions::ICCID_SOURCE`), and without an ICCID the push carries no profile.
+    let iccid = nonempty(&push.operator_iccid).filter(|i| crate::vendors::iccid::is_valid(i));
     let profile = match (lpa::parse(&push.lpa_str), &iccid) {
         (Some(activation), Some(iccid)) => Some(EsimProfile {
             iccid: iccid.clone(),
@@ -99,6 +101,7 @@ pub fn parse_callback(
         vendor_reference: Some(topup_id),
         iccid,
         vendor_esim_ref: nonempty(&device_id),
+        sku: None,
         profile,
         // `create_time` is when the order was made, not when this event happened.
         occurred_at: None,
@@ -146,13 +149,11 @@ mod tests {
             Some("202308161431187762753800")
         );
         assert_eq!(e.vendor_esim_ref.as_deref(), Some("9000024081603874"));
-        assert_eq!(e.iccid.as_deref(), Some("9000024081603874"));
+        // The example's 16-digit device id is not an ICCID: no ICCID, no profile; the hint
+        // still makes the gateway re-read the order.
+        assert_eq!(e.iccid, None);
         assert_eq!(e.order_id, None);
-        let p = e.profile.as_ref().unwrap();
-        assert_eq!(p.iccid, "9000024081603874");
-        assert_eq!(p.activation.smdp_address, "rsp-eu.simlessly.com");
-        assert_eq!(p.activation.matching_id, "580FFE02FFEE57965B6EECA132DA088D");
-        assert_eq!(p.status, EsimStatus::Ready);
+        assert!(e.profile.is_none());
     }
 
     #[test]
@@ -193,11 +194,11 @@ mod tests {
     #[test]
     fn operator_iccid_and_custom_order_no_are_used_when_present() {
         let body = "topup_id=T9&device_id=9000000000000001&lpa_str=LPA%3A1%24smdp.example%24XYZ\
-                    &operator_iccid=8985200000000000007&custom_order_no=ord_1";
+                    &operator_iccid=8985200000000000002&custom_order_no=ord_1";
         let events = parse_callback(&headers(None), body.as_bytes()).unwrap();
         let e = &events[0];
-        assert_eq!(e.iccid.as_deref(), Some("8985200000000000007"));
-        assert_eq!(e.profile.as_ref().unwrap().iccid, "8985200000000000007");
+        assert_eq!(e.iccid.as_deref(), Some("8985200000000000002"));
+        assert_eq!(e.profile.as_ref().unwrap().iccid, "8985200000000000002");
         assert_eq!(e.order_id.as_deref(), Some("ord_1"));
         assert_eq!(e.dedupe_key, "topup:T9:9000000000000001");
     }

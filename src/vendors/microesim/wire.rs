@@ -1,4 +1,4 @@
-//! MicroEsim's JSON exactly as the Postman collection shows it (`shared/seeds/001_…`), read
+//! MicroEsim's JSON exactly as the Postman collection shows it (see `README.md`; its examples are in `examples/`), read
 //! tolerantly (strings or numbers, missing fields), and its conversion to normalized types.
 //!
 //! Units at this edge: prices are HKD decimal strings, data and usage are binary megabytes
@@ -335,7 +335,8 @@ pub fn format_java_date(t: DateTime<Utc>) -> String {
         .to_string()
 }
 
-/// A decimal number from a JSON number or string without going through `f64` arithmetic.
+/// A decimal number from a JSON number or string, from the vendor's own digits: serde_json is
+/// built with `arbitrary_precision`, so a number is kept as text and never becomes an f64.
 pub fn decimal_from_json(v: &serde_json::Value) -> Option<Decimal> {
     let text = match v {
         serde_json::Value::Number(n) => n.to_string(),
@@ -506,9 +507,10 @@ pub fn offer_from_raw(raw: serde_json::Value) -> Option<Offer> {
 }
 
 impl TopupDetail {
-    /// Complete when every ordered eSIM has its activation code; ICCIDs come from
-    /// `operator_iccids` when the vendor sends them, else from `device_ids` (see
-    /// `assumptions::ICCID_SOURCE`).
+    /// Complete when every ordered eSIM has its activation code and a valid ICCID. ICCIDs
+    /// come only from `operator_iccids` (see `assumptions::ICCID_SOURCE`): the 16-digit
+    /// `device_ids` are never used as one. An issued eSIM without a valid ICCID is an error
+    /// naming it, so the order stays provisioning with that note instead of storing a fake.
     pub fn to_order_state(&self) -> Result<OrderState, String> {
         let mut esims = Vec::new();
         for (i, lpa_str) in self.lpa_str.iter().enumerate() {
@@ -521,12 +523,20 @@ impl TopupDetail {
             let iccid = self
                 .operator_iccids
                 .get(i)
-                .filter(|s| !s.trim().is_empty())
-                .cloned()
-                .unwrap_or_else(|| device_id.clone());
-            if iccid.is_empty() {
-                return Err(format!("eSIM {i} of {} has no id", self.topup_id));
-            }
+                .map(|s| s.trim().to_string())
+                .filter(|s| crate::vendors::iccid::is_valid(s))
+                .ok_or_else(|| {
+                    format!(
+                        "eSIM {} of MicroEsim order {} is issued without a valid ICCID \
+                         (operator_iccids missing or not an ICCID); the order waits for one",
+                        if device_id.is_empty() {
+                            "?"
+                        } else {
+                            &device_id
+                        },
+                        self.topup_id
+                    )
+                })?;
             esims.push(EsimProfile {
                 iccid,
                 activation,
@@ -624,6 +634,17 @@ impl AccountBalance {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Balances and prices that an f64 would change arrive exact (parsed from raw text).
+    #[test]
+    fn decimals_never_pass_through_f64() {
+        for text in ["4.35", "0.07", "12.345", "1234567890.1234567891"] {
+            let b: AccountBalance =
+                serde_json::from_str(&format!(r#"{{"balance": {text}, "currency": "HKD"}}"#))
+                    .unwrap();
+            assert_eq!(b.to_money().unwrap().amount.to_string(), text);
+        }
+    }
 
     // Every example response of the Postman collection, verbatim.
     pub(crate) const PLAN_LIST: &str = include_str!("examples/plan_list.json");
@@ -735,6 +756,16 @@ pub(crate) mod tests {
         );
         assert_eq!(d.msisdn, vec!["482222233223", "482222233333"]);
         assert_eq!(d.cf_code, vec!["000777", "000888"]);
+        // The collection carries no operator_iccids: its 16-digit device ids are not
+        // ICCIDs, so the order is not complete and says why.
+        let err = d.to_order_state().unwrap_err();
+        assert!(
+            err.contains("9000024081603874") && err.contains("valid ICCID"),
+            "{err}"
+        );
+        // With the ICCIDs TSIM sends next to them, it is.
+        let mut d = d;
+        d.operator_iccids = vec!["8985200012345678905".into(), "8985200000000000002".into()];
         let state = d.to_order_state().unwrap();
         assert_eq!(
             state.vendor_reference.as_deref(),
@@ -743,8 +774,7 @@ pub(crate) mod tests {
         assert_eq!(state.status, VendorOrderStatus::Completed);
         assert_eq!(state.esims.len(), 2);
         let e = &state.esims[0];
-        // No operator_iccids in the collection: the device id stands in for the ICCID.
-        assert_eq!(e.iccid, "9000024081603874");
+        assert_eq!(e.iccid, "8985200012345678905");
         assert_eq!(e.vendor_esim_ref.as_deref(), Some("9000024081603874"));
         assert_eq!(e.activation.smdp_address, "rsp-eu.simlessly.com");
         assert_eq!(e.activation.matching_id, "580FFE02FFEE57965B6EECA132DA088D");
@@ -761,12 +791,12 @@ pub(crate) mod tests {
             "topup_id": "T1", "number": "2", "success_number": 1,
             "device_ids": ["9000024081603874"],
             "lpa_str": ["LPA:1$smdp.example$ABC"],
-            "operator_iccids": ["8985200012345678901"]
+            "operator_iccids": ["8985200012345678905"]
         }))
         .unwrap();
         let state = d.to_order_state().unwrap();
         assert_eq!(state.status, VendorOrderStatus::Pending);
-        assert_eq!(state.esims[0].iccid, "8985200012345678901");
+        assert_eq!(state.esims[0].iccid, "8985200012345678905");
         assert_eq!(
             state.esims[0].vendor_esim_ref.as_deref(),
             Some("9000024081603874")

@@ -1,5 +1,5 @@
-//! Adapter for Multiverse (a white-label of Tel25's provisioning API): see
-//! `shared/vendors/multiverse.md` and the seed document `seeds/000_c8be45f3c06c2012.txt`.
+//! Adapter for Multiverse (a white-label of Tel25's provisioning API); its facts, sources
+//! and guesses: `src/vendors/multiverse/README.md`.
 //!
 //! Documented: two auth layers on every call (the per-request `X-Multiverse-Access-Token` and
 //! an OAuth2 client-credentials token), the package list, the asynchronous purchase whose
@@ -12,9 +12,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::http::HeaderMap;
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::{sync::Mutex, time::Instant};
 
 use crate::{
@@ -33,7 +35,7 @@ pub mod wire;
 
 /// Every guess this adapter (and the simulator, which mirrors them) relies on. Nothing here
 /// is in the vendor's published document; correct it when the vendor answers the open
-/// questions in `shared/vendors/multiverse.md`.
+/// questions in `README.md`.
 pub mod assumptions {
     use std::time::Duration;
 
@@ -105,8 +107,15 @@ pub mod assumptions {
         format!("{ORDERS}/{}", super::path_segment(order_id))
     }
 
-    /// `POST /esims/packages/{package_id}/purchase` (documented) and its Tel25 `/sync`
-    /// variant, which answers with the allocated eSIM (no callback follows) [assumption].
+    /// An empty order query is "not bought" only this long after the `/sync` timeout.
+    pub const SETTLE_MARGIN: Duration = Duration::from_secs(60);
+
+    /// `/purchase/sync` waits for allocation; its timeout is at least this long.
+    pub const SYNC_PURCHASE_MIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+    /// `POST /esims/packages/{package_id}/purchase` (documented) and its `/sync` variant,
+    /// which answers with the allocated eSIM (no callback follows) [evidence: the Tel25
+    /// client buys through it; used first, the asynchronous route when it answers 404001].
     pub fn purchase(package_id: &str) -> String {
         format!("{PACKAGES}/{}/purchase", super::path_segment(package_id))
     }
@@ -160,15 +169,20 @@ fn path_segment(s: &str) -> String {
         .replace('+', "%20")
 }
 
+/// `404001 "API not found"`: the vendor does not serve this operation at all. On a guessed
+/// operation that means [`VendorError::Unsupported`]; it never means "no such order".
+pub const API_NOT_FOUND: &str = "404001";
+
 /// The documented error codes, in one table. `None`: the outcome is unknown (500001
 /// internal error, 500003 OTA failure after the platform may have allocated, or a code the
-/// document does not list) and must be reconciled.
+/// document does not list) and must be reconciled. `404001` is not here: see
+/// [`API_NOT_FOUND`].
 pub fn classify(code: &str) -> Option<RejectKind> {
     match code {
         "400001" => Some(RejectKind::InvalidRequest),
         "401001" => Some(RejectKind::Auth),
-        // 404001 "API not found", 404002 "Resource not found".
-        "404001" | "404002" => Some(RejectKind::NotFound),
+        // 404002 "Resource not found".
+        "404002" => Some(RejectKind::NotFound),
         // "No available sim iccid": inventory ran out before allocation → try another offer.
         "500002" => Some(RejectKind::SoldOut),
         c if c == assumptions::INSUFFICIENT_BALANCE_CODE => Some(RejectKind::InsufficientBalance),
@@ -212,6 +226,16 @@ struct TokenCache {
 pub struct Multiverse {
     creds: MultiverseCredentials,
     http: VendorHttp,
+    /// Timeout of `/purchase/sync`, which waits for allocation: at least a minute.
+    sync_timeout: Duration,
+    /// Set once `/purchase/sync` answered `404001`: later purchases go straight to the
+    /// asynchronous route (an optimisation only; a restart simply asks again).
+    sync_unsupported: AtomicBool,
+    /// Set once the guessed order query answered `404001`: polling stops asking it, and
+    /// orders complete by their matched callback.
+    queries_unsupported: AtomicBool,
+    /// Set once the guessed top-up call answered `404001`: no top-up is offered any more.
+    topup_unsupported: AtomicBool,
     /// An async mutex held across the token request, so concurrent callers wait for one
     /// fetch instead of stampeding `/auth/token`.
     tokens: Mutex<TokenCache>,
@@ -222,8 +246,19 @@ impl Multiverse {
         Multiverse {
             creds,
             http: VendorHttp::new(VendorId::Multiverse, opts.timeout, None),
+            sync_timeout: opts.timeout.max(assumptions::SYNC_PURCHASE_MIN_TIMEOUT),
+            sync_unsupported: AtomicBool::new(false),
+            queries_unsupported: AtomicBool::new(false),
+            topup_unsupported: AtomicBool::new(false),
             tokens: Mutex::new(TokenCache::default()),
         }
+    }
+
+    /// The same adapter with another `/purchase/sync` timeout (tests; a vendor that
+    /// allocates faster or slower than the minute assumed).
+    pub fn with_sync_purchase_timeout(mut self, timeout: Duration) -> Self {
+        self.sync_timeout = timeout;
+        self
     }
 
     fn url(&self, path: &str) -> String {
@@ -308,6 +343,17 @@ impl Multiverse {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<RawResponse, VendorError> {
+        self.call_with(operation, method, path, body, None).await
+    }
+
+    async fn call_with(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        timeout: Option<Duration>,
+    ) -> Result<RawResponse, VendorError> {
         let mut retried = false;
         loop {
             let (authorization, generation) = self.authorization().await?;
@@ -319,6 +365,9 @@ impl Multiverse {
                 .header("X-Multiverse-Access-Token", self.current_access_token());
             if let Some(body) = body {
                 request = request.json(body);
+            }
+            if let Some(timeout) = timeout {
+                request = request.timeout(timeout);
             }
             let raw = self.http.send(operation, request).await?;
             match check_status(raw) {
@@ -353,29 +402,51 @@ impl Multiverse {
         parse(&raw)
     }
 
+    /// Buys one eSIM: Tel25's `/purchase/sync` first (answers with the allocated eSIM), the
+    /// documented asynchronous `/purchase` (the eSIM follows by callback) when the vendor
+    /// answers `/sync` with `404001`. `404001` from the documented route itself is unknown:
+    /// a path missing today says nothing certain about what the vendor did.
     async fn purchase_one(
         &self,
         sku: &str,
         customer_order_id: &str,
     ) -> Result<wire::Order, VendorError> {
         let body = json!({ "customer_order_id": customer_order_id });
-        self.post("place_order", &assumptions::purchase(sku), &body)
+        if !self.sync_unsupported.load(Ordering::Relaxed) {
+            let raw = self
+                .call_with(
+                    "place_order",
+                    Method::POST,
+                    &assumptions::purchase_sync(sku),
+                    Some(&body),
+                    Some(self.sync_timeout),
+                )
+                .await;
+            match raw {
+                Err(VendorError::Unsupported) => {
+                    tracing::info!(
+                        vendor = "multiverse",
+                        "/purchase/sync is not offered; buying through the asynchronous route"
+                    );
+                    self.sync_unsupported.store(true, Ordering::Relaxed);
+                }
+                other => return parse(&other?),
+            }
+        }
+        match self
+            .call(
+                "place_order",
+                Method::POST,
+                &assumptions::purchase(sku),
+                Some(&body),
+            )
             .await
-    }
-
-    /// Tel25's synchronous purchase: waits for allocation and answers with the eSIM. Not used
-    /// by `place_order` (the document only promises the asynchronous route); kept for a
-    /// vendor that turns out to support it. Needs a timeout of a minute or more.
-    pub async fn purchase_sync(
-        &self,
-        sku: &str,
-        customer_order_id: &str,
-    ) -> Result<OrderState, VendorError> {
-        let body = json!({ "customer_order_id": customer_order_id });
-        let order: wire::Order = self
-            .post("place_order_sync", &assumptions::purchase_sync(sku), &body)
-            .await?;
-        Ok(wire::combine(vec![order]))
+        {
+            Err(VendorError::Unsupported) => Err(VendorError::Unknown(
+                "the documented purchase route answered 404001 API not found".into(),
+            )),
+            other => parse(&other?),
+        }
     }
 
     async fn order_by_id(&self, order_id: &str) -> Result<wire::Order, VendorError> {
@@ -411,6 +482,50 @@ impl Multiverse {
             found.extend(part);
         }
         Ok(found)
+    }
+
+    /// The vendor orders of `r` through the guessed query endpoints.
+    async fn query_orders(&self, r: &VendorOrderRef) -> Result<OrderState, VendorError> {
+        let orders = match r.vendor_reference.as_deref().filter(|s| !s.is_empty()) {
+            Some(refs) => {
+                let mut orders = Vec::new();
+                for id in refs.split(',') {
+                    orders.push(self.order_by_id(id.trim()).await?);
+                }
+                orders
+            }
+            None => {
+                let found = self.find_orders(&r.order_id).await?;
+                // More vendor orders than eSIMs asked for: which are ours is not knowable.
+                if found.len() > r.quantity.max(1) as usize {
+                    return Err(VendorError::Unknown(format!(
+                        "{} Multiverse orders carry customer_order_id {} for {} eSIM(s) \
+                         (needs an operator)",
+                        found.len(),
+                        r.order_id,
+                        r.quantity.max(1)
+                    )));
+                }
+                found
+            }
+        };
+        if orders.is_empty() {
+            // "None" is evidence only once no purchase sent at `placed_at` can still be in
+            // flight (the `/sync` timeout plus a margin).
+            let settle = chrono::Duration::from_std(self.sync_timeout + assumptions::SETTLE_MARGIN)
+                .unwrap_or_else(|_| chrono::Duration::minutes(5));
+            if chrono::Utc::now() - r.placed_at < settle {
+                return Err(VendorError::Unknown(
+                    "no order yet; the purchase may still be in flight".into(),
+                ));
+            }
+            return Err(VendorError::rejected(
+                RejectKind::NotFound,
+                "404002",
+                format!("no order with customer_order_id {}", r.order_id),
+            ));
+        }
+        Ok(wire::combine(orders))
     }
 }
 
@@ -457,11 +572,7 @@ fn check_status(raw: RawResponse) -> Result<RawResponse, VendorError> {
     }
     match envelope {
         Some(e) => Err(error_from_code(e)),
-        None if raw.status == StatusCode::TOO_MANY_REQUESTS => Err(VendorError::rejected(
-            RejectKind::RateLimited,
-            "429",
-            raw.snippet(),
-        )),
+        // A bare 429 is not in the document: it is not evidence that nothing was bought.
         None => Err(VendorError::Unknown(format!(
             "HTTP {} without an error code: {}",
             raw.status.as_u16(),
@@ -471,6 +582,9 @@ fn check_status(raw: RawResponse) -> Result<RawResponse, VendorError> {
 }
 
 fn error_from_code(e: wire::ErrorBody) -> VendorError {
+    if e.code == API_NOT_FOUND {
+        return VendorError::Unsupported;
+    }
     match classify(&e.code) {
         Some(kind) => VendorError::rejected(kind, e.code, e.message),
         None => VendorError::Unknown(format!("vendor error {}: {}", e.code, e.message)),
@@ -498,6 +612,9 @@ impl Vendor for Multiverse {
     }
 
     async fn topup_offers(&self, _esim: &EsimRef) -> Result<Vec<Offer>, VendorError> {
+        if self.topup_unsupported.load(Ordering::Relaxed) {
+            return Err(VendorError::Unsupported);
+        }
         let offers = self.list_offers().await?;
         Ok(offers
             .into_iter()
@@ -541,36 +658,47 @@ impl Vendor for Multiverse {
         Ok(state)
     }
 
+    /// Polls through the guessed order query. Where the vendor does not offer it (`404001`)
+    /// the answer is `Unknown`, never "not found" and never `Unsupported` (which would read
+    /// as "nothing bought"): the order waits for its provisioning callback, which completes
+    /// it when it matches what we placed (see `webhook::matches_placed`).
     async fn fetch_order(&self, r: &VendorOrderRef) -> Result<OrderState, VendorError> {
-        let orders = match r.vendor_reference.as_deref().filter(|s| !s.is_empty()) {
-            Some(refs) => {
-                let mut orders = Vec::new();
-                for id in refs.split(',') {
-                    orders.push(self.order_by_id(id.trim()).await?);
-                }
-                orders
-            }
-            None => self.find_orders(&r.order_id).await?,
+        let no_query = || {
+            VendorError::Unknown(
+                "Multiverse offers no order query (404001): the order completes by its \
+                 provisioning callback"
+                    .into(),
+            )
         };
-        if orders.is_empty() {
-            return Err(VendorError::rejected(
-                RejectKind::NotFound,
-                "404002",
-                format!("no order with customer_order_id {}", r.order_id),
-            ));
+        if self.queries_unsupported.load(Ordering::Relaxed) {
+            return Err(no_query());
         }
-        Ok(wire::combine(orders))
+        match self.query_orders(r).await {
+            Err(VendorError::Unsupported) => {
+                self.queries_unsupported.store(true, Ordering::Relaxed);
+                Err(no_query())
+            }
+            other => other,
+        }
     }
 
     async fn topup(&self, req: &TopUp) -> Result<Placed, VendorError> {
         let body = json!({ "customer_order_id": req.order_id });
-        let order: wire::Order = self
+        let order: wire::Order = match self
             .post(
                 "topup",
                 &assumptions::topup(&req.esim.iccid, &req.sku),
                 &body,
             )
-            .await?;
+            .await
+        {
+            Err(VendorError::Unsupported) => {
+                // "API not found": nothing was bought, and no top-up will be offered again.
+                self.topup_unsupported.store(true, Ordering::Relaxed);
+                return Err(VendorError::Unsupported);
+            }
+            other => other?,
+        };
         Ok(order.into_topup_state())
     }
 
@@ -609,13 +737,23 @@ impl Vendor for Multiverse {
     ) -> Result<Vec<VendorEvent>, VendorError> {
         webhook::parse_callback(raw_body)
     }
+
+    /// No order query is documented, so a callback that matches our purchase in every
+    /// detail is how an order completes (see [`webhook::matches_placed`]).
+    fn match_hint(
+        &self,
+        ev: &VendorEvent,
+        placed: &VendorOrderRef,
+    ) -> Result<crate::vendors::EsimProfile, String> {
+        webhook::matches_placed(ev, placed)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// `shared/vendors/test-vectors.json` → `multiverse_access_token`.
+    /// Vectors computed from the documented algorithm.
     #[test]
     fn access_token_matches_the_shared_test_vectors() {
         assert_eq!(
@@ -628,7 +766,7 @@ mod tests {
         );
     }
 
-    /// The vector in `shared/vendors/multiverse.md` §2a.
+    /// A second vector, computed independently with Python.
     #[test]
     fn access_token_matches_the_vendor_file_vector() {
         assert_eq!(
@@ -637,7 +775,7 @@ mod tests {
         );
     }
 
-    /// `shared/vendors/test-vectors.json` → `multiverse_oauth_basic`.
+    /// Basic auth vectors.
     #[test]
     fn basic_auth_matches_the_shared_test_vectors() {
         assert_eq!(
@@ -654,8 +792,16 @@ mod tests {
     fn every_documented_code_is_classified() {
         assert_eq!(classify("400001"), Some(RejectKind::InvalidRequest));
         assert_eq!(classify("401001"), Some(RejectKind::Auth));
-        assert_eq!(classify("404001"), Some(RejectKind::NotFound));
         assert_eq!(classify("404002"), Some(RejectKind::NotFound));
+        // "API not found" says the operation does not exist, never that an order does not.
+        assert_eq!(classify(API_NOT_FOUND), None);
+        assert_eq!(
+            error_from_code(wire::ErrorBody {
+                code: API_NOT_FOUND.into(),
+                message: "API not found".into()
+            }),
+            VendorError::Unsupported
+        );
         assert_eq!(classify("500002"), Some(RejectKind::SoldOut));
         assert_eq!(classify("402001"), Some(RejectKind::InsufficientBalance));
         for unknown in ["500001", "500003", "999999", ""] {
@@ -665,7 +811,7 @@ mod tests {
 
     fn raw(status: u16, body: &str) -> RawResponse {
         RawResponse {
-            status: StatusCode::from_u16(status).unwrap(),
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
             headers: Default::default(),
             body: bytes::Bytes::from(body.to_string()),
         }

@@ -6,7 +6,9 @@
 use axum::http::HeaderMap;
 
 use super::{assumptions, wire};
-use crate::vendors::{CallbackTrust, VendorError, VendorEvent, VendorEventKind};
+use crate::vendors::{
+    CallbackTrust, EsimProfile, VendorError, VendorEvent, VendorEventKind, VendorOrderRef, iccid,
+};
 
 /// The vendor signs nothing (no signature, secret or token is documented); the sender-IP
 /// allowlist is applied by the HTTP layer. So every callback is a [`CallbackTrust::Hint`].
@@ -58,17 +60,213 @@ pub fn parse_callback(raw_body: &[u8]) -> Result<Vec<VendorEvent>, VendorError> 
         vendor_reference: vendor_order_id,
         iccid,
         vendor_esim_ref: order.order_id.clone(),
+        sku: order.package_id.clone().filter(|s| !s.trim().is_empty()),
         profile,
         occurred_at: wire::time(order.updated_at.as_deref()),
     }])
 }
 
+/// Multiverse documents no order query, so an unsigned provisioning callback is the only
+/// news of an allocated eSIM. It may complete an order only when it matches what we placed
+/// in every detail; `Ok` carries the profile to apply, `Err` the first mismatch:
+///
+/// - it is an "order ready" event for our order id (`customer_order_id`, per-eSIM suffix
+///   removed) and the package our attempt bought;
+/// - when our purchase answer gave us vendor order ids, its `order_id` is one of them;
+/// - its ICCID is a valid ICCID that no other order of ours owns (`placed.owned_iccids`;
+///   the caller also checks the database);
+/// - its SM-DP+ address is a plausible host name and its matching id a plausible code, and
+///   the LPA string is built from exactly those two.
+///
+/// The order still being provisioning is the caller's check.
+pub fn matches_placed(ev: &VendorEvent, placed: &VendorOrderRef) -> Result<EsimProfile, String> {
+    if ev.kind != VendorEventKind::OrderReady {
+        return Err("not an order-ready event".into());
+    }
+    if ev.order_id.as_deref() != Some(placed.order_id.as_str()) {
+        return Err(format!(
+            "customer_order_id {:?} is not order {}",
+            ev.order_id, placed.order_id
+        ));
+    }
+    match (ev.sku.as_deref(), placed.sku.as_deref()) {
+        (Some(got), Some(sent)) if got == sent => {}
+        (got, sent) => {
+            return Err(format!("package {got:?} is not the one bought ({sent:?})"));
+        }
+    }
+    let known: Vec<&str> = placed
+        .vendor_reference
+        .iter()
+        .flat_map(|r| r.split(','))
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .collect();
+    if !known.is_empty()
+        && !ev
+            .vendor_reference
+            .as_deref()
+            .is_some_and(|r| known.contains(&r.trim()))
+    {
+        return Err(format!(
+            "vendor order {:?} is not one our purchase was answered with",
+            ev.vendor_reference
+        ));
+    }
+    let profile = ev
+        .profile
+        .clone()
+        .ok_or_else(|| "no activation data".to_string())?;
+    if !iccid::is_valid(&profile.iccid) || ev.iccid.as_deref() != Some(profile.iccid.as_str()) {
+        return Err(format!("{:?} is not a valid ICCID", profile.iccid));
+    }
+    if placed.owned_iccids.contains(&profile.iccid) {
+        return Err(format!(
+            "ICCID {} already belongs to another order",
+            profile.iccid
+        ));
+    }
+    let a = &profile.activation;
+    if !plausible_host(&a.smdp_address) {
+        return Err(format!(
+            "{:?} is not a plausible SM-DP+ address",
+            a.smdp_address
+        ));
+    }
+    if !plausible_matching_id(&a.matching_id) {
+        return Err(format!(
+            "{:?} is not a plausible matching id",
+            a.matching_id
+        ));
+    }
+    if a.lpa != format!("LPA:1${}${}", a.smdp_address, a.matching_id) {
+        return Err("the LPA string does not match its address and matching id".into());
+    }
+    Ok(profile)
+}
+
+/// A DNS host name: dot-separated labels of letters, digits and inner hyphens, a letter in
+/// the last label.
+fn plausible_host(host: &str) -> bool {
+    let labels: Vec<&str> = host.split('.').collect();
+    host.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+        && labels
+            .last()
+            .is_some_and(|l| l.bytes().any(|b| b.is_ascii_alphabetic()))
+}
+
+/// SGP.22 matching ids are short codes of letters, digits and hyphens.
+fn plausible_matching_id(id: &str) -> bool {
+    (4..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ready(iccid: &str, smdp: &str, code: &str, package: &str, order: &str) -> VendorEvent {
+        let body = serde_json::json!({
+            "customer_order_id": "ord_01J", "order_id": order, "package_id": package,
+            "iccid": iccid, "smdp": smdp, "activation_code": code, "status": "COMPLETED",
+        });
+        parse_callback(body.to_string().as_bytes())
+            .unwrap()
+            .remove(0)
+    }
+
+    fn placed() -> VendorOrderRef {
+        VendorOrderRef::new("ord_01J", chrono::Utc::now())
+            .with_attempt("mv_jp_1gb", 1)
+            .with_vendor_reference(Some("MV1".into()))
+    }
+
+    #[test]
+    fn a_callback_completes_an_order_only_when_it_matches_what_we_placed() {
+        let good = ready(
+            "8944538532008160222",
+            "rsp.example.com",
+            "ABCD-1234",
+            "mv_jp_1gb",
+            "MV1",
+        );
+        let p = matches_placed(&good, &placed()).unwrap();
+        assert_eq!(p.iccid, "8944538532008160222");
+        assert_eq!(p.activation.lpa, "LPA:1$rsp.example.com$ABCD-1234");
+        // Without a vendor order id from the purchase answer (it was lost), the rest decides.
+        let lost = placed().with_vendor_reference(None);
+        assert!(matches_placed(&good, &lost).is_ok());
+        let mismatches = [
+            ready(
+                "8944538532008160222",
+                "rsp.example.com",
+                "ABCD-1234",
+                "mv_fr_1gb",
+                "MV1",
+            ),
+            ready(
+                "8944538532008160222",
+                "rsp.example.com",
+                "ABCD-1234",
+                "mv_jp_1gb",
+                "MV2",
+            ),
+            ready(
+                "8944538532008160223",
+                "rsp.example.com",
+                "ABCD-1234",
+                "mv_jp_1gb",
+                "MV1",
+            ),
+            ready(
+                "9000024081603874",
+                "rsp.example.com",
+                "ABCD-1234",
+                "mv_jp_1gb",
+                "MV1",
+            ),
+            ready(
+                "8944538532008160222",
+                "localhost",
+                "ABCD-1234",
+                "mv_jp_1gb",
+                "MV1",
+            ),
+            ready(
+                "8944538532008160222",
+                "rsp example.com",
+                "ABCD-1234",
+                "mv_jp_1gb",
+                "MV1",
+            ),
+            ready(
+                "8944538532008160222",
+                "rsp.example.com",
+                "A$B",
+                "mv_jp_1gb",
+                "MV1",
+            ),
+        ];
+        for ev in &mismatches {
+            assert!(matches_placed(ev, &placed()).is_err(), "{ev:?}");
+        }
+        let mut other = placed();
+        other.order_id = "ord_other".into();
+        assert!(matches_placed(&good, &other).is_err());
+        let mut owned = placed();
+        owned.owned_iccids = vec!["8944538532008160222".into()];
+        assert!(matches_placed(&good, &owned).is_err());
+    }
     use crate::vendors::EsimStatus;
 
-    /// The plausible payload in `shared/vendors/multiverse.md` §4, verbatim.
+    /// The plausible payload `README.md` describes.
     #[test]
     fn vendor_file_callback_example_is_an_order_ready_hint() {
         let body = br#"{ "customer_order_id": "ORD-123", "order_id": "...", "package_id": "...",

@@ -441,6 +441,20 @@ impl BalanceResponse {
 mod tests {
     use chrono::TimeZone;
 
+    /// Prices and balances that an f64 would change arrive exact (parsed from raw text),
+    /// as JSON numbers and as strings.
+    #[test]
+    fn decimals_never_pass_through_f64() {
+        for text in ["4.35", "0.07", "12.345", "1234567890.1234567891"] {
+            for v in [text.to_string(), format!(r#""{text}""#)] {
+                let b: BalanceResponse =
+                    serde_json::from_str(&format!(r#"{{"balance": {v}, "currency": "EUR"}}"#))
+                        .unwrap();
+                assert_eq!(b.into_money().unwrap().amount.to_string(), text);
+            }
+        }
+    }
+
     use super::*;
     use crate::vendors::{GIB, MIB};
 
