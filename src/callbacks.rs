@@ -109,7 +109,7 @@ pub async fn apply(
             let Some(order) = find_order(ctx, vendor, ev).await? else {
                 return Ok(Applied::Waiting);
             };
-            if !matches!(order.status.as_str(), "pending" | "provisioning") {
+            if !order.status.is_unfinished() {
                 return Ok(Applied::Applied);
             }
             match (trust, &ev.profile, &ev.kind) {

@@ -114,3 +114,44 @@ mod tests {
         assert_eq!(OrderStatus::parse("attention"), None);
     }
 }
+
+/// Stored as its text in `orders.status` (the table's CHECK lists the same names), so a row
+/// read from Postgres carries the type and an unknown status fails loudly at the edge.
+mod sql {
+    use sqlx::{
+        Decode, Encode, Postgres, Type,
+        encode::IsNull,
+        error::BoxDynError,
+        postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef},
+    };
+
+    use super::OrderStatus;
+
+    impl Type<Postgres> for OrderStatus {
+        fn type_info() -> PgTypeInfo {
+            <&str as Type<Postgres>>::type_info()
+        }
+        fn compatible(ty: &PgTypeInfo) -> bool {
+            <&str as Type<Postgres>>::compatible(ty)
+        }
+    }
+
+    impl<'r> Decode<'r, Postgres> for OrderStatus {
+        fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+            let s = <&str as Decode<Postgres>>::decode(value)?;
+            OrderStatus::parse(s).ok_or_else(|| format!("unknown order status {s:?}").into())
+        }
+    }
+
+    impl Encode<'_, Postgres> for OrderStatus {
+        fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+            <&str as Encode<Postgres>>::encode_by_ref(&self.as_str(), buf)
+        }
+    }
+}
+
+impl PartialEq<&str> for OrderStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}

@@ -419,14 +419,10 @@ fn admin_order(
         cost_in_retail,
         margin,
         attention: match (&o.attention_reason, o.attention_at) {
-            (Some(reason), Some(since))
-                if matches!(o.status.as_str(), "pending" | "provisioning") =>
-            {
-                Some(AttentionView {
-                    reason: reason.clone(),
-                    since,
-                })
-            }
+            (Some(reason), Some(since)) if o.status.is_unfinished() => Some(AttentionView {
+                reason: reason.clone(),
+                since,
+            }),
             _ => None,
         },
         attempts: attempts
@@ -525,7 +521,7 @@ async fn reconcile_order(
     let order = store::orders::get(&state.pool, &order_id)
         .await?
         .ok_or_else(crate::http::orders::order_not_found)?;
-    if matches!(order.status.as_str(), "pending" | "provisioning") {
+    if order.status.is_unfinished() {
         let ctx = crate::ordering::Ctx::from_state(&state);
         match crate::ordering::provision::work_on(&ctx, &order.id).await {
             Ok(Some(_)) => {}

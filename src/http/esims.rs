@@ -79,7 +79,7 @@ fn usage_view(e: &EsimRow) -> UsageView {
         total_bytes: total,
         remaining_bytes: total.map(|t| t.saturating_sub(used)),
         unlimited: e.unlimited,
-        status: e.status.clone(),
+        status: e.status.to_string(),
         activated_at: e.activated_at,
         expires_at: e.expires_at,
         updated_at: e.usage_updated_at,
@@ -115,7 +115,7 @@ async fn get_esim(
     let v = esim_view(&e);
     Ok(Json(EsimDetail {
         iccid: e.iccid.clone(),
-        status: e.status.clone(),
+        status: e.status.to_string(),
         order_id: e.order_id.clone(),
         plan_id: e.plan_id.clone(),
         activation: v.activation,

@@ -11,7 +11,7 @@ use super::{
     purchase::{self, PurchaseError},
 };
 use crate::{
-    domain::order::OrderStatus,
+    domain::{esim::EsimState, order::OrderStatus},
     error::{ApiError, ApiResult},
     store::{self, orders::OrderRow},
     vendors::{CancelOutcome, EsimRef, RejectKind, VendorError, VendorId},
@@ -22,7 +22,7 @@ fn not_cancellable(why: impl Into<String>) -> ApiError {
 }
 
 fn check_cancellable(order: &OrderRow) -> ApiResult<()> {
-    if order.kind != "new" || order.status != "completed" {
+    if order.kind != "new" || order.status != OrderStatus::Completed {
         return Err(not_cancellable(format!(
             "only completed eSIM orders can be cancelled (this one is {} {})",
             order.kind, order.status
@@ -63,7 +63,7 @@ async fn cancel_leased(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> ApiResult<
         ApiError::unavailable("vendor_disabled", "the order's vendor is not enabled")
     })?;
     let esims = store::esims::for_order(&ctx.pool, &order.id).await?;
-    if esims.iter().any(|e| e.status != "ready") {
+    if esims.iter().any(|e| e.status != EsimState::Ready) {
         return Err(not_cancellable(
             "an eSIM of this order has been installed or used",
         ));

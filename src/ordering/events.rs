@@ -36,9 +36,7 @@ pub async fn transition_order(
     to: OrderStatus,
     detail: Option<(&str, &str)>,
 ) -> sqlx::Result<bool> {
-    let Some(from) = OrderStatus::parse(&locked.status) else {
-        return Ok(false);
-    };
+    let from = locked.status;
     match from.transition(to) {
         Ok(true) => {}
         Ok(false) => return Ok(false),
@@ -47,7 +45,7 @@ pub async fn transition_order(
             return Ok(false);
         }
     }
-    store::orders::set_status(&mut *conn, &locked.id, to.as_str(), detail).await?;
+    store::orders::set_status(&mut *conn, &locked.id, to, detail).await?;
     if to == OrderStatus::Cancelled {
         for e in store::esims::for_order(&mut *conn, &locked.id).await? {
             transition_esim(&mut *conn, &e.iccid, EsimState::Cancelled, None).await?;
@@ -77,15 +75,13 @@ pub async fn transition_esim(
     let Some(e) = store::esims::lock(&mut *conn, iccid).await? else {
         return Ok(false);
     };
-    let Some(from) = EsimState::parse(&e.status) else {
-        return Ok(false);
-    };
+    let from = e.status;
     let at = observed_at.unwrap_or_else(Utc::now);
     let newer = at >= e.status_changed_at;
     if !from.may_become(to, newer) {
         return Ok(false);
     }
-    store::esims::set_status(&mut *conn, iccid, to.as_str(), at.max(e.status_changed_at)).await?;
+    store::esims::set_status(&mut *conn, iccid, to, at.max(e.status_changed_at)).await?;
     esim_event(conn, iccid, "esim.status_changed", None).await?;
     Ok(true)
 }
@@ -202,7 +198,7 @@ mod tests {
             vendor_reference: None,
             vendor_esim_ref: None,
             plan_id: "jp-1gb-7d".into(),
-            status: "active".into(),
+            status: EsimState::Active,
             lpa: None,
             smdp_address: None,
             matching_id: None,

@@ -75,7 +75,7 @@ pub async fn work_on(ctx: &Ctx, order_id: &str) -> Result<Option<Step>, Purchase
 /// function the provisioner and the admin reconcile share.
 pub async fn work_leased(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseError> {
     let lease = Lease::hold(&ctx.pool, &order.id, order.lease_version, ctx.lease);
-    let step = if super::OrderStatus::parse(&order.status).is_some_and(|s| s.is_unfinished()) {
+    let step = if order.status.is_unfinished() {
         provision(ctx, order, &lease).await
     } else {
         Ok(Step::Completed)
@@ -132,7 +132,7 @@ pub async fn fail_by_operator(
     let order = store::orders::get(&ctx.pool, order_id)
         .await?
         .ok_or_else(crate::http::orders::order_not_found)?;
-    if !super::OrderStatus::parse(&order.status).is_some_and(|s| s.is_unfinished()) {
+    if !order.status.is_unfinished() {
         return Err(ApiError::conflict(
             "order_finished",
             format!("the order is already {}", order.status),

@@ -16,7 +16,7 @@ use crate::{
         orders::{AttemptResult, AttemptRow, OrderRow},
     },
     vendors::{
-        EsimRef, EsimStatus, OrderState, PlaceOrder, RejectKind, TopUp, VendorError, VendorId,
+        EsimRef, OrderState, PlaceOrder, RejectKind, TopUp, VendorError, VendorId,
         VendorOrderStatus,
     },
 };
@@ -63,17 +63,6 @@ pub async fn fail(
     transition_order(&mut tx, &order, OrderStatus::Failed, Some((code, message))).await?;
     tx.commit().await?;
     Ok(Step::Failed)
-}
-
-pub fn esim_status_str(s: EsimStatus) -> &'static str {
-    match s {
-        EsimStatus::Ready => "ready",
-        EsimStatus::Installed => "installed",
-        EsimStatus::Active => "active",
-        EsimStatus::Depleted => "depleted",
-        EsimStatus::Expired => "expired",
-        EsimStatus::Cancelled => "cancelled",
-    }
 }
 
 fn reject_kind_str(k: RejectKind) -> &'static str {
@@ -379,7 +368,7 @@ async fn apply_state_in(
                     vendor_reference: state.vendor_reference.as_deref(),
                     vendor_esim_ref: p.vendor_esim_ref.as_deref(),
                     plan_id: &order.plan_id,
-                    status: esim_status_str(p.status),
+                    status: super::usage::esim_state(p.status),
                     lpa: &p.activation.lpa,
                     smdp_address: &p.activation.smdp_address,
                     matching_id: &p.activation.matching_id,
@@ -405,14 +394,14 @@ async fn apply_state_in(
     let now = store::orders::get(&mut *conn, &order.id)
         .await?
         .ok_or(PurchaseError::LeaseLost)?;
-    let current = OrderStatus::parse(&now.status);
-    if current.is_some_and(|s| !s.is_unfinished()) {
-        if current == Some(OrderStatus::Failed) && state.status != VendorOrderStatus::Failed {
+    let current = now.status;
+    if !current.is_unfinished() {
+        if current == OrderStatus::Failed && state.status != VendorOrderStatus::Failed {
             // Only possible after an operator failed an order whose outcome was unknown.
             tracing::warn!(order_id = %order.id, vendor, vendor_reference = state.vendor_reference.as_deref().unwrap_or(""), "a failed order has a purchase at its vendor: cancel it there");
         }
         return Ok(match current {
-            Some(OrderStatus::Failed) => Step::Failed,
+            OrderStatus::Failed => Step::Failed,
             _ => Step::Completed,
         });
     }

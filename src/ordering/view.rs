@@ -87,7 +87,7 @@ pub fn esim_view(e: &EsimRow) -> EsimView {
     };
     EsimView {
         iccid: e.iccid.clone(),
-        status: e.status.clone(),
+        status: e.status.to_string(),
         activation,
         plan_id: e.plan_id.clone(),
         expires_at: e.expires_at,
@@ -98,7 +98,7 @@ pub fn order_view(o: &OrderRow, esims: &[EsimRow]) -> OrderView {
     OrderView {
         id: o.id.clone(),
         kind: o.kind.clone(),
-        status: o.status.clone(),
+        status: o.status.to_string(),
         plan_id: o.plan_id.clone(),
         quantity: o.quantity as u32,
         price: Money::new(

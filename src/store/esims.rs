@@ -12,7 +12,7 @@ pub struct EsimRow {
     pub vendor_reference: Option<String>,
     pub vendor_esim_ref: Option<String>,
     pub plan_id: String,
-    pub status: String,
+    pub status: crate::domain::esim::EsimState,
     pub lpa: Option<String>,
     pub smdp_address: Option<String>,
     pub matching_id: Option<String>,
@@ -40,7 +40,7 @@ pub struct NewEsim<'a> {
     pub vendor_reference: Option<&'a str>,
     pub vendor_esim_ref: Option<&'a str>,
     pub plan_id: &'a str,
-    pub status: &'a str,
+    pub status: crate::domain::esim::EsimState,
     pub lpa: &'a str,
     pub smdp_address: &'a str,
     pub matching_id: &'a str,
@@ -186,7 +186,7 @@ pub async fn start_bundle(conn: &mut PgConnection, iccid: &str) -> sqlx::Result<
 pub async fn set_status(
     conn: &mut PgConnection,
     iccid: &str,
-    status: &str,
+    status: crate::domain::esim::EsimState,
     observed_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(

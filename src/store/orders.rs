@@ -9,7 +9,7 @@ pub struct OrderRow {
     pub id: String,
     pub storefront_id: String,
     pub kind: String,
-    pub status: String,
+    pub status: crate::domain::order::OrderStatus,
     pub plan_id: String,
     pub quantity: i32,
     pub price_amount: Decimal,
@@ -329,7 +329,7 @@ pub async fn mark_awaiting_vendor(
 pub async fn set_status(
     conn: &mut PgConnection,
     id: &str,
-    status: &str,
+    status: crate::domain::order::OrderStatus,
     failure: Option<(&str, &str)>,
 ) -> sqlx::Result<()> {
     sqlx::query(
