@@ -125,10 +125,24 @@ pub async fn apply(
                         Some(a) if matches!(a.outcome.as_str(), "pending" | "unknown") => {
                             Some(purchase::placed(ctx, &leased, &lease, a, state, None, None).await)
                         }
-                        Some(_) => Some(
+                        Some(a) if a.outcome == "placed" => Some(
                             purchase::apply_state(ctx, &leased, &lease, vendor.as_str(), state)
                                 .await,
                         ),
+                        // The vendor delivers an order we concluded it never took (and may
+                        // have bought elsewhere): not applied, an operator must look.
+                        Some(a) => {
+                            let reason = format!(
+                                "{vendor} reports an eSIM ready for attempt {} that was concluded {}: check at the vendor",
+                                a.seq, a.outcome
+                            );
+                            let mut tx = ctx.pool.begin().await?;
+                            if store::orders::flag_attention(&mut tx, &leased.id, &reason).await? {
+                                tracing::warn!(order_id = %leased.id, %vendor, outcome = %a.outcome, "order needs attention: a vendor delivered an attempt concluded as not bought");
+                            }
+                            tx.commit().await?;
+                            Some(Ok(purchase::Step::Provisioning))
+                        }
                         None => None,
                     };
                     lease.release(&ctx.pool, ctx.retry_base).await?;
@@ -344,7 +358,17 @@ pub async fn apply_leased(
     };
     let (status, error) = match apply(ctx, vendor, trust, ev).await {
         Ok(applied) => (applied.as_str(), None),
-        Err(e) => ("failed", Some(e.to_string())),
+        // Error text may quote what the vendor sent: stored printable and bounded.
+        Err(e) => (
+            "failed",
+            Some(
+                e.to_string()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(1000)
+                    .collect::<String>(),
+            ),
+        ),
     };
     store::events::finish(
         &ctx.pool,

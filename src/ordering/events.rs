@@ -185,3 +185,89 @@ pub async fn apply_usage(
     }
     Ok(applied)
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn stored(used: Option<i64>, measured_at: Option<DateTime<Utc>>) -> EsimRow {
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        EsimRow {
+            iccid: "8900000000000000001".into(),
+            order_id: "ord_x".into(),
+            storefront_id: "sf_x".into(),
+            vendor: "esimfx".into(),
+            vendor_reference: None,
+            vendor_esim_ref: None,
+            plan_id: "jp-1gb-7d".into(),
+            status: "active".into(),
+            lpa: None,
+            smdp_address: None,
+            matching_id: None,
+            ios_install_url: None,
+            android_install_url: None,
+            used_bytes: used,
+            total_bytes: Some(1000),
+            unlimited: false,
+            activated_at: None,
+            expires_at: None,
+            usage_updated_at: None,
+            usage_measured_at: measured_at,
+            usage_bundle: 1,
+            thresholds_fired: vec![],
+            status_changed_at: t,
+            created_at: t,
+            updated_at: t,
+        }
+    }
+
+    fn reading(used: i64, measured_at: Option<DateTime<Utc>>) -> Reading {
+        Reading {
+            used_bytes: used,
+            measured_at,
+            ..Reading::default()
+        }
+    }
+
+    #[test]
+    fn vendor_times_decide_where_both_readings_have_one() {
+        let t1 = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap();
+        let t2 = Utc.with_ymd_and_hms(2026, 1, 1, 11, 0, 0).unwrap();
+        let s = stored(Some(400), Some(t2));
+        assert!(
+            !reading_is_newer(&s, &reading(100, Some(t1))),
+            "older reading"
+        );
+        assert!(
+            !reading_is_newer(&s, &reading(500, Some(t1))),
+            "older, even if higher"
+        );
+        assert!(reading_is_newer(
+            &s,
+            &reading(450, Some(t2 + chrono::Duration::seconds(1)))
+        ));
+        assert!(
+            !reading_is_newer(&s, &reading(400, Some(t2))),
+            "the same reading again"
+        );
+    }
+
+    #[test]
+    fn without_vendor_times_usage_only_grows() {
+        let s = stored(Some(400), None);
+        assert!(!reading_is_newer(&s, &reading(100, None)));
+        assert!(reading_is_newer(&s, &reading(400, None)));
+        assert!(reading_is_newer(&s, &reading(401, None)));
+        assert!(
+            reading_is_newer(&stored(None, None), &reading(0, None)),
+            "first reading"
+        );
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap();
+        assert!(!reading_is_newer(
+            &stored(Some(400), Some(t)),
+            &reading(100, None)
+        ));
+    }
+}

@@ -68,5 +68,9 @@ impl Ctx {
 /// See [`Ctx::reconcile_settle`]: the adapters' default timeout (20 s) plus margin.
 pub const RECONCILE_SETTLE: Duration = Duration::from_secs(30);
 
-/// How often an order flagged for attention is still looked at.
+/// How often an order flagged for attention is still looked at…
 pub const ATTENTION_POLL: Duration = Duration::from_secs(3600);
+
+/// …once it has been flagged this long. Until then the usual backoff goes on: an outcome
+/// a vendor cannot settle yet (its lookup window still open) may settle minutes later.
+pub const ATTENTION_GRACE: Duration = Duration::from_secs(600);

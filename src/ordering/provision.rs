@@ -58,34 +58,42 @@ pub async fn provision(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Ste
     }
 }
 
-/// Takes the order's lease, works on it once and gives it back with the next look
-/// scheduled: the one service function the provisioner and the admin reconcile share.
-/// `None` when someone else holds the order right now.
+/// Takes the order's lease and works on it once (admin reconcile). `None` when someone
+/// else holds the order right now.
 pub async fn work_on(ctx: &Ctx, order_id: &str) -> Result<Option<Step>, PurchaseError> {
     let Some(order) = store::orders::lease_one(&ctx.pool, order_id, ctx.lease).await? else {
         return Ok(None);
     };
+    work_leased(ctx, &order).await.map(Some)
+}
+
+/// One look at an order just claimed (its `lease_version` is the caller's): renews the
+/// lease while it works and gives it back with the next look scheduled. The one service
+/// function the provisioner and the admin reconcile share.
+pub async fn work_leased(ctx: &Ctx, order: &OrderRow) -> Result<Step, PurchaseError> {
     let lease = Lease::hold(&ctx.pool, &order.id, order.lease_version, ctx.lease);
     let step = if super::OrderStatus::parse(&order.status).is_some_and(|s| s.is_unfinished()) {
-        provision(ctx, &order, &lease).await
+        provision(ctx, order, &lease).await
     } else {
         Ok(Step::Completed)
     };
-    finish(ctx, &order, lease, step).await.map(Some)
+    finish(ctx, order, lease, step).await
 }
 
 /// After one look: an unfinished order goes back to the provisioner's schedule (hourly
-/// once flagged for attention); a lost lease is left to its new holder.
-pub async fn finish(
+/// once it has been flagged for attention a while); a lost lease is left to its new holder.
+async fn finish(
     ctx: &Ctx,
     order: &OrderRow,
     lease: Lease,
     step: Result<Step, PurchaseError>,
 ) -> Result<Step, PurchaseError> {
-    let next = if order.attention_at.is_some() {
-        super::ATTENTION_POLL
-    } else {
-        ctx.backoff(order.checks)
+    let flagged_for = order
+        .attention_at
+        .and_then(|at| chrono::Utc::now().signed_duration_since(at).to_std().ok());
+    let next = match flagged_for {
+        Some(d) if d >= super::ATTENTION_GRACE => super::ATTENTION_POLL,
+        _ => ctx.backoff(order.checks),
     };
     match step {
         Ok(Step::Provisioning) => {

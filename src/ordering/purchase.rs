@@ -281,6 +281,33 @@ pub async fn placed(
         },
     };
     let (mut tx, _) = fenced(ctx, lease).await?;
+    if order.kind == "new" {
+        let iccids: Vec<String> = state.esims.iter().map(|p| p.iccid.clone()).collect();
+        let holder = store::orders::other_holder(
+            &mut tx,
+            &order.id,
+            &attempt.vendor,
+            state.vendor_reference.as_deref(),
+            &iccids,
+        )
+        .await?;
+        if let Some(other) = holder {
+            // The vendor's answer names a purchase another of our orders already holds (a
+            // reconciliation matched the wrong order): record nothing, keep the attempt open
+            // and tell an operator.
+            let reason = format!(
+                "{} answered with a vendor order ({}) that order {other} already holds; \
+                 not recorded: check at the vendor",
+                attempt.vendor,
+                state.vendor_reference.as_deref().unwrap_or("same eSIM")
+            );
+            if store::orders::flag_attention(&mut tx, &order.id, &reason).await? {
+                tracing::warn!(order_id = %order.id, other_order = %other, vendor = %attempt.vendor, "order needs attention: the vendor order it matched belongs to another order");
+            }
+            tx.commit().await?;
+            return Ok(Step::Provisioning);
+        }
+    }
     store::orders::finish_attempt(
         &mut tx,
         attempt.id,
@@ -342,7 +369,7 @@ async fn apply_state_in(
 ) -> Result<Step, PurchaseError> {
     if order.kind != "topup" {
         for p in &state.esims {
-            store::esims::insert(
+            let new = store::esims::insert(
                 &mut *conn,
                 &NewEsim {
                     iccid: &p.iccid,
@@ -362,6 +389,17 @@ async fn apply_state_in(
                 },
             )
             .await?;
+            if !new {
+                // Known already: its status, as the vendor reports it now, goes through
+                // the one eSIM transition like any other fact.
+                super::events::transition_esim(
+                    &mut *conn,
+                    &p.iccid,
+                    super::usage::esim_state(p.status),
+                    None,
+                )
+                .await?;
+            }
         }
     }
     let now = store::orders::get(&mut *conn, &order.id)
@@ -369,6 +407,10 @@ async fn apply_state_in(
         .ok_or(PurchaseError::LeaseLost)?;
     let current = OrderStatus::parse(&now.status);
     if current.is_some_and(|s| !s.is_unfinished()) {
+        if current == Some(OrderStatus::Failed) && state.status != VendorOrderStatus::Failed {
+            // Only possible after an operator failed an order whose outcome was unknown.
+            tracing::warn!(order_id = %order.id, vendor, vendor_reference = state.vendor_reference.as_deref().unwrap_or(""), "a failed order has a purchase at its vendor: cancel it there");
+        }
         return Ok(match current {
             Some(OrderStatus::Failed) => Step::Failed,
             _ => Step::Completed,

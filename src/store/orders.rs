@@ -266,6 +266,47 @@ pub async fn mark_placed(
     Ok(())
 }
 
+/// Another new-eSIM order that already holds this vendor order (its reference on a placed
+/// attempt) or one of these ICCIDs: a vendor order belongs to one gateway order only.
+pub async fn other_holder(
+    conn: &mut PgConnection,
+    order_id: &str,
+    vendor: &str,
+    vendor_reference: Option<&str>,
+    iccids: &[String],
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT a.order_id FROM order_attempts a JOIN orders o ON o.id = a.order_id
+         WHERE $3::text IS NOT NULL AND a.vendor = $2 AND a.vendor_reference = $3
+           AND a.outcome = 'placed' AND a.order_id <> $1 AND o.kind = 'new'
+         UNION ALL
+         SELECT e.order_id FROM esims e JOIN orders o ON o.id = e.order_id
+         WHERE e.iccid = ANY($4) AND e.order_id <> $1 AND o.kind = 'new'
+         LIMIT 1",
+    )
+    .bind(order_id)
+    .bind(vendor)
+    .bind(vendor_reference)
+    .bind(iccids)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Flags an order for an operator now (not waiting for its deadline); `false` when it was
+/// flagged already.
+pub async fn flag_attention(conn: &mut PgConnection, id: &str, reason: &str) -> sqlx::Result<bool> {
+    let n = sqlx::query(
+        "UPDATE orders SET attention_at = now(), attention_reason = $2
+         WHERE id = $1 AND attention_at IS NULL",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
 /// Outcome unknown at a vendor: wait for reconciliation, never buy elsewhere meanwhile.
 pub async fn mark_awaiting_vendor(
     conn: &mut PgConnection,

@@ -7,11 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::{
-    ordering::{
-        Ctx,
-        lease::Lease,
-        provision::{finish, provision},
-    },
+    ordering::{Ctx, provision::work_leased},
     store,
 };
 
@@ -30,10 +26,8 @@ pub async fn tick(ctx: &Ctx) -> sqlx::Result<usize> {
     for order in due {
         let ctx = ctx.clone();
         work.spawn(async move {
-            let lease = Lease::hold(&ctx.pool, &order.id, order.lease_version, ctx.lease);
-            let step = provision(&ctx, &order, &lease).await;
             // Errors are logged inside; the order comes due again.
-            let _ = finish(&ctx, &order, lease, step).await;
+            let _ = work_leased(&ctx, &order).await;
         });
     }
     while work.join_next().await.is_some() {}

@@ -8,7 +8,7 @@ mod auth;
 mod catalog;
 mod docs;
 mod errors;
-mod exactly_once;
+mod leases_and_states;
 mod operations;
 mod orders;
 mod outbox;

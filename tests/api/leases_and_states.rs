@@ -576,3 +576,232 @@ async fn an_operator_cannot_fail_an_order_a_vendor_has() {
     );
     assert_eq!(s.vendor_orders_for(&id), [(vendor, 1)]);
 }
+
+#[tokio::test]
+async fn an_outbox_claim_that_lapsed_and_was_taken_over_cannot_record_its_outcome() {
+    // No workers: this test is the two workers.
+    let app = crate::helpers::TestApp::spawn().await;
+    let sf = app.create_storefront("Fenced").await;
+    sqlx::query("UPDATE storefronts SET webhook_url = 'http://127.0.0.1:9/events' WHERE id = $1")
+        .bind(&sf.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    let id = store::outbox::insert(&mut conn, &sf.id, "order.completed", &json!({}))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(conn);
+    // Claim; the claim lapses (its delivery hung) and another worker claims the event.
+    let claim = || async {
+        sqlx::query("UPDATE outbox SET next_attempt_at = now() - interval '1 second'")
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        let mut due = store::outbox::claim_due(&app.pool, 10, 3600).await.unwrap();
+        assert_eq!(due.len(), 1);
+        due.remove(0)
+    };
+    let first = claim().await;
+    let second = claim().await;
+    assert_eq!(first.id, id);
+    assert!(second.lease_version > first.lease_version);
+    let status = || async {
+        sqlx::query_scalar::<_, String>("SELECT status FROM outbox WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    // The first worker's late outcome is not recorded; the current holder's is.
+    store::outbox::mark_delivered(&app.pool, &id, first.lease_version)
+        .await
+        .unwrap();
+    assert_eq!(status().await, "pending");
+    store::outbox::mark_delivered(&app.pool, &id, second.lease_version)
+        .await
+        .unwrap();
+    assert_eq!(status().await, "delivered");
+}
+
+#[tokio::test]
+async fn a_vendor_answer_naming_another_orders_purchase_is_not_recorded() {
+    use esim_gateway::{
+        ordering::{lease::Lease, purchase},
+        vendors::{Activation, EsimProfile, EsimStatus, OrderState, VendorOrderStatus},
+    };
+    let s = SandboxApp::start().await;
+    let owner = buy_at(&s, VendorId::EsimGo, "k-owner").await;
+    let owner_id = owner["id"].as_str().unwrap().to_string();
+    let owner_ref = s.admin_order(&owner_id).await["vendor_reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let owner_esim = esim_row(&s, owner["esims"][0]["iccid"].as_str().unwrap()).await;
+    // A second order whose eSIM Go outcome is unknown.
+    for other in VendorId::ALL.into_iter().filter(|v| *v != VendorId::EsimGo) {
+        s.core(other)
+            .faults
+            .inject_times("order", crate::orders::sold_out(other), None);
+    }
+    s.fault(
+        VendorId::EsimGo,
+        "order",
+        Fault::Reset {
+            after_processing: false,
+        },
+    );
+    let plan = s.plan_carried_by(VendorId::EsimGo).await;
+    let (_, second) = s.post_order("k-second", &json!({"plan_id": plan})).await;
+    let id = second["id"].as_str().unwrap().to_string();
+    assert_eq!(second["status"], "provisioning", "{second}");
+    // A reconciliation that matched the wrong vendor order: the first order's purchase.
+    let ctx = Ctx::from_state(&s.app.state);
+    let mut leased = None;
+    for _ in 0..100 {
+        leased = store::orders::lease_one(&s.app.pool, &id, ctx.lease)
+            .await
+            .unwrap();
+        if leased.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let order = leased.expect("the order's lease");
+    let lease = Lease::hold(&s.app.pool, &order.id, order.lease_version, ctx.lease);
+    let attempt = store::orders::attempts(&s.app.pool, &id)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(attempt.vendor, "esimgo");
+    let wrong = OrderState {
+        vendor_reference: Some(owner_ref),
+        status: VendorOrderStatus::Completed,
+        esims: vec![EsimProfile {
+            iccid: owner_esim.iccid.clone(),
+            activation: Activation {
+                lpa: owner_esim.lpa.clone().unwrap(),
+                smdp_address: owner_esim.smdp_address.clone().unwrap(),
+                matching_id: owner_esim.matching_id.clone().unwrap(),
+            },
+            vendor_esim_ref: None,
+            status: EsimStatus::Ready,
+            expires_at: None,
+        }],
+    };
+    let step = purchase::placed(&ctx, &order, &lease, &attempt, wrong, None, None)
+        .await
+        .unwrap();
+    assert_eq!(step, purchase::Step::Provisioning);
+    lease
+        .release(&s.app.pool, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // Nothing recorded; the order waits, flagged with the reason.
+    let admin = s.admin_order(&id).await;
+    assert_eq!(admin["status"], "provisioning");
+    let last = admin["attempts"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["outcome"], "unknown", "{admin}");
+    assert!(admin["esims"].as_array().unwrap().is_empty());
+    let reason = admin["attention"]["reason"].as_str().unwrap();
+    assert!(reason.contains(&owner_id), "{reason}");
+    assert_eq!(esim_row(&s, &owner_esim.iccid).await.order_id, owner_id);
+}
+
+#[tokio::test]
+async fn a_topup_starts_a_new_bundle_whose_thresholds_fire_again() {
+    let s = SandboxApp::start().await;
+    with_webhook(&s).await;
+    let iccid = esimfx_esim(&s, "k-bundle").await;
+    let mib = 1024 * 1024;
+    let t0 = chrono::Utc::now();
+    let reading = |used: i64, secs: i64, threshold: u32| {
+        json!({"event_type": "DATA_USAGE", "iccid": iccid, "threshold": threshold,
+            "used_amount": used, "upper_limit_amount": 1024 * mib, "amount_unit": "Byte",
+            "timestamp": (t0 + chrono::Duration::seconds(secs)).to_rfc3339()})
+    };
+    assert_eq!(send_esimfx(&s, &reading(900 * mib, 10, 87)).await, 200);
+    assert_eq!(outbox(&s, "esim.usage_threshold").await.len(), 1);
+    let plans = s.get(&format!("/v1/esims/{iccid}/topup-plans")).await;
+    let plan_id = plans["data"][0]["id"]
+        .as_str()
+        .expect("a top-up plan")
+        .to_string();
+    let resp = s
+        .app
+        .post(&format!("/v1/esims/{iccid}/topups"))
+        .bearer_auth(&s.sf.api_key)
+        .header("Idempotency-Key", "k-bundle-topup")
+        .json(&json!({"plan_id": plan_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let topup: Value = resp.json().await.unwrap();
+    let done = s
+        .settle(topup["id"].as_str().unwrap(), Duration::from_secs(10))
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let row = esim_row(&s, &iccid).await;
+    assert_eq!(row.usage_bundle, 2);
+    assert!(row.thresholds_fired.is_empty());
+    // The new bundle's usage starts low and its 80% fires again, once.
+    assert_eq!(send_esimfx(&s, &reading(50 * mib, 20, 4)).await, 200);
+    assert_eq!(esim_row(&s, &iccid).await.used_bytes, Some(50 * mib));
+    assert_eq!(send_esimfx(&s, &reading(850 * mib, 30, 83)).await, 200);
+    let fired: Vec<Value> = outbox(&s, "esim.usage_threshold")
+        .await
+        .iter()
+        .map(|e| e["threshold_percent"].clone())
+        .collect();
+    assert_eq!(fired, [json!(80), json!(80)]);
+}
+
+#[tokio::test]
+async fn a_holder_that_stops_mid_call_is_taken_over_within_one_lease() {
+    use esim_gateway::ordering::place::{NewOrder, place_new};
+    let env = [("PROVISION_RETRY_BASE", "100ms"), ("ORDER_LEASE", "1s")];
+    let s = SandboxApp::start_with(SimSettings::fast(), &env).await;
+    for other in VendorId::ALL.into_iter().filter(|v| *v != VendorId::EsimFx) {
+        s.core(other)
+            .faults
+            .inject_times("order", crate::orders::sold_out(other), None);
+    }
+    let plan_id = s.plan_carried_by(VendorId::EsimFx).await;
+    s.fault(VendorId::EsimFx, "order", Fault::Delay { millis: 1000 });
+    // The request's work stops dead while eSIMfx is answering (what a killed process or a
+    // timed-out request leaves): its lease is no longer renewed.
+    let ctx = Ctx::from_state(&s.app.state);
+    let order = NewOrder {
+        plan_id,
+        quantity: 1,
+        reference: None,
+        customer_email: None,
+        max_price: None,
+    };
+    let stopped = tokio::time::timeout(
+        Duration::from_millis(300),
+        place_new(&ctx, &s.sf.id, "k-stopped", order),
+    )
+    .await;
+    assert!(stopped.is_err(), "the purchase was cut short");
+    let at = std::time::Instant::now();
+    let id: String =
+        sqlx::query_scalar("SELECT id FROM orders WHERE idempotency_key = 'k-stopped'")
+            .fetch_one(&s.app.pool)
+            .await
+            .unwrap();
+    let done = s.settle(&id, Duration::from_secs(10)).await;
+    let took = at.elapsed();
+    assert_eq!(done["status"], "completed", "{done}");
+    // One lease (1 s) plus the provisioner's look, not minutes.
+    assert!(took < Duration::from_secs(4), "taken over after {took:?}");
+    assert_eq!(s.vendor_orders_for(&id), [(VendorId::EsimFx, 1)]);
+}
