@@ -48,7 +48,8 @@ async fn esimgo_lost_answer_waits_out(lookup_fault: Fault, restart: bool) {
         .inject_times("query", lookup_fault.clone(), None);
     let (status, order) = s
         .post_order(
-            &format!("k-esimgo-{lookup_fault:?}-{restart}"),
+            &format!("k-esimgo-{lookup_fault:?}-{restart}")
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
             &json!({"plan_id": plan}),
         )
         .await;

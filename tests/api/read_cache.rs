@@ -475,8 +475,9 @@ async fn hostile_plan_queries_are_4xx_never_500() {
         ("/v1/plans?sort=%00", 400, "invalid_parameter"),
         ("/v1/plans?%00=1", 400, "unknown_parameter"),
         ("/v1/plans?limit=1&limit=2", 400, "invalid_parameter"),
-        ("/v1/plans/%00", 404, "plan_not_found"),
-        ("/v1/plans/jp%0010gb-30d", 404, "plan_not_found"),
+        // Refused by the path guard before any lookup, as for every resource.
+        ("/v1/plans/%00", 404, "not_found"),
+        ("/v1/plans/jp%0010gb-30d", 404, "not_found"),
     ] {
         let resp = get(&s.app, key, path).await;
         assert_eq!(assert_error_shape(resp, status).await, code, "{path}");
