@@ -402,3 +402,160 @@ fn encode_countries(records: &[PlanRecord]) -> Encoded {
     .unwrap_or_default();
     Encoded::hashed(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(
+        id: &str,
+        countries: &[&str],
+        kind: &str,
+        sort_bytes: i64,
+        days: i32,
+        price: &str,
+    ) -> PlanRecord {
+        PlanRecord {
+            id: id.into(),
+            name: id.into(),
+            countries: countries.iter().map(|c| c.to_string()).collect(),
+            region: None,
+            data_kind: kind.into(),
+            data_bytes: (kind != "unlimited").then_some(sort_bytes),
+            data_sort_bytes: sort_bytes,
+            validity_days: days,
+            price_amount: price.parse().unwrap(),
+            price_currency: "USD".into(),
+            networks: sqlx::types::Json(vec![]),
+            supports_topup: false,
+            offer_count: 1,
+            active: true,
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        Snapshot::build(
+            7,
+            vec![
+                record("jp-b", &["JP"], "total", 10, 7, "5.00"),
+                record("jp-a", &["JP"], "total", 20, 30, "5.00"),
+                record("eu", &["DE", "FR", "IT"], "total", 30, 15, "9.00"),
+                record("fr", &["FR"], "total", 5, 3, "2.00"),
+                record("jp-u", &["JP"], "unlimited", i64::MAX, 10, "12.00"),
+            ],
+        )
+    }
+
+    fn cursor(sort: PlanSort, value: SortValue, id: &str) -> String {
+        format!("{}|{value:?}|{id}", sort.name())
+    }
+
+    fn ids(s: &Snapshot, f: &PlanFilter) -> (Vec<String>, Option<String>) {
+        let page = s.page(f, cursor);
+        let v: serde_json::Value = serde_json::from_slice(&page.body).unwrap();
+        let ids = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect();
+        (ids, v["next_cursor"].as_str().map(str::to_string))
+    }
+
+    fn filter(limit: usize) -> PlanFilter {
+        PlanFilter {
+            limit,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pages_follow_the_sort_with_ties_by_id_and_say_when_more_follow() {
+        let s = snapshot();
+        assert_eq!(ids(&s, &filter(10)).0, ["fr", "jp-a", "jp-b", "eu", "jp-u"]);
+        let (first, next) = ids(&s, &filter(2));
+        assert_eq!(first, ["fr", "jp-a"]);
+        assert_eq!(next.as_deref(), Some("price|Price(5.00)|jp-a"));
+        let after = PlanFilter {
+            after: Some(PlanCursor {
+                value: SortValue::Price("5.00".parse().unwrap()),
+                id: "jp-a".into(),
+            }),
+            ..filter(2)
+        };
+        assert_eq!(ids(&s, &after).0, ["jp-b", "eu"]);
+        // Exactly full: no cursor.
+        assert_eq!(ids(&s, &filter(5)).1, None);
+        let by_days = PlanFilter {
+            sort: PlanSort::Days,
+            ..filter(10)
+        };
+        assert_eq!(ids(&s, &by_days).0, ["fr", "jp-b", "jp-u", "eu", "jp-a"]);
+    }
+
+    #[test]
+    fn filters_combine_and_coverage_needs_every_country() {
+        let s = snapshot();
+        let f = |f: PlanFilter| ids(&s, &f).0;
+        let countries = |c: &[&str]| PlanFilter {
+            countries: c.iter().map(|c| c.to_string()).collect(),
+            ..filter(10)
+        };
+        assert_eq!(f(countries(&["FR"])), ["fr", "eu"]);
+        assert_eq!(f(countries(&["DE", "FR"])), ["eu"]);
+        assert!(f(countries(&["DE", "JP"])).is_empty());
+        assert!(f(countries(&["US"])).is_empty());
+        assert_eq!(
+            f(PlanFilter {
+                unlimited: Some(true),
+                ..filter(10)
+            }),
+            ["jp-u"]
+        );
+        assert_eq!(
+            f(PlanFilter {
+                min_total_bytes: Some(20),
+                max_price: Some("9.00".parse().unwrap()),
+                ..filter(10)
+            }),
+            ["jp-a", "eu"]
+        );
+        assert_eq!(
+            f(PlanFilter {
+                min_days: Some(7),
+                max_days: Some(10),
+                ..countries(&["JP"])
+            }),
+            ["jp-b", "jp-u"]
+        );
+    }
+
+    #[test]
+    fn plans_and_countries_are_served_as_encoded_and_pages_are_cached() {
+        let s = snapshot();
+        assert_eq!(s.version, 7);
+        let plan: serde_json::Value = serde_json::from_slice(&s.plan("eu").unwrap().body).unwrap();
+        assert_eq!(plan["countries"], serde_json::json!(["DE", "FR", "IT"]));
+        assert!(s.plan("nope").is_none());
+        let countries: serde_json::Value = serde_json::from_slice(&s.countries().body).unwrap();
+        let codes: Vec<&str> = countries["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(codes, ["DE", "FR", "IT", "JP"]);
+        assert_eq!(countries["data"][1]["plan_count"], 2);
+        assert_eq!(countries["data"][1]["from_price"]["amount"], "2.00");
+        let a = s.page(&filter(3), cursor);
+        let b = s.page(&filter(3), cursor);
+        assert!(Arc::ptr_eq(&a, &b), "the second request is a cache hit");
+        assert_ne!(a.etag, s.page(&filter(2), cursor).etag);
+        // Gzip decodes to the same bytes.
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&a.gzip()[..]), &mut out)
+            .unwrap();
+        assert_eq!(out, a.body);
+    }
+}
