@@ -1,5 +1,5 @@
 //! esim-gateway: one REST API for selling travel eSIMs from the cheapest of several
-//! wholesale vendors. See README.md and `shared/ARCHITECTURE.md` for the layout.
+//! wholesale vendors. See README.md (Architecture) for the layout.
 
 pub mod cache;
 pub mod callbacks;

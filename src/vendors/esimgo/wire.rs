@@ -885,7 +885,7 @@ pub(crate) mod tests {
             "countries": [
                 {"name": "France", "region": "Europe", "iso": "fr"},
                 {"name": "Germany", "region": "Europe", "iso": "DE"},
-                {"name": "Nowhere", "region": "Europe", "iso": "XXX"}
+                {"name": "Nowhere", "region": "Europe", "iso": "ZZZ"}
             ],
             "dataAmount": -1, "duration": "7", "unlimited": true, "price": "23.5"
         });
