@@ -43,6 +43,14 @@ pub async fn provision(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Ste
                 Ok(state) => purchase::apply_state(ctx, order, lease, &last.vendor, state).await,
                 Err(e) => {
                     tracing::info!(order_id = %order.id, error = %e, "order not ready at the vendor yet");
+                    // Vendor text, kept printable and bounded: an operator sees why the
+                    // order waits (e.g. an eSIM delivered without a valid ICCID).
+                    let note: String = format!("not delivered yet: {e}")
+                        .chars()
+                        .filter(|c| !c.is_control())
+                        .take(1000)
+                        .collect();
+                    store::orders::note_attempt(&ctx.pool, last.id, &note).await?;
                     Ok(Step::Provisioning)
                 }
             }

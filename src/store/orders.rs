@@ -239,6 +239,20 @@ pub async fn finish_attempt(
     Ok(())
 }
 
+/// Why a placed attempt has not delivered yet, for operators (`/admin/orders/{id}`): the
+/// outcome stays `placed`; only the note changes, and only when it says something new.
+pub async fn note_attempt(pool: &PgPool, id: i64, note: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE order_attempts SET error_message = $2
+         WHERE id = $1 AND outcome = 'placed' AND error_message IS DISTINCT FROM $2",
+    )
+    .bind(id)
+    .bind(note)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// The vendor accepted the order: remember what was bought, from whom, at what cost.
 pub async fn mark_placed(
     conn: &mut PgConnection,

@@ -204,3 +204,59 @@ async fn multiverse_lost_answer_without_a_callback_is_never_bought_elsewhere() {
     assert_eq!(waiting["status"], "provisioning", "{waiting}");
     assert_eq!(orders_per_vendor(&s), [(VendorId::Multiverse, 1)]);
 }
+
+/// A placed order whose eSIMs the vendor does not hand over yet (a failing lookup here; an
+/// eSIM without a valid ICCID for MicroEsim) stays provisioning and says why in its attempt,
+/// then completes once the vendor answers.
+#[tokio::test]
+async fn a_placed_order_waiting_on_its_vendor_says_why_in_its_attempt() {
+    let s = SandboxApp::start().await;
+    let (plan, _) = s.plan_with(1, Some(VendorId::EsimAccess)).await;
+    s.core(VendorId::EsimAccess).faults.inject_times(
+        "query",
+        Fault::ServerError { status: 503 },
+        None,
+    );
+    let (status, order) = s.post_order("k-note-1", &json!({"plan_id": plan})).await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["id"].as_str().unwrap().to_string();
+    let mut note = None;
+    for _ in 0..100 {
+        let admin = s.admin_get("/admin/orders?limit=10").await;
+        let mine = admin["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == id.as_str())
+            .cloned()
+            .expect("the order is listed");
+        let last = mine["attempts"]
+            .as_array()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap();
+        if last["outcome"] == "placed" {
+            if let Some(m) = last["error_message"].as_str() {
+                note = Some(m.to_string());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let note = note.expect("the attempt says why the order waits");
+    assert!(note.starts_with("not delivered yet"), "{note}");
+    let order_now = s.get(&format!("/v1/orders/{id}")).await;
+    assert_eq!(order_now["status"], "provisioning", "{order_now}");
+    s.core(VendorId::EsimAccess).faults.clear();
+    let mut done = Value::Null;
+    for _ in 0..150 {
+        done = s.get(&format!("/v1/orders/{id}")).await;
+        if done["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(orders_per_vendor(&s), vec![(VendorId::EsimAccess, 1)]);
+}
