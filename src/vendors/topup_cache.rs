@@ -17,11 +17,14 @@ pub const TTL: Duration = Duration::from_secs(60);
 /// At most this many eSIMs are remembered.
 pub const CAPACITY: usize = 10_000;
 
+/// One eSIM at one vendor → when asked, and the SKUs it accepted.
+type Entries = HashMap<(VendorId, String), (Instant, Arc<Vec<String>>)>;
+
 #[derive(Debug)]
 pub struct TopupCache {
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<(VendorId, String), (Instant, Arc<Vec<String>>)>>,
+    entries: Mutex<Entries>,
 }
 
 impl Default for TopupCache {
@@ -39,9 +42,7 @@ impl TopupCache {
         }
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(VendorId, String), (Instant, Arc<Vec<String>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
