@@ -242,3 +242,32 @@ async fn expired_foreign_and_unlisted_topups_are_refused_before_any_vendor_call(
         "{plan}: the vendor was asked"
     );
 }
+
+/// The vendor's answer is kept a short while: a second listing does not ask again. A vendor
+/// that cannot be asked gives 503, never a guessed list.
+#[tokio::test]
+async fn the_vendor_is_asked_once_per_esim_and_an_unreachable_vendor_is_503() {
+    let s = start().await;
+    let vendor = VendorId::EsimFx;
+    let plan = plans_carried_by(&s, vendor).await.remove(0);
+    let iccid = buy_at(&s, vendor, &plan, "k-buy-cache").await;
+
+    s.fault(vendor, "topup_offers", Fault::ServerError { status: 503 });
+    let resp = s
+        .app
+        .get(&format!("/v1/esims/{iccid}/topup-plans"))
+        .bearer_auth(&s.sf.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        assert_error_shape(resp, 503).await,
+        "topup_plans_unavailable"
+    );
+
+    let first = topup_plans(&s, &iccid).await;
+    // Any further call to the vendor's list would use this fault up.
+    s.fault(vendor, "topup_offers", Fault::ServerError { status: 503 });
+    assert_eq!(topup_plans(&s, &iccid).await, first);
+    assert!(s.core(vendor).faults.take("topup_offers").is_some());
+}
