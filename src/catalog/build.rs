@@ -58,6 +58,15 @@ pub fn build_plans(offers: &[CatalogOffer], pricing: &Pricing) -> Vec<PlanRow> {
             by_country.entry(c.as_str()).or_default().push(i);
         }
     }
+    // A plan takes top-ups only if every offer that may fill it does: routing may buy from
+    // any of them, and a top-up can only come from the vendor that issued the eSIM.
+    let takes_topups: HashMap<i64, bool> = offers
+        .iter()
+        .map(|o| {
+            let ok = o.supports_topup && o.routable.vendor.topups_documented();
+            (o.routable.offer_id, ok)
+        })
+        .collect();
     keys.into_iter()
         .filter_map(|(key, exact)| {
             // Only offers that cover the plan's rarest country can cover all of them.
@@ -95,7 +104,9 @@ pub fn build_plans(offers: &[CatalogOffer], pricing: &Pricing) -> Vec<PlanRow> {
                 validity_days: key.validity_days,
                 price: pricing.retail_from_retail_cost(cheapest.cost_in_retail),
                 networks: networks_within(&cheapest_offer.networks, &key.countries),
-                supports_topup: cheapest_offer.supports_topup,
+                supports_topup: ranked
+                    .iter()
+                    .all(|c| takes_topups.get(&c.offer.offer_id) == Some(&true)),
                 offer_count: ranked.len() as u32,
             })
         })
@@ -190,7 +201,31 @@ mod tests {
         assert_eq!(p.price.amount, "10.76".parse::<Decimal>().unwrap());
         assert_eq!(p.offer_count, 3);
         assert_eq!(p.networks, serde_json::json!([{"vendor": 2}]));
-        assert!(p.supports_topup);
+        // Offers 1 and 3 take no top-ups and MicroEsim documents none.
+        assert!(!p.supports_topup);
+    }
+
+    #[test]
+    fn a_plan_takes_topups_only_if_every_offer_that_fills_it_does() {
+        let both = [
+            offer(2, VendorId::EsimFx, &["JP"], 10, 7, "10.00", "USD"),
+            offer(4, VendorId::EsimGo, &["JP"], 10, 7, "9.00", "USD"),
+        ];
+        assert!(build_plans(&both, &pricing())[0].supports_topup);
+        // A dearer seller without top-ups may still fill the plan on a fallback.
+        let mut mixed = both.to_vec();
+        mixed.push(offer(
+            6,
+            VendorId::Multiverse,
+            &["JP"],
+            10,
+            7,
+            "20.00",
+            "USD",
+        ));
+        assert!(!build_plans(&mixed, &pricing())[0].supports_topup);
+        mixed[2] = offer(5, VendorId::EsimAccess, &["JP"], 10, 7, "20.00", "USD");
+        assert!(!build_plans(&mixed, &pricing())[0].supports_topup);
     }
 
     #[test]

@@ -217,7 +217,12 @@ pub struct TopupPlanList {
     pub next_cursor: Option<String>,
 }
 
-/// Plans that can be added to this eSIM: only from the vendor that issued it.
+/// Plans that can be added to this eSIM: only offers of the vendor that issued it which that
+/// vendor accepts for this very eSIM (it is asked where it can say: eSIM Access's top-up
+/// packages for the ICCID, eSIM Go's compatibility check, eSIMfx's available top-ups; the
+/// answer is kept about a minute). Each keeps covering the eSIM's countries. Empty for an
+/// eSIM whose vendor documents no top-up (MicroEsim, Multiverse) and for a cancelled or
+/// expired eSIM.
 #[utoipa::path(
     get, path = "/v1/esims/{iccid}/topup-plans", tag = "storefront",
     params(("iccid" = String, Path, pattern = "^[0-9]{18,22}$")),
@@ -226,6 +231,7 @@ pub struct TopupPlanList {
         (status = 200, body = TopupPlanList),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 503, description = "`topup_plans_unavailable`: the vendor could not be asked; try again", body = ErrorBody),
     )
 )]
 async fn topup_plans(
@@ -273,7 +279,10 @@ pub struct CreateTopup {
 }
 
 /// Add a plan to this eSIM; same Idempotency-Key rules as orders. Answers with the top-up
-/// order.
+/// order. An eSIM whose vendor documents no top-up, or that is cancelled or expired, is
+/// refused before any vendor is called. A vendor's refusal fails the order with a stable
+/// `failure.code` (`vendor_rejected`, `sold_out`, `vendor_unavailable`) and our own message;
+/// the vendor's words are only in `/admin`.
 #[utoipa::path(
     post, path = "/v1/esims/{iccid}/topups", tag = "storefront",
     params(
@@ -287,10 +296,11 @@ pub struct CreateTopup {
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, description = "No such eSIM, or the plan cannot be added to it", body = ErrorBody),
-        (status = 409, description = "`esim_cancelled`, `idempotency_key_reused` or `idempotency_key_in_use`", body = ErrorBody),
+        (status = 409, description = "`topup_not_supported` (the eSIM's vendor documents no top-up), `esim_cancelled`, `esim_expired`, `idempotency_key_reused` or `idempotency_key_in_use`", body = ErrorBody),
         (status = 413, description = "Body over 256 KiB", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, body = ErrorBody),
+        (status = 503, description = "`topup_plans_unavailable`: the vendor could not say which top-ups fit; try again", body = ErrorBody),
     )
 )]
 async fn create_topup(

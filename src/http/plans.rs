@@ -56,6 +56,9 @@ pub struct Plan {
     pub validity_days: u32,
     pub price: Money,
     pub networks: Vec<Network>,
+    /// True only if every vendor that may fill this plan documents top-ups and accepts them
+    /// for what it sells here, so any eSIM bought from the plan can take top-ups (see its
+    /// `topup-plans`). Always true on a `topup-plans` entry.
     pub supports_topup: bool,
 }
 

@@ -1,7 +1,9 @@
 //! Top-ups: plans added to an existing eSIM. They never route: only the vendor that issued
 //! the eSIM can add data to it.
 
-use std::{collections::BTreeMap, time::Instant};
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
+
+use chrono::Utc;
 
 use serde::Serialize;
 
@@ -12,10 +14,10 @@ use super::{
     purchase::{self, PurchaseError, Step},
 };
 use crate::{
-    domain::{country::Country, ids::new_id, money::Money, plan::PlanKey},
+    domain::{country::Country, esim::EsimState, ids::new_id, money::Money, plan::PlanKey},
     error::{ApiError, ApiResult},
     store::{self, esims::EsimRow, offers::OfferDetail, orders::NewOrderRow},
-    vendors::{TopUp, VendorId},
+    vendors::{EsimRef, TopUp, Vendor, VendorError, VendorId},
 };
 
 /// A plan that can be added to one eSIM, priced like catalogue plans.
@@ -35,16 +37,149 @@ async fn esim_countries(ctx: &Ctx, esim: &EsimRow) -> sqlx::Result<Vec<String>> 
         .unwrap_or_default())
 }
 
-/// The owning vendor's compatible offers, one per plan id, cheapest offer each.
+/// At most this many catalogue candidates are put to a vendor that checks one product at a
+/// time (eSIM Go), this many at once.
+const MAX_COMPATIBILITY_CHECKS: usize = 48;
+const PARALLEL_CHECKS: usize = 4;
+
+/// Why nothing can be added to this eSIM, decided from our own records before any vendor is
+/// asked: its vendor documents no top-up, or the eSIM is cancelled or expired.
+pub fn refusal(esim: &EsimRow) -> Option<ApiError> {
+    let documented = esim
+        .vendor
+        .parse::<VendorId>()
+        .is_ok_and(VendorId::topups_documented);
+    if !documented {
+        return Some(ApiError::conflict(
+            "topup_not_supported",
+            "this eSIM's network offers no top-ups; buy a new eSIM instead",
+        ));
+    }
+    if esim.status == EsimState::Cancelled {
+        return Some(ApiError::conflict(
+            "esim_cancelled",
+            "this eSIM is cancelled; nothing can be added to it",
+        ));
+    }
+    let lapsed = esim.expires_at.is_some_and(|t| t <= Utc::now());
+    if esim.status == EsimState::Expired || lapsed {
+        return Some(ApiError::conflict(
+            "esim_expired",
+            "this eSIM has expired; nothing can be added to it",
+        ));
+    }
+    None
+}
+
+fn esim_ref(esim: &EsimRow) -> EsimRef {
+    EsimRef {
+        iccid: esim.iccid.clone(),
+        vendor_esim_ref: esim.vendor_esim_ref.clone(),
+        vendor_reference: esim.vendor_reference.clone(),
+    }
+}
+
+fn vendor_unavailable() -> ApiError {
+    ApiError::unavailable(
+        "topup_plans_unavailable",
+        "the eSIM's network could not say which top-ups fit it right now; try again shortly",
+    )
+}
+
+/// The vendor SKUs the eSIM's vendor accepts as a top-up of it, asked where the vendor can
+/// say (a per-eSIM list, or a per-product check of the catalogue candidates) and kept for a
+/// short time. A vendor that can say neither leaves the catalogue's candidates (same
+/// vendor, covering the eSIM's countries, marked as top-ups).
+async fn accepted_skus(
+    ctx: &Ctx,
+    vendor: VendorId,
+    adapter: Arc<dyn Vendor>,
+    esim: &EsimRow,
+    countries: &[String],
+) -> ApiResult<Arc<Vec<String>>> {
+    let cache = &ctx.vendors.topup_answers;
+    if let Some(skus) = cache.get(vendor, &esim.iccid) {
+        return Ok(skus);
+    }
+    let target = esim_ref(esim);
+    let listed = match adapter.topup_offers(&target).await {
+        Ok(offers) => Some(
+            offers
+                .into_iter()
+                .filter(|o| o.active)
+                .map(|o| o.sku)
+                .collect::<Vec<_>>(),
+        ),
+        Err(VendorError::Unsupported) => None,
+        Err(e) => {
+            tracing::warn!(%vendor, error = %e, "top-up list for an eSIM failed");
+            return Err(vendor_unavailable());
+        }
+    };
+    if let Some(skus) = listed {
+        return Ok(cache.put(vendor, &esim.iccid, skus));
+    }
+    let mut candidates: Vec<String> =
+        store::offers::topup_offers(&ctx.pool, vendor, countries, None)
+            .await?
+            .into_iter()
+            .map(|(_, o)| o.routable.sku)
+            .collect();
+    candidates.sort();
+    candidates.dedup();
+    candidates.truncate(MAX_COMPATIBILITY_CHECKS);
+    let mut accepted = Vec::new();
+    let mut failed = 0usize;
+    for chunk in candidates.chunks(PARALLEL_CHECKS) {
+        let mut checks = tokio::task::JoinSet::new();
+        for sku in chunk {
+            let (adapter, target, sku) = (adapter.clone(), target.clone(), sku.clone());
+            checks.spawn(async move {
+                let answer = adapter.topup_compatible(&target, &sku).await;
+                (sku, answer)
+            });
+        }
+        while let Some(done) = checks.join_next().await {
+            match done {
+                Ok((sku, Ok(true) | Err(VendorError::Unsupported))) => accepted.push(sku),
+                Ok((_, Ok(false))) => {}
+                Ok((sku, Err(e))) => {
+                    tracing::warn!(%vendor, %sku, error = %e, "top-up compatibility check failed");
+                    failed += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(%vendor, error = %e, "top-up compatibility check panicked");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    if failed > 0 && accepted.is_empty() {
+        return Err(vendor_unavailable());
+    }
+    accepted.sort();
+    if failed > 0 {
+        // A partial answer is shown but not kept: the next listing asks again.
+        return Ok(Arc::new(accepted));
+    }
+    Ok(cache.put(vendor, &esim.iccid, accepted))
+}
+
+/// The top-ups this eSIM's vendor accepts for it, one per plan id (the cheapest offer each),
+/// priced like catalogue plans. Empty when nothing can be added to the eSIM.
 pub async fn plans_for(ctx: &Ctx, esim: &EsimRow) -> ApiResult<Vec<TopupPlan>> {
+    if refusal(esim).is_some() {
+        return Ok(vec![]);
+    }
     let Ok(vendor) = esim.vendor.parse::<VendorId>() else {
         return Ok(vec![]);
     };
-    if ctx.vendors.get(vendor).is_none() {
+    let Some(adapter) = ctx.vendors.adapter(vendor) else {
         return Ok(vec![]);
-    }
+    };
     let countries = esim_countries(ctx, esim).await?;
-    let offers = store::offers::topup_offers(&ctx.pool, vendor, &countries).await?;
+    let skus = accepted_skus(ctx, vendor, adapter, esim, &countries).await?;
+    let offers = store::offers::topup_offers(&ctx.pool, vendor, &countries, Some(&skus)).await?;
     let mut best: BTreeMap<String, TopupPlan> = BTreeMap::new();
     for (plan_id, offer) in offers {
         let cost = Money::new(offer.routable.cost_amount, offer.routable.cost_currency);
@@ -111,12 +246,9 @@ pub async fn place_topup(
     let esim = store::esims::get_for(&ctx.pool, storefront_id, iccid)
         .await?
         .ok_or_else(esim_not_found)?;
-    // Nothing can be added to a cancelled eSIM: refuse before asking the vendor.
-    if esim.status == "cancelled" {
-        return Err(ApiError::conflict(
-            "esim_cancelled",
-            "this eSIM is cancelled; nothing can be added to it",
-        ));
+    // Decided from our records alone: no vendor is asked for what cannot be sold.
+    if let Some(refused) = refusal(&esim) {
+        return Err(refused);
     }
     let plans = plans_for(ctx, &esim).await?;
     let plan = plans.iter().find(|p| p.plan_id == plan_id).ok_or_else(|| {
@@ -158,7 +290,24 @@ pub async fn purchase(
     else {
         return purchase::fail(ctx, lease, "esim_not_found", "the eSIM no longer exists").await;
     };
-    let plans = plans_for(ctx, &esim).await.unwrap_or_default();
+    if let Some(refused) = refusal(&esim) {
+        return purchase::fail(
+            ctx,
+            lease,
+            refused.code(),
+            "nothing can be added to this eSIM",
+        )
+        .await;
+    }
+    let Ok(plans) = plans_for(ctx, &esim).await else {
+        return purchase::fail(
+            ctx,
+            lease,
+            "vendor_unavailable",
+            "the eSIM's network could not confirm the top-up; nothing was bought",
+        )
+        .await;
+    };
     let (Some(plan), Ok(vendor)) = (
         plans.iter().find(|p| p.plan_id == order.plan_id),
         esim.vendor.parse::<VendorId>(),
@@ -204,6 +353,8 @@ pub async fn purchase(
     let latency = started.elapsed().as_millis() as i64;
     match result {
         Ok(state) => {
+            // The eSIM changed: the next listing asks the vendor again.
+            ctx.vendors.topup_answers.forget(vendor, &esim.iccid);
             let retail = ctx
                 .pricing
                 .cost_in_retail(Money::new(offer.cost_amount, offer.cost_currency));

@@ -75,6 +75,8 @@ pub mod ops {
     pub const USAGE: &str = "usage";
     /// `GET /organisation`.
     pub const BALANCE: &str = "balance";
+    /// `GET /esims/{iccid}/compatible/{bundle}`.
+    pub const COMPATIBLE: &str = "topup_compatible";
 }
 
 /// The simulator's 400 texts (the real ones are undocumented). Fault `Reject` codes may name
@@ -87,6 +89,7 @@ pub mod messages {
     pub const NOT_REFUNDABLE: &str = "Bundle assignment has started and cannot be refunded";
     pub const RATE_LIMITED: &str = "Rate limit exceeded";
     pub const PROCESSING: &str = "Processing - please come back later";
+    pub const INCOMPATIBLE: &str = "Bundle is not compatible with this eSIM";
 }
 
 /// The SM-DP+ the simulated eSIMs download from.
@@ -186,6 +189,17 @@ struct Bundle {
 }
 
 impl Bundle {
+    /// Which of eSIM Go's underlying networks the bundle runs on. eSIM Go documents that
+    /// bundles from another network cannot be applied to an existing eSIM; the simulator puts
+    /// about one bundle in four on a second network (a fixed hash of the name), so listings
+    /// must ask `compatible` rather than offer every bundle of the coverage.
+    fn network(&self) -> u8 {
+        let h = self.name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        u8::from(h % 4 == 0)
+    }
+
     fn bytes(&self) -> Option<u64> {
         self.data_mb.map(|mb| mb * 1_000_000)
     }
@@ -382,6 +396,14 @@ impl World {
         self.bundles.iter().find(|b| b.name == name)
     }
 
+    /// A bundle fits an eSIM when it runs on the network of the eSIM's first bundle.
+    fn compatible(&self, esim: &Esim, bundle: &Bundle) -> bool {
+        esim.assignments
+            .first()
+            .and_then(|a| self.bundle(&a.bundle))
+            .is_none_or(|first| first.network() == bundle.network())
+    }
+
     fn esim_mut(&mut self, iccid: &str) -> Option<&mut Esim> {
         self.esims.iter_mut().find(|e| e.iccid == iccid)
     }
@@ -476,6 +498,7 @@ impl EsimGoSim {
             .route("/esims/{iccid}", get(esim_detail))
             .route("/esims/{iccid}/bundles", get(esim_bundles))
             .route("/esims/{iccid}/bundles/{name}", delete(revoke))
+            .route("/esims/{iccid}/compatible/{bundle}", get(compatible))
             .route_layer(middleware::from_fn_with_state(inner.clone(), auth))
             .with_state(inner);
         Router::new()
@@ -828,6 +851,14 @@ fn place(sim: &Inner, req: &OrderBody) -> Response {
             }
             if let Some(unknown) = l.iccids.iter().find(|i| state.esim(i).is_none()) {
                 return bad_request(&format!("eSIM not found: {unknown}"));
+            }
+            let incompatible = l
+                .iccids
+                .iter()
+                .filter_map(|i| state.esim(i))
+                .any(|e| !state.compatible(e, bundle));
+            if incompatible {
+                return bad_request(messages::INCOMPATIBLE);
             }
         }
         lines.push(OrderLine {
@@ -1223,6 +1254,22 @@ async fn esim_detail(State(sim): State<Arc<Inner>>, Path(iccid): Path<String>) -
             }))
             .into_response(),
             None => bad_request(&format!("eSIM not found: {iccid}")),
+        }
+    })
+}
+
+async fn compatible(
+    State(sim): State<Arc<Inner>>,
+    Path((iccid, bundle)): Path<(String, String)>,
+) -> Response {
+    with_fault!(sim, ops::COMPATIBLE, {
+        let state = sim.state();
+        match (state.esim(&iccid), state.bundle(&bundle)) {
+            (None, _) => bad_request(&format!("eSIM not found: {iccid}")),
+            (_, None) => bad_request(messages::INVALID_BUNDLE),
+            (Some(e), Some(b)) => {
+                Json(json!({ "compatible": state.compatible(e, b) })).into_response()
+            }
         }
     })
 }

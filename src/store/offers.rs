@@ -298,11 +298,13 @@ pub async fn active_counts(pool: &PgPool) -> sqlx::Result<Vec<(String, i64)>> {
 }
 
 /// A vendor's active offers that can be added to one of its existing eSIMs and cover all of
-/// `countries`, with their plan ids.
+/// `countries`, with their plan ids. With `skus`, only those (the vendor named them for this
+/// eSIM, whatever its catalogue flags say); without, those the catalogue marks as top-ups.
 pub async fn topup_offers(
     pool: &PgPool,
     vendor: VendorId,
     countries: &[String],
+    skus: Option<&[String]>,
 ) -> sqlx::Result<Vec<(String, OfferDetail)>> {
     let rows = sqlx::query(
         "SELECT id, vendor, sku, name, countries, data_kind, data_bytes, marketed_bytes,
@@ -310,10 +312,13 @@ pub async fn topup_offers(
                 last_seen_at, plan_id
          FROM vendor_offers
          WHERE active AND vendor = $1 AND flags = '{}' AND plan_id IS NOT NULL
-           AND (is_topup OR supports_topup) AND countries @> $2",
+           AND countries @> $2
+           AND CASE WHEN $3::text[] IS NULL THEN is_topup OR supports_topup
+                    ELSE sku = ANY($3) END",
     )
     .bind(vendor.as_str())
     .bind(countries)
+    .bind(skus)
     .fetch_all(pool)
     .await?;
     let mut out = Vec::with_capacity(rows.len());

@@ -19,6 +19,7 @@ pub mod http_client;
 pub mod iccid;
 pub mod lpa;
 pub mod registry;
+pub mod topup_cache;
 
 pub mod esimaccess;
 pub mod esimfx;
@@ -63,6 +64,17 @@ impl VendorId {
             VendorId::EsimFx => "esimfx",
             VendorId::MicroEsim => "microesim",
             VendorId::Multiverse => "multiverse",
+        }
+    }
+
+    /// Whether the vendor documents an operation that adds data to an existing eSIM. Only
+    /// then does the gateway sell top-ups on its eSIMs: a guessed top-up call could take
+    /// money for nothing (MicroEsim has none; Multiverse's is not named by any document).
+    pub fn topups_documented(self) -> bool {
+        match self {
+            VendorId::EsimAccess | VendorId::EsimGo | VendorId::EsimFx => true,
+            VendorId::MicroEsim => microesim::assumptions::SUPPORTS_TOPUP,
+            VendorId::Multiverse => multiverse::assumptions::TOPUP_DOCUMENTED,
         }
     }
 
@@ -465,6 +477,13 @@ pub trait Vendor: Send + Sync {
     /// Top-up packages that fit this eSIM; vendors without such a call answer `Unsupported`
     /// and the catalogue filters its own top-up offers instead.
     async fn topup_offers(&self, _esim: &EsimRef) -> Result<Vec<Offer>, VendorError> {
+        Err(VendorError::Unsupported)
+    }
+
+    /// Whether the vendor would accept `sku` as a top-up of this eSIM, for vendors that
+    /// answer that per product (eSIM Go's compatibility check); others answer `Unsupported`
+    /// and the gateway applies the vendor's documented rules alone.
+    async fn topup_compatible(&self, _esim: &EsimRef, _sku: &str) -> Result<bool, VendorError> {
         Err(VendorError::Unsupported)
     }
 

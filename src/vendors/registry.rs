@@ -30,6 +30,8 @@ pub struct VendorEntry {
 #[derive(Clone, Default)]
 pub struct Vendors {
     entries: BTreeMap<VendorId, VendorEntry>,
+    /// The vendors' recent answers on which top-ups fit which eSIM (shared by clones).
+    pub topup_answers: Arc<super::topup_cache::TopupCache>,
 }
 
 impl Vendors {

@@ -19,4 +19,5 @@ mod read_cache;
 mod sandbox_catalog;
 mod server_limits;
 mod shutdown;
+mod topups;
 mod webhooks;

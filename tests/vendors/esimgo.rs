@@ -184,6 +184,47 @@ async fn order_is_synchronous_debits_the_balance_and_is_tagged_with_our_id() {
     );
 }
 
+/// `GET /esims/{iccid}/compatible/{bundle}`: a bundle from another of eSIM Go's networks is
+/// not compatible, and applying it anyway is refused with nothing charged.
+#[tokio::test]
+async fn incompatible_bundles_are_reported_and_refused() {
+    let env = start().await;
+    let sku = one_gb_sku(&env.sim);
+    let placed = env.vendor.place_order(&order("ord_c", &sku)).await.unwrap();
+    let esim = EsimRef {
+        iccid: placed.esims[0].iccid.clone(),
+        vendor_esim_ref: None,
+        vendor_reference: placed.vendor_reference.clone(),
+    };
+    let (mut fits, mut misfits) = (Vec::new(), Vec::new());
+    for name in env.sim.bundle_names() {
+        match env.vendor.topup_compatible(&esim, &name).await.unwrap() {
+            true => fits.push(name),
+            false => misfits.push(name),
+        }
+    }
+    assert!(fits.contains(&sku) && !misfits.is_empty(), "{misfits:?}");
+    let balance = env.sim.balance();
+    let refused = env
+        .vendor
+        .topup(&TopUp {
+            order_id: "ord_c_top".into(),
+            esim: esim.clone(),
+            sku: misfits[0].clone(),
+            placed_at: Utc::now(),
+        })
+        .await
+        .unwrap_err();
+    assert!(refused.nothing_bought(), "{refused:?}");
+    assert_eq!(env.sim.balance(), balance);
+    assert_eq!(env.sim.core().orders().len(), 1);
+    let unknown = EsimRef {
+        iccid: "8944538530000000000".into(),
+        ..esim.clone()
+    };
+    assert!(env.vendor.topup_compatible(&unknown, &sku).await.is_err());
+}
+
 #[tokio::test]
 async fn topup_usage_and_cancel() {
     let env = start().await;
@@ -196,7 +237,14 @@ async fn topup_usage_and_cancel() {
         vendor_reference: placed.vendor_reference.clone(),
     };
 
-    let topup_sku = other_sku(&env.sim, &sku);
+    let mut topup_sku = other_sku(&env.sim, &sku);
+    for name in env.sim.bundle_names() {
+        if name.starts_with("esim_3GB_") && env.vendor.topup_compatible(&esim, &name).await.unwrap()
+        {
+            topup_sku = name;
+            break;
+        }
+    }
     let topped = env
         .vendor
         .topup(&TopUp {

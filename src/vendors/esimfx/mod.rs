@@ -433,6 +433,25 @@ impl EsimFx {
 }
 
 /// The offers of a product page; products that cannot be offered are logged and skipped.
+/// The running package first (its status and activation), then the queued ones.
+fn combine_usage(live: &[Usage]) -> Option<Usage> {
+    let first = live
+        .iter()
+        .find(|u| u.activated_at.is_some())
+        .or(live.first())?;
+    let unlimited = live.iter().any(|u| u.unlimited);
+    let total = live.iter().map(|u| u.total_bytes).sum::<Option<u64>>();
+    Some(Usage {
+        used_bytes: live.iter().map(|u| u.used_bytes).sum(),
+        total_bytes: if unlimited { None } else { total },
+        unlimited,
+        status: first.status,
+        activated_at: first.activated_at,
+        expires_at: live.iter().filter_map(|u| u.expires_at).max(),
+        updated_at: None,
+    })
+}
+
 fn offers_from(page: wire::ProductsPage, is_topup: bool) -> impl Iterator<Item = Offer> {
     page.products.into_iter().filter_map(move |raw| {
             let product: wire::Product = match serde_json::from_value(raw.clone()) {
@@ -718,14 +737,21 @@ impl Vendor for EsimFx {
             .into_iter()
             .filter_map(|o| o.subscription)
             .collect();
-        let pick = |status: &str| subs.iter().find(|s| s.status_upper() == status);
-        let sub = pick("ACTIVE")
-            .or_else(|| pick("PENDING"))
-            .or_else(|| subs.last())
+        // A top-up is one more package on the eSIM, queued behind the running one: the
+        // allowance is what the running and queued packages give together.
+        let live: Vec<Usage> = subs
+            .iter()
+            .filter(|s| matches!(s.status_upper().as_str(), "ACTIVE" | "PENDING"))
+            .map(wire::Subscription::to_usage)
+            .collect();
+        if let Some(combined) = combine_usage(&live) {
+            return Ok(combined);
+        }
+        subs.last()
+            .map(wire::Subscription::to_usage)
             .ok_or_else(|| {
                 VendorError::rejected(RejectKind::NotFound, "no_orders", "no package on this eSIM")
-            })?;
-        Ok(sub.to_usage())
+            })
     }
 
     async fn balance(&self) -> Result<Money, VendorError> {

@@ -688,6 +688,18 @@ impl Vendor for EsimGo {
         }
     }
 
+    /// `GET /esims/{iccid}/compatible/{bundle}` (OpenAPI v2.4): eSIM Go buys from several
+    /// networks, and a bundle from another one cannot be applied to this eSIM.
+    async fn topup_compatible(&self, esim: &EsimRef, sku: &str) -> Result<bool, VendorError> {
+        #[derive(serde::Deserialize)]
+        struct Compatibility {
+            compatible: bool,
+        }
+        let url = self.url(&["esims", &esim.iccid, "compatible", sku])?;
+        let answer: Compatibility = self.get_json("topup_compatible", url).await?;
+        Ok(answer.compatible)
+    }
+
     async fn topup(&self, req: &TopUp) -> Result<Placed, VendorError> {
         let body = OrderRequest {
             kind: "transaction",

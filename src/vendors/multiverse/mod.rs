@@ -123,6 +123,12 @@ pub mod assumptions {
         format!("{}/sync", purchase(package_id))
     }
 
+    /// No document names a top-up operation: the call below is a guess (and answers 404001
+    /// where it is not offered). The gateway therefore sells no top-ups on Multiverse eSIMs
+    /// ([`crate::vendors::VendorId::topups_documented`]); the adapter keeps the call for an
+    /// operator who confirms it with the vendor.
+    pub const TOPUP_DOCUMENTED: bool = false;
+
     /// `POST /esims/{iccid}/packages/{package_id}/topup` with `{"customer_order_id"}`,
     /// answered synchronously with a `COMPLETED` order object [assumption].
     pub fn topup(iccid: &str, package_id: &str) -> String {
