@@ -478,6 +478,17 @@ pub async fn reconcile(
         return Ok(None);
     };
     let idempotent = adapter.place_is_idempotent();
+    // A search of the vendor's listing (no reference of the vendor's yet) may find the
+    // purchase of another order of ours waiting on the same product: one search at a time
+    // per product, until its match is committed, so the second sees the first's claim.
+    let searches =
+        !idempotent && attempt.vendor_reference.is_none() && order.vendor_reference.is_none();
+    let _one_search = match (&attempt.sku, searches) {
+        (Some(sku), true) => {
+            Some(store::orders::lock_listing_search(&ctx.pool, &attempt.vendor, sku).await?)
+        }
+        _ => None,
+    };
     let result = if order.kind == "topup" {
         let esim = topup_target(ctx, order).await?;
         if idempotent {

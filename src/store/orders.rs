@@ -572,3 +572,21 @@ pub async fn list(pool: &PgPool, f: &OrderFilter) -> sqlx::Result<Vec<OrderRow>>
         .push_bind(f.limit + 1);
     q.build_query_as().fetch_all(pool).await
 }
+
+/// Serialises reconciliations that search a vendor's listing for one product: held (a
+/// transaction-scoped advisory lock, so it ends with the transaction however the caller
+/// exits) from the search until the match is committed, on every replica. Two of our orders
+/// waiting on the same product must not both take one vendor order for theirs.
+pub async fn lock_listing_search(
+    pool: &PgPool,
+    vendor: &str,
+    sku: &str,
+) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7261002, hashtext($1 || ':' || $2))")
+        .bind(vendor)
+        .bind(sku)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
