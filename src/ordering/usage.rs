@@ -58,6 +58,9 @@ pub async fn refreshed(ctx: &Ctx, esim: EsimRow) -> sqlx::Result<EsimRow> {
                 .await?
                 .unwrap_or(esim))
         }
+        // The vendor has no usage operation (e.g. Multiverse): the last known figures are
+        // all there is, which is expected rather than a failure worth a warning.
+        Err(crate::vendors::VendorError::Unsupported) => Ok(esim),
         Err(e) => {
             tracing::warn!(iccid = %esim.iccid, vendor = %esim.vendor, error = %e, "usage refresh failed; serving stored figures");
             Ok(esim)
