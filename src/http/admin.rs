@@ -584,8 +584,7 @@ async fn fail_order(
 ) -> ApiResult<Json<AdminOrder>> {
     let order_id = crate::http::orders::path_order_id(&order_id)?.into_string();
     let reason = req.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control)
-    {
+    if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
         return Err(ApiError::unprocessable(
             "invalid_body",
             "reason: expected 1 to 500 characters, no control characters",
