@@ -256,10 +256,28 @@ while read -r vendor url; do
     || echo "could not arm the delay on $vendor ($url)"
 done <"$WORK/sims.txt"
 echo "delay armed on $(wc -l <"$WORK/sims.txt") simulators"
-# Cheap plans from every vendor spread the simulated balances.
-curl -sf -H "$AUTH" "$BASE/v1/plans?limit=40" | python3 -c '
-import json,sys
-print("\n".join(p["id"] for p in json.load(sys.stdin)["data"]))' >"$WORK/order-plans.txt"
+# Cheap plans spread over the vendors (and their simulated balances), each first routed to
+# a vendor without a rate limit: an order routed to eSIM Go waits for a slot of its
+# documented 10 requests/s, and eSIM Access's simulator refuses past 8 requests/s (the
+# order then goes to the next offer), which is those vendors' pace, not the gateway's
+# overhead.
+curl -sf -H "$AUTH" "$BASE/v1/plans?limit=200" | python3 -c '
+import json, sys, urllib.request
+base, admin = sys.argv[1], sys.argv[2]
+picked = []
+for p in json.load(sys.stdin)["data"]:
+    pid = p["id"]
+    req = urllib.request.Request(base + "/admin/plans/" + pid + "/offers",
+                                 headers={"Authorization": "Bearer " + admin})
+    offers = json.loads(urllib.request.urlopen(req).read())["data"]
+    if offers and offers[0]["vendor"] not in ("esimgo", "esimaccess"):
+        picked.append((pid, offers[0]["vendor"]))
+    if len(picked) == 40:
+        break
+print("\n".join(i for i, _ in picked))
+vendors = sorted({v for _, v in picked})
+print(len(picked), "plans, first routed to", *vendors, file=sys.stderr)
+' "$BASE" "$ADMIN" >"$WORK/order-plans.txt"
 cat >"$WORK/orders.lua" <<EOF
 local plans = {}
 for line in io.lines("$WORK/order-plans.txt") do plans[#plans + 1] = line end
@@ -312,6 +330,10 @@ OV50=$(python3 -c "print(f'{$O_P50 - $ORDER_DELAY_MS:.2f}')")
 OV99=$(python3 -c "print(f'{$O_P99 - $ORDER_DELAY_MS:.2f}')")
 row "POST /v1/orders (vendor ${ORDER_DELAY_MS} ms)" "$O_RPS" "$O_P50" "$O_P99" "non-2xx $O_BAD"
 echo "orders stored: $ORDERS_OK ($STATES)"
+# The vendor call as the gateway timed it (simulator delay + its HTTP round trip): what of
+# the end-to-end time is not the gateway's own.
+read -r V_P50 V_P99 <<<"$(psql "$DATABASE_SERVER/$DB" -Atc "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) FROM order_attempts WHERE latency_ms IS NOT NULL" | tr '|' ' ')"
+echo "vendor call as timed by the gateway: p50 $V_P50 ms, p99 $V_P99 ms (delay armed: $ORDER_DELAY_MS ms)" | tee -a "$SUMMARY"
 O_VERDICT=$(python3 -c "print('met' if $OV50 <= 3 and $OV99 <= 15 else 'MISSED')")
 echo "order overhead (end-to-end minus the vendor's ${ORDER_DELAY_MS} ms): p50 $OV50 ms, p99 $OV99 ms; goal <=3 / <=15 ms (LiteLLM's published ~3 ms): $O_VERDICT" | tee -a "$SUMMARY"
 
