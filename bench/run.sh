@@ -9,6 +9,7 @@
 # skipped with a message).
 # Usage: bench/run.sh     SIZE=10000 DURATION=10s CONNECTIONS=64 ORDER_DELAY_MS=50
 #                         ORDER_CONNECTIONS=32 ORDER_DURATION=4s NGINX_WORKERS=1
+#                         ONLY=orders (sync and order overhead only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,7 @@ ORDER_DURATION=${ORDER_DURATION:-4s}
 CALLBACK_DURATION=${CALLBACK_DURATION:-6s}
 CALLBACK_BODIES=${CALLBACK_BODIES:-60000}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
+ONLY=${ONLY:-all}
 PORT=${PORT:-18080}
 CB_PORT=${CB_PORT:-18081}
 REPLICA_PORT=${REPLICA_PORT:-18082}
@@ -96,6 +98,15 @@ KEY=$(curl -sf -X POST -H "Authorization: Bearer $ADMIN" -H 'content-type: appli
   -d '{"name":"bench"}' "$BASE/admin/storefronts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
 AUTH="Authorization: Bearer $KEY"
 
+RESULTS="$WORK/results.txt"
+: >"$RESULTS"
+row() { printf '%-34s %9s req/s  p50 %7s ms  p99 %7s ms  %s\n' "$@" | tee -a "$RESULTS"; }
+SUMMARY="$WORK/summary.txt"
+: >"$SUMMARY"
+
+# ONLY=orders: the sync and the order overhead only (the catalogue reads, the second
+# replica and the callbacks are skipped).
+if [ "$ONLY" != orders ]; then
 # ---------------------------------------------------------------- bodies and nginx
 mkdir -p "$WORK/www"
 PLAN_ID=$(curl -sf -H "$AUTH" "$BASE/v1/plans?country=JP&limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')
@@ -159,16 +170,10 @@ print(f"{rps:.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}{' ' + err.gro
 PY
 }
 
-RESULTS="$WORK/results.txt"
-: >"$RESULTS"
-row() { printf '%-34s %9s req/s  p50 %7s ms  p99 %7s ms  %s\n' "$@" | tee -a "$RESULTS"; }
-
 echo
 echo "## HTTP: wrk -t2 -c$CONNECTIONS -d$DURATION --latency, one after the other, same run"
 read -r H_RPS H_P50 H_P99 H_BAD <<<"$(wrk_run healthz "$BASE/healthz")"
 row "/healthz (15 B)" "$H_RPS" "$H_P50" "$H_P99" "non-2xx $H_BAD"
-SUMMARY="$WORK/summary.txt"
-: >"$SUMMARY"
 for n in "${ORDER[@]}"; do
   size=$(stat -c %s "$WORK/www/$n.json")
   gzsize=$(stat -c %s "$WORK/www/$n.json.gz")
@@ -229,6 +234,7 @@ PY
 read -r LAG_MAX LAG_MED <<<"$LAG"
 echo "replica lag after a committed change of one of $PLANS plans (5 tries): median $LAG_MED ms, max $LAG_MAX ms; goal <=1000 ms: $(python3 -c "print('met' if $LAG_MAX <= 1000 else 'MISSED')")" | tee -a "$SUMMARY"
 kill "$RP"; wait "$RP" 2>/dev/null || true
+fi
 
 # ---------------------------------------------------------------- orders
 echo
@@ -250,10 +256,28 @@ while read -r vendor url; do
     || echo "could not arm the delay on $vendor ($url)"
 done <"$WORK/sims.txt"
 echo "delay armed on $(wc -l <"$WORK/sims.txt") simulators"
-# Cheap plans from every vendor spread the simulated balances.
-curl -sf -H "$AUTH" "$BASE/v1/plans?limit=40" | python3 -c '
-import json,sys
-print("\n".join(p["id"] for p in json.load(sys.stdin)["data"]))' >"$WORK/order-plans.txt"
+# Cheap plans spread over the vendors (and their simulated balances), each first routed to
+# a vendor without a rate limit: an order routed to eSIM Go waits for a slot of its
+# documented 10 requests/s, and eSIM Access's simulator refuses past 8 requests/s (the
+# order then goes to the next offer), which is those vendors' pace, not the gateway's
+# overhead.
+curl -sf -H "$AUTH" "$BASE/v1/plans?limit=200" | python3 -c '
+import json, sys, urllib.request
+base, admin = sys.argv[1], sys.argv[2]
+picked = []
+for p in json.load(sys.stdin)["data"]:
+    pid = p["id"]
+    req = urllib.request.Request(base + "/admin/plans/" + pid + "/offers",
+                                 headers={"Authorization": "Bearer " + admin})
+    offers = json.loads(urllib.request.urlopen(req).read())["data"]
+    if offers and offers[0]["vendor"] not in ("esimgo", "esimaccess"):
+        picked.append((pid, offers[0]["vendor"]))
+    if len(picked) == 40:
+        break
+print("\n".join(i for i, _ in picked))
+vendors = sorted({v for _, v in picked})
+print(len(picked), "plans, first routed to", *vendors, file=sys.stderr)
+' "$BASE" "$ADMIN" >"$WORK/order-plans.txt"
 cat >"$WORK/orders.lua" <<EOF
 local plans = {}
 for line in io.lines("$WORK/order-plans.txt") do plans[#plans + 1] = line end
@@ -306,9 +330,14 @@ OV50=$(python3 -c "print(f'{$O_P50 - $ORDER_DELAY_MS:.2f}')")
 OV99=$(python3 -c "print(f'{$O_P99 - $ORDER_DELAY_MS:.2f}')")
 row "POST /v1/orders (vendor ${ORDER_DELAY_MS} ms)" "$O_RPS" "$O_P50" "$O_P99" "non-2xx $O_BAD"
 echo "orders stored: $ORDERS_OK ($STATES)"
+# The vendor call as the gateway timed it (simulator delay + its HTTP round trip): what of
+# the end-to-end time is not the gateway's own.
+read -r V_P50 V_P99 <<<"$(psql "$DATABASE_SERVER/$DB" -Atc "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) FROM order_attempts WHERE latency_ms IS NOT NULL" | tr '|' ' ')"
+echo "vendor call as timed by the gateway: p50 $V_P50 ms, p99 $V_P99 ms (delay armed: $ORDER_DELAY_MS ms)" | tee -a "$SUMMARY"
 O_VERDICT=$(python3 -c "print('met' if $OV50 <= 3 and $OV99 <= 15 else 'MISSED')")
 echo "order overhead (end-to-end minus the vendor's ${ORDER_DELAY_MS} ms): p50 $OV50 ms, p99 $OV99 ms; goal <=3 / <=15 ms (LiteLLM's published ~3 ms): $O_VERDICT" | tee -a "$SUMMARY"
 
+if [ "$ONLY" != orders ]; then
 # ---------------------------------------------------------------- callbacks
 echo
 echo "## Callbacks: eSIM Go signed Utilisation callbacks, distinct bodies, to a gateway with eSIM Go configured"
@@ -391,10 +420,11 @@ LOST=$((ANSWERED_OK > STORED ? ANSWERED_OK - STORED : 0))
 C_VERDICT=$(python3 -c "print('met' if $C_RPS >= 2000 and $LOST == 0 and $STORED_AFTER_DUPES == $STORED else 'MISSED')")
 echo "callbacks: $SENT answered ($ANSWERED_OK 2xx), $STORED stored, lost $LOST; 1,000 duplicates resent -> $((STORED_AFTER_DUPES - STORED)) new rows" | tee -a "$SUMMARY"
 echo "callback ingest $C_RPS/s (anchor: /healthz $H_RPS req/s, ratio $(python3 -c "print(f'{$C_RPS / $H_RPS:.3f}')")); goal >=2000/s, 0 lost: $C_VERDICT" | tee -a "$SUMMARY"
+fi
 
 echo
-echo "## Summary (same run; anchors: nginx static file of the same body, $NGINX_WORKERS worker; /healthz $H_RPS req/s)"
+echo "## Summary (same run; anchors: nginx static file of the same body, $NGINX_WORKERS worker; /healthz ${H_RPS:-not run} req/s)"
 echo "full sync of 5 x $SIZE offers: $SYNC_S s ($OFFERS offers -> $PLANS plans); goal <=10 s: $(python3 -c "print('met' if $SYNC_S <= 10 else 'MISSED')")"
 cat "$SUMMARY"
-echo "resident memory of the gateway with the catalogue loaded and served: $((RSS_KB / 1024)) MiB"
+[ -n "${RSS_KB:-}" ] && echo "resident memory of the gateway with the catalogue loaded and served: $((RSS_KB / 1024)) MiB"
 echo "load after: $(uptime | sed 's/.*load average/load average/')"

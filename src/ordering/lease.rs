@@ -9,13 +9,13 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinHandle;
 
 use crate::store;
@@ -27,6 +27,12 @@ pub struct Lease {
     pub version: i64,
     lost: Arc<AtomicBool>,
     renewer: JoinHandle<()>,
+    /// A request's own lease: released (with the provisioner's next look after this) by
+    /// the transaction that records the outcome, not by a commit of its own.
+    settle_after: Option<Duration>,
+    /// Set by [`Lease::settle_in`]: released in the outcome's transaction, with the
+    /// request's answer when that transaction saved it.
+    settled: Mutex<Option<Option<serde_json::Value>>>,
 }
 
 impl Lease {
@@ -62,7 +68,45 @@ impl Lease {
             version,
             lost,
             renewer,
+            settle_after: None,
+            settled: Mutex::new(None),
         }
+    }
+
+    /// Makes the holder's last write (the outcome) also release the lease, scheduling the
+    /// provisioner's next look after `next_check_in`: one commit instead of two.
+    pub fn settling_with_outcome(mut self, next_check_in: Duration) -> Lease {
+        self.settle_after = Some(next_check_in);
+        self
+    }
+
+    /// Inside the transaction recording the outcome (locked on this lease's version):
+    /// releases a lease made [`Lease::settling_with_outcome`]. The renewals stop first, so
+    /// none lands after the release; if the transaction then fails, the lease simply
+    /// lapses and the provisioner takes over, as after any failed write. `true` when this
+    /// lease is released here and the caller should save its answer in the transaction.
+    pub async fn settle_in(&self, conn: &mut PgConnection) -> sqlx::Result<bool> {
+        let Some(next_check_in) = self.settle_after else {
+            return Ok(false);
+        };
+        self.renewer.abort();
+        store::orders::release(&mut *conn, &self.order_id, self.version, next_check_in).await?;
+        *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = Some(None);
+        Ok(true)
+    }
+
+    /// Records the answer saved in the outcome's transaction.
+    pub fn settled_with(&self, answer: serde_json::Value) {
+        *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = Some(Some(answer));
+    }
+
+    /// `Some` once released by the outcome's transaction (meaningful after it committed),
+    /// with the answer that transaction saved, if it did.
+    pub fn settled(&self) -> Option<Option<serde_json::Value>> {
+        self.settled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Known to be lost (a renewal found another version). Not knowing is no guarantee:

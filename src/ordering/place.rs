@@ -2,7 +2,7 @@
 //! request with the same key and body gets the first answer back, a different body is a
 //! conflict. The database's unique constraint decides who is first.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use axum::http::StatusCode;
 use rust_decimal::Decimal;
@@ -15,7 +15,7 @@ use crate::{
     error::{ApiError, ApiResult},
     store::{
         self,
-        orders::{NewOrderRow, OrderRow},
+        orders::{AttemptRow, NewOrderRow, OrderRow},
     },
 };
 
@@ -100,6 +100,26 @@ pub(super) async fn replay(
     }
 }
 
+/// Saves the order's current view as its first answer in the caller's transaction, unless
+/// one is saved already; `Some(body)` when this call saved it.
+pub(super) async fn save_answer_in(
+    conn: &mut sqlx::PgConnection,
+    order_id: &str,
+) -> sqlx::Result<Option<serde_json::Value>> {
+    let Some(order) = store::orders::get(&mut *conn, order_id).await? else {
+        return Ok(None);
+    };
+    if order.response_status.is_some() {
+        return Ok(None);
+    }
+    let esims = store::esims::for_order(&mut *conn, order_id).await?;
+    let body = serde_json::to_value(order_view(&order, &esims)).unwrap_or_default();
+    let saved =
+        store::orders::save_response(&mut *conn, order_id, StatusCode::CREATED.as_u16(), &body)
+            .await?;
+    Ok(saved.then_some(body))
+}
+
 /// Saves the order's current view as its first answer (unless one is saved) and returns
 /// the saved one.
 async fn answer(ctx: &Ctx, order_id: &str) -> ApiResult<Answer> {
@@ -138,6 +158,7 @@ pub async fn place_new(
         .await?
         .filter(|p| p.active)
         .ok_or_else(crate::http::plans::plan_not_found)?;
+    let plan_key = purchase::key_of(&plan);
     let price = plan.price_amount * Decimal::from(req.quantity);
     if let Some(max) = &req.max_price {
         if max.currency.as_str() != plan.price_currency.trim() || price > max.amount {
@@ -165,7 +186,28 @@ pub async fn place_new(
         idempotency_key: key,
         request_hash: &hash,
     };
-    claim_then_buy(ctx, &row).await
+    // Ranked before the claim, so that the order, its idempotency key and the first
+    // attempt are one commit before the first vendor call.
+    let ranked = match &plan_key {
+        Some(k) => purchase::ranked_offers(ctx, k, &HashSet::new()).await?,
+        None => Vec::new(),
+    };
+    let mut tx = ctx.pool.begin().await?;
+    let Some(order) = store::orders::claim(&mut *tx, &row, ctx.lease).await? else {
+        drop(tx);
+        return replay(ctx, storefront_id, key, &hash)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("idempotency record vanished").into());
+    };
+    let first = match ranked.first() {
+        Some(c) => Some(purchase::start_attempt(&mut tx, &order, c).await?),
+        None => None,
+    };
+    tx.commit().await?;
+    tracing::info!(order_id = %row.id, storefront_id = %row.storefront_id, kind = %row.kind, plan_id = %row.plan_id, "order accepted");
+    // A plan whose key cannot be read fails in `buy`, as it would on a retry.
+    let started = plan_key.is_some().then_some((ranked.as_slice(), first));
+    run_request(ctx, &order, started).await
 }
 
 /// Claims the idempotency key with a new order row and buys it; when a concurrent request
@@ -189,15 +231,31 @@ pub(super) async fn claim_then_buy(ctx: &Ctx, row: &NewOrderRow<'_>) -> ApiResul
 /// vendor answers) and answers with its state. If the request is dropped mid-purchase the
 /// renewals stop, the lease lapses and the provisioner takes over.
 pub async fn finish_request(ctx: &Ctx, order: &OrderRow) -> ApiResult<Answer> {
-    let lease = Lease::hold(&ctx.pool, &order.id, order.lease_version, ctx.lease);
-    let step = if order.kind == "topup" {
-        super::topup::purchase(ctx, order, &lease).await
-    } else {
-        purchase::buy(ctx, order, &lease).await
+    run_request(ctx, order, None).await
+}
+
+/// [`finish_request`], for a new order also given its ranked offers and the attempt on the
+/// first of them committed with the order. The outcome's transaction releases the lease
+/// and saves the answer: one commit after the vendor call.
+async fn run_request(
+    ctx: &Ctx,
+    order: &OrderRow,
+    started: Option<(&[purchase::Ranked], Option<AttemptRow>)>,
+) -> ApiResult<Answer> {
+    let lease = Lease::hold(&ctx.pool, &order.id, order.lease_version, ctx.lease)
+        .settling_with_outcome(ctx.retry_base);
+    let step = match started {
+        Some((ranked, first)) => purchase::try_offers(ctx, order, &lease, ranked, first).await,
+        None if order.kind == "topup" => super::topup::purchase(ctx, order, &lease).await,
+        None => purchase::buy(ctx, order, &lease).await,
     };
     match step {
-        Ok(purchase::Step::Provisioning) => lease.release(&ctx.pool, ctx.retry_base).await?,
-        Ok(_) => lease.release(&ctx.pool, ctx.retry_base).await?,
+        Ok(_) => match lease.settled() {
+            Some(Some(body)) => return Ok((StatusCode::CREATED, body)),
+            // Released with the outcome; the answer saved before it is the answer.
+            Some(None) => {}
+            None => lease.release(&ctx.pool, ctx.retry_base).await?,
+        },
         // Another worker holds the order now: answer with what is true.
         Err(purchase::PurchaseError::LeaseLost) => {}
         Err(e) => {

@@ -8,7 +8,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use super::{Ctx, events::transition_order, lease::Lease};
 use crate::{
     domain::{money::Money, order::OrderStatus, plan::PlanKey},
-    routing,
+    routing::{self, RoutableOffer},
     store::{
         self,
         esims::NewEsim,
@@ -52,6 +52,18 @@ pub async fn fenced(
     }
 }
 
+/// The end of a step's last write, before its commit: a request's own lease is released
+/// in the same transaction and the request's answer saved with it (see
+/// [`Lease::settling_with_outcome`]), so the outcome costs one commit.
+async fn settle(conn: &mut PgConnection, lease: &Lease) -> sqlx::Result<()> {
+    if lease.settle_in(&mut *conn).await? {
+        if let Some(answer) = super::place::save_answer_in(&mut *conn, &lease.order_id).await? {
+            lease.settled_with(answer);
+        }
+    }
+    Ok(())
+}
+
 /// Fails the order (`order.failed`) under the caller's lease.
 pub async fn fail(
     ctx: &Ctx,
@@ -61,6 +73,7 @@ pub async fn fail(
 ) -> Result<Step, PurchaseError> {
     let (mut tx, order) = fenced(ctx, lease).await?;
     transition_order(&mut tx, &order, OrderStatus::Failed, Some((code, message))).await?;
+    settle(&mut tx, lease).await?;
     tx.commit().await?;
     Ok(Step::Failed)
 }
@@ -79,16 +92,80 @@ fn reject_kind_str(k: RejectKind) -> &'static str {
     }
 }
 
+/// The plan key behind a stored plan.
+pub fn key_of(p: &store::plans::PlanRecord) -> Option<PlanKey> {
+    Some(PlanKey {
+        countries: p.countries.clone(),
+        kind: parse_kind(&p.data_kind)?,
+        bytes: p.data_bytes.map(|b| b as u64),
+        validity_days: p.validity_days as u32,
+    })
+}
+
 /// The plan key behind an order's plan.
 async fn plan_key(ctx: &Ctx, plan_id: &str) -> sqlx::Result<Option<PlanKey>> {
-    Ok(store::plans::get(&ctx.pool, plan_id).await?.and_then(|p| {
-        Some(PlanKey {
-            countries: p.countries,
-            kind: parse_kind(&p.data_kind)?,
-            bytes: p.data_bytes.map(|b| b as u64),
-            validity_days: p.validity_days as u32,
-        })
-    }))
+    Ok(store::plans::get(&ctx.pool, plan_id)
+        .await?
+        .as_ref()
+        .and_then(key_of))
+}
+
+/// An offer to try for an order, in the order of trying.
+#[derive(Debug, Clone)]
+pub struct Ranked {
+    pub offer: RoutableOffer,
+    pub cost_in_retail: rust_decimal::Decimal,
+}
+
+/// The offers that can fill `key`, cheapest first (`routing::rank`), from vendors with an
+/// adapter here and not in `tried` (offers already refused for this order).
+pub async fn ranked_offers(
+    ctx: &Ctx,
+    key: &PlanKey,
+    tried: &HashSet<i64>,
+) -> sqlx::Result<Vec<Ranked>> {
+    let offers = store::offers::candidates(&ctx.pool, key, &ctx.vendors.ids()).await?;
+    let health = store::offers::sync_states(&ctx.pool).await?;
+    let healthy = |v: VendorId| {
+        health
+            .iter()
+            .find(|s| s.vendor == v.as_str())
+            .is_none_or(|s| s.last_error.is_none())
+    };
+    Ok(routing::rank(
+        key,
+        offers.iter().map(|o| &o.routable),
+        &ctx.pricing.fx,
+        ctx.pricing.retail_currency,
+        healthy,
+    )
+    .into_iter()
+    .filter(|c| !tried.contains(&c.offer.offer_id) && ctx.vendors.adapter(c.offer.vendor).is_some())
+    .map(|c| Ranked {
+        offer: c.offer.clone(),
+        cost_in_retail: c.cost_in_retail,
+    })
+    .collect())
+}
+
+/// Records that `candidate` is about to be called for `order`, in the caller's
+/// transaction (which must commit before the call).
+pub async fn start_attempt(
+    conn: &mut PgConnection,
+    order: &OrderRow,
+    candidate: &Ranked,
+) -> sqlx::Result<AttemptRow> {
+    let offer = &candidate.offer;
+    let total_cost = offer.cost_amount * rust_decimal::Decimal::from(order.quantity);
+    store::orders::start_attempt(
+        conn,
+        &order.id,
+        offer.vendor.as_str(),
+        offer.offer_id,
+        &offer.sku,
+        (total_cost, offer.cost_currency.as_str()),
+    )
+    .await
 }
 
 /// Runs the candidate loop for a new-eSIM order from wherever its attempts left off.
@@ -100,41 +177,37 @@ pub async fn buy(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step, Pur
     let Some(key) = plan_key(ctx, &order.plan_id).await? else {
         return fail(ctx, lease, "plan_unavailable", "the plan is no longer sold").await;
     };
-    let offers = store::offers::candidates(&ctx.pool, &key, &ctx.vendors.ids()).await?;
-    let health = store::offers::sync_states(&ctx.pool).await?;
-    let healthy = |v: VendorId| {
-        health
-            .iter()
-            .find(|s| s.vendor == v.as_str())
-            .is_none_or(|s| s.last_error.is_none())
-    };
-    let ranked = routing::rank(
-        &key,
-        offers.iter().map(|o| &o.routable),
-        &ctx.pricing.fx,
-        ctx.pricing.retail_currency,
-        healthy,
-    );
+    let ranked = ranked_offers(ctx, &key, &tried).await?;
+    try_offers(ctx, order, lease, &ranked, None).await
+}
+
+/// Tries `ranked` in turn until a vendor takes the order or gives an unknown outcome.
+/// `first`, when given, is the attempt on `ranked[0]` already committed with the order
+/// itself (a new order's intake); every other attempt is committed here before its call.
+pub async fn try_offers(
+    ctx: &Ctx,
+    order: &OrderRow,
+    lease: &Lease,
+    ranked: &[Ranked],
+    mut first: Option<AttemptRow>,
+) -> Result<Step, PurchaseError> {
     let placed_at = order.created_at;
-    for candidate in ranked.iter().filter(|c| !tried.contains(&c.offer.offer_id)) {
-        let offer = candidate.offer;
+    for candidate in ranked {
+        let offer = &candidate.offer;
         let Some(adapter) = ctx.vendors.adapter(offer.vendor) else {
             continue;
         };
         let unit_cost = Money::new(offer.cost_amount, offer.cost_currency);
-        let total_cost = offer.cost_amount * rust_decimal::Decimal::from(order.quantity);
-        // The attempt is committed, under the fence, before the vendor hears of it.
-        let (mut tx, _) = fenced(ctx, lease).await?;
-        let attempt = store::orders::start_attempt(
-            &mut tx,
-            &order.id,
-            offer.vendor.as_str(),
-            offer.offer_id,
-            &offer.sku,
-            (total_cost, offer.cost_currency.as_str()),
-        )
-        .await?;
-        tx.commit().await?;
+        let attempt = match first.take_if(|a| a.vendor_offer_id == Some(offer.offer_id)) {
+            Some(a) => a,
+            None => {
+                // The attempt is committed, under the fence, before the vendor hears of it.
+                let (mut tx, _) = fenced(ctx, lease).await?;
+                let attempt = start_attempt(&mut tx, order, candidate).await?;
+                tx.commit().await?;
+                attempt
+            }
+        };
         let started = Instant::now();
         let result = adapter
             .place_order(&PlaceOrder {
@@ -238,6 +311,7 @@ pub(super) async fn record_unknown(
     )
     .await?;
     store::orders::mark_awaiting_vendor(&mut tx, &order.id, &attempt.vendor).await?;
+    settle(&mut tx, lease).await?;
     tx.commit().await?;
     metrics::counter!("order_attempts_total", "vendor" => attempt.vendor.clone(), "outcome" => "unknown")
         .increment(1);
@@ -293,6 +367,7 @@ pub async fn placed(
             if store::orders::flag_attention(&mut tx, &order.id, &reason).await? {
                 tracing::warn!(order_id = %order.id, other_order = %other, vendor = %attempt.vendor, "order needs attention: the vendor order it matched belongs to another order");
             }
+            settle(&mut tx, lease).await?;
             tx.commit().await?;
             return Ok(Step::Provisioning);
         }
@@ -319,6 +394,7 @@ pub async fn placed(
     )
     .await?;
     let step = apply_state_in(&mut tx, order, &attempt.vendor, &state).await?;
+    settle(&mut tx, lease).await?;
     tx.commit().await?;
     metrics::counter!("order_attempts_total", "vendor" => attempt.vendor.clone(), "outcome" => "placed")
         .increment(1);

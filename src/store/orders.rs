@@ -58,8 +58,8 @@ pub struct NewOrderRow<'a> {
 /// constraint decides between concurrent duplicates. `Some(row)` when this call created it.
 /// The creator holds the first lease (version 1) so nobody else touches the order while
 /// it buys.
-pub async fn claim(
-    pool: &PgPool,
+pub async fn claim<'e>(
+    ex: impl PgExecutor<'e>,
     o: &NewOrderRow<'_>,
     lease: std::time::Duration,
 ) -> sqlx::Result<Option<OrderRow>> {
@@ -85,7 +85,7 @@ pub async fn claim(
     .bind(o.idempotency_key)
     .bind(o.request_hash)
     .bind(lease.as_secs_f64())
-    .fetch_optional(pool)
+    .fetch_optional(ex)
     .await
 }
 
@@ -123,8 +123,8 @@ pub async fn get_for(
 
 /// Saves the first answer given for this order, for idempotent replays. Never overwritten:
 /// `false` when an answer was already saved.
-pub async fn save_response(
-    pool: &PgPool,
+pub async fn save_response<'e>(
+    ex: impl PgExecutor<'e>,
     id: &str,
     status: u16,
     body: &serde_json::Value,
@@ -136,7 +136,7 @@ pub async fn save_response(
     .bind(id)
     .bind(i32::from(status))
     .bind(body)
-    .execute(pool)
+    .execute(ex)
     .await?
     .rows_affected();
     Ok(saved == 1)
@@ -404,8 +404,8 @@ pub async fn renew(
 }
 
 /// Releases the caller's lease and schedules the provisioner's next look.
-pub async fn release(
-    pool: &PgPool,
+pub async fn release<'e>(
+    ex: impl PgExecutor<'e>,
     id: &str,
     version: i64,
     next_check_in: std::time::Duration,
@@ -418,7 +418,7 @@ pub async fn release(
     .bind(id)
     .bind(version)
     .bind(next_check_in.as_secs_f64())
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(())
 }
