@@ -39,11 +39,16 @@ use tokio::{
 };
 use tower::ServiceExt;
 
-use crate::config::ServerLimits;
+use crate::{config::ServerLimits, http::middleware};
 
-/// Largest request head hyper buffers (headers beyond it are a 431).
+/// Largest request head hyper buffers, and the most headers it parses. Both sit above the
+/// URI and header limits the middleware enforces (`http::middleware`), so a request just
+/// over ours gets the JSON error shape with a request id; only one beyond these too, or one
+/// hyper cannot parse at all, gets hyper's own empty 400/414/431.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-const MAX_HEADERS: usize = 100;
+const MAX_HEADERS: usize = 2 * middleware::MAX_HEADER_COUNT;
+const _: () =
+    assert!(MAX_HEAD_BYTES >= 3 * (middleware::MAX_URI_BYTES + middleware::MAX_HEADER_BYTES) / 2);
 const NONE: u64 = u64::MAX;
 
 /// Serves `app` until `shutdown` resolves, then stops accepting, lets in-flight requests

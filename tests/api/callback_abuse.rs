@@ -182,10 +182,10 @@ async fn hints_about_unknown_orders_expire() {
         "UPDATE vendor_events SET received_at = now() - interval '1 hour', next_attempt_at = now()
          WHERE id = $1",
     )
-        .bind(id)
-        .execute(&s.app.pool)
-        .await
-        .unwrap();
+    .bind(id)
+    .execute(&s.app.pool)
+    .await
+    .unwrap();
     esim_gateway::callbacks::apply_due(&ctx, 50).await.unwrap();
     let (status, error): (String, Option<String>) =
         sqlx::query_as("SELECT status, error FROM vendor_events WHERE id = $1")
