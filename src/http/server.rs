@@ -216,6 +216,8 @@ async fn serve_connection(
         .http1()
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS);
+    // HTTP/2's default header list limit (16 KiB) is below ours; raise it the same way.
+    builder.http2().max_header_list_size(MAX_HEAD_BYTES as u32);
     let conn = builder.serve_connection(io, service);
     let mut conn = pin!(conn);
     let tick = (limits.header_read_timeout.min(limits.keep_alive_timeout) / 4)

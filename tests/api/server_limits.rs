@@ -241,6 +241,18 @@ async fn oversized_uris_and_header_sections_get_the_error_shape() {
     let resp = big.send().await.unwrap();
     assert!(resp.headers().contains_key("x-request-id"));
     assert_eq!(assert_error_shape(resp, 431).await, "headers_too_large");
+    // The same over HTTP/2 (hyper's own header-list limit sits above ours there too).
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut big = h2.get(app.url("/healthz"));
+    for i in 0..4 {
+        big = big.header(format!("x-filler-{i}"), "v".repeat(10_000));
+    }
+    let resp = big.send().await.unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(assert_error_shape(resp, 431).await, "headers_too_large");
     let mut many = app.get("/healthz");
     for i in 0..120 {
         many = many.header(format!("x-field-{i}"), "v");
