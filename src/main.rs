@@ -212,9 +212,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         vendors,
     };
     let provisioner = workers::provisioner::spawn(esim_gateway::ordering::Ctx::from_state(&state));
-    let outbox =
-        workers::outbox::OutboxWorker::new(state.pool.clone(), std::time::Duration::from_secs(10))
-            .spawn();
+    let outbox = workers::outbox::OutboxWorker::new(
+        state.pool.clone(),
+        std::time::Duration::from_secs(10),
+        state.config.sandbox,
+    )
+    .spawn();
     let limits = state.config.server;
     esim_gateway::serve_with(listener, build_app(state), limits, shutdown_signal())
         .await

@@ -16,7 +16,7 @@ use crate::{
         sync::{SyncError, SyncOutcome, sync_vendor},
     },
     domain::{
-        ids::{EventId, PlanId, StorefrontId},
+        ids::{EventId, PlanId, StorefrontId, has_control},
         money::Money,
         plan::PlanKey,
     },
@@ -553,9 +553,13 @@ async fn admin_order_by_id(state: &AppState, order_id: &str) -> ApiResult<Json<A
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailOrder {
-    /// Why the operator gives up on the order (1–500 characters, no control characters);
-    /// becomes the failure message the storefront sees.
-    #[schema(min_length = 1, max_length = 500)]
+    /// Why the operator gives up on the order (1–500 characters, not blank, no control
+    /// characters; stored trimmed); becomes the failure message the storefront sees.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub reason: String,
 }
 
@@ -573,6 +577,8 @@ pub struct FailOrder {
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "`order_finished`; `vendor_order_exists`: a vendor has the order, reconcile it instead; `order_busy`: being worked on, retry after `Retry-After` seconds", body = ErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, body = ErrorBody),
     )
 )]
@@ -583,8 +589,9 @@ async fn fail_order(
     crate::http::extract::ApiJson(req): crate::http::extract::ApiJson<FailOrder>,
 ) -> ApiResult<Json<AdminOrder>> {
     let order_id = crate::http::orders::path_order_id(&order_id)?.into_string();
+    // Limits apply to the text as sent (as documented); the stored reason is trimmed.
     let reason = req.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+    if reason.is_empty() || req.reason.chars().count() > 500 || has_control(&req.reason) {
         return Err(ApiError::unprocessable(
             "invalid_body",
             "reason: expected 1 to 500 characters, no control characters",

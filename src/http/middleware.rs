@@ -18,6 +18,13 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Longest client-chosen `X-Request-Id` kept; longer or unprintable ones are replaced.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
+/// Longest request target (path and query) served; longer ones are a 414 `uri_too_long`.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Largest header section (names, values and their separators) served; larger ones, or more
+/// than `MAX_HEADER_COUNT` headers, are a 431 `headers_too_large`.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+pub const MAX_HEADER_COUNT: usize = 100;
+
 /// Headers that mean one thing: two of them are ambiguous (which `Authorization` wins?), so
 /// the request is refused rather than guessed at.
 const SINGLETON_HEADERS: &[&str] = &[
@@ -54,6 +61,36 @@ pub fn is_valid_request_id(v: &[u8]) -> bool {
     !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && v.iter().all(u8::is_ascii_graphic)
 }
 
+/// The URI and header limits, checked here rather than by hyper so the answer has the error
+/// shape and a request id: hyper's own limits (`http::server`) sit above these and answer
+/// with an empty body only for requests beyond both.
+fn oversized(req: &Request) -> Option<Response> {
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return Some(error_response(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request URI is longer than {MAX_URI_BYTES} bytes"),
+        ));
+    }
+    let headers = req.headers();
+    // Each header line is `name: value\r\n`.
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if headers.len() > MAX_HEADER_COUNT || bytes > MAX_HEADER_BYTES {
+        return Some(error_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "the request headers exceed {MAX_HEADER_COUNT} fields or {MAX_HEADER_BYTES} bytes"
+            ),
+        ));
+    }
+    None
+}
+
 fn duplicated_singleton(req: &Request) -> Option<&'static str> {
     SINGLETON_HEADERS
         .iter()
@@ -81,6 +118,9 @@ pub async fn request_context(req: Request, next: Next) -> Response {
 
     let response = REQUEST_ID
         .scope(request_id.clone(), async move {
+            if let Some(refused) = oversized(&req) {
+                return refused;
+            }
             if let Some(name) = duplicated_singleton(&req) {
                 return crate::error::ApiError::bad_request(
                     "duplicate_header",

@@ -93,7 +93,52 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    let mut doc = api_router().split_for_parts().1;
+    document_request_limits(&mut doc);
+    doc
+}
+
+/// The URI and header limits (`middleware::MAX_URI_BYTES`, `MAX_HEADER_BYTES`) can refuse
+/// any request before its route runs, so every operation lists their answers.
+fn document_request_limits(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let refusal = |description: String| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    let uri = refusal(format!(
+        "`uri_too_long`: path and query over {} bytes",
+        middleware::MAX_URI_BYTES
+    ));
+    let headers = refusal(format!(
+        "`headers_too_large`: more than {} header fields or {} bytes of headers",
+        middleware::MAX_HEADER_COUNT,
+        middleware::MAX_HEADER_BYTES
+    ));
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+            &mut item.trace,
+        ];
+        for op in operations.into_iter().flatten() {
+            let responses = &mut op.responses.responses;
+            responses.insert("414".into(), uri.clone().into());
+            responses.insert("431".into(), headers.clone().into());
+        }
+    }
 }
 
 pub fn openapi_json() -> String {

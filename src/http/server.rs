@@ -39,11 +39,16 @@ use tokio::{
 };
 use tower::ServiceExt;
 
-use crate::config::ServerLimits;
+use crate::{config::ServerLimits, http::middleware};
 
-/// Largest request head hyper buffers (headers beyond it are a 431).
+/// Largest request head hyper buffers, and the most headers it parses. Both sit above the
+/// URI and header limits the middleware enforces (`http::middleware`), so a request just
+/// over ours gets the JSON error shape with a request id; only one beyond these too, or one
+/// hyper cannot parse at all, gets hyper's own empty 400/414/431.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-const MAX_HEADERS: usize = 100;
+const MAX_HEADERS: usize = 2 * middleware::MAX_HEADER_COUNT;
+const _: () =
+    assert!(MAX_HEAD_BYTES >= 3 * (middleware::MAX_URI_BYTES + middleware::MAX_HEADER_BYTES) / 2);
 const NONE: u64 = u64::MAX;
 
 /// Serves `app` until `shutdown` resolves, then stops accepting, lets in-flight requests
@@ -211,6 +216,8 @@ async fn serve_connection(
         .http1()
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS);
+    // HTTP/2's default header list limit (16 KiB) is below ours; raise it the same way.
+    builder.http2().max_header_list_size(MAX_HEAD_BYTES as u32);
     let conn = builder.serve_connection(io, service);
     let mut conn = pin!(conn);
     let tick = (limits.header_read_timeout.min(limits.keep_alive_timeout) / 4)

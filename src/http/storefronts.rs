@@ -174,6 +174,16 @@ pub fn validate_webhook_url(url: Option<String>, sandbox: bool) -> ApiResult<Opt
     Ok(Some(raw))
 }
 
+/// An address a live-mode webhook may not reach: loopback, private, link-local, metadata.
+/// The outbox checks every address a webhook host resolves to with this at send time.
+pub fn is_internal_addr(ip: std::net::IpAddr) -> bool {
+    let host = match ip {
+        std::net::IpAddr::V4(v4) => url::Host::Ipv4(v4),
+        std::net::IpAddr::V6(v6) => url::Host::Ipv6(v6),
+    };
+    is_loopback_host(&host) || is_internal_host(&host)
+}
+
 fn is_loopback_host(host: &url::Host<&str>) -> bool {
     match host {
         url::Host::Domain(d) => {

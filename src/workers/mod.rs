@@ -5,3 +5,4 @@ pub mod callbacks;
 pub mod catalog_sync;
 pub mod outbox;
 pub mod provisioner;
+pub mod webhook_dns;

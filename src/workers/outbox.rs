@@ -1,7 +1,10 @@
 //! Delivers storefront events: at least once, signed, retried with exponential backoff and
 //! jitter for more than 24 hours, every attempt recorded.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use hmac::{Hmac, Mac};
@@ -10,7 +13,11 @@ use sha2::Sha256;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
-use crate::store::{self, outbox::Delivery};
+use crate::{
+    http::storefronts::validate_webhook_url,
+    store::{self, outbox::Delivery},
+    workers::webhook_dns::{InternalAddress, SystemDns, WebhookDns, refused_internal},
+};
 
 /// Events are retried for at least this long before they are declared dead.
 pub const RETRY_WINDOW: chrono::Duration = chrono::Duration::hours(25);
@@ -46,19 +53,25 @@ pub struct OutboxWorker {
     pub pool: PgPool,
     pub client: reqwest::Client,
     pub base_delay: Duration,
+    /// Sandbox mode allows webhooks to loopback and private hosts; live mode does not.
+    pub sandbox: bool,
 }
 
 impl OutboxWorker {
-    pub fn new(pool: PgPool, base_delay: Duration) -> Self {
+    pub fn new(pool: PgPool, base_delay: Duration, sandbox: bool) -> Self {
         OutboxWorker {
             pool,
-            client: reqwest::Client::builder()
-                .timeout(DELIVERY_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("static reqwest configuration is valid"),
+            client: client(sandbox, Arc::new(SystemDns)),
             base_delay,
+            sandbox,
         }
+    }
+
+    /// Resolves webhook hosts with `dns` instead of the system resolver (live mode still
+    /// refuses internal addresses whatever it answers).
+    pub fn with_dns(mut self, dns: Arc<dyn reqwest::dns::Resolve>) -> Self {
+        self.client = client(self.sandbox, dns);
+        self
     }
 
     /// Delivers what is due now; returns how many events were tried.
@@ -98,6 +111,18 @@ impl OutboxWorker {
             "data": d.payload,
         }))
         .unwrap_or_default();
+        // The URL was checked when it was registered; check it again now, under this mode's
+        // rules, and (live mode) every address its host resolves to in `client`.
+        if validate_webhook_url(Some(url.clone()), self.sandbox).is_err() {
+            return self
+                .failed(
+                    d,
+                    None,
+                    "webhook_url is not allowed: not https, or an internal host",
+                    0,
+                )
+                .await;
+        }
         let ts = Utc::now().timestamp();
         let started = Instant::now();
         let result = self
@@ -117,29 +142,42 @@ impl OutboxWorker {
                 Some(r.status().as_u16()),
                 Some(format!("HTTP {}", r.status().as_u16())),
             ),
+            Err(e) if refused_internal(&e) => (None, Some(InternalAddress.to_string())),
             Err(e) => (None, Some(e.without_url().to_string())),
         };
-        store::outbox::record_attempt(&self.pool, &d.id, status, error.as_deref(), ms).await?;
-        metrics::counter!("storefront_events_total", "result" => if error.is_none() { "delivered" } else { "failed" })
-            .increment(1);
         match error {
-            None => store::outbox::mark_delivered(&self.pool, &d.id, d.lease_version).await,
-            Some(e) => {
-                let attempt = d.attempts + 1;
-                let give_up = Utc::now() - d.created_at > RETRY_WINDOW;
-                let delay = backoff(attempt, self.base_delay);
-                tracing::info!(event_id = %d.id, attempt, error = %e, "storefront event delivery failed; will retry");
-                store::outbox::mark_failed(
-                    &self.pool,
-                    &d.id,
-                    d.lease_version,
-                    &e,
-                    delay.as_millis() as i64,
-                    give_up,
-                )
-                .await
+            None => {
+                store::outbox::record_attempt(&self.pool, &d.id, status, None, ms).await?;
+                metrics::counter!("storefront_events_total", "result" => "delivered").increment(1);
+                store::outbox::mark_delivered(&self.pool, &d.id, d.lease_version).await
             }
+            Some(e) => self.failed(d, status, &e, ms).await,
         }
+    }
+
+    /// Records a failed attempt and schedules the next one (or gives up after the window).
+    async fn failed(
+        &self,
+        d: &Delivery,
+        status: Option<u16>,
+        error: &str,
+        ms: i64,
+    ) -> sqlx::Result<()> {
+        store::outbox::record_attempt(&self.pool, &d.id, status, Some(error), ms).await?;
+        metrics::counter!("storefront_events_total", "result" => "failed").increment(1);
+        let attempt = d.attempts + 1;
+        let give_up = Utc::now() - d.created_at > RETRY_WINDOW;
+        let delay = backoff(attempt, self.base_delay);
+        tracing::info!(event_id = %d.id, attempt, error, "storefront event delivery failed; will retry");
+        store::outbox::mark_failed(
+            &self.pool,
+            &d.id,
+            d.lease_version,
+            error,
+            delay.as_millis() as i64,
+            give_up,
+        )
+        .await
     }
 
     pub fn spawn(self) -> JoinHandle<()> {
@@ -157,6 +195,18 @@ impl OutboxWorker {
             }
         })
     }
+}
+
+fn client(sandbox: bool, dns: Arc<dyn reqwest::dns::Resolve>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(DELIVERY_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(WebhookDns {
+            inner: dns,
+            refuse_internal: !sandbox,
+        }))
+        .build()
+        .expect("static reqwest configuration is valid")
 }
 
 #[cfg(test)]

@@ -47,6 +47,31 @@ async fn control_characters_in_json_bodies_are_422() {
         .await
         .unwrap();
     assert_error_shape(resp, 422).await;
+    // Trimming does not hide a control character at either end (the documented pattern
+    // refuses it anywhere); the operator's failure reason is held to the same rule.
+    let resp = app
+        .admin(Method::POST, "/admin/storefronts")
+        .json(&serde_json::json!({"name": "Shop\r\n"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error_shape(resp, 422).await;
+    for reason in ["gave up\n", "\u{8e}gave up", " ", &"x".repeat(501)] {
+        let resp = app
+            .admin(
+                Method::POST,
+                "/admin/orders/ord_00000000000000000000000000/fail",
+            )
+            .json(&serde_json::json!({ "reason": reason }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            assert_error_shape(resp, 422).await,
+            "invalid_body",
+            "{reason:?}"
+        );
+    }
     // The body of the optional-JSON endpoint is checked too.
     let sf = app.create_storefront("Other").await;
     let resp = app

@@ -2,14 +2,21 @@
 //! workers never delivering the same event at the same time.
 
 use std::{
-    sync::{Arc, Mutex},
+    net::{IpAddr, SocketAddr},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, http::StatusCode, routing::post};
 use esim_gateway::{store, workers::outbox::OutboxWorker};
 use hmac::{Hmac, Mac};
-use reqwest::Method;
+use reqwest::{
+    Method,
+    dns::{Addrs, Name, Resolve, Resolving},
+};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -79,7 +86,7 @@ async fn a_failing_receiver_gets_exactly_one_successful_signed_delivery() {
     let (receiver, url) = start_receiver(3).await;
     let (sf, secret) = storefront_with_webhook(&app, &url).await;
     let ids = queue(&app, &sf, 1).await;
-    let worker = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20));
+    let worker = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20), true);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         worker.tick().await.unwrap();
@@ -146,8 +153,8 @@ async fn two_workers_never_deliver_the_same_event_concurrently() {
     let (receiver, url) = start_receiver(0).await;
     let (sf, _) = storefront_with_webhook(&app, &url).await;
     let ids = queue(&app, &sf, 40).await;
-    let a = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20));
-    let b = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20));
+    let a = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20), true);
+    let b = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20), true);
     let run = |w: OutboxWorker| async move {
         for _ in 0..20 {
             w.tick().await.unwrap();
@@ -179,4 +186,102 @@ async fn storefronts_without_a_webhook_get_no_events() {
         .await
         .unwrap();
     assert!(queued.is_none());
+}
+
+/// A DNS server answering what its owner chose: the webhook's host, registered while it
+/// resolved to a public address, now resolves to these.
+struct Rebound(Vec<IpAddr>);
+
+impl Resolve for Rebound {
+    fn resolve(&self, _: Name) -> Resolving {
+        let addrs: Vec<SocketAddr> = self.0.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
+        Box::pin(async move { Ok(Box::new(addrs.into_iter()) as Addrs) })
+    }
+}
+
+/// A loopback port that counts the connections made to it (and closes them).
+async fn counting_listener() -> (Arc<AtomicUsize>, u16) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    (count, port)
+}
+
+async fn outbox_row(app: &TestApp, id: &str) -> (String, i32, Option<String>) {
+    sqlx::query_as("SELECT status, attempts, last_error FROM outbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn live_mode_never_calls_a_webhook_host_that_resolves_inside_the_network() {
+    let app = TestApp::spawn().await;
+    let (connections, port) = counting_listener().await;
+    let loopback = Rebound(vec!["127.0.0.1".parse().unwrap()]);
+    let (sf, _) =
+        storefront_with_webhook(&app, &format!("https://hooks.shop.example:{port}/events")).await;
+    let ids = queue(&app, &sf, 1).await;
+
+    let live = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20), false)
+        .with_dns(Arc::new(loopback));
+    assert_eq!(live.tick().await.unwrap(), 1);
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "called a loopback address"
+    );
+    let (status, attempts, error) = outbox_row(&app, &ids[0]).await;
+    assert_eq!((status.as_str(), attempts), ("pending", 1), "retried later");
+    assert!(error.unwrap().contains("resolves to a loopback, private"));
+
+    // A name with one public and one metadata address is refused too.
+    let mixed = Rebound(vec![
+        "93.184.215.14".parse().unwrap(),
+        "169.254.169.254".parse().unwrap(),
+    ]);
+    sqlx::query("UPDATE outbox SET next_attempt_at = now() WHERE id = $1")
+        .bind(&ids[0])
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let live = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20), false)
+        .with_dns(Arc::new(mixed));
+    assert_eq!(live.tick().await.unwrap(), 1);
+    assert_eq!(outbox_row(&app, &ids[0]).await.1, 2);
+
+    // The same answer in sandbox mode is called: the refusal above is the live-mode check.
+    sqlx::query("UPDATE outbox SET next_attempt_at = now() WHERE id = $1")
+        .bind(&ids[0])
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let sandbox = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20), true)
+        .with_dns(Arc::new(Rebound(vec!["127.0.0.1".parse().unwrap()])));
+    sandbox.tick().await.unwrap();
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn live_mode_never_calls_a_stored_webhook_url_naming_an_internal_address() {
+    // Registered in sandbox mode (https to loopback is allowed there), delivered by a live
+    // worker: the URL is checked again at send time.
+    let app = TestApp::spawn().await;
+    let (connections, port) = counting_listener().await;
+    let (sf, _) = storefront_with_webhook(&app, &format!("https://127.0.0.1:{port}/events")).await;
+    let ids = queue(&app, &sf, 1).await;
+    let live = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20), false);
+    assert_eq!(live.tick().await.unwrap(), 1);
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+    let (status, attempts, error) = outbox_row(&app, &ids[0]).await;
+    assert_eq!((status.as_str(), attempts), ("pending", 1));
+    assert!(error.unwrap().contains("webhook_url is not allowed"));
 }

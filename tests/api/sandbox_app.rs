@@ -81,7 +81,12 @@ impl SandboxApp {
     fn workers(app: &TestApp) -> Vec<JoinHandle<()>> {
         vec![
             provisioner::spawn(Ctx::from_state(&app.state)),
-            OutboxWorker::new(app.pool.clone(), Duration::from_millis(100)).spawn(),
+            OutboxWorker::new(
+                app.pool.clone(),
+                Duration::from_millis(100),
+                app.state.config.sandbox,
+            )
+            .spawn(),
         ]
     }
 

@@ -212,3 +212,79 @@ async fn a_chunked_body_over_the_limit_is_413() {
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert!(text.contains("payload_too_large"), "{text}");
 }
+
+#[tokio::test]
+async fn oversized_uris_and_header_sections_get_the_error_shape() {
+    let app = TestApp::spawn().await;
+    // Just over the 8 KiB URI limit, unauthenticated and authenticated routes alike.
+    let long_query = format!("/v1/plans?country={}", "FR,".repeat(3000));
+    for path in ["/healthz?x=".to_string() + &"a".repeat(9000), long_query] {
+        let resp = app
+            .get(&path)
+            .bearer_auth("sk_x")
+            .header("x-request-id", "shop-req-uri")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["x-request-id"], "shop-req-uri");
+        assert_eq!(assert_error_shape(resp, 414).await, "uri_too_long");
+    }
+    // A URI under the limit is served.
+    let path = format!("/healthz?x={}", "a".repeat(7000));
+    assert_eq!(app.get(&path).send().await.unwrap().status(), 200);
+
+    // Over 32 KiB of headers, and over 100 header fields.
+    let mut big = app.get("/healthz");
+    for i in 0..4 {
+        big = big.header(format!("x-filler-{i}"), "v".repeat(10_000));
+    }
+    let resp = big.send().await.unwrap();
+    assert!(resp.headers().contains_key("x-request-id"));
+    assert_eq!(assert_error_shape(resp, 431).await, "headers_too_large");
+    // The same over HTTP/2 (hyper's own header-list limit sits above ours there too).
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut big = h2.get(app.url("/healthz"));
+    for i in 0..4 {
+        big = big.header(format!("x-filler-{i}"), "v".repeat(10_000));
+    }
+    let resp = big.send().await.unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(assert_error_shape(resp, 431).await, "headers_too_large");
+    let mut many = app.get("/healthz");
+    for i in 0..120 {
+        many = many.header(format!("x-field-{i}"), "v");
+    }
+    assert_eq!(
+        assert_error_shape(many.send().await.unwrap(), 431).await,
+        "headers_too_large"
+    );
+}
+
+/// Beyond hyper's own buffer, or when the request cannot be parsed as HTTP at all, there is
+/// no request to route: hyper answers with an empty body and closes the connection.
+#[tokio::test]
+async fn requests_hyper_cannot_take_get_its_empty_answer_and_are_closed() {
+    let app = TestApp::spawn().await;
+    let addr = app.addr;
+    let raw = |req: Vec<u8>| async move {
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let _ = conn.write_all(&req).await;
+        let got = read_until_closed(&mut conn, Duration::from_secs(5))
+            .await
+            .expect("closed");
+        String::from_utf8_lossy(&got).to_string()
+    };
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Huge: {}\r\n\r\n",
+        "h".repeat(80 * 1024)
+    );
+    let text = raw(huge.into_bytes()).await;
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+    let text = raw(b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n".to_vec()).await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    // The server still answers.
+    assert_eq!(app.get("/healthz").send().await.unwrap().status(), 200);
+}

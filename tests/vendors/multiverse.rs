@@ -230,13 +230,15 @@ async fn quantity_two_buys_one_esim_per_call_with_suffixed_references() {
     let id = new_order_id();
     let placed = env.adapter.place_order(&order(&id, &sku, 2)).await.unwrap();
     assert_eq!(placed.status, VendorOrderStatus::Pending);
-    let refs: Vec<_> = env
+    // Bought concurrently: in whichever order the vendor took them.
+    let mut refs: Vec<_> = env
         .sim
         .core()
         .orders()
         .into_iter()
         .map(|o| o.client_reference.unwrap())
         .collect();
+    refs.sort();
     assert_eq!(refs, vec![format!("{id}-1"), format!("{id}-2")]);
     let two = VendorOrderRef {
         quantity: 2,

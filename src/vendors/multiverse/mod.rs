@@ -641,20 +641,35 @@ impl Vendor for Multiverse {
                 format!("at most {MAX_QUANTITY} eSIMs per order"),
             ));
         }
-        let mut placed = Vec::new();
-        for n in 1..=quantity {
+        // One call per eSIM, all at once (each still paced by the vendor's rate limit): one
+        // after the other, an order of ten would wait ten allocations, past any request
+        // timeout.
+        let calls = (1..=quantity).map(|n| {
             let id = customer_order_id(&req.order_id, n, quantity);
-            match self.purchase_one(&req.sku, &id).await {
+            async move { self.purchase_one(&req.sku, &id).await }
+        });
+        let results = futures_util::future::join_all(calls).await;
+        let bought = results.iter().filter(|r| r.is_ok()).count();
+        let mut placed = Vec::new();
+        let mut first_error = None;
+        for r in results {
+            match r {
                 Ok(order) => placed.push(order),
-                // Some eSIMs are already bought: only reconciliation can tell the whole story.
-                Err(e) if !placed.is_empty() => {
-                    return Err(VendorError::Unknown(format!(
-                        "{} of {quantity} eSIMs bought, then: {e}",
-                        placed.len()
-                    )));
+                // An unknown outcome outweighs a refusal: that eSIM may have been bought.
+                Err(e @ VendorError::Unknown(_)) => first_error = Some(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
                 }
-                Err(e) => return Err(e),
             }
+        }
+        if let Some(e) = first_error {
+            // Some eSIMs are already bought: only reconciliation can tell the whole story.
+            if bought > 0 {
+                return Err(VendorError::Unknown(format!(
+                    "{bought} of {quantity} eSIMs bought, then: {e}"
+                )));
+            }
+            return Err(e);
         }
         let mut state = wire::combine(placed);
         // Accepted means allocation is under way; the callback or a poll completes it.
