@@ -157,7 +157,18 @@ async fn multiverse_with_documented_operations_only_completes_through_a_matched_
     assert_eq!(s.vendor_orders_for(&id), [(VendorId::Multiverse, 1)]);
     let iccids = vendor_iccids(&s, VendorId::Multiverse, &id);
     assert_eq!(done["esims"][0]["iccid"], iccids[0].as_str());
-    let events = s.admin_get("/admin/vendor-events?vendor=multiverse").await;
+    // The event's own status is written just after the order it completed commits.
+    let mut events = Value::Null;
+    for _ in 0..50 {
+        events = s.admin_get("/admin/vendor-events?vendor=multiverse").await;
+        if multiverse_events(&events)
+            .iter()
+            .any(|(status, r)| status == "matched_hint" && *r == id)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         multiverse_events(&events)
             .iter()
