@@ -2,14 +2,13 @@
 //! Postgres (which rejects NUL in text); every one is a clear 4xx in the error shape.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::{
     helpers::{TestApp, assert_error_shape},
     sandbox_app::SandboxApp,
+    webhooks::esimgo_sign,
 };
 
 async fn storefront_app() -> (TestApp, String) {
@@ -231,12 +230,6 @@ async fn webhook_url_must_be_https_and_public_outside_loopback() {
     assert!(validate_webhook_url(Some("https://shop.example.com/e".into()), false).is_ok());
 }
 
-fn esimgo_signature(key: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
-    mac.update(body);
-    STANDARD.encode(mac.finalize().into_bytes())
-}
-
 #[tokio::test]
 async fn webhooks_with_control_characters_are_unparseable_400() {
     let s = SandboxApp::start().await;
@@ -250,21 +243,16 @@ async fn webhooks_with_control_characters_are_unparseable_400() {
         .unwrap();
     assert_eq!(assert_error_shape(resp, 400).await, "unparseable_callback");
 
-    let key = s
-        .sandbox
-        .credentials
-        .esimgo
-        .as_ref()
-        .unwrap()
-        .api_key
-        .expose()
-        .clone();
+    let key = s.esimgo_api_key();
     let body = br#"{"iccid":"89000000\u000000000001","alertType":"BundleStarted"}"#;
     let resp = s
         .app
         .post("/webhooks/esimgo")
         .header("content-type", "application/json")
-        .header("X-Signature-SHA256", esimgo_signature(&key, body))
+        .header(
+            "X-Signature-SHA256",
+            STANDARD.encode(esimgo_sign(&key, body)),
+        )
         .body(body.to_vec())
         .send()
         .await
@@ -417,22 +405,17 @@ async fn numbers_are_whole_and_bounded() {
 #[tokio::test]
 async fn a_signed_callback_with_a_control_character_anywhere_is_refused() {
     let s = SandboxApp::start().await;
-    let key = s
-        .sandbox
-        .credentials
-        .esimgo
-        .as_ref()
-        .unwrap()
-        .api_key
-        .expose()
-        .clone();
+    let key = s.esimgo_api_key();
     // An alert type the gateway does not act on is still stored with its name.
     let body = br#"{"iccid":"8944538532008160222","alertType":"Surprise\u0000Alert"}"#;
     let resp = s
         .app
         .post("/webhooks/esimgo")
         .header("content-type", "application/json")
-        .header("X-Signature-SHA256", esimgo_signature(&key, body))
+        .header(
+            "X-Signature-SHA256",
+            STANDARD.encode(esimgo_sign(&key, body)),
+        )
         .body(body.to_vec())
         .send()
         .await

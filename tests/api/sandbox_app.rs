@@ -120,6 +120,18 @@ impl SandboxApp {
         }
     }
 
+    /// The simulated eSIM Go account's API key, which also signs its callbacks.
+    pub fn esimgo_api_key(&self) -> String {
+        self.sandbox
+            .credentials
+            .esimgo
+            .as_ref()
+            .expect("eSIM Go is simulated")
+            .api_key
+            .expose()
+            .clone()
+    }
+
     pub fn core(&self, v: VendorId) -> &SimCore {
         self.sandbox.core(v)
     }

@@ -11,7 +11,8 @@ use sha2::Sha256;
 
 use crate::{helpers::assert_error_shape, sandbox_app::SandboxApp};
 
-fn esimgo_sign(key: &str, body: &[u8]) -> [u8; 32] {
+/// eSIM Go's callback signature: HMAC-SHA256 of the raw body under the API key.
+pub(crate) fn esimgo_sign(key: &str, body: &[u8]) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
     mac.update(body);
     mac.finalize().into_bytes().into()
@@ -28,15 +29,7 @@ async fn events(s: &SandboxApp, vendor: &str) -> Vec<Value> {
 #[tokio::test]
 async fn esimgo_callbacks_are_verified_over_the_raw_body_in_base64_or_hex() {
     let s = SandboxApp::start().await;
-    let key = s
-        .sandbox
-        .credentials
-        .esimgo
-        .as_ref()
-        .unwrap()
-        .api_key
-        .expose()
-        .clone();
+    let key = s.esimgo_api_key();
     let body = br#"{"iccid":"8900000000000000001","alertType":"BundleStarted"}"#;
     let sig = esimgo_sign(&key, body);
     let post = |body: Vec<u8>, sig: Option<String>| {
