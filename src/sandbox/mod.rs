@@ -29,12 +29,6 @@ pub mod catalog;
 pub mod faults;
 pub mod runtime;
 
-pub mod esimaccess;
-pub mod esimfx;
-pub mod esimgo;
-pub mod microesim;
-pub mod multiverse;
-
 pub use faults::{Fault, Faults};
 
 use crate::vendors::VendorId;

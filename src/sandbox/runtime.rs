@@ -9,13 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     config::VendorCredentials,
-    sandbox::{
-        RunningSim, SimCore, SimSettings, bind_loopback, esimaccess::EsimAccessSim,
-        esimfx::EsimFxSim, esimgo::EsimGoSim, microesim::MicroEsimSim, multiverse::MultiverseSim,
-        serve_on,
-    },
+    sandbox::{RunningSim, SimCore, SimSettings, bind_loopback, serve_on},
     vendors::{
         AdapterOptions, VendorId,
+        esimaccess::sim::EsimAccessSim,
+        esimfx::sim::EsimFxSim,
+        esimgo::sim::EsimGoSim,
+        microesim::sim::MicroEsimSim,
+        multiverse::sim::MultiverseSim,
         registry::{VendorMode, Vendors},
     },
 };

@@ -143,9 +143,10 @@ async fn unsigned_callbacks_are_hints_that_never_complete_an_order_by_themselves
     };
     let s = SandboxApp::start_with(settings, &[("PROVISION_RETRY_BASE", "100ms")]).await;
     // Multiverse's asynchronous route (its `/sync` would answer with the eSIM at once).
-    s.sandbox
-        .multiverse
-        .set_offered(esim_gateway::sandbox::multiverse::ops::ORDER_SYNC, false);
+    s.sandbox.multiverse.set_offered(
+        esim_gateway::vendors::multiverse::sim::ops::ORDER_SYNC,
+        false,
+    );
     let forged_iccid = "8999999999999999999";
     let mut checked = 0;
     for vendor in [
@@ -248,9 +249,10 @@ async fn callbacks_from_senders_outside_the_allowlist_are_refused() {
 async fn every_vendors_own_callbacks_are_accepted_and_applied() {
     let s = SandboxApp::start().await;
     // Multiverse calls back only after its asynchronous purchase (`/sync` answers at once).
-    s.sandbox
-        .multiverse
-        .set_offered(esim_gateway::sandbox::multiverse::ops::ORDER_SYNC, false);
+    s.sandbox.multiverse.set_offered(
+        esim_gateway::vendors::multiverse::sim::ops::ORDER_SYNC,
+        false,
+    );
     // eSIMfx only calls back when something happens to an eSIM: let it activate itself.
     s.sandbox.esimfx.set_auto_activation(true);
     for vendor in VendorId::ALL {

@@ -72,7 +72,7 @@ fn opts() -> AdapterOptions {
 // The five harnesses
 
 struct EsimAccessH {
-    sim: sandbox::esimaccess::EsimAccessSim,
+    sim: esim_gateway::vendors::esimaccess::sim::EsimAccessSim,
     creds: esim_gateway::config::EsimAccessCredentials,
 }
 
@@ -108,8 +108,10 @@ impl Harness for EsimAccessH {
 }
 
 async fn esimaccess() -> Running {
-    let mut creds = sandbox::esimaccess::EsimAccessSim::sandbox_credentials(placeholder());
-    let sim = sandbox::esimaccess::EsimAccessSim::new(&creds, SimSettings::fast());
+    let mut creds =
+        esim_gateway::vendors::esimaccess::sim::EsimAccessSim::sandbox_credentials(placeholder());
+    let sim =
+        esim_gateway::vendors::esimaccess::sim::EsimAccessSim::new(&creds, SimSettings::fast());
     let server = sandbox::serve(sim.router()).await.unwrap();
     creds.base_url = server.base_url.clone();
     Running {
@@ -119,7 +121,7 @@ async fn esimaccess() -> Running {
 }
 
 struct EsimGoH {
-    sim: sandbox::esimgo::EsimGoSim,
+    sim: esim_gateway::vendors::esimgo::sim::EsimGoSim,
     creds: esim_gateway::config::EsimGoCredentials,
 }
 
@@ -132,7 +134,8 @@ impl Harness for EsimGoH {
     }
     fn adapter(&self, wrong_credentials: bool, base: Option<url::Url>) -> Arc<dyn Vendor> {
         let mut c = swap_base(&self.creds, base, |c, b| {
-            c.base_url = sandbox::esimgo::EsimGoSim::sandbox_credentials(b).base_url
+            c.base_url =
+                esim_gateway::vendors::esimgo::sim::EsimGoSim::sandbox_credentials(b).base_url
         });
         if wrong_credentials {
             c.api_key = wrong(&c.api_key);
@@ -158,12 +161,16 @@ impl Harness for EsimGoH {
 }
 
 async fn esimgo() -> Running {
-    let placeholder = sandbox::esimgo::EsimGoSim::sandbox_credentials(placeholder());
-    let sim = sandbox::esimgo::EsimGoSim::new(&placeholder, SimSettings::fast());
+    let placeholder =
+        esim_gateway::vendors::esimgo::sim::EsimGoSim::sandbox_credentials(placeholder());
+    let sim = esim_gateway::vendors::esimgo::sim::EsimGoSim::new(&placeholder, SimSettings::fast());
     let server = sandbox::serve(sim.router()).await.unwrap();
     let creds = esim_gateway::config::EsimGoCredentials {
         api_key: placeholder.api_key,
-        base_url: sandbox::esimgo::EsimGoSim::sandbox_credentials(server.base_url.clone()).base_url,
+        base_url: esim_gateway::vendors::esimgo::sim::EsimGoSim::sandbox_credentials(
+            server.base_url.clone(),
+        )
+        .base_url,
     };
     Running {
         harness: Box::new(EsimGoH { sim, creds }),
@@ -172,7 +179,7 @@ async fn esimgo() -> Running {
 }
 
 struct EsimFxH {
-    sim: sandbox::esimfx::EsimFxSim,
+    sim: esim_gateway::vendors::esimfx::sim::EsimFxSim,
     creds: esim_gateway::config::EsimFxCredentials,
 }
 
@@ -209,8 +216,9 @@ impl Harness for EsimFxH {
 }
 
 async fn esimfx() -> Running {
-    let sim_creds = sandbox::esimfx::EsimFxSim::sandbox_credentials(placeholder());
-    let sim = sandbox::esimfx::EsimFxSim::new(&sim_creds, SimSettings::fast());
+    let sim_creds =
+        esim_gateway::vendors::esimfx::sim::EsimFxSim::sandbox_credentials(placeholder());
+    let sim = esim_gateway::vendors::esimfx::sim::EsimFxSim::new(&sim_creds, SimSettings::fast());
     let server = sandbox::serve(sim.router()).await.unwrap();
     let creds = esim_gateway::config::EsimFxCredentials {
         base_url: server.base_url.clone(),
@@ -223,7 +231,7 @@ async fn esimfx() -> Running {
 }
 
 struct MicroEsimH {
-    sim: sandbox::microesim::MicroEsimSim,
+    sim: esim_gateway::vendors::microesim::sim::MicroEsimSim,
     creds: esim_gateway::config::MicroEsimCredentials,
 }
 
@@ -260,8 +268,8 @@ impl Harness for MicroEsimH {
 
 async fn microesim() -> Running {
     let (listener, base) = sandbox::bind_loopback().await.unwrap();
-    let creds = sandbox::microesim::MicroEsimSim::sandbox_credentials(base);
-    let sim = sandbox::microesim::MicroEsimSim::new(&creds, SimSettings::fast());
+    let creds = esim_gateway::vendors::microesim::sim::MicroEsimSim::sandbox_credentials(base);
+    let sim = esim_gateway::vendors::microesim::sim::MicroEsimSim::new(&creds, SimSettings::fast());
     let server = sandbox::serve_on(listener, sim.router()).unwrap();
     Running {
         harness: Box::new(MicroEsimH { sim, creds }),
@@ -270,7 +278,7 @@ async fn microesim() -> Running {
 }
 
 struct MultiverseH {
-    sim: sandbox::multiverse::MultiverseSim,
+    sim: esim_gateway::vendors::multiverse::sim::MultiverseSim,
     creds: esim_gateway::config::MultiverseCredentials,
 }
 
@@ -308,8 +316,10 @@ impl Harness for MultiverseH {
 }
 
 async fn multiverse() -> Running {
-    let sim_creds = sandbox::multiverse::MultiverseSim::sandbox_credentials(placeholder());
-    let sim = sandbox::multiverse::MultiverseSim::new(&sim_creds, SimSettings::fast());
+    let sim_creds =
+        esim_gateway::vendors::multiverse::sim::MultiverseSim::sandbox_credentials(placeholder());
+    let sim =
+        esim_gateway::vendors::multiverse::sim::MultiverseSim::new(&sim_creds, SimSettings::fast());
     let server = sandbox::serve(sim.router()).await.unwrap();
     let creds = esim_gateway::config::MultiverseCredentials {
         base_url: server.base_url.clone(),

@@ -10,9 +10,9 @@ use esim_gateway::{
     sandbox::{
         self, Fault, RunningSim, SimSettings,
         catalog::{SeedData, VendorProduct, vendor_products},
-        esimaccess::{EsimAccessSim, ops},
         luhn_valid,
     },
+    vendors::esimaccess::sim::{EsimAccessSim, ops},
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, DataKind, EsimRef, EsimStatus, MIB,
         OrderState, PlaceOrder, RejectKind, TopUp, Vendor, VendorError, VendorEventKind, VendorId,

@@ -13,9 +13,9 @@ use esim_gateway::{
     sandbox::{
         self, Fault, RunningSim, SimSettings,
         catalog::{SeedData, vendor_products},
-        esimfx::{EsimFxSim, ops, sku_of},
         luhn_valid,
     },
+    vendors::esimfx::sim::{EsimFxSim, ops, sku_of},
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, DataAllowance, DataKind, EsimRef, EsimStatus,
         GIB, PlaceOrder, RejectKind, TopUp, Vendor, VendorError, VendorEventKind, VendorId,

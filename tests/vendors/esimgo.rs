@@ -7,11 +7,8 @@ use chrono::Utc;
 use esim_gateway::{
     config::EsimGoCredentials,
     domain::money::Money,
-    sandbox::{
-        self, Fault, RunningSim, SimSettings,
-        esimgo::{EsimGoSim, messages, ops},
-        luhn_valid,
-    },
+    sandbox::{self, Fault, RunningSim, SimSettings, luhn_valid},
+    vendors::esimgo::sim::{EsimGoSim, messages, ops},
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, DataKind, EsimRef, EsimStatus, GIB,
         PlaceOrder, RejectKind, TopUp, Vendor, VendorError, VendorEventKind, VendorOrderRef,

@@ -12,7 +12,8 @@ use axum::{extract::Request, middleware::Next, response::Response};
 use chrono::Utc;
 use esim_gateway::{
     config::EsimGoCredentials,
-    sandbox::{self, SimSettings, esimgo::EsimGoSim},
+    sandbox::{self, SimSettings},
+    vendors::esimgo::sim::EsimGoSim,
     vendors::{
         AdapterOptions, EsimRef, PlaceOrder, TopUp, Vendor, VendorOrderRef,
         esimgo::{EsimGo, wire},

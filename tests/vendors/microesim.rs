@@ -18,10 +18,8 @@ use chrono::Utc;
 use esim_gateway::{
     config::MicroEsimCredentials,
     domain::secret::Secret,
-    sandbox::{
-        self, Fault, RunningSim, SimSettings, luhn_valid,
-        microesim::{MicroEsimSim, PushFormat, ops},
-    },
+    sandbox::{self, Fault, RunningSim, SimSettings, luhn_valid},
+    vendors::microesim::sim::{MicroEsimSim, PushFormat, ops},
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, DataKind, EsimRef, EsimStatus, MIB,
         OfferFlag, OrderState, PlaceOrder, RejectKind, TopUp, Vendor, VendorError, VendorEventKind,

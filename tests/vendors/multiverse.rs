@@ -9,12 +9,8 @@ use chrono::Utc;
 use esim_gateway::{
     config::MultiverseCredentials,
     domain::secret::Secret,
-    sandbox::{
-        Fault, RunningSim, SimSettings,
-        catalog::SeedData,
-        multiverse::{MultiverseSim, ops},
-        serve,
-    },
+    sandbox::{Fault, RunningSim, SimSettings, catalog::SeedData, serve},
+    vendors::multiverse::sim::{MultiverseSim, ops},
     vendors::{
         AdapterOptions, CallbackTrust, DataAllowance, DataKind, EsimRef, GIB, MIB, OrderState,
         PlaceOrder, RejectKind, TopUp, Vendor, VendorError, VendorEventKind, VendorOrderRef,

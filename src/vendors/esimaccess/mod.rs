@@ -23,6 +23,7 @@ use crate::{
     },
 };
 
+pub mod sim;
 pub mod webhook;
 pub mod wire;
 

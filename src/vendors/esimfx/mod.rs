@@ -29,6 +29,7 @@ use crate::{
     },
 };
 
+pub mod sim;
 pub mod webhook;
 pub mod wire;
 

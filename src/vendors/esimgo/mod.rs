@@ -37,6 +37,7 @@ use crate::{
     },
 };
 
+pub mod sim;
 pub mod webhook;
 pub mod wire;
 

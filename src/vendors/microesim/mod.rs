@@ -22,6 +22,7 @@ use crate::{
     },
 };
 
+pub mod sim;
 pub mod webhook;
 pub mod wire;
 

@@ -30,6 +30,7 @@ use crate::{
     },
 };
 
+pub mod sim;
 pub mod webhook;
 pub mod wire;
 

@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use super::{
+use crate::sandbox::{
     OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
     catalog::{SeedData, VendorProduct, vendor_products_sized},
     control_router, faults, generate_iccid, generate_matching_id, random_alnum,
@@ -671,7 +671,7 @@ async fn packages_inner(sim: MultiverseSim, headers: HeaderMap) -> Reply {
     if let Some(r) = faults::before(&fault, reject) {
         return Err(Box::new(r));
     }
-    let currency = super::catalog::vendor_pricing(VendorId::Multiverse).0;
+    let currency = crate::sandbox::catalog::vendor_pricing(VendorId::Multiverse).0;
     let list: Vec<Value> = sim
         .state()
         .packages
@@ -907,7 +907,7 @@ async fn balance_inner(sim: MultiverseSim, headers: HeaderMap) -> Reply {
         return Err(Box::new(r));
     }
     let amount = sim.balance();
-    let currency = super::catalog::vendor_pricing(VendorId::Multiverse).0;
+    let currency = crate::sandbox::catalog::vendor_pricing(VendorId::Multiverse).0;
     faults::after(&fault).await;
     Ok(faults::garble(
         &fault,

@@ -27,7 +27,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{
+use crate::sandbox::{
     OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
     catalog::{SeedData, VendorProduct, vendor_products_sized},
     faults, generate_iccid,
@@ -252,8 +252,8 @@ impl MicroEsimSim {
     pub fn sandbox_credentials(base_url: url::Url) -> MicroEsimCredentials {
         let salt: [u8; 16] = rand::thread_rng().r#gen();
         MicroEsimCredentials {
-            account: Secret::new(format!("sandbox_{}", super::random_alnum(10))),
-            secret: Secret::new(super::random_alnum(28)),
+            account: Secret::new(format!("sandbox_{}", crate::sandbox::random_alnum(10))),
+            secret: Secret::new(crate::sandbox::random_alnum(28)),
             salt_hex: Secret::new(hex::encode(salt)),
             base_url,
         }
@@ -272,7 +272,7 @@ impl MicroEsimSim {
             .route(&p("accountBalance"), post(account_balance))
             .route(&p("terminate"), post(terminate))
             .with_state(self.clone())
-            .merge(super::control_router(self.core.clone()))
+            .merge(crate::sandbox::control_router(self.core.clone()))
             // A path the API does not serve, as an honest web framework answers it.
             .fallback(|| async { faults::path_not_found() })
     }

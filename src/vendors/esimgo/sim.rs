@@ -967,8 +967,8 @@ fn new_esim(now: DateTime<Utc>) -> Esim {
         assigned_at: now,
         last_action: "Bundle Applied",
         action_date: now,
-        pin: super::random_digits(4),
-        puk: super::random_digits(8),
+        pin: crate::sandbox::random_digits(4),
+        puk: crate::sandbox::random_digits(8),
         assignments: Vec::new(),
     }
 }

@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::time::Instant;
 
-use super::{
+use crate::sandbox::{
     OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
     catalog::{SeedData, SeedPlan, VendorProduct, vendor_products_sized},
     faults, generate_iccid, random_alnum,
@@ -216,7 +216,7 @@ impl EsimFxSim {
             .route("/order/api/v1/activate_subscription", post(activate))
             .route("/_sandbox/esimfx/usage", post(control_usage))
             .with_state(self.clone())
-            .merge(super::control_router(self.inner.core.clone()))
+            .merge(crate::sandbox::control_router(self.inner.core.clone()))
             // A path the API does not serve, as an honest web framework answers it.
             .fallback(|| async { faults::path_not_found() })
     }

@@ -26,7 +26,7 @@ use rand::Rng;
 use rust_decimal::{Decimal, prelude::ToPrimitive};
 use serde_json::{Value, json};
 
-use super::{
+use crate::sandbox::{
     OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
     catalog::{SeedData, vendor_products_sized},
     control_router, faults, generate_iccid, random_alnum,
