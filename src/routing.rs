@@ -6,8 +6,10 @@ use std::cmp::Ordering;
 use rust_decimal::Decimal;
 
 use crate::{
-    config::FxRates,
-    domain::{money::Currency, plan::PlanKey},
+    domain::{
+        money::{Currency, FxRates},
+        plan::PlanKey,
+    },
     vendors::{DataKind, VendorId},
 };
 

@@ -150,7 +150,10 @@ mod tests {
     use rust_decimal::Decimal;
 
     use super::*;
-    use crate::{config::FxRates, domain::money::Currency, vendors::GIB, vendors::VendorId};
+    use crate::{
+        domain::money::{Currency, FxRates},
+        vendors::{GIB, VendorId},
+    };
 
     fn offer(
         id: i64,

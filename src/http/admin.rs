@@ -409,7 +409,7 @@ fn admin_order(
     let retail_currency = o.price_currency.trim();
     let cost_in_retail = money(o.retail_cost_amount, Some(retail_currency));
     let margin = cost_in_retail
-        .map(|c| Money::new(o.price_amount - c.amount, c.currency).round_up_to_cents());
+        .map(|c| Money::new(o.price_amount - c.amount, c.currency).round_up_to_minor_unit());
     AdminOrder {
         order: crate::ordering::view::order_view(o, esims),
         storefront_id: o.storefront_id.clone(),
