@@ -12,14 +12,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+pub use crate::catalog::view::{CountryList, CountrySummary, Plan, PlanData};
 use crate::{
     AppState,
     catalog::snapshot::{Encoded, PlanCursor, PlanFilter, PlanSort, SortValue},
-    domain::{country::Country, money::Money},
+    domain::country::Country,
     error::{ApiError, ApiResult, ErrorBody},
     http::{auth::Storefront, extract::ApiPath},
-    store::plans::PlanRecord,
-    vendors::{GIB, Network},
+    vendors::GIB,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -27,64 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_plans))
         .routes(routes!(get_plan))
         .routes(routes!(list_countries))
-}
-
-/// How much data a plan gives.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PlanData {
-    /// Marketed amount in binary units (10 GB → 10737418240); per day when `daily`;
-    /// null when unlimited.
-    #[schema(example = 10737418240u64)]
-    pub bytes: Option<u64>,
-    pub unlimited: bool,
-    /// The allowance resets every day (`bytes` is per day).
-    pub daily: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Plan {
-    #[schema(example = "jp-10gb-7d")]
-    pub id: String,
-    #[schema(example = "Japan 10 GB 7 days")]
-    pub name: String,
-    /// ISO 3166 alpha-2 codes, sorted.
-    #[schema(example = json!(["JP"]))]
-    pub countries: Vec<String>,
-    /// Region label for multi-country plans.
-    pub region: Option<String>,
-    pub data: PlanData,
-    pub validity_days: u32,
-    pub price: Money,
-    pub networks: Vec<Network>,
-    /// True only if every vendor that may fill this plan documents top-ups and accepts them
-    /// for what it sells here, so any eSIM bought from the plan can take top-ups (see its
-    /// `topup-plans`). Always true on a `topup-plans` entry.
-    pub supports_topup: bool,
-}
-
-impl From<PlanRecord> for Plan {
-    fn from(r: PlanRecord) -> Self {
-        Plan {
-            data: PlanData {
-                bytes: r.data_bytes.map(|b| b as u64),
-                unlimited: r.data_kind == "unlimited",
-                daily: r.data_kind == "daily",
-            },
-            price: Money::new(
-                r.price_amount,
-                r.price_currency
-                    .parse()
-                    .unwrap_or(crate::domain::money::Currency::USD),
-            ),
-            networks: r.networks.0,
-            id: r.id,
-            name: r.name,
-            countries: r.countries,
-            region: r.region,
-            validity_days: r.validity_days as u32,
-            supports_topup: r.supports_topup,
-        }
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -455,23 +397,6 @@ async fn get_plan(
 
 pub fn plan_not_found() -> ApiError {
     ApiError::not_found("plan_not_found", "no such plan is on sale")
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CountrySummary {
-    #[schema(example = "JP")]
-    pub code: String,
-    #[schema(example = "Japan")]
-    pub name: String,
-    pub plan_count: u64,
-    /// The cheapest plan covering this country.
-    pub from_price: Money,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CountryList {
-    pub data: Vec<CountrySummary>,
-    pub next_cursor: Option<String>,
 }
 
 /// Every country with at least one plan on sale.

@@ -71,6 +71,12 @@ pub async fn ready(pool: &PgPool) -> Result<(), String> {
     Ok(())
 }
 
+/// Identifies a pool across its clones: clones share their options, another pool (another
+/// replica) has its own. Keys what one replica keeps per pool in memory.
+pub fn pool_identity(pool: &PgPool) -> usize {
+    std::sync::Arc::as_ptr(&pool.connect_options()) as usize
+}
+
 /// Postgres error code for unique violations, with the constraint that was violated.
 pub fn unique_violation(e: &sqlx::Error) -> Option<&str> {
     match e {
