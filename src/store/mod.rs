@@ -76,13 +76,3 @@ pub async fn ready(pool: &PgPool) -> Result<(), String> {
 pub fn pool_identity(pool: &PgPool) -> usize {
     std::sync::Arc::as_ptr(&pool.connect_options()) as usize
 }
-
-/// Postgres error code for unique violations, with the constraint that was violated.
-pub fn unique_violation(e: &sqlx::Error) -> Option<&str> {
-    match e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-            Some(db.constraint().unwrap_or(""))
-        }
-        _ => None,
-    }
-}
