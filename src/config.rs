@@ -1,6 +1,10 @@
-//! Typed configuration read from the environment once at start (API.md, "Configuration").
-//! A bad value stops the program with one line naming the variable; secret values are never
-//! echoed back.
+//! Typed configuration read from the environment once at start (the README's configuration
+//! table). A bad value stops the program with one line naming the variable; secret values are
+//! never echoed back.
+//!
+//! Read by hand rather than with an env-deserializing crate (`envy`, `config`): variables come
+//! in groups checked together (server limits, each vendor's credentials), and such crates echo
+//! the offending value in their errors, secrets included.
 
 use std::{collections::BTreeMap, net::SocketAddr, str::FromStr, time::Duration};
 
