@@ -4,7 +4,7 @@
 //! `NOTIFY esim_cache` sent by the changing transaction (milliseconds) and a poll of the
 //! version rows every [`POLL_INTERVAL`] in case a notification is lost (a dropped listener
 //! connection). The replica that made a change refreshes before it answers: a sync refreshes
-//! every cache on its pool before returning (see [`plans_committed`]), a key revocation
+//! every cache on its pool before returning (see [`PlansListener`]), a key revocation
 //! calls [`ReplicaCache::keys_changed`].
 //!
 //! Key use (`last_used_at`) is recorded off the request path: marked in memory, written in
@@ -13,7 +13,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, LazyLock, Mutex, RwLock, Weak,
+        Arc, Mutex, RwLock, Weak,
         atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
@@ -22,7 +22,13 @@ use std::{
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, postgres::PgListener};
 
-use crate::{catalog::snapshot::Snapshot, store};
+use crate::{
+    catalog::{
+        snapshot::Snapshot,
+        sync::{self, PlansListener},
+    },
+    store,
+};
 
 /// The fallback: how often each replica reads `cache_versions` even without a notification.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(400);
@@ -75,33 +81,13 @@ impl std::fmt::Debug for ReplicaCache {
     }
 }
 
-/// Caches by pool: a sync refreshes the caches that share its pool (its own replica) before
-/// it returns; other replicas hear through Postgres.
-static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
-
-/// Each cache with the identity of its pool.
-type Registry = Vec<(usize, Weak<ReplicaCache>)>;
-
-pub(crate) fn pool_identity(pool: &PgPool) -> usize {
-    // Clones of one pool share its options; another pool (another replica) has its own.
-    Arc::as_ptr(&pool.connect_options()) as usize
-}
-
-/// Called after a transaction that changed plans committed: refreshes this replica's
-/// caches so the caller's next read sees the change.
-pub async fn plans_committed(pool: &PgPool) {
-    let id = pool_identity(pool);
-    let caches: Vec<Arc<ReplicaCache>> = {
-        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-        reg.retain(|(_, w)| w.strong_count() > 0);
-        reg.iter()
-            .filter(|(p, _)| *p == id)
-            .filter_map(|(_, w)| w.upgrade())
-            .collect()
-    };
-    for cache in caches {
-        if cache.started.initialized() {
-            if let Err(e) = cache.check().await {
+/// A sync on this replica refreshes this cache before it returns (so its caller's next
+/// read sees the new plans); other replicas hear through Postgres.
+#[async_trait::async_trait]
+impl PlansListener for ReplicaCache {
+    async fn plans_committed(&self) {
+        if self.started.initialized() {
+            if let Err(e) = self.check().await {
                 tracing::warn!(error = %e, "could not refresh the catalogue snapshot after a sync");
             }
         }
@@ -120,10 +106,8 @@ impl ReplicaCache {
             refresh: tokio::sync::Mutex::new(()),
             pool: pool.clone(),
         });
-        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-        reg.retain(|(_, w)| w.strong_count() > 0);
-        reg.push((pool_identity(&pool), Arc::downgrade(&cache)));
-        drop(reg);
+        let listener: Arc<dyn PlansListener> = cache.clone();
+        sync::listen_for_plans(&pool, Arc::downgrade(&listener));
         cache
     }
 

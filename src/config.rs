@@ -1,12 +1,22 @@
-//! Typed configuration read from the environment once at start (API.md, "Configuration").
-//! A bad value stops the program with one line naming the variable; secret values are never
-//! echoed back.
+//! Typed configuration read from the environment once at start (the README's configuration
+//! table). A bad value stops the program with one line naming the variable; secret values are
+//! never echoed back.
+//!
+//! Read by hand rather than with an env-deserializing crate (`envy`, `config`): variables come
+//! in groups checked together (server limits, each vendor's credentials), and such crates echo
+//! the offending value in their errors, secrets included.
 
 use std::{collections::BTreeMap, net::SocketAddr, str::FromStr, time::Duration};
 
 use rust_decimal::Decimal;
 
-use crate::domain::{money::Currency, secret::Secret};
+use crate::{
+    catalog::pricing::Pricing,
+    domain::{
+        money::{Currency, FxRates},
+        secret::Secret,
+    },
+};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/esim_gateway";
 
@@ -132,61 +142,33 @@ pub struct MultiverseCredentials {
     pub base_url: url::Url,
 }
 
-/// USD value of one unit of each currency (`FX_RATES=HKD=0.128,EUR=1.08`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct FxRates(BTreeMap<Currency, Decimal>);
-
-impl FxRates {
-    /// Used when `FX_RATES` is not set; entries given in `FX_RATES` override these.
-    pub fn builtin() -> Self {
-        let table = [
-            ("USD", "1"),
-            ("EUR", "1.08"),
-            ("GBP", "1.27"),
-            ("HKD", "0.128"),
-            ("CNY", "0.138"),
-            ("SGD", "0.74"),
-            ("AUD", "0.65"),
-            ("CAD", "0.73"),
-            ("JPY", "0.0067"),
-        ];
-        FxRates(
-            table
-                .iter()
-                .map(|(c, r)| (c.parse().expect("valid"), r.parse().expect("valid")))
-                .collect(),
-        )
-    }
-
-    pub fn usd_per_unit(&self, c: Currency) -> Option<Decimal> {
-        self.0.get(&c).copied()
-    }
-
-    /// Converts `amount` of `from` into `to` through USD; `None` when a rate is unknown.
-    pub fn convert(&self, amount: Decimal, from: Currency, to: Currency) -> Option<Decimal> {
-        if from == to {
-            return Some(amount);
+impl Pricing {
+    /// The retail price settings of this configuration.
+    pub fn from_config(config: &Config) -> Self {
+        Pricing {
+            fx: config.fx_rates.clone(),
+            retail_currency: config.retail_currency,
+            markup_percent: config.markup_percent,
         }
-        let usd = amount.checked_mul(self.usd_per_unit(from)?)?;
-        usd.checked_div(self.usd_per_unit(to)?)
     }
+}
 
-    fn parse_overrides(s: &str) -> Result<Self, String> {
-        let mut rates = Self::builtin();
-        for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (cur, rate) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("expected CUR=rate pairs, got {pair:?}"))?;
-            let cur: Currency = cur.trim().parse().map_err(|e| format!("{e}"))?;
-            let rate = Decimal::from_str(rate.trim())
-                .map_err(|_| format!("rate for {cur} is not a decimal number: {rate:?}"))?;
-            if rate <= Decimal::ZERO {
-                return Err(format!("rate for {cur} must be positive"));
-            }
-            rates.0.insert(cur, rate);
+/// `FX_RATES=HKD=0.128,EUR=1.08`: the built-in rates with these entries replaced or added.
+fn parse_fx_rates(s: &str) -> Result<FxRates, String> {
+    let mut rates = FxRates::builtin();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (cur, rate) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("expected CUR=rate pairs, got {pair:?}"))?;
+        let cur: Currency = cur.trim().parse().map_err(|e| format!("{e}"))?;
+        let rate = Decimal::from_str(rate.trim())
+            .map_err(|_| format!("rate for {cur} is not a decimal number: {rate:?}"))?;
+        if rate <= Decimal::ZERO {
+            return Err(format!("rate for {cur} must be positive"));
         }
-        Ok(rates)
+        rates.set(cur, rate);
     }
+    Ok(rates)
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -339,7 +321,7 @@ impl Config {
         let retail_currency = env.parse("RETAIL_CURRENCY", Currency::USD, |s| {
             s.parse().map_err(|e| format!("{e}"))
         })?;
-        let fx_rates = env.parse("FX_RATES", FxRates::builtin(), FxRates::parse_overrides)?;
+        let fx_rates = env.parse("FX_RATES", FxRates::builtin(), parse_fx_rates)?;
         if fx_rates.usd_per_unit(retail_currency).is_none() {
             return Err(ConfigError {
                 var: "FX_RATES",

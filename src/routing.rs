@@ -1,31 +1,22 @@
 //! Which vendor offers can fill a plan, cheapest first. Pure: the caller loads offers and
-//! vendor health, this module only decides.
+//! vendor health, this module only decides. The catalogue prices each plan with [`rank`]
+//! (as routing would buy it), so this module sits below it and needs only the FX table.
 
 use std::cmp::Ordering;
 
 use rust_decimal::Decimal;
 
 use crate::{
-    config::FxRates,
-    domain::{money::Currency, plan::PlanKey},
-    vendors::{DataKind, VendorId},
+    domain::data::DataKind,
+    domain::{
+        money::{Currency, FxRates},
+        plan::PlanKey,
+    },
+    vendors::VendorId,
 };
 
-/// What routing needs to know about one active, sellable offer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RoutableOffer {
-    pub offer_id: i64,
-    pub vendor: VendorId,
-    pub sku: String,
-    /// Sorted ISO alpha-2.
-    pub countries: Vec<String>,
-    pub kind: DataKind,
-    /// Marketed bytes (per day when daily); `None` when unlimited.
-    pub bytes: Option<u64>,
-    pub validity_days: u32,
-    pub cost_amount: Decimal,
-    pub cost_currency: Currency,
-}
+/// The offer row routing ranks (read by `store::offers`).
+pub use crate::store::offers::RoutableOffer;
 
 impl RoutableOffer {
     /// The offer gives at least what the plan promises: every plan country, the same data

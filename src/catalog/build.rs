@@ -6,54 +6,26 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::{
     catalog::pricing::Pricing,
-    domain::{country::Country, money::Money, plan::PlanKey},
-    routing::{self, RoutableOffer},
-    vendors::DataKind,
+    domain::{country::Country, plan::PlanKey},
+    routing,
+    store::{offers::SellableOffer, plans::PlanRow},
 };
 
-/// One active, sellable, new-eSIM offer as the plan builder needs it.
-#[derive(Debug, Clone)]
-pub struct CatalogOffer {
-    pub routable: RoutableOffer,
-    pub region_label: Option<String>,
-    pub networks: serde_json::Value,
-    pub supports_topup: bool,
-}
-
-impl CatalogOffer {
-    pub fn key(&self) -> PlanKey {
-        PlanKey {
-            countries: self.routable.countries.clone(),
-            kind: self.routable.kind,
-            bytes: self.routable.bytes,
-            validity_days: self.routable.validity_days,
-        }
+/// The plan an offer stands behind exactly.
+fn key_of(o: &SellableOffer) -> PlanKey {
+    PlanKey {
+        countries: o.routable.countries.clone(),
+        kind: o.routable.kind,
+        bytes: o.routable.bytes,
+        validity_days: o.routable.validity_days,
     }
 }
 
-/// A plan ready to be stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlanRow {
-    pub id: String,
-    pub name: String,
-    pub countries: Vec<String>,
-    pub region: Option<String>,
-    pub kind: DataKind,
-    pub bytes: Option<u64>,
-    /// Total bytes over the validity; unlimited sorts after everything.
-    pub sort_bytes: i64,
-    pub validity_days: u32,
-    pub price: Money,
-    pub networks: serde_json::Value,
-    pub supports_topup: bool,
-    pub offer_count: u32,
-}
-
-pub fn build_plans(offers: &[CatalogOffer], pricing: &Pricing) -> Vec<PlanRow> {
+pub fn build_plans(offers: &[SellableOffer], pricing: &Pricing) -> Vec<PlanRow> {
     let mut keys: BTreeMap<PlanKey, Vec<usize>> = BTreeMap::new();
     let mut by_country: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, o) in offers.iter().enumerate() {
-        keys.entry(o.key()).or_default().push(i);
+        keys.entry(key_of(o)).or_default().push(i);
         for c in &o.routable.countries {
             by_country.entry(c.as_str()).or_default().push(i);
         }
@@ -150,7 +122,14 @@ mod tests {
     use rust_decimal::Decimal;
 
     use super::*;
-    use crate::{config::FxRates, domain::money::Currency, vendors::GIB, vendors::VendorId};
+    use crate::{
+        domain::{
+            data::{DataKind, GIB},
+            money::{Currency, FxRates},
+        },
+        routing::RoutableOffer,
+        vendors::VendorId,
+    };
 
     fn offer(
         id: i64,
@@ -160,8 +139,8 @@ mod tests {
         days: u32,
         cost: &str,
         cur: &str,
-    ) -> CatalogOffer {
-        CatalogOffer {
+    ) -> SellableOffer {
+        SellableOffer {
             routable: RoutableOffer {
                 offer_id: id,
                 vendor,

@@ -5,3 +5,4 @@ pub mod normalize;
 pub mod pricing;
 pub mod snapshot;
 pub mod sync;
+pub mod view;

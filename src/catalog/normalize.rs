@@ -43,7 +43,7 @@ impl Problem {
 
     /// True when the offer was not understood (counted as "unparsed" for admins), as
     /// opposed to understood but deliberately not sold.
-    pub fn is_unparsed(self) -> bool {
+    fn is_unparsed(self) -> bool {
         !matches!(self, Problem::EkycRequired)
     }
 }
@@ -71,7 +71,7 @@ impl Normalized {
 
 /// Accepts alpha-2, alpha-3 and English names (adapters pass what their vendor gives when it
 /// is not alpha-2 already).
-pub fn normalize_countries(raw: &[String]) -> (Vec<String>, bool) {
+fn normalize_countries(raw: &[String]) -> (Vec<String>, bool) {
     let mut all_known = true;
     let mut out: Vec<String> = raw
         .iter()

@@ -1,14 +1,14 @@
 //! Retail prices: the cheapest eligible wholesale cost, converted into the retail currency
-//! and marked up, rounded up to the cent so a price never undercuts its cost.
+//! and marked up, rounded up to the retail currency's minor unit (cents, whole yen, fils) so
+//! a price never undercuts its cost.
 
 use rust_decimal::Decimal;
 
-use crate::{
-    config::FxRates,
-    domain::money::{Currency, Money},
-};
+pub use crate::domain::money::FxRates;
+use crate::domain::money::{Currency, Money};
 
-/// Retail price settings, from the configuration.
+/// Retail price settings, from the configuration (`Pricing::from_config`, defined beside
+/// the configuration so the catalogue does not depend on it).
 #[derive(Debug, Clone)]
 pub struct Pricing {
     pub fx: FxRates,
@@ -17,24 +17,16 @@ pub struct Pricing {
 }
 
 impl Pricing {
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        Pricing {
-            fx: config.fx_rates.clone(),
-            retail_currency: config.retail_currency,
-            markup_percent: config.markup_percent,
-        }
-    }
-
     /// A wholesale cost in the retail currency, unrounded; `None` when a rate is unknown.
     pub fn cost_in_retail(&self, cost: Money) -> Option<Decimal> {
         self.fx
             .convert(cost.amount, cost.currency, self.retail_currency)
     }
 
-    /// cost × (1 + markup %), in the retail currency, rounded up to the cent.
+    /// cost × (1 + markup %), in the retail currency, rounded up to its minor unit.
     pub fn retail_from_retail_cost(&self, cost_in_retail: Decimal) -> Money {
         let factor = Decimal::ONE + self.markup_percent / Decimal::ONE_HUNDRED;
-        Money::new(cost_in_retail * factor, self.retail_currency).round_up_to_cents()
+        Money::new(cost_in_retail * factor, self.retail_currency).round_up_to_minor_unit()
     }
 
     pub fn retail_price(&self, cost: Money) -> Option<Money> {
@@ -83,6 +75,37 @@ mod tests {
         assert_eq!(p.retail_price(usd).unwrap().amount, dec("10.00"));
         let unknown = Money::new(dec("1"), "XAF".parse().unwrap());
         assert!(p.retail_price(unknown).is_none());
+    }
+
+    #[test]
+    fn yen_prices_are_whole_yen() {
+        let p = Pricing {
+            retail_currency: "JPY".parse().unwrap(),
+            ..pricing("20")
+        };
+        // 10.00 USD = 1492.537… JPY at 0.0067 USD per yen; × 1.2 = 1791.04… → 1792.
+        let usd = Money::new(dec("10.00"), Currency::USD);
+        assert_eq!(p.retail_price(usd).unwrap().amount.to_string(), "1792");
+        // Already whole: no rounding up, and no ".00".
+        let jpy = Money::new(dec("1000"), "JPY".parse().unwrap());
+        assert_eq!(p.retail_price(jpy).unwrap().amount.to_string(), "1200");
+    }
+
+    #[test]
+    fn three_decimal_currencies_round_up_to_the_fils() {
+        let mut fx = FxRates::builtin();
+        fx.set("KWD".parse().unwrap(), dec("3.25"));
+        let p = Pricing {
+            fx,
+            retail_currency: "KWD".parse().unwrap(),
+            ..pricing("0")
+        };
+        // 10.00 USD / 3.25 = 3.0769… KWD → 3.077.
+        let usd = Money::new(dec("10.00"), Currency::USD);
+        assert_eq!(p.retail_price(usd).unwrap().amount.to_string(), "3.077");
+        // 6.50 USD = 2 KWD exactly: three decimals shown.
+        let usd = Money::new(dec("6.50"), Currency::USD);
+        assert_eq!(p.retail_price(usd).unwrap().amount.to_string(), "2.000");
     }
 
     #[test]

@@ -15,8 +15,11 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    domain::country::Country,
-    http::plans::{CountrySummary, Plan},
+    catalog::view::{CountryList, CountrySummary, Plan},
+    domain::{
+        country::Country,
+        money::{Currency, Money},
+    },
     store::plans::PlanRecord,
 };
 
@@ -386,16 +389,11 @@ fn encode_countries(records: &[PlanRecord]) -> Encoded {
                 .map(|c| c.common_name().to_string())
                 .unwrap_or_else(|| code.to_string()),
             plan_count: a.count,
-            from_price: crate::domain::money::Money::new(
-                a.from,
-                a.currency
-                    .parse()
-                    .unwrap_or(crate::domain::money::Currency::USD),
-            ),
+            from_price: Money::new(a.from, a.currency.parse().unwrap_or(Currency::USD)),
             code: code.to_string(),
         })
         .collect();
-    let body = serde_json::to_vec(&crate::http::plans::CountryList {
+    let body = serde_json::to_vec(&CountryList {
         data,
         next_cursor: None,
     })

@@ -21,7 +21,7 @@ use crate::{
         pricing::Pricing,
     },
     store::{self, offers::OfferUpsert},
-    vendors::{Offer, Vendor, VendorId, registry::Vendors},
+    vendors::{Offer, Vendor, registry::Vendors},
 };
 
 /// What one vendor sync did.
@@ -44,12 +44,6 @@ pub enum SyncError {
     Database(#[from] sqlx::Error),
 }
 
-/// Advisory-lock key per vendor: a fixed namespace plus the vendor's index.
-fn lock_key(vendor: VendorId) -> i64 {
-    let index = VendorId::ALL.iter().position(|v| *v == vendor).unwrap_or(0) as i64;
-    0x7379_6e63_0000 + index // "sync"
-}
-
 /// Syncs one vendor and rebuilds the plans. The lock lives on its own connection, so a
 /// crashed replica releases it with its connection.
 pub async fn sync_vendor(
@@ -60,19 +54,12 @@ pub async fn sync_vendor(
 ) -> Result<SyncOutcome, SyncError> {
     let id = vendor.id();
     let mut lock_conn = pool.acquire().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(lock_key(id))
-        .fetch_one(&mut *lock_conn)
-        .await?;
-    if !locked {
+    if !store::offers::try_lock_sync(&mut lock_conn, id).await? {
         return Ok(SyncOutcome::Skipped);
     }
     let result = sync_locked(pool, vendor, vendors, pricing).await;
     // Unlock errors only mean the connection is gone, which releases the lock anyway.
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(lock_key(id))
-        .execute(&mut *lock_conn)
-        .await;
+    let _ = store::offers::unlock_sync(&mut lock_conn, id).await;
     result
 }
 
@@ -144,7 +131,7 @@ pub async fn rebuild_plans(
     let built_ms = started.elapsed().as_millis() as u64;
     // This replica serves the new plans from its next request on (also to the callers this
     // rebuild covers, who wait on `done`); other replicas hear by NOTIFY.
-    crate::cache::plans_committed(pool).await;
+    plans_committed(pool).await;
     tracing::info!(
         plans = count,
         requests = covers - done.0,
@@ -170,6 +157,42 @@ async fn rebuild_now(
     Ok(plans.len())
 }
 
+/// What serves plans from memory and must catch up before a rebuild returns to its caller
+/// (this replica's read cache).
+#[async_trait::async_trait]
+pub trait PlansListener: Send + Sync {
+    /// The plans changed and the change is committed.
+    async fn plans_committed(&self);
+}
+
+/// Listeners with the identity of their pool.
+type Listeners = Vec<(usize, Weak<dyn PlansListener>)>;
+
+static LISTENERS: LazyLock<Mutex<Listeners>> = LazyLock::new(Default::default);
+
+/// `listener` hears of every rebuild on `pool` (or a clone of it) while it lives.
+pub fn listen_for_plans(pool: &PgPool, listener: Weak<dyn PlansListener>) {
+    let mut all = LISTENERS.lock().unwrap_or_else(|e| e.into_inner());
+    all.retain(|(_, w)| w.strong_count() > 0);
+    all.push((store::pool_identity(pool), listener));
+}
+
+/// Tells this pool's listeners that a rebuild committed, and waits for them.
+async fn plans_committed(pool: &PgPool) {
+    let id = store::pool_identity(pool);
+    let listeners: Vec<Arc<dyn PlansListener>> = {
+        let mut all = LISTENERS.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|(_, w)| w.strong_count() > 0);
+        all.iter()
+            .filter(|(p, _)| *p == id)
+            .filter_map(|(_, w)| w.upgrade())
+            .collect()
+    };
+    for listener in listeners {
+        listener.plans_committed().await;
+    }
+}
+
 /// Per pool (per replica): rebuild tickets handed out, and the last ticket a finished
 /// rebuild covered with its plan count.
 #[derive(Default)]
@@ -181,7 +204,7 @@ struct RebuildGate {
 fn rebuild_gate(pool: &PgPool) -> Arc<RebuildGate> {
     static GATES: LazyLock<Mutex<HashMap<usize, Weak<RebuildGate>>>> =
         LazyLock::new(Default::default);
-    let id = crate::cache::pool_identity(pool);
+    let id = store::pool_identity(pool);
     let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
     gates.retain(|_, g| g.strong_count() > 0);
     if let Some(g) = gates.get(&id).and_then(Weak::upgrade) {

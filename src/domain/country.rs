@@ -4,6 +4,9 @@
 //! Vendors name countries every which way ("USA", "Korea, Republic of", "Türkiye", "St. Lucia"),
 //! so [`Country::lookup`] folds case, diacritics and punctuation before matching names and
 //! aliases, while [`Country::from_alpha2`] stays strict for our own API and storage.
+//!
+//! The table is ours rather than a country crate's: those know ISO's names but neither the
+//! vendors' spellings above nor `XK`, and a second table of aliases would drift from theirs.
 
 use std::{collections::HashMap, fmt, str::FromStr, sync::OnceLock};
 

@@ -102,18 +102,6 @@ macro_rules! typed_id {
     };
 }
 
-/// OpenAPI patterns, kept next to the rules they describe.
-pub mod pattern {
-    pub const ORDER_ID: &str = "^ord_[0-9A-HJKMNP-TV-Z]{26}$";
-    pub const STOREFRONT_ID: &str = "^sf_[0-9A-HJKMNP-TV-Z]{26}$";
-    pub const EVENT_ID: &str = "^evt_[0-9A-HJKMNP-TV-Z]{26}$";
-    pub const ICCID: &str = "^[0-9]{18,22}$";
-    pub const PLAN_ID: &str = "^[a-z0-9]+(-[a-z0-9]+)*$";
-    pub const IDEMPOTENCY_KEY: &str = "^[!-~]{1,255}$";
-    /// Stored free text: no control character (C0, DEL, C1).
-    pub const TEXT: &str = "^[^\\x00-\\x1f\\x7f-\\x9f]*$";
-}
-
 /// Longest plan id the catalogue builds (`multi250-3fa9c1-100gb-daily-365d` is far shorter).
 pub const PLAN_ID_MAX: usize = 64;
 pub const IDEMPOTENCY_KEY_MAX: usize = 255;

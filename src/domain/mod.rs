@@ -2,11 +2,11 @@
 //! travel further in.
 pub mod api_key;
 pub mod country;
+pub mod data;
 pub mod esim;
 pub mod ids;
 pub mod money;
 pub mod order;
 pub mod plan;
 pub mod qr;
-pub mod region;
 pub mod secret;

@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::vendors::{DataKind, GIB, MIB};
+use crate::domain::data::{DataKind, GIB, MIB};
 
 /// The attributes that make a plan. Offers with equal keys stand behind the same plan.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

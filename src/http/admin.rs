@@ -21,7 +21,12 @@ use crate::{
         plan::PlanKey,
     },
     error::{ApiError, ApiResult, ErrorBody},
-    http::{auth::Admin, extract::ApiPath, plans::plan_not_found},
+    http::{
+        auth::Admin,
+        extract::ApiPath,
+        paging::{self, Cursor},
+        plans::plan_not_found,
+    },
     routing,
     store::{self, offers::parse_kind},
     vendors::{VendorId, registry::VendorMode},
@@ -409,7 +414,7 @@ fn admin_order(
     let retail_currency = o.price_currency.trim();
     let cost_in_retail = money(o.retail_cost_amount, Some(retail_currency));
     let margin = cost_in_retail
-        .map(|c| Money::new(o.price_amount - c.amount, c.currency).round_up_to_cents());
+        .map(|c| Money::new(o.price_amount - c.amount, c.currency).round_up_to_minor_unit());
     AdminOrder {
         order: crate::ordering::view::order_view(o, esims),
         storefront_id: o.storefront_id.clone(),
@@ -484,17 +489,13 @@ async fn list_orders(
             cursor: q.cursor,
         })?;
     filter.attention = q.attention;
-    let mut rows = store::orders::list(&state.pool, &filter).await?;
-    let more = rows.len() as i64 > filter.limit;
-    rows.truncate(filter.limit as usize);
-    let data = admin_orders(&state, &rows).await?;
-    let next_cursor = more
-        .then(|| {
-            rows.last()
-                .map(|o| crate::http::orders::encode_cursor(o.created_at, &o.id))
-        })
-        .flatten();
-    Ok(Json(AdminOrderList { data, next_cursor }))
+    let rows = store::orders::list(&state.pool, &filter).await?;
+    let page = paging::page(rows, filter.limit, crate::http::orders::order_cursor);
+    let data = admin_orders(&state, &page.data).await?;
+    Ok(Json(AdminOrderList {
+        data,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Ask the vendor now what happened to an unfinished order (unknown outcome, or eSIMs not
@@ -706,26 +707,14 @@ async fn list_vendor_events(
     State(state): State<AppState>,
     crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<VendorEventQuery>,
 ) -> ApiResult<Json<VendorEventList>> {
-    let limit = crate::http::extract::page_limit(q.limit)?;
-    let before = match q.cursor.as_deref() {
-        None => None,
-        Some(c) if (1..=18).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()) => Some(
-            c.parse::<i64>()
-                .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not valid"))?,
-        ),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_cursor",
-                "cursor is not valid",
-            ));
-        }
-    };
+    let limit = paging::limit(q.limit)?;
+    let before: Option<i64> = paging::read_cursor(q.cursor.as_deref())?;
     if let Some(v) = &q.vendor {
         v.parse::<VendorId>()
             .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
     }
     one_of("status", q.status.as_deref(), VENDOR_EVENT_STATUSES)?;
-    let mut rows = store::events::list(
+    let rows = store::events::list(
         &state.pool,
         q.vendor.as_deref(),
         q.status.as_deref(),
@@ -733,13 +722,10 @@ async fn list_vendor_events(
         limit,
     )
     .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last().map(|r| r.id.to_string()))
-        .flatten();
+    let page = paging::page(rows, limit, |r| r.id.encode());
     Ok(Json(VendorEventList {
-        data: rows
+        data: page
+            .data
             .into_iter()
             .map(|r| VendorEventView {
                 id: r.id,
@@ -756,7 +742,7 @@ async fn list_vendor_events(
                 applied_at: r.applied_at,
             })
             .collect(),
-        next_cursor,
+        next_cursor: page.next_cursor,
     }))
 }
 
@@ -824,31 +810,28 @@ async fn list_events(
     State(state): State<AppState>,
     crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<EventQuery>,
 ) -> ApiResult<Json<StorefrontEventList>> {
-    let limit = crate::http::extract::page_limit(q.limit)?;
+    let limit = paging::limit(q.limit)?;
     one_of("status", q.status.as_deref(), OUTBOX_STATUSES)?;
     if let Some(id) = &q.storefront_id {
         StorefrontId::parse(id).map_err(|_| {
             ApiError::bad_request("invalid_parameter", "storefront_id: not a storefront id")
         })?;
     }
-    if let Some(c) = &q.cursor {
-        EventId::parse(c)
-            .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not valid"))?;
-    }
-    let mut rows = store::outbox::list(
+    let before: Option<EventId> = paging::read_cursor(q.cursor.as_deref())?;
+    let rows = store::outbox::list(
         &state.pool,
         q.storefront_id.as_deref(),
         q.status.as_deref(),
-        q.cursor.as_deref(),
+        before.as_ref().map(EventId::as_str),
         limit,
     )
     .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    // Stored ids are event ids: handed out bare, as `EventId` reads them back.
+    let page = paging::page(rows, limit, |r| r.id.clone());
+    let ids: Vec<String> = page.data.iter().map(|r| r.id.clone()).collect();
     let attempts = store::outbox::attempts(&state.pool, &ids).await?;
-    let next_cursor = more.then(|| rows.last().map(|r| r.id.clone())).flatten();
-    let data = rows
+    let data = page
+        .data
         .into_iter()
         .map(|r| StorefrontEvent {
             deliveries: attempts
@@ -873,7 +856,10 @@ async fn list_events(
             delivered_at: r.delivered_at,
         })
         .collect();
-    Ok(Json(StorefrontEventList { data, next_cursor }))
+    Ok(Json(StorefrontEventList {
+        data,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

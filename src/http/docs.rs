@@ -1,5 +1,10 @@
 //! `/docs` (Swagger UI, vendored under `assets/swagger-ui`, served from the binary so the docs
 //! work offline) and `/openapi.json`.
+//!
+//! Served by hand rather than by `utoipa-swagger-ui`: that crate fetches Swagger UI in its
+//! build script (or bundles a zip of its own release through `zip` and `rust-embed`), and
+//! serves it under other URLs (`/docs/` plus a redirect) that are neither in the OpenAPI
+//! document nor answered with our error shape; fifty lines here keep all of that as it is.
 
 use std::sync::OnceLock;
 

@@ -160,18 +160,6 @@ pub fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Opti
     })
 }
 
-/// The `limit` query parameter of every list (API.md: default 50, at most 200).
-pub fn page_limit(limit: Option<u32>) -> Result<i64, ApiError> {
-    match limit {
-        None => Ok(50),
-        Some(n @ 1..=200) => Ok(i64::from(n)),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_parameter",
-            "limit: expected 1 to 200",
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,7 +57,7 @@ pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
 #[derive(Debug, Clone, Copy)]
 pub struct ReplacedRequestId;
 
-pub fn is_valid_request_id(v: &[u8]) -> bool {
+fn is_valid_request_id(v: &[u8]) -> bool {
     !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && v.iter().all(u8::is_ascii_graphic)
 }
 
@@ -204,7 +204,7 @@ fn classify(status: StatusCode) -> (&'static str, &'static str) {
 
 /// Metric label for a method: the standard ones by name, anything else `other`, so a client
 /// cannot create label values (and series) at will.
-pub fn method_label(method: &axum::http::Method) -> &'static str {
+fn method_label(method: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *method {
         Method::GET => "GET",

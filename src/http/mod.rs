@@ -9,6 +9,7 @@ pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod orders;
+pub mod paging;
 pub mod plans;
 pub mod server;
 pub mod storefronts;

@@ -6,8 +6,6 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -22,6 +20,7 @@ use crate::{
     http::{
         auth::Storefront,
         extract::{ApiJson, ApiPath, ApiQuery},
+        paging::{self, Cursor},
     },
     ordering::{
         Ctx, cancel,
@@ -326,7 +325,7 @@ pub fn parse_order_filter(q: OrderListQuery) -> ApiResult<OrderFilter> {
             ));
         }
     };
-    let limit = crate::http::extract::page_limit(q.limit)?;
+    let limit = paging::limit(q.limit)?;
     if q.reference
         .as_ref()
         .is_some_and(|r| r.chars().count() > 255)
@@ -336,7 +335,7 @@ pub fn parse_order_filter(q: OrderListQuery) -> ApiResult<OrderFilter> {
             "reference: at most 255 characters",
         ));
     }
-    let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let before = paging::read_cursor(q.cursor.as_deref())?;
     Ok(OrderFilter {
         storefront_id: None,
         status,
@@ -347,19 +346,9 @@ pub fn parse_order_filter(q: OrderListQuery) -> ApiResult<OrderFilter> {
     })
 }
 
-pub fn encode_cursor(created_at: DateTime<Utc>, id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{id}", created_at.to_rfc3339()))
-}
-
-fn decode_cursor(raw: &str) -> ApiResult<(DateTime<Utc>, String)> {
-    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not valid");
-    let text =
-        String::from_utf8(URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?).map_err(|_| bad())?;
-    let (at, id) = text.split_once('|').ok_or_else(bad)?;
-    let at = DateTime::parse_from_rfc3339(at)
-        .map_err(|_| bad())?
-        .with_timezone(&Utc);
-    Ok((at, id.to_string()))
+/// The position after `o` in a newest-first order list.
+pub fn order_cursor(o: &store::orders::OrderRow) -> String {
+    (o.created_at, o.id.clone()).encode()
 }
 
 /// The storefront's orders, newest first.
@@ -380,17 +369,13 @@ async fn list_orders(
 ) -> ApiResult<Json<OrderList>> {
     let mut filter = parse_order_filter(q)?;
     filter.storefront_id = Some(sf.id);
-    let mut rows = store::orders::list(&state.pool, &filter).await?;
-    let more = rows.len() as i64 > filter.limit;
-    rows.truncate(filter.limit as usize);
-    let ids: Vec<String> = rows.iter().map(|o| o.id.clone()).collect();
+    let rows = store::orders::list(&state.pool, &filter).await?;
+    let page = paging::page(rows, filter.limit, order_cursor);
+    let ids: Vec<String> = page.data.iter().map(|o| o.id.clone()).collect();
     let esims = store::esims::for_orders(&state.pool, &ids).await?;
-    let next_cursor = more
-        .then(|| rows.last().map(|o| encode_cursor(o.created_at, &o.id)))
-        .flatten();
     Ok(Json(OrderList {
-        data: rows.iter().map(|o| order_view(o, &esims)).collect(),
-        next_cursor,
+        data: page.data.iter().map(|o| order_view(o, &esims)).collect(),
+        next_cursor: page.next_cursor,
     }))
 }
 

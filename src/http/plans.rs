@@ -6,20 +6,23 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::Response,
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+pub use crate::catalog::view::{CountryList, CountrySummary, Plan, PlanData};
 use crate::{
     AppState,
     catalog::snapshot::{Encoded, PlanCursor, PlanFilter, PlanSort, SortValue},
-    domain::{country::Country, money::Money},
+    domain::country::Country,
     error::{ApiError, ApiResult, ErrorBody},
-    http::{auth::Storefront, extract::ApiPath},
-    store::plans::PlanRecord,
-    vendors::{GIB, Network},
+    http::{
+        auth::Storefront,
+        extract::ApiPath,
+        paging::{self, Cursor},
+    },
+    vendors::GIB,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -27,64 +30,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_plans))
         .routes(routes!(get_plan))
         .routes(routes!(list_countries))
-}
-
-/// How much data a plan gives.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PlanData {
-    /// Marketed amount in binary units (10 GB → 10737418240); per day when `daily`;
-    /// null when unlimited.
-    #[schema(example = 10737418240u64)]
-    pub bytes: Option<u64>,
-    pub unlimited: bool,
-    /// The allowance resets every day (`bytes` is per day).
-    pub daily: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Plan {
-    #[schema(example = "jp-10gb-7d")]
-    pub id: String,
-    #[schema(example = "Japan 10 GB 7 days")]
-    pub name: String,
-    /// ISO 3166 alpha-2 codes, sorted.
-    #[schema(example = json!(["JP"]))]
-    pub countries: Vec<String>,
-    /// Region label for multi-country plans.
-    pub region: Option<String>,
-    pub data: PlanData,
-    pub validity_days: u32,
-    pub price: Money,
-    pub networks: Vec<Network>,
-    /// True only if every vendor that may fill this plan documents top-ups and accepts them
-    /// for what it sells here, so any eSIM bought from the plan can take top-ups (see its
-    /// `topup-plans`). Always true on a `topup-plans` entry.
-    pub supports_topup: bool,
-}
-
-impl From<PlanRecord> for Plan {
-    fn from(r: PlanRecord) -> Self {
-        Plan {
-            data: PlanData {
-                bytes: r.data_bytes.map(|b| b as u64),
-                unlimited: r.data_kind == "unlimited",
-                daily: r.data_kind == "daily",
-            },
-            price: Money::new(
-                r.price_amount,
-                r.price_currency
-                    .parse()
-                    .unwrap_or(crate::domain::money::Currency::USD),
-            ),
-            networks: r.networks.0,
-            id: r.id,
-            name: r.name,
-            countries: r.countries,
-            region: r.region,
-            validity_days: r.validity_days as u32,
-            supports_topup: r.supports_topup,
-        }
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -153,7 +98,6 @@ pub struct PlansQuery {
     cursor: Option<String>,
 }
 
-const MAX_CURSOR_LEN: usize = 512;
 const MAX_COUNTRY_LEN: usize = 1024;
 const MAX_DECIMAL_LEN: usize = 20;
 const MAX_DATA_GB: u32 = 1_000_000;
@@ -192,7 +136,7 @@ fn parse_countries(v: &str, into: &mut Vec<String>) -> ApiResult<()> {
 
 fn parse_filter(raw: Option<&str>) -> ApiResult<PlanFilter> {
     let mut f = PlanFilter {
-        limit: 50,
+        limit: paging::DEFAULT_LIMIT as usize,
         ..Default::default()
     };
     let mut cursor = None;
@@ -273,13 +217,7 @@ fn parse_filter(raw: Option<&str>) -> ApiResult<PlanFilter> {
                     _ => return Err(invalid("sort", "expected price, data or days")),
                 }
             }
-            "limit" => {
-                f.limit = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=200).contains(n))
-                    .ok_or_else(|| invalid("limit", "expected an integer from 1 to 200"))?
-            }
+            "limit" => f.limit = paging::parse_limit(v)? as usize,
             _ => cursor = Some(v.to_string()),
         }
     }
@@ -298,50 +236,62 @@ fn parse_days(param: &str, v: &str) -> ApiResult<i32> {
         .ok_or_else(|| invalid(param, "expected a whole number of days from 0 to 3650"))
 }
 
-/// `<sort>|<value>|<id>`, base64url: opaque to clients, bound to the sort it was made for.
-fn encode_cursor(sort: PlanSort, value: SortValue, id: &str) -> String {
-    let value = match value {
-        SortValue::Price(d) => d.to_string(),
-        SortValue::Data(b) => b.to_string(),
-        SortValue::Days(d) => d.to_string(),
-    };
-    URL_SAFE_NO_PAD.encode(format!("{}|{value}|{id}", sort.name()))
+/// `<sort>|<value>|<id>`, opaque to clients, bound to the sort it was made for.
+impl Cursor for PlanCursor {
+    fn encode(&self) -> String {
+        let (sort, value) = match self.value {
+            SortValue::Price(d) => (PlanSort::Price, d.to_string()),
+            SortValue::Data(b) => (PlanSort::Data, b.to_string()),
+            SortValue::Days(d) => (PlanSort::Days, d.to_string()),
+        };
+        paging::opaque(&[sort.name(), &value, &self.id])
+    }
+
+    fn decode(raw: &str) -> Option<Self> {
+        let [sort, value, id] = paging::fields::<3>(raw)?;
+        if id.is_empty() {
+            return None;
+        }
+        // Only the digits the encoder writes: no sign games, spaces or separators.
+        let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+        let value = match sort.as_str() {
+            "price" => {
+                let (int, frac) = value.split_once('.').unwrap_or((&value, "0"));
+                if !digits(int) || !digits(frac) {
+                    return None;
+                }
+                SortValue::Price(value.parse().ok()?)
+            }
+            "data" if digits(&value) => SortValue::Data(value.parse().ok()?),
+            "days" if digits(&value) => SortValue::Days(value.parse().ok()?),
+            _ => return None,
+        };
+        Some(PlanCursor { value, id })
+    }
+}
+
+fn encode_cursor(_: PlanSort, value: SortValue, id: &str) -> String {
+    PlanCursor {
+        value,
+        id: id.to_string(),
+    }
+    .encode()
 }
 
 /// A cursor this server made for `sort`; anything else (tampered, truncated, for another
 /// sort, a value its column cannot hold) is a 400.
 fn decode_cursor(raw: &str, sort: PlanSort) -> ApiResult<PlanCursor> {
-    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not valid for this query");
-    if raw.len() > MAX_CURSOR_LEN {
-        return Err(bad());
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let mut parts = text.splitn(3, '|');
-    let (Some(s), Some(value), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(bad());
+    let cursor =
+        paging::read_cursor::<PlanCursor>(Some(raw))?.ok_or_else(paging::invalid_cursor)?;
+    let made_for = match cursor.value {
+        SortValue::Price(_) => PlanSort::Price,
+        SortValue::Data(_) => PlanSort::Data,
+        SortValue::Days(_) => PlanSort::Days,
     };
-    if s != sort.name() || id.is_empty() {
-        return Err(bad());
+    if made_for != sort {
+        return Err(paging::invalid_cursor());
     }
-    // Only the digits the encoder writes: no sign games, spaces or separators.
-    let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
-    let value = match sort {
-        PlanSort::Price => {
-            let (int, frac) = value.split_once('.').unwrap_or((value, "0"));
-            if !digits(int) || !digits(frac) {
-                return Err(bad());
-            }
-            SortValue::Price(value.parse().map_err(|_| bad())?)
-        }
-        PlanSort::Data if digits(value) => SortValue::Data(value.parse().map_err(|_| bad())?),
-        PlanSort::Days if digits(value) => SortValue::Days(value.parse().map_err(|_| bad())?),
-        _ => return Err(bad()),
-    };
-    Ok(PlanCursor {
-        value,
-        id: id.to_string(),
-    })
+    Ok(cursor)
 }
 
 /// The client takes gzip (`Accept-Encoding` lists `gzip` or `*` with a non-zero q).
@@ -457,23 +407,6 @@ pub fn plan_not_found() -> ApiError {
     ApiError::not_found("plan_not_found", "no such plan is on sale")
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CountrySummary {
-    #[schema(example = "JP")]
-    pub code: String,
-    #[schema(example = "Japan")]
-    pub name: String,
-    pub plan_count: u64,
-    /// The cheapest plan covering this country.
-    pub from_price: Money,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CountryList {
-    pub data: Vec<CountrySummary>,
-    pub next_cursor: Option<String>,
-}
-
 /// Every country with at least one plan on sale.
 #[utoipa::path(
     get, path = "/v1/countries", tag = "storefront",
@@ -495,7 +428,10 @@ async fn list_countries(
 
 #[cfg(test)]
 mod tests {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
     use super::*;
+    use crate::http::paging::MAX_CURSOR_LEN;
 
     #[test]
     fn filters_parse_and_countries_may_repeat() {

@@ -5,8 +5,10 @@
 use rust_decimal::Decimal;
 
 use crate::{
-    config::FxRates,
-    domain::{country::Country, money::Currency},
+    domain::{
+        country::Country,
+        money::{Currency, FxRates},
+    },
     vendors::VendorId,
 };
 

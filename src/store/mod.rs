@@ -71,12 +71,8 @@ pub async fn ready(pool: &PgPool) -> Result<(), String> {
     Ok(())
 }
 
-/// Postgres error code for unique violations, with the constraint that was violated.
-pub fn unique_violation(e: &sqlx::Error) -> Option<&str> {
-    match e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-            Some(db.constraint().unwrap_or(""))
-        }
-        _ => None,
-    }
+/// Identifies a pool across its clones: clones share their options, another pool (another
+/// replica) has its own. Keys what one replica keeps per pool in memory.
+pub fn pool_identity(pool: &PgPool) -> usize {
+    std::sync::Arc::as_ptr(&pool.connect_options()) as usize
 }

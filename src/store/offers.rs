@@ -4,14 +4,37 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 use crate::{
-    catalog::build::CatalogOffer,
-    domain::{money::Currency, plan::PlanKey},
-    routing::RoutableOffer,
-    vendors::{DataKind, VendorId},
+    domain::{data::DataKind, money::Currency, plan::PlanKey},
+    vendors::VendorId,
 };
+
+/// One active, sellable offer as routing ranks it (`routing::rank`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutableOffer {
+    pub offer_id: i64,
+    pub vendor: VendorId,
+    pub sku: String,
+    /// Sorted ISO alpha-2.
+    pub countries: Vec<String>,
+    pub kind: DataKind,
+    /// Marketed bytes (per day when daily); `None` when unlimited.
+    pub bytes: Option<u64>,
+    pub validity_days: u32,
+    pub cost_amount: Decimal,
+    pub cost_currency: Currency,
+}
+
+/// One active, sellable, new-eSIM offer as the plan builder needs it.
+#[derive(Debug, Clone)]
+pub struct SellableOffer {
+    pub routable: RoutableOffer,
+    pub region_label: Option<String>,
+    pub networks: serde_json::Value,
+    pub supports_topup: bool,
+}
 
 /// One offer row to write, already normalized.
 #[derive(Debug, Clone, Serialize)]
@@ -141,7 +164,7 @@ fn routable_from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<Option<Routabl
 pub async fn load_sellable<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     vendors: &[VendorId],
-) -> sqlx::Result<Vec<CatalogOffer>> {
+) -> sqlx::Result<Vec<SellableOffer>> {
     let names: Vec<&str> = vendors.iter().map(|v| v.as_str()).collect();
     let rows = sqlx::query(&format!(
         "SELECT id, vendor, sku, countries, data_kind, marketed_bytes, validity_days,
@@ -154,7 +177,7 @@ pub async fn load_sellable<'e>(
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         if let Some(routable) = routable_from_row(row)? {
-            out.push(CatalogOffer {
+            out.push(SellableOffer {
                 routable,
                 region_label: row.try_get("region_label")?,
                 networks: row.try_get("networks")?,
@@ -216,6 +239,29 @@ pub async fn candidates(
         }
     }
     Ok(out)
+}
+
+/// Advisory-lock key per vendor: a fixed namespace plus the vendor's index.
+fn sync_lock_key(vendor: VendorId) -> i64 {
+    let index = VendorId::ALL.iter().position(|v| *v == vendor).unwrap_or(0) as i64;
+    0x7379_6e63_0000 + index // "sync"
+}
+
+/// Takes the vendor's sync lock on `conn` unless another session holds it. The lock is the
+/// connection's: it ends with [`unlock_sync`] or with the connection (a crashed replica).
+pub async fn try_lock_sync(conn: &mut PgConnection, vendor: VendorId) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(sync_lock_key(vendor))
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn unlock_sync(conn: &mut PgConnection, vendor: VendorId) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(sync_lock_key(vendor))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Per-vendor sync bookkeeping as shown in `/admin/vendors`.

@@ -5,7 +5,28 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
-use crate::{catalog::build::PlanRow, store::offers::kind_str};
+use crate::{
+    domain::{data::DataKind, money::Money},
+    store::offers::kind_str,
+};
+
+/// A plan ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRow {
+    pub id: String,
+    pub name: String,
+    pub countries: Vec<String>,
+    pub region: Option<String>,
+    pub kind: DataKind,
+    pub bytes: Option<u64>,
+    /// Total bytes over the validity; unlimited sorts after everything.
+    pub sort_bytes: i64,
+    pub validity_days: u32,
+    pub price: Money,
+    pub networks: serde_json::Value,
+    pub supports_topup: bool,
+    pub offer_count: u32,
+}
 
 /// Serializes plan rebuilds so two syncs finishing together cannot interleave.
 const PLANS_REBUILD_LOCK: i64 = 0x0070_6c61_6e73; // "plans"

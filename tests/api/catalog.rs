@@ -658,3 +658,56 @@ async fn a_vendor_is_synced_by_one_replica_at_a_time() {
         esim_gateway::catalog::sync::SyncOutcome::Synced { .. }
     ));
 }
+
+/// Prices carry the retail currency's own minor unit, through the store and the snapshot:
+/// whole yen, three-decimal dinars.
+#[tokio::test]
+async fn retail_prices_carry_the_retail_currency_minor_unit() {
+    for (currency, extra_fx, want) in [
+        // 10.00 USD / 0.0067 = 1492.53… JPY × 1.2 = 1791.04… → 1792
+        ("JPY", "", "1792"),
+        // 10.00 USD / 3.25 = 3.0769… KWD × 1.2 = 3.6923… → 3.693
+        ("KWD", "KWD=3.25", "3.693"),
+    ] {
+        let a = ScriptedVendor::new(
+            VendorId::EsimAccess,
+            vec![offer(
+                VendorId::EsimAccess,
+                "A-JP-10",
+                &["JP"],
+                gb(10),
+                7,
+                "10.00",
+                "USD",
+            )],
+        );
+        let mut vendors = Vendors::default();
+        vendors.insert(a, VendorMode::Sandbox);
+        let mut env = vec![("MARKUP_PERCENT", "20"), ("RETAIL_CURRENCY", currency)];
+        if !extra_fx.is_empty() {
+            env.push(("FX_RATES", extra_fx));
+        }
+        let app = TestApp::spawn_full(&env, vendors).await;
+        let sf = app.create_storefront("Minor Units").await;
+        sync_all(
+            &app.pool,
+            &app.state.vendors,
+            &Pricing::from_config(&app.state.config),
+        )
+        .await;
+        let plan: Value = app
+            .get("/v1/plans/jp-10gb-7d")
+            .bearer_auth(&sf.api_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            plan["price"],
+            serde_json::json!({"amount": want, "currency": currency}),
+            "{currency}"
+        );
+    }
+}
