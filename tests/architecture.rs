@@ -23,18 +23,18 @@ const LAYERS: &[(&str, u8)] = &[
     ("sandbox", 1),
     ("vendors", 2),
     ("store", 3),
-    ("catalog", 4),
-    ("cache", 5),
-    ("config", 5),
-    ("telemetry", 6),
-    ("routing", 6),
-    ("state", 7),
-    ("ordering", 8),
-    ("hints", 9),
-    ("callbacks", 10),
-    ("workers", 11),
-    ("error", 12),
-    ("http", 13),
+    ("routing", 4),
+    ("catalog", 5),
+    ("cache", 6),
+    ("config", 6),
+    ("telemetry", 7),
+    ("state", 8),
+    ("ordering", 9),
+    ("hints", 10),
+    ("callbacks", 11),
+    ("workers", 12),
+    ("error", 13),
+    ("http", 14),
 ];
 
 /// Files allowed to name HTTP server types outside `src/http/`.
@@ -220,7 +220,13 @@ fn top_level_modules_import_only_lower_layers() {
 
 #[test]
 fn http_server_types_stay_in_the_http_layer() {
-    const NAMES: &[&str] = &["axum::", "hyper::", "hyper_util::", "tower::", "tower_http::"];
+    const NAMES: &[&str] = &[
+        "axum::",
+        "hyper::",
+        "hyper_util::",
+        "tower::",
+        "tower_http::",
+    ];
     let mut violations = Vec::new();
     for s in sources() {
         if may_use_http_types(&s.rel) {
@@ -269,7 +275,12 @@ fn nothing_points_outside_the_repository() {
             collect(&path, &mut files);
         }
     }
-    for file in ["README.md", "CONTRIBUTING.md", "Dockerfile", "docker-compose.yml"] {
+    for file in [
+        "README.md",
+        "CONTRIBUTING.md",
+        "Dockerfile",
+        "docker-compose.yml",
+    ] {
         let path = root.join(file);
         if path.is_file() {
             files.push(path);
@@ -310,7 +321,9 @@ fn the_import_scanner_reads_grouped_and_inline_paths() {
     let code = "use crate::{a::b, c::{d, e}, AppState};\nfn f() { crate::g::h(); }";
     let found: Vec<String> = crate_imports(code).into_iter().collect();
     assert_eq!(found, ["a", "c", "g", "state"]);
-    let code = production_code("use crate::x; // crate::y\n/* crate::z */\n#[cfg(test)]\nmod tests { use crate::w; }");
+    let code = production_code(
+        "use crate::x; // crate::y\n/* crate::z */\n#[cfg(test)]\nmod tests { use crate::w; }",
+    );
     let found: Vec<String> = crate_imports(&code).into_iter().collect();
     assert_eq!(found, ["x"]);
 }
