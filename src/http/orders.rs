@@ -28,7 +28,10 @@ use crate::{
         place::{self, NewOrder},
         view::{OrderView, order_view},
     },
-    store::{self, orders::OrderFilter},
+    store::{
+        self,
+        orders::{OrderFilter, StoredAnswer},
+    },
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -211,8 +214,10 @@ pub fn path_order_id(raw: &str) -> ApiResult<OrderId> {
     OrderId::parse(raw).map_err(|_| order_not_found())
 }
 
-pub fn answer_response((status, body): place::Answer) -> Response {
-    (status, Json(body)).into_response()
+/// A stored idempotent answer, sent as it was first sent.
+pub fn answer_response(answer: StoredAnswer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::CREATED);
+    (status, Json(answer.body)).into_response()
 }
 
 /// Buy a plan from the cheapest vendor that has it, exactly once per Idempotency-Key.
@@ -413,14 +418,8 @@ async fn cancel_order(
     ApiPath(order_id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let order_id = path_order_id(&order_id)?;
-    let order = store::orders::get_for(&state.pool, &sf.id, order_id.as_str())
-        .await?
-        .ok_or_else(order_not_found)?;
     let ctx = Ctx::from_state(&state);
-    cancel::cancel(&ctx, &order).await?;
-    let order = store::orders::get(&state.pool, &order.id)
-        .await?
-        .ok_or_else(order_not_found)?;
+    let order = cancel::cancel(&ctx, &sf.id, order_id.as_str()).await?;
     let esims = store::esims::for_order(&state.pool, &order.id).await?;
     Ok((StatusCode::OK, Json(order_view(&order, &esims))))
 }

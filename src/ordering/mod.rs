@@ -9,11 +9,15 @@ use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 
+pub use self::error::{OrderingError, OrderingResult};
 pub use crate::domain::order::OrderStatus;
 use crate::{AppState, catalog::pricing::Pricing, vendors::registry::Vendors};
 
+pub mod answer;
 pub mod cancel;
+pub mod error;
 pub mod events;
+pub mod health;
 pub mod lease;
 pub mod place;
 pub mod provision;

@@ -97,7 +97,7 @@ pub fn esim_view(e: &EsimRow) -> EsimView {
 pub fn order_view(o: &OrderRow, esims: &[EsimRow]) -> OrderView {
     OrderView {
         id: o.id.clone(),
-        kind: o.kind.clone(),
+        kind: o.kind.as_str().to_string(),
         status: o.status.to_string(),
         plan_id: o.plan_id.clone(),
         quantity: o.quantity as u32,

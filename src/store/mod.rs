@@ -70,13 +70,3 @@ pub async fn ready(pool: &PgPool) -> Result<(), String> {
     }
     Ok(())
 }
-
-/// Postgres error code for unique violations, with the constraint that was violated.
-pub fn unique_violation(e: &sqlx::Error) -> Option<&str> {
-    match e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-            Some(db.constraint().unwrap_or(""))
-        }
-        _ => None,
-    }
-}
