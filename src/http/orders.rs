@@ -24,9 +24,9 @@ use crate::{
         extract::{ApiJson, ApiPath, ApiQuery},
     },
     ordering::{
-        Ctx, cancel,
+        Ctx, OrderingError, cancel,
         place::{self, NewOrder},
-        view::{OrderView, order_view},
+        view::{self, OrderView, order_view},
     },
     store::{
         self,
@@ -256,7 +256,7 @@ async fn create_order(
 }
 
 pub fn order_not_found() -> ApiError {
-    ApiError::not_found("order_not_found", "no such order")
+    OrderingError::OrderNotFound.into()
 }
 
 /// One order with its eSIMs.
@@ -276,11 +276,10 @@ async fn get_order(
     ApiPath(order_id): ApiPath<String>,
 ) -> ApiResult<Json<OrderView>> {
     let order_id = path_order_id(&order_id)?;
-    let order = store::orders::get_for(&state.pool, &sf.id, order_id.as_str())
-        .await?
-        .ok_or_else(order_not_found)?;
-    let esims = store::esims::for_order(&state.pool, &order.id).await?;
-    Ok(Json(order_view(&order, &esims)))
+    let ctx = Ctx::from_state(&state);
+    Ok(Json(
+        view::storefront_order(&ctx, &sf.id, order_id.as_str()).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -420,6 +419,5 @@ async fn cancel_order(
     let order_id = path_order_id(&order_id)?;
     let ctx = Ctx::from_state(&state);
     let order = cancel::cancel(&ctx, &sf.id, order_id.as_str()).await?;
-    let esims = store::esims::for_order(&state.pool, &order.id).await?;
-    Ok((StatusCode::OK, Json(order_view(&order, &esims))))
+    Ok((StatusCode::OK, Json(order)))
 }

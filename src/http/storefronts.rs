@@ -18,7 +18,7 @@ use crate::{
         auth::{Admin, Storefront},
         extract::{ApiJson, ApiPath, optional_json},
     },
-    store,
+    store::{self, storefronts::NewKey},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -173,12 +173,19 @@ async fn create_storefront(
     let key = api_key::generate();
     let webhook_secret = format!("whsec_{}", api_key::random_token(40));
 
-    let mut tx = state.pool.begin().await?;
-    let created_at =
-        store::storefronts::insert(&mut tx, &id, &name, webhook_url.as_deref(), &webhook_secret)
-            .await?;
-    store::storefronts::insert_key(&mut tx, &key_id, &id, &key.lookup, &key.hash).await?;
-    tx.commit().await?;
+    let created_at = store::storefronts::create(
+        &state.pool,
+        &id,
+        &name,
+        webhook_url.as_deref(),
+        &webhook_secret,
+        &NewKey {
+            id: &key_id,
+            lookup: &key.lookup,
+            hash: &key.hash,
+        },
+    )
+    .await?;
     tracing::info!(storefront_id = %id, "storefront created");
 
     Ok((
@@ -254,14 +261,13 @@ async fn issue_key(
     }
     let key_id = new_id("key");
     let key = api_key::generate();
-    let mut tx = state.pool.begin().await?;
-    store::storefronts::insert_key(&mut tx, &key_id, &id, &key.lookup, &key.hash).await?;
-    let revoked = if req.revoke_others {
-        store::storefronts::revoke_keys(&mut tx, &id, Some(&key_id)).await?
-    } else {
-        0
+    let new_key = NewKey {
+        id: &key_id,
+        lookup: &key.lookup,
+        hash: &key.hash,
     };
-    tx.commit().await?;
+    let revoked =
+        store::storefronts::add_key(&state.pool, &id, &new_key, req.revoke_others).await?;
     if revoked > 0 {
         state.cache.keys_changed().await;
     }
@@ -298,9 +304,7 @@ async fn revoke_keys(
     if !store::storefronts::exists(&state.pool, &id).await? {
         return Err(storefront_not_found());
     }
-    let mut tx = state.pool.begin().await?;
-    let revoked = store::storefronts::revoke_keys(&mut tx, &id, None).await?;
-    tx.commit().await?;
+    let revoked = store::storefronts::revoke_all(&state.pool, &id).await?;
     state.cache.keys_changed().await;
     tracing::info!(storefront_id = %id, revoked, "api keys revoked");
     Ok(Json(RevokedKeys {

@@ -10,6 +10,7 @@ use super::{
     events::transition_order,
     lease::Lease,
     purchase::{self, PurchaseError},
+    view::{OrderView, storefront_order},
 };
 use crate::{
     domain::{attempt::AttemptOutcome, esim::EsimState, order::OrderStatus},
@@ -34,14 +35,12 @@ fn check_cancellable(order: &OrderRow) -> OrderingResult<()> {
 /// Cancels the storefront's order if it is a completed new-eSIM order whose eSIMs are
 /// unused. The vendor decides; its answer is recorded on the order, which is returned as
 /// it stands afterwards.
-pub async fn cancel(ctx: &Ctx, storefront_id: &str, order_id: &str) -> OrderingResult<OrderRow> {
+pub async fn cancel(ctx: &Ctx, storefront_id: &str, order_id: &str) -> OrderingResult<OrderView> {
     let order = store::orders::get_for(&ctx.pool, storefront_id, order_id)
         .await?
         .ok_or(OrderingError::OrderNotFound)?;
     cancel_order(ctx, &order).await?;
-    store::orders::get(&ctx.pool, &order.id)
-        .await?
-        .ok_or(OrderingError::OrderNotFound)
+    storefront_order(ctx, storefront_id, order_id).await
 }
 
 async fn cancel_order(ctx: &Ctx, order: &OrderRow) -> OrderingResult<()> {

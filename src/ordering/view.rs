@@ -1,12 +1,16 @@
-//! The order and eSIM documents storefronts receive (API.md, Orders).
+//! The order and eSIM documents storefronts receive (`/v1/orders`, `/v1/esims`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::{
+    Ctx,
+    error::{OrderingError, OrderingResult},
+};
 use crate::{
     domain::money::{Currency, Money},
-    store::{esims::EsimRow, orders::OrderRow},
+    store::{self, esims::EsimRow, orders::OrderRow},
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -119,4 +123,17 @@ pub fn order_view(o: &OrderRow, esims: &[EsimRow]) -> OrderView {
         created_at: o.created_at,
         updated_at: o.updated_at,
     }
+}
+
+/// The storefront's order as it stands now, with its eSIMs.
+pub async fn storefront_order(
+    ctx: &Ctx,
+    storefront_id: &str,
+    order_id: &str,
+) -> OrderingResult<OrderView> {
+    let order = store::orders::get_for(&ctx.pool, storefront_id, order_id)
+        .await?
+        .ok_or(OrderingError::OrderNotFound)?;
+    let esims = store::esims::for_order(&ctx.pool, &order.id).await?;
+    Ok(order_view(&order, &esims))
 }
