@@ -19,7 +19,7 @@ use crate::{
     },
     error::{ApiError, ApiResult, ErrorBody},
     http::{auth::Admin, extract::ApiPath, plans::plan_not_found},
-    ordering::{Ctx, health, provision, purchase},
+    ordering::{Ctx, health, provision, purchase, view},
     store,
     vendors::{VendorId, registry::VendorMode},
 };
@@ -319,38 +319,28 @@ fn money(amount: Option<Decimal>, currency: Option<&str>) -> Option<Money> {
     ))
 }
 
-/// The admin views of `orders`, their eSIMs and attempts read in two queries in all.
+/// The admin views of `orders` (see [`view::details`]).
 async fn admin_orders(
     state: &AppState,
     orders: &[store::orders::OrderRow],
 ) -> ApiResult<Vec<AdminOrder>> {
-    let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
-    let esims = store::esims::for_orders(&state.pool, &ids).await?;
-    let attempts = store::orders::attempts_for(&state.pool, &ids).await?;
-    Ok(orders
-        .iter()
-        .map(|o| {
-            let mine = attempts
-                .iter()
-                .filter(|a| a.order_id == o.id)
-                .cloned()
-                .collect();
-            admin_order(o, &esims, mine)
-        })
-        .collect())
+    let details = view::details(&Ctx::from_state(state), orders).await?;
+    Ok(details.into_iter().map(admin_order).collect())
 }
 
-fn admin_order(
-    o: &store::orders::OrderRow,
-    esims: &[store::esims::EsimRow],
-    attempts: Vec<store::orders::AttemptRow>,
-) -> AdminOrder {
+fn admin_order(details: view::OrderDetails) -> AdminOrder {
+    let view::OrderDetails {
+        order,
+        esims,
+        attempts,
+    } = details;
+    let o = &order;
     let retail_currency = o.price_currency.trim();
     let cost_in_retail = money(o.retail_cost_amount, Some(retail_currency));
     let margin = cost_in_retail
         .map(|c| Money::new(o.price_amount - c.amount, c.currency).round_up_to_cents());
     AdminOrder {
-        order: crate::ordering::view::order_view(o, esims),
+        order: view::order_view(o, &esims),
         storefront_id: o.storefront_id.clone(),
         vendor: o.vendor.clone(),
         vendor_reference: o.vendor_reference.clone(),
@@ -462,15 +452,8 @@ async fn reconcile_order(
 }
 
 async fn admin_order_by_id(state: &AppState, order_id: &str) -> ApiResult<Json<AdminOrder>> {
-    let order = store::orders::get(&state.pool, order_id)
-        .await?
-        .ok_or_else(crate::http::orders::order_not_found)?;
-    let view = admin_orders(state, std::slice::from_ref(&order)).await?;
-    Ok(Json(
-        view.into_iter()
-            .next()
-            .ok_or_else(crate::http::orders::order_not_found)?,
-    ))
+    let details = view::details_of(&Ctx::from_state(state), order_id).await?;
+    Ok(Json(admin_order(details)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

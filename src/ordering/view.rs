@@ -10,7 +10,11 @@ use super::{
 };
 use crate::{
     domain::money::{Currency, Money},
-    store::{self, esims::EsimRow, orders::OrderRow},
+    store::{
+        self,
+        esims::EsimRow,
+        orders::{AttemptRow, OrderRow},
+    },
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -136,4 +140,47 @@ pub async fn storefront_order(
         .ok_or(OrderingError::OrderNotFound)?;
     let esims = store::esims::for_order(&ctx.pool, &order.id).await?;
     Ok(order_view(&order, &esims))
+}
+
+/// An order with everything an operator sees about it.
+#[derive(Debug, Clone)]
+pub struct OrderDetails {
+    pub order: OrderRow,
+    pub esims: Vec<EsimRow>,
+    pub attempts: Vec<AttemptRow>,
+}
+
+/// The details of `orders`, their eSIMs and attempts read in two queries in all.
+pub async fn details(ctx: &Ctx, orders: &[OrderRow]) -> OrderingResult<Vec<OrderDetails>> {
+    let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
+    let esims = store::esims::for_orders(&ctx.pool, &ids).await?;
+    let attempts = store::orders::attempts_for(&ctx.pool, &ids).await?;
+    Ok(orders
+        .iter()
+        .map(|o| OrderDetails {
+            order: o.clone(),
+            esims: esims
+                .iter()
+                .filter(|e| e.order_id == o.id)
+                .cloned()
+                .collect(),
+            attempts: attempts
+                .iter()
+                .filter(|a| a.order_id == o.id)
+                .cloned()
+                .collect(),
+        })
+        .collect())
+}
+
+/// The details of one order, whichever storefront it belongs to.
+pub async fn details_of(ctx: &Ctx, order_id: &str) -> OrderingResult<OrderDetails> {
+    let order = store::orders::get(&ctx.pool, order_id)
+        .await?
+        .ok_or(OrderingError::OrderNotFound)?;
+    details(ctx, std::slice::from_ref(&order))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(OrderingError::OrderNotFound)
 }
