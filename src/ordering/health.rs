@@ -41,7 +41,7 @@ pub fn of(states: &[SyncState], vendor: VendorId) -> Health {
     of_sync(states.iter().find(|s| s.vendor == vendor.as_str()))
 }
 
-/// One vendor as `/admin/vendors` shows it.
+/// One vendor as operators see it.
 #[derive(Debug, Clone)]
 pub struct VendorReport {
     pub id: VendorId,

@@ -23,7 +23,7 @@ use crate::{
     },
 };
 
-/// A validated `POST /v1/orders` body.
+/// A validated request for a new order.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewOrder {
     pub plan_id: String,
@@ -87,7 +87,7 @@ async fn replay(
     }
 }
 
-/// `POST /v1/orders`: buys a plan from the cheapest vendor that has it, once per key.
+/// Buys a plan from the cheapest vendor that has it, once per idempotency key.
 pub async fn place_new(
     ctx: &Ctx,
     storefront_id: &str,
@@ -156,8 +156,8 @@ struct TopupRequest<'a> {
     plan_id: &'a str,
 }
 
-/// `POST /v1/esims/{iccid}/topups`: adds a plan to an eSIM of the storefront's, from the
-/// vendor that issued it; idempotent like new orders.
+/// Adds a plan to an eSIM of the storefront's, from the vendor that issued it; idempotent
+/// like new orders.
 pub async fn place_topup(
     ctx: &Ctx,
     storefront_id: &str,

@@ -182,9 +182,8 @@ async fn continue_after_refusal(
     }
 }
 
-/// An operator asks the vendor now what happened to an order (`POST
-/// /admin/orders/{id}/reconcile`): takes its lease and does the provisioner's one look
-/// ([`work_leased`]). A finished order is left as it is.
+/// An operator asks the vendor now what happened to an order: takes its lease and does
+/// the provisioner's one look ([`work_leased`]). A finished order is left as it is.
 pub async fn provision_now(ctx: &Ctx, order_id: &str) -> OrderingResult<()> {
     let order = store::orders::get(&ctx.pool, order_id)
         .await?
@@ -252,10 +251,10 @@ async fn finish(
     }
 }
 
-/// An operator gives up on an unfinished order (`POST /admin/orders/{id}/fail`): it fails
-/// with `order.failed` and the storefront is not charged. Refused while a vendor order is
-/// known to exist (an attempt was placed): that order was bought and must be delivered or
-/// cancelled at the vendor, not forgotten.
+/// An operator gives up on an unfinished order: it fails with `order.failed` and the
+/// storefront is not charged. Refused while a vendor order is known to exist (an attempt
+/// was placed): that order was bought and must be delivered or cancelled at the vendor,
+/// not forgotten.
 pub async fn fail_by_operator(ctx: &Ctx, order_id: &str, reason: &str) -> OrderingResult<()> {
     let order = store::orders::get(&ctx.pool, order_id)
         .await?

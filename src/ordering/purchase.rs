@@ -154,7 +154,8 @@ pub struct PlanOffer {
     pub vendor_healthy: bool,
 }
 
-/// The vendor offers behind a plan on sale, cheapest first (`/admin/plans/{id}/offers`).
+/// The vendor offers behind a stored plan, cheapest first: the routing decision shown to
+/// operators.
 /// Every vendor is ranked as healthy here, so the list shows the offers by cost alone.
 pub async fn plan_offers(
     ctx: &Ctx,

@@ -1,4 +1,4 @@
-//! The order and eSIM documents storefronts receive (`/v1/orders`, `/v1/esims`).
+//! The order and eSIM documents storefronts receive (answers and events alike).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
