@@ -13,6 +13,7 @@ use std::time::Duration;
 mod matched;
 
 use crate::{
+    domain::attempt::AttemptOutcome,
     ordering::{
         Ctx,
         events::{self, Reading},
@@ -29,6 +30,25 @@ use crate::{
         CallbackTrust, OrderState, VendorEvent, VendorEventKind, VendorId, VendorOrderStatus,
     },
 };
+
+/// Why an event could not be applied (it stays due and is tried again).
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Another worker took the order over mid-apply.
+    #[error("the order's lease was taken over by another worker")]
+    LeaseLost,
+}
+
+impl From<purchase::PurchaseError> for CallbackError {
+    fn from(e: purchase::PurchaseError) -> Self {
+        match e {
+            purchase::PurchaseError::Database(e) => CallbackError::Database(e),
+            purchase::PurchaseError::LeaseLost => CallbackError::LeaseLost,
+        }
+    }
+}
 
 /// What became of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,16 +86,7 @@ async fn find_order(
         }
     }
     if let Some(r) = &ev.vendor_reference {
-        let found: Option<OrderRow> = sqlx::query_as(
-            "SELECT o.* FROM orders o
-             WHERE o.vendor_reference = $2 AND o.vendor = $1
-                OR o.id IN (SELECT order_id FROM order_attempts WHERE vendor = $1 AND vendor_reference = $2)
-             LIMIT 1",
-        )
-        .bind(vendor.as_str())
-        .bind(r)
-        .fetch_optional(&ctx.pool)
-        .await?;
+        let found = store::orders::by_vendor_reference(&ctx.pool, vendor, r).await?;
         if found.is_some() {
             return Ok(found);
         }
@@ -95,7 +106,7 @@ pub async fn apply(
     vendor: VendorId,
     trust: CallbackTrust,
     ev: &VendorEvent,
-) -> Result<Applied, purchase::PurchaseError> {
+) -> Result<Applied, CallbackError> {
     match &ev.kind {
         VendorEventKind::Ping | VendorEventKind::Other { .. } => Ok(Applied::Ignored),
         VendorEventKind::LowBalance { exhausted } => {
@@ -128,10 +139,10 @@ pub async fn apply(
                     };
                     let attempts = store::orders::attempts(&ctx.pool, &leased.id).await?;
                     let step = match attempts.iter().rev().find(|a| a.vendor == vendor.as_str()) {
-                        Some(a) if matches!(a.outcome.as_str(), "pending" | "unknown") => {
+                        Some(a) if a.outcome.is_open() => {
                             Some(purchase::placed(ctx, &leased, &lease, a, state, None, None).await)
                         }
-                        Some(a) if a.outcome == "placed" => Some(
+                        Some(a) if a.outcome == AttemptOutcome::Placed => Some(
                             purchase::apply_state(ctx, &leased, &lease, vendor.as_str(), state)
                                 .await,
                         ),
@@ -176,7 +187,7 @@ pub async fn apply(
                         Ok(Some(applied)) => return Ok(applied),
                         Ok(None) => {}
                         Err(purchase::PurchaseError::LeaseLost) => return Ok(Applied::Waiting),
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(e.into()),
                     }
                     crate::hints::poke_order(ctx, &order.id).await?;
                 }
@@ -268,7 +279,7 @@ pub async fn receive(
     headers: serde_json::Value,
     body: &[u8],
     parsed: &[VendorEvent],
-) -> sqlx::Result<Vec<&'static str>> {
+) -> Result<Vec<&'static str>, CallbackError> {
     let mut results = Vec::with_capacity(parsed.len());
     for ev in parsed {
         let kind = serde_json::to_value(&ev.kind)
@@ -331,7 +342,7 @@ pub async fn apply_leased(
     vendor: VendorId,
     row: &EventRow,
     parsed: Option<&VendorEvent>,
-) -> sqlx::Result<&'static str> {
+) -> Result<&'static str, CallbackError> {
     let trust = if row.trusted {
         CallbackTrust::Verified
     } else {
@@ -404,7 +415,7 @@ pub async fn apply_leased(
 }
 
 /// Applies every due event that is not final; returns how many were tried.
-pub async fn apply_due(ctx: &Ctx, limit: i64) -> sqlx::Result<usize> {
+pub async fn apply_due(ctx: &Ctx, limit: i64) -> Result<usize, CallbackError> {
     let rows = store::events::lease_due(&ctx.pool, limit, event_lease(ctx)).await?;
     for row in &rows {
         if !row.trusted && crate::hints::waiting_expired(row.received_at) {

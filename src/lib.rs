@@ -6,7 +6,6 @@ pub mod callbacks;
 pub mod catalog;
 pub mod config;
 pub mod domain;
-pub mod error;
 pub mod hints;
 pub mod http;
 pub mod ordering;
@@ -19,6 +18,9 @@ pub mod vendors;
 pub mod workers;
 
 pub use state::AppState;
+
+/// `crate::error` is the HTTP layer's error type; it lives in `http::error`.
+pub use http::error;
 
 /// The whole HTTP application for a given state.
 pub fn build_app(state: AppState) -> axum::Router {

@@ -5,6 +5,7 @@
 
 use super::Applied;
 use crate::{
+    domain::attempt::AttemptOutcome,
     ordering::{
         Ctx,
         lease::Lease,
@@ -28,7 +29,8 @@ pub async fn apply_if_matched(
     let Some(adapter) = ctx.vendors.adapter(vendor) else {
         return Ok(None);
     };
-    if !matches!(order.status.as_str(), "pending" | "provisioning") || order.kind != "new" {
+    // Only a purchase that delivers eSIMs can be matched by the profile a hint carries.
+    if !order.status.is_unfinished() || !order.kind.delivers_esims() {
         return Ok(None);
     }
     let attempts = store::orders::attempts(&ctx.pool, &order.id).await?;
@@ -36,7 +38,7 @@ pub async fn apply_if_matched(
         return Ok(None);
     };
     // An attempt already concluded "nothing bought" is not reopened by a hint.
-    if !matches!(attempt.outcome.as_str(), "pending" | "unknown" | "placed") {
+    if !(attempt.outcome.is_open() || attempt.outcome == AttemptOutcome::Placed) {
         tracing::warn!(order_id = %order.id, %vendor, outcome = %attempt.outcome, "callback for an attempt we concluded; ignored");
         return Ok(None);
     }
@@ -60,7 +62,7 @@ pub async fn apply_if_matched(
         status: VendorOrderStatus::Completed,
         esims: vec![profile],
     };
-    if matches!(attempt.outcome.as_str(), "pending" | "unknown") {
+    if attempt.outcome.is_open() {
         purchase::placed(ctx, order, lease, attempt, state, None, None).await?;
     } else {
         purchase::apply_state(ctx, order, lease, vendor.as_str(), state).await?;

@@ -7,7 +7,9 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Stored as its text in `esims.status` (the table's CHECK lists the same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum EsimState {
     Ready,
     Installed,
@@ -75,6 +77,13 @@ impl fmt::Display for EsimState {
     }
 }
 
+/// Lets a row read in a test be compared with the text stored in its column.
+impl PartialEq<&str> for EsimState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::EsimState::*;
@@ -98,45 +107,5 @@ mod tests {
         assert!(!Active.may_become(Active, true));
         assert!(Depleted.may_become(Active, true), "top-up");
         assert!(!Depleted.may_become(Active, false));
-    }
-}
-
-/// Stored as its text in `esims.status` (the table's CHECK lists the same names).
-mod sql {
-    use sqlx::{
-        Decode, Encode, Postgres, Type,
-        encode::IsNull,
-        error::BoxDynError,
-        postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef},
-    };
-
-    use super::EsimState;
-
-    impl Type<Postgres> for EsimState {
-        fn type_info() -> PgTypeInfo {
-            <&str as Type<Postgres>>::type_info()
-        }
-        fn compatible(ty: &PgTypeInfo) -> bool {
-            <&str as Type<Postgres>>::compatible(ty)
-        }
-    }
-
-    impl<'r> Decode<'r, Postgres> for EsimState {
-        fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
-            let s = <&str as Decode<Postgres>>::decode(value)?;
-            EsimState::parse(s).ok_or_else(|| format!("unknown eSIM status {s:?}").into())
-        }
-    }
-
-    impl Encode<'_, Postgres> for EsimState {
-        fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-            <&str as Encode<Postgres>>::encode_by_ref(&self.as_str(), buf)
-        }
-    }
-}
-
-impl PartialEq<&str> for EsimState {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
     }
 }

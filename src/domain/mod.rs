@@ -1,6 +1,7 @@
 //! Pure types and rules: no IO. Values are parsed once at the edge so invalid states cannot
 //! travel further in.
 pub mod api_key;
+pub mod attempt;
 pub mod country;
 pub mod data;
 pub mod esim;
@@ -10,3 +11,4 @@ pub mod order;
 pub mod plan;
 pub mod qr;
 pub mod secret;
+pub mod webhook_url;

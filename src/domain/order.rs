@@ -9,7 +9,10 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Stored as its text in `orders.status` (the table's CHECK lists the same names), so a row
+/// read from Postgres carries the type and an unknown status fails loudly at the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum OrderStatus {
     Pending,
     Provisioning,
@@ -83,6 +86,77 @@ impl fmt::Display for OrderStatus {
     }
 }
 
+/// What an order buys: a new eSIM (routed to the cheapest vendor) or a top-up of an eSIM
+/// we sold (only ever from the vendor that issued it). Every rule that differs between
+/// the two is a method here, so the purchase code asks instead of comparing kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum OrderKind {
+    New,
+    Topup,
+}
+
+impl OrderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderKind::New => "new",
+            OrderKind::Topup => "topup",
+        }
+    }
+
+    /// The vendor's answer brings eSIM profiles to store (a top-up adds data to one we
+    /// have), and the order is complete only once all of them are stored.
+    pub fn delivers_esims(self) -> bool {
+        self == OrderKind::New
+    }
+
+    /// A refused attempt moves on to the next-cheapest vendor. A top-up never routes:
+    /// only the eSIM's own vendor can add to it, so its refusal fails the order.
+    pub fn routes(self) -> bool {
+        self == OrderKind::New
+    }
+
+    /// ESIMs the vendor is asked for: a top-up is one plan on one eSIM.
+    pub fn vendor_quantity(self, quantity: i32) -> u32 {
+        match self {
+            OrderKind::New => u32::try_from(quantity.max(1)).unwrap_or(1),
+            OrderKind::Topup => 1,
+        }
+    }
+
+    /// Completing the order starts a new bundle on its target eSIM (usage and thresholds
+    /// start afresh).
+    pub fn starts_bundle(self) -> bool {
+        self == OrderKind::Topup
+    }
+
+    /// Only new-eSIM orders can be cancelled (a top-up is spent on an eSIM in use).
+    pub fn cancellable(self) -> bool {
+        self == OrderKind::New
+    }
+
+    /// The failure message when the vendor gives the order up before delivering.
+    pub fn vendor_failed_message(self) -> &'static str {
+        match self {
+            OrderKind::New => "the vendor could not deliver the eSIM",
+            OrderKind::Topup => "the vendor could not apply the top-up",
+        }
+    }
+}
+
+impl fmt::Display for OrderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Lets a row read in a test be compared with the text stored in its column.
+impl PartialEq<&str> for OrderStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{OrderStatus::*, *};
@@ -112,46 +186,5 @@ mod tests {
             assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(OrderStatus::parse("attention"), None);
-    }
-}
-
-/// Stored as its text in `orders.status` (the table's CHECK lists the same names), so a row
-/// read from Postgres carries the type and an unknown status fails loudly at the edge.
-mod sql {
-    use sqlx::{
-        Decode, Encode, Postgres, Type,
-        encode::IsNull,
-        error::BoxDynError,
-        postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef},
-    };
-
-    use super::OrderStatus;
-
-    impl Type<Postgres> for OrderStatus {
-        fn type_info() -> PgTypeInfo {
-            <&str as Type<Postgres>>::type_info()
-        }
-        fn compatible(ty: &PgTypeInfo) -> bool {
-            <&str as Type<Postgres>>::compatible(ty)
-        }
-    }
-
-    impl<'r> Decode<'r, Postgres> for OrderStatus {
-        fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
-            let s = <&str as Decode<Postgres>>::decode(value)?;
-            OrderStatus::parse(s).ok_or_else(|| format!("unknown order status {s:?}").into())
-        }
-    }
-
-    impl Encode<'_, Postgres> for OrderStatus {
-        fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-            <&str as Encode<Postgres>>::encode_by_ref(&self.as_str(), buf)
-        }
-    }
-}
-
-impl PartialEq<&str> for OrderStatus {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
     }
 }

@@ -1,7 +1,5 @@
 //! Admin views of vendors and the routing decision behind each plan.
 
-use std::time::Duration;
-
 use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -18,7 +16,6 @@ use crate::{
     domain::{
         ids::{EventId, PlanId, StorefrontId, has_control},
         money::Money,
-        plan::PlanKey,
     },
     error::{ApiError, ApiResult, ErrorBody},
     http::{
@@ -27,8 +24,8 @@ use crate::{
         paging::{self, Cursor},
         plans::plan_not_found,
     },
-    routing,
-    store::{self, offers::parse_kind},
+    ordering::{Ctx, health, provision, purchase, view},
+    store,
     vendors::{VendorId, registry::VendorMode},
 };
 
@@ -84,35 +81,23 @@ pub struct VendorList {
     )
 )]
 async fn list_vendors(_: Admin, State(state): State<AppState>) -> ApiResult<Json<VendorList>> {
-    let states = store::offers::sync_states(&state.pool).await?;
-    let counts = store::offers::active_counts(&state.pool).await?;
-    let balances = futures_balances(&state).await;
-    let data = VendorId::ALL
+    let reports = health::vendors_status(&Ctx::from_state(&state)).await?;
+    let data = reports
         .into_iter()
-        .map(|id| {
-            let entry = state.vendors.get(id);
-            let sync = states.iter().find(|s| s.vendor == id.as_str());
-            let healthy = entry.is_some()
-                && sync.is_some_and(|s| match (s.last_success_at, s.last_error_at) {
-                    (Some(ok), Some(err)) => ok >= err,
-                    (Some(_), None) => true,
-                    _ => false,
-                });
-            let (balance, balance_error) = match balances.iter().find(|(v, _)| *v == id) {
-                Some((_, Ok(m))) => (Some(*m), None),
-                Some((_, Err(e))) => (None, Some(e.clone())),
+        .map(|r| {
+            let sync = r.sync.as_ref();
+            let (balance, balance_error) = match r.balance {
+                Some(Ok(m)) => (Some(m), None),
+                Some(Err(e)) => (None, Some(e)),
                 None => (None, None),
             };
             VendorStatus {
-                id,
-                name: id.display_name().to_string(),
-                enabled: entry.is_some(),
-                mode: entry.map(|e| e.mode),
-                healthy,
-                offer_count: counts
-                    .iter()
-                    .find(|(v, _)| v == id.as_str())
-                    .map_or(0, |(_, n)| *n as u64),
+                id: r.id,
+                name: r.id.display_name().to_string(),
+                enabled: r.mode.is_some(),
+                mode: r.mode,
+                healthy: r.healthy,
+                offer_count: r.offer_count,
                 unparsed_count: sync.map_or(0, |s| s.unparsed_count as u64),
                 last_sync_at: sync.and_then(|s| s.last_success_at),
                 last_sync_duration_ms: sync.and_then(|s| s.last_duration_ms),
@@ -127,34 +112,6 @@ async fn list_vendors(_: Admin, State(state): State<AppState>) -> ApiResult<Json
         data,
         next_cursor: None,
     }))
-}
-
-/// Balances of all enabled vendors, read concurrently, each bounded so one slow vendor
-/// cannot hold the page.
-async fn futures_balances(state: &AppState) -> Vec<(VendorId, Result<Money, String>)> {
-    let tasks: Vec<_> = state
-        .vendors
-        .iter()
-        .map(|(id, e)| {
-            let adapter = e.adapter.clone();
-            tokio::spawn(async move {
-                let r = tokio::time::timeout(Duration::from_secs(5), adapter.balance()).await;
-                let r = match r {
-                    Ok(Ok(m)) => Ok(m),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("timed out".to_string()),
-                };
-                (id, r)
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        if let Ok(r) = t.await {
-            out.push(r);
-        }
-    }
-    out
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -273,39 +230,21 @@ async fn plan_offers(
     ApiPath(plan_id): ApiPath<String>,
 ) -> ApiResult<Json<PlanOffers>> {
     let plan_id = PlanId::parse(&plan_id).map_err(|_| plan_not_found())?;
-    let plan = store::plans::get(&state.pool, plan_id.as_str())
-        .await?
-        .ok_or_else(plan_not_found)?;
-    let key = PlanKey {
-        countries: plan.countries.clone(),
-        kind: parse_kind(&plan.data_kind)
-            .ok_or_else(|| anyhow::anyhow!("stored plan has unknown data kind"))?,
-        bytes: plan.data_bytes.map(|b| b as u64),
-        validity_days: plan.validity_days as u32,
-    };
-    let pricing = Pricing::from_config(&state.config);
-    let offers = store::offers::candidates(&state.pool, &key, &state.vendors.ids()).await?;
-    let ranked = routing::rank(
-        &key,
-        offers.iter().map(|o| &o.routable),
-        &pricing.fx,
-        pricing.retail_currency,
-        |_| true,
-    );
-    let data = ranked
-        .iter()
+    let ctx = Ctx::from_state(&state);
+    let (plan, offers) = purchase::plan_offers(&ctx, plan_id.as_str()).await?;
+    let pricing = &ctx.pricing;
+    let data = offers
+        .into_iter()
         .enumerate()
-        .filter_map(|(i, c)| {
-            let o = offers
-                .iter()
-                .find(|o| o.routable.offer_id == c.offer.offer_id)?;
-            Some(PlanOffer {
+        .map(|(i, c)| {
+            let o = c.detail;
+            PlanOffer {
                 rank: i as u32 + 1,
                 vendor: o.routable.vendor,
                 sku: o.routable.sku.clone(),
-                name: o.name.clone(),
+                name: o.name,
                 countries: o.routable.countries.clone(),
-                region_label: o.region_label.clone(),
+                region_label: o.region_label,
                 data_bytes: o.data_bytes,
                 validity_days: o.routable.validity_days,
                 cost: Money::new(o.routable.cost_amount, o.routable.cost_currency),
@@ -314,7 +253,7 @@ async fn plan_offers(
                 vendor_healthy: c.vendor_healthy,
                 supports_topup: o.supports_topup,
                 last_seen_at: o.last_seen_at,
-            })
+            }
         })
         .collect();
     Ok(Json(PlanOffers {
@@ -385,38 +324,28 @@ fn money(amount: Option<Decimal>, currency: Option<&str>) -> Option<Money> {
     ))
 }
 
-/// The admin views of `orders`, their eSIMs and attempts read in two queries in all.
+/// The admin views of `orders` (see [`view::details`]).
 async fn admin_orders(
     state: &AppState,
     orders: &[store::orders::OrderRow],
 ) -> ApiResult<Vec<AdminOrder>> {
-    let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
-    let esims = store::esims::for_orders(&state.pool, &ids).await?;
-    let attempts = store::orders::attempts_for(&state.pool, &ids).await?;
-    Ok(orders
-        .iter()
-        .map(|o| {
-            let mine = attempts
-                .iter()
-                .filter(|a| a.order_id == o.id)
-                .cloned()
-                .collect();
-            admin_order(o, &esims, mine)
-        })
-        .collect())
+    let details = view::details(&Ctx::from_state(state), orders).await?;
+    Ok(details.into_iter().map(admin_order).collect())
 }
 
-fn admin_order(
-    o: &store::orders::OrderRow,
-    esims: &[store::esims::EsimRow],
-    attempts: Vec<store::orders::AttemptRow>,
-) -> AdminOrder {
+fn admin_order(details: view::OrderDetails) -> AdminOrder {
+    let view::OrderDetails {
+        order,
+        esims,
+        attempts,
+    } = details;
+    let o = &order;
     let retail_currency = o.price_currency.trim();
     let cost_in_retail = money(o.retail_cost_amount, Some(retail_currency));
     let margin = cost_in_retail
         .map(|c| Money::new(o.price_amount - c.amount, c.currency).round_up_to_minor_unit());
     AdminOrder {
-        order: crate::ordering::view::order_view(o, esims),
+        order: view::order_view(o, &esims),
         storefront_id: o.storefront_id.clone(),
         vendor: o.vendor.clone(),
         vendor_reference: o.vendor_reference.clone(),
@@ -437,7 +366,7 @@ fn admin_order(
                 cost: money(a.cost_amount, a.cost_currency.as_deref()),
                 vendor: a.vendor,
                 sku: a.sku,
-                outcome: a.outcome,
+                outcome: a.outcome.as_str().to_string(),
                 vendor_reference: a.vendor_reference,
                 error_kind: a.error_kind,
                 error_code: a.error_code,
@@ -519,36 +448,13 @@ async fn reconcile_order(
     ApiPath(order_id): ApiPath<String>,
 ) -> ApiResult<Json<AdminOrder>> {
     let order_id = crate::http::orders::path_order_id(&order_id)?.into_string();
-    let order = store::orders::get(&state.pool, &order_id)
-        .await?
-        .ok_or_else(crate::http::orders::order_not_found)?;
-    if order.status.is_unfinished() {
-        let ctx = crate::ordering::Ctx::from_state(&state);
-        match crate::ordering::provision::work_on(&ctx, &order.id).await {
-            Ok(Some(_)) => {}
-            Ok(None) | Err(crate::ordering::purchase::PurchaseError::LeaseLost) => {
-                return Err(ApiError::busy(
-                    "order_busy",
-                    "the order is being worked on; retry shortly",
-                    1,
-                ));
-            }
-            Err(crate::ordering::purchase::PurchaseError::Database(e)) => return Err(e.into()),
-        }
-    }
+    provision::provision_now(&Ctx::from_state(&state), &order_id).await?;
     admin_order_by_id(&state, &order_id).await
 }
 
 async fn admin_order_by_id(state: &AppState, order_id: &str) -> ApiResult<Json<AdminOrder>> {
-    let order = store::orders::get(&state.pool, order_id)
-        .await?
-        .ok_or_else(crate::http::orders::order_not_found)?;
-    let view = admin_orders(state, std::slice::from_ref(&order)).await?;
-    Ok(Json(
-        view.into_iter()
-            .next()
-            .ok_or_else(crate::http::orders::order_not_found)?,
-    ))
+    let details = view::details_of(&Ctx::from_state(state), order_id).await?;
+    Ok(Json(admin_order(details)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -598,8 +504,7 @@ async fn fail_order(
             "reason: expected 1 to 500 characters, no control characters",
         ));
     }
-    let ctx = crate::ordering::Ctx::from_state(&state);
-    crate::ordering::provision::fail_by_operator(&ctx, &order_id, reason).await?;
+    provision::fail_by_operator(&Ctx::from_state(&state), &order_id, reason).await?;
     admin_order_by_id(&state, &order_id).await
 }
 

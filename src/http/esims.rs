@@ -22,12 +22,12 @@ use crate::{
         plans::{Plan, PlanData},
     },
     ordering::{
-        Ctx,
-        topup::{self, esim_not_found, topup_plan_name},
+        Ctx, OrderingError, place,
+        topup::{self, topup_plan_name},
         usage,
         view::{ActivationView, esim_view},
     },
-    store::{self, esims::EsimRow},
+    store::esims::EsimRow,
     vendors::DataKind,
 };
 
@@ -86,12 +86,18 @@ fn usage_view(e: &EsimRow) -> UsageView {
     }
 }
 
+fn esim_not_found() -> ApiError {
+    OrderingError::EsimNotFound.into()
+}
+
+/// An ICCID from a path: anything not shaped like one cannot be one of ours.
+fn path_iccid(raw: &str) -> ApiResult<Iccid> {
+    Iccid::parse(raw).map_err(|_| esim_not_found())
+}
+
 async fn own_esim(state: &AppState, storefront_id: &str, iccid: &str) -> ApiResult<EsimRow> {
-    // Not an ICCID's shape: it cannot be one of ours.
-    let iccid = Iccid::parse(iccid).map_err(|_| esim_not_found())?;
-    store::esims::get_for(&state.pool, storefront_id, iccid.as_str())
-        .await?
-        .ok_or_else(esim_not_found)
+    let iccid = path_iccid(iccid)?;
+    Ok(usage::own_esim(&Ctx::from_state(state), storefront_id, iccid.as_str()).await?)
 }
 
 /// One eSIM: status, activation details and current usage.
@@ -110,8 +116,8 @@ async fn get_esim(
     State(state): State<AppState>,
     ApiPath(iccid): ApiPath<String>,
 ) -> ApiResult<Json<EsimDetail>> {
-    let e = own_esim(&state, &sf.id, &iccid).await?;
-    let e = usage::refreshed(&Ctx::from_state(&state), e).await?;
+    let iccid = path_iccid(&iccid)?;
+    let e = usage::current(&Ctx::from_state(&state), &sf.id, iccid.as_str()).await?;
     let v = esim_view(&e);
     Ok(Json(EsimDetail {
         iccid: e.iccid.clone(),
@@ -141,8 +147,8 @@ async fn get_usage(
     State(state): State<AppState>,
     ApiPath(iccid): ApiPath<String>,
 ) -> ApiResult<Json<UsageView>> {
-    let e = own_esim(&state, &sf.id, &iccid).await?;
-    let e = usage::refreshed(&Ctx::from_state(&state), e).await?;
+    let iccid = path_iccid(&iccid)?;
+    let e = usage::current(&Ctx::from_state(&state), &sf.id, iccid.as_str()).await?;
     Ok(Json(usage_view(&e)))
 }
 
@@ -239,8 +245,8 @@ async fn topup_plans(
     State(state): State<AppState>,
     ApiPath(iccid): ApiPath<String>,
 ) -> ApiResult<Json<TopupPlanList>> {
-    let e = own_esim(&state, &sf.id, &iccid).await?;
-    let plans = topup::plans_for(&Ctx::from_state(&state), &e).await?;
+    let iccid = path_iccid(&iccid)?;
+    let plans = topup::plans_for_esim(&Ctx::from_state(&state), &sf.id, iccid.as_str()).await?;
     let data = plans
         .into_iter()
         .map(|p| Plan {
@@ -311,9 +317,9 @@ async fn create_topup(
     ApiJson(req): ApiJson<CreateTopup>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
-    let iccid = Iccid::parse(&iccid).map_err(|_| esim_not_found())?;
+    let iccid = path_iccid(&iccid)?;
     let plan_id = body_plan_id(&req.plan_id)?;
     let ctx = Ctx::from_state(&state);
-    let answer = topup::place_topup(&ctx, &sf.id, &key, iccid.as_str(), &plan_id).await?;
+    let answer = place::place_topup(&ctx, &sf.id, &key, iccid.as_str(), &plan_id).await?;
     Ok(answer_response(answer))
 }

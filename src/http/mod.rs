@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod docs;
+pub mod error;
 pub mod esims;
 pub mod extract;
 pub mod health;

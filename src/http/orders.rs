@@ -23,11 +23,14 @@ use crate::{
         paging::{self, Cursor},
     },
     ordering::{
-        Ctx, cancel,
+        Ctx, OrderingError, cancel,
         place::{self, NewOrder},
-        view::{OrderView, order_view},
+        view::{self, OrderView, order_view},
     },
-    store::{self, orders::OrderFilter},
+    store::{
+        self,
+        orders::{OrderFilter, StoredAnswer},
+    },
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -210,8 +213,10 @@ pub fn path_order_id(raw: &str) -> ApiResult<OrderId> {
     OrderId::parse(raw).map_err(|_| order_not_found())
 }
 
-pub fn answer_response((status, body): place::Answer) -> Response {
-    (status, Json(body)).into_response()
+/// A stored idempotent answer, sent as it was first sent.
+pub fn answer_response(answer: StoredAnswer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::CREATED);
+    (status, Json(answer.body)).into_response()
 }
 
 /// Buy a plan from the cheapest vendor that has it, exactly once per Idempotency-Key.
@@ -250,7 +255,7 @@ async fn create_order(
 }
 
 pub fn order_not_found() -> ApiError {
-    ApiError::not_found("order_not_found", "no such order")
+    OrderingError::OrderNotFound.into()
 }
 
 /// One order with its eSIMs.
@@ -270,11 +275,10 @@ async fn get_order(
     ApiPath(order_id): ApiPath<String>,
 ) -> ApiResult<Json<OrderView>> {
     let order_id = path_order_id(&order_id)?;
-    let order = store::orders::get_for(&state.pool, &sf.id, order_id.as_str())
-        .await?
-        .ok_or_else(order_not_found)?;
-    let esims = store::esims::for_order(&state.pool, &order.id).await?;
-    Ok(Json(order_view(&order, &esims)))
+    let ctx = Ctx::from_state(&state);
+    Ok(Json(
+        view::storefront_order(&ctx, &sf.id, order_id.as_str()).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -398,14 +402,7 @@ async fn cancel_order(
     ApiPath(order_id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let order_id = path_order_id(&order_id)?;
-    let order = store::orders::get_for(&state.pool, &sf.id, order_id.as_str())
-        .await?
-        .ok_or_else(order_not_found)?;
     let ctx = Ctx::from_state(&state);
-    cancel::cancel(&ctx, &order).await?;
-    let order = store::orders::get(&state.pool, &order.id)
-        .await?
-        .ok_or_else(order_not_found)?;
-    let esims = store::esims::for_order(&state.pool, &order.id).await?;
-    Ok((StatusCode::OK, Json(order_view(&order, &esims))))
+    let order = cancel::cancel(&ctx, &sf.id, order_id.as_str()).await?;
+    Ok((StatusCode::OK, Json(order)))
 }

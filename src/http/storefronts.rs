@@ -10,14 +10,15 @@ use crate::{
     AppState,
     domain::{
         api_key,
-        ids::{StorefrontId, check_text, has_control, new_id},
+        ids::{StorefrontId, check_text, new_id},
+        webhook_url,
     },
     error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::{Admin, Storefront},
         extract::{ApiJson, ApiPath, optional_json},
     },
-    store,
+    store::{self, storefronts::NewKey},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -132,105 +133,11 @@ pub struct RevokedKeys {
     pub revoked: u64,
 }
 
-/// Longest `webhook_url` accepted.
-pub const MAX_WEBHOOK_URL: usize = 2048;
-
-/// Where storefront events may be sent: https to a public host. In sandbox mode http is also
-/// allowed to loopback (a shop developer's machine); in live mode no loopback, private,
-/// link-local or cloud-metadata address may be named, so the gateway cannot be made to post
-/// into its own network.
+/// Where storefront events may be sent (see [`webhook_url::validate`]), as a 422.
 pub fn validate_webhook_url(url: Option<String>, sandbox: bool) -> ApiResult<Option<String>> {
-    let Some(raw) = url else { return Ok(None) };
-    let invalid =
-        |why: &str| ApiError::unprocessable("invalid_webhook_url", format!("webhook_url {why}"));
-    if raw.len() > MAX_WEBHOOK_URL || has_control(&raw) {
-        return Err(invalid(
-            "must be at most 2048 characters, without control characters",
-        ));
-    }
-    let u = url::Url::parse(&raw).map_err(|_| invalid("must be an absolute https URL"))?;
-    let Some(host) = u.host() else {
-        return Err(invalid("must be an absolute https URL"));
-    };
-    if !u.username().is_empty() || u.password().is_some() {
-        return Err(invalid("must not carry credentials"));
-    }
-    let loopback = is_loopback_host(&host);
-    match u.scheme() {
-        "https" => {}
-        "http" if sandbox && loopback => {}
-        "http" if sandbox => {
-            return Err(invalid(
-                "must be https (http only to loopback in sandbox mode)",
-            ));
-        }
-        _ => return Err(invalid("must be an absolute https URL")),
-    }
-    if !sandbox && (loopback || is_internal_host(&host)) {
-        return Err(invalid(
-            "must not point at a loopback, private, link-local or metadata address",
-        ));
-    }
-    Ok(Some(raw))
-}
-
-/// An address a live-mode webhook may not reach: loopback, private, link-local, metadata.
-/// The outbox checks every address a webhook host resolves to with this at send time.
-pub fn is_internal_addr(ip: std::net::IpAddr) -> bool {
-    let host = match ip {
-        std::net::IpAddr::V4(v4) => url::Host::Ipv4(v4),
-        std::net::IpAddr::V6(v6) => url::Host::Ipv6(v6),
-    };
-    is_loopback_host(&host) || is_internal_host(&host)
-}
-
-fn is_loopback_host(host: &url::Host<&str>) -> bool {
-    match host {
-        url::Host::Domain(d) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost")
-        }
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => {
-            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
-}
-
-/// Addresses inside the operator's network or the cloud's metadata service.
-fn is_internal_host(host: &url::Host<&str>) -> bool {
-    use std::net::Ipv4Addr;
-    let v4_internal = |ip: Ipv4Addr| {
-        ip.is_private()
-            || ip.is_loopback()
-            || ip.is_link_local()
-            || ip.is_unspecified()
-            || ip.is_broadcast()
-            || ip.is_multicast()
-            // 100.64.0.0/10: carrier-grade NAT, also used for internal cloud services.
-            || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
-            || ip.octets()[0] == 0
-    };
-    match host {
-        url::Host::Domain(d) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            d == "metadata"
-                || d == "metadata.google.internal"
-                || d.ends_with(".internal")
-                || d.ends_with(".local")
-        }
-        url::Host::Ipv4(ip) => v4_internal(*ip),
-        url::Host::Ipv6(ip) => {
-            let seg = ip.segments();
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00 // unique local
-                || (seg[0] & 0xffc0) == 0xfe80 // link-local
-                || ip.to_ipv4_mapped().is_some_and(v4_internal)
-            // AWS's IPv6 metadata endpoint fd00:ec2::254 is covered by unique local.
-        }
-    }
+    url.map(|u| webhook_url::validate(u, sandbox))
+        .transpose()
+        .map_err(|e| ApiError::unprocessable("invalid_webhook_url", e.to_string()))
 }
 
 /// Create a storefront and its first API key.
@@ -266,12 +173,19 @@ async fn create_storefront(
     let key = api_key::generate();
     let webhook_secret = format!("whsec_{}", api_key::random_token(40));
 
-    let mut tx = state.pool.begin().await?;
-    let created_at =
-        store::storefronts::insert(&mut tx, &id, &name, webhook_url.as_deref(), &webhook_secret)
-            .await?;
-    store::storefronts::insert_key(&mut tx, &key_id, &id, &key.lookup, &key.hash).await?;
-    tx.commit().await?;
+    let created_at = store::storefronts::create(
+        &state.pool,
+        &id,
+        &name,
+        webhook_url.as_deref(),
+        &webhook_secret,
+        &NewKey {
+            id: &key_id,
+            lookup: &key.lookup,
+            hash: &key.hash,
+        },
+    )
+    .await?;
     tracing::info!(storefront_id = %id, "storefront created");
 
     Ok((
@@ -347,14 +261,13 @@ async fn issue_key(
     }
     let key_id = new_id("key");
     let key = api_key::generate();
-    let mut tx = state.pool.begin().await?;
-    store::storefronts::insert_key(&mut tx, &key_id, &id, &key.lookup, &key.hash).await?;
-    let revoked = if req.revoke_others {
-        store::storefronts::revoke_keys(&mut tx, &id, Some(&key_id)).await?
-    } else {
-        0
+    let new_key = NewKey {
+        id: &key_id,
+        lookup: &key.lookup,
+        hash: &key.hash,
     };
-    tx.commit().await?;
+    let revoked =
+        store::storefronts::add_key(&state.pool, &id, &new_key, req.revoke_others).await?;
     if revoked > 0 {
         state.cache.keys_changed().await;
     }
@@ -391,9 +304,7 @@ async fn revoke_keys(
     if !store::storefronts::exists(&state.pool, &id).await? {
         return Err(storefront_not_found());
     }
-    let mut tx = state.pool.begin().await?;
-    let revoked = store::storefronts::revoke_keys(&mut tx, &id, None).await?;
-    tx.commit().await?;
+    let revoked = store::storefronts::revoke_all(&state.pool, &id).await?;
     state.cache.keys_changed().await;
     tracing::info!(storefront_id = %id, revoked, "api keys revoked");
     Ok(Json(RevokedKeys {

@@ -6,23 +6,24 @@
 
 use super::{
     Ctx,
+    error::{OrderingError, OrderingResult},
     events::transition_order,
     lease::Lease,
     purchase::{self, PurchaseError},
+    view::{OrderView, storefront_order},
 };
 use crate::{
-    domain::{esim::EsimState, order::OrderStatus},
-    error::{ApiError, ApiResult},
+    domain::{attempt::AttemptOutcome, esim::EsimState, order::OrderStatus},
     store::{self, orders::OrderRow},
     vendors::{CancelOutcome, EsimRef, RejectKind, VendorError, VendorId},
 };
 
-fn not_cancellable(why: impl Into<String>) -> ApiError {
-    ApiError::conflict("order_not_cancellable", why.into())
+fn not_cancellable(why: impl Into<String>) -> OrderingError {
+    OrderingError::NotCancellable(why.into())
 }
 
-fn check_cancellable(order: &OrderRow) -> ApiResult<()> {
-    if order.kind != "new" || order.status != OrderStatus::Completed {
+fn check_cancellable(order: &OrderRow) -> OrderingResult<()> {
+    if !order.kind.cancellable() || order.status != OrderStatus::Completed {
         return Err(not_cancellable(format!(
             "only completed eSIM orders can be cancelled (this one is {} {})",
             order.kind, order.status
@@ -31,18 +32,25 @@ fn check_cancellable(order: &OrderRow) -> ApiResult<()> {
     Ok(())
 }
 
-/// Cancels a completed new-eSIM order whose eSIMs are unused. The vendor decides; its answer
-/// is recorded on the order.
-pub async fn cancel(ctx: &Ctx, order: &OrderRow) -> ApiResult<()> {
+/// Cancels the storefront's order if it is a completed new-eSIM order whose eSIMs are
+/// unused. The vendor decides; its answer is recorded on the order, which is returned as
+/// it stands afterwards.
+pub async fn cancel(ctx: &Ctx, storefront_id: &str, order_id: &str) -> OrderingResult<OrderView> {
+    let order = store::orders::get_for(&ctx.pool, storefront_id, order_id)
+        .await?
+        .ok_or(OrderingError::OrderNotFound)?;
+    cancel_order(ctx, &order).await?;
+    storefront_order(ctx, storefront_id, order_id).await
+}
+
+async fn cancel_order(ctx: &Ctx, order: &OrderRow) -> OrderingResult<()> {
     check_cancellable(order)?;
     let Some(leased) = store::orders::lease_one(&ctx.pool, &order.id, ctx.lease).await? else {
         if let Some(now) = store::orders::get(&ctx.pool, &order.id).await? {
             check_cancellable(&now)?;
         }
-        return Err(ApiError::busy(
-            "order_busy",
+        return Err(OrderingError::OrderBusy(
             "the order is being worked on (another cancel?); retry shortly",
-            1,
         ));
     };
     let lease = Lease::hold(&ctx.pool, &leased.id, leased.lease_version, ctx.lease);
@@ -51,7 +59,7 @@ pub async fn cancel(ctx: &Ctx, order: &OrderRow) -> ApiResult<()> {
     result
 }
 
-async fn cancel_leased(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> ApiResult<()> {
+async fn cancel_leased(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> OrderingResult<()> {
     // Re-checked under the lease: a cancel may have finished meanwhile.
     check_cancellable(order)?;
     let vendor: VendorId = order
@@ -59,9 +67,10 @@ async fn cancel_leased(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> ApiResult<
         .as_deref()
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("completed order without a vendor"))?;
-    let adapter = ctx.vendors.adapter(vendor).ok_or_else(|| {
-        ApiError::unavailable("vendor_disabled", "the order's vendor is not enabled")
-    })?;
+    let adapter = ctx
+        .vendors
+        .adapter(vendor)
+        .ok_or(OrderingError::VendorDisabled)?;
     let esims = store::esims::for_order(&ctx.pool, &order.id).await?;
     if esims.iter().any(|e| e.status != EsimState::Ready) {
         return Err(not_cancellable(
@@ -80,7 +89,7 @@ async fn cancel_leased(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> ApiResult<
     let placed = attempts
         .iter()
         .rev()
-        .find(|a| a.outcome == "placed")
+        .find(|a| a.outcome == AttemptOutcome::Placed)
         .ok_or_else(|| anyhow::anyhow!("completed order without a placed attempt"))?;
     let r = purchase::order_ref(ctx, order, placed).await?;
     let note = match adapter.cancel(&r, &refs).await {
@@ -103,10 +112,9 @@ async fn cancel_leased(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> ApiResult<
             return Err(not_cancellable(format!("the vendor refused: {message}")));
         }
         Err(e) => {
-            return Err(ApiError::bad_gateway(
-                "vendor_error",
-                format!("the vendor could not be asked to cancel: {e}"),
-            ));
+            return Err(OrderingError::Vendor(format!(
+                "the vendor could not be asked to cancel: {e}"
+            )));
         }
     };
     let (mut tx, locked) = match purchase::fenced(ctx, lease).await {

@@ -54,7 +54,7 @@ pub async fn transition_order(
     if let Some(event) = to.event() {
         order_event(conn, &locked.id, event).await?;
     }
-    if to == OrderStatus::Completed && locked.kind == "topup" {
+    if to == OrderStatus::Completed && locked.kind.starts_bundle() {
         if let Some(iccid) = &locked.target_iccid {
             // New data on the eSIM: a new bundle, whose usage and thresholds start afresh.
             store::esims::start_bundle(&mut *conn, iccid).await?;
@@ -105,20 +105,7 @@ async fn esim_event(
     Ok(())
 }
 
-/// One usage reading of an eSIM.
-#[derive(Debug, Clone, Default)]
-pub struct Reading {
-    pub used_bytes: i64,
-    pub total_bytes: Option<i64>,
-    pub unlimited: Option<bool>,
-    /// The vendor's own measurement time, when it gives one.
-    pub measured_at: Option<DateTime<Utc>>,
-    pub status: Option<EsimState>,
-    pub activated_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-    /// A threshold the vendor itself says was crossed.
-    pub vendor_threshold: Option<u8>,
-}
+pub use crate::store::esims::Reading;
 
 /// Whether a reading may replace the stored one: never an older one. Vendor timestamps
 /// decide where both readings have one; otherwise usage only grows within a bundle, so a

@@ -18,7 +18,7 @@ use std::{
 use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinHandle;
 
-use crate::store;
+use crate::store::{self, orders::StoredAnswer};
 
 /// A held lease; dropping it stops the renewals (the lease then simply expires).
 #[derive(Debug)]
@@ -32,7 +32,7 @@ pub struct Lease {
     settle_after: Option<Duration>,
     /// Set by [`Lease::settle_in`]: released in the outcome's transaction, with the
     /// request's answer when that transaction saved it.
-    settled: Mutex<Option<Option<serde_json::Value>>>,
+    settled: Mutex<Option<Option<StoredAnswer>>>,
 }
 
 impl Lease {
@@ -96,13 +96,13 @@ impl Lease {
     }
 
     /// Records the answer saved in the outcome's transaction.
-    pub fn settled_with(&self, answer: serde_json::Value) {
+    pub fn settled_with(&self, answer: StoredAnswer) {
         *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = Some(Some(answer));
     }
 
     /// `Some` once released by the outcome's transaction (meaningful after it committed),
     /// with the answer that transaction saved, if it did.
-    pub fn settled(&self) -> Option<Option<serde_json::Value>> {
+    pub fn settled(&self) -> Option<Option<StoredAnswer>> {
         self.settled
             .lock()
             .unwrap_or_else(|e| e.into_inner())

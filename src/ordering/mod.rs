@@ -1,7 +1,7 @@
 //! Buying: idempotent order intake, the purchase loop over ranked vendor offers,
 //! provisioning and reconciliation, cancellation and usage.
 //!
-//! Exactly-once rules (ARCHITECTURE.md): the order row and its idempotency key are written
+//! Exactly-once rules: the order row and its idempotency key are written
 //! before any vendor is called; every vendor attempt is recorded before the call; an unknown
 //! outcome at a vendor is reconciled with that vendor before anything is bought elsewhere.
 
@@ -9,11 +9,15 @@ use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 
+pub use self::error::{OrderingError, OrderingResult};
 pub use crate::domain::order::OrderStatus;
 use crate::{AppState, catalog::pricing::Pricing, vendors::registry::Vendors};
 
+pub mod answer;
 pub mod cancel;
+pub mod error;
 pub mod events;
+pub mod health;
 pub mod lease;
 pub mod place;
 pub mod provision;

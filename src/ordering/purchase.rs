@@ -5,20 +5,22 @@ use std::{collections::HashSet, time::Instant};
 
 use sqlx::{PgConnection, Postgres, Transaction};
 
-use super::{Ctx, events::transition_order, lease::Lease};
+use super::{
+    Ctx,
+    error::{OrderingError, OrderingResult},
+    events::transition_order,
+    lease::Lease,
+};
 use crate::{
-    domain::{money::Money, order::OrderStatus, plan::PlanKey},
+    domain::{attempt::AttemptOutcome, money::Money, order::OrderStatus, plan::PlanKey},
     routing::{self, RoutableOffer},
     store::{
         self,
         esims::NewEsim,
-        offers::parse_kind,
+        offers::{OfferDetail, parse_kind},
         orders::{AttemptResult, AttemptRow, OrderRow},
     },
-    vendors::{
-        EsimRef, OrderState, PlaceOrder, RejectKind, TopUp, VendorError, VendorId,
-        VendorOrderStatus,
-    },
+    vendors::{OrderState, PlaceOrder, RejectKind, Vendor, VendorError, VendorOrderStatus},
 };
 
 /// Where an order stands after a purchase step.
@@ -57,7 +59,7 @@ pub async fn fenced(
 /// [`Lease::settling_with_outcome`]), so the outcome costs one commit.
 async fn settle(conn: &mut PgConnection, lease: &Lease) -> sqlx::Result<()> {
     if lease.settle_in(&mut *conn).await? {
-        if let Some(answer) = super::place::save_answer_in(&mut *conn, &lease.order_id).await? {
+        if let Some(answer) = super::answer::save_in(&mut *conn, &lease.order_id).await? {
             lease.settled_with(answer);
         }
     }
@@ -78,7 +80,7 @@ pub async fn fail(
     Ok(Step::Failed)
 }
 
-fn reject_kind_str(k: RejectKind) -> &'static str {
+pub(super) fn reject_kind_str(k: RejectKind) -> &'static str {
     match k {
         RejectKind::SoldOut => "sold_out",
         RejectKind::InsufficientBalance => "insufficient_balance",
@@ -126,12 +128,8 @@ pub async fn ranked_offers(
 ) -> sqlx::Result<Vec<Ranked>> {
     let offers = store::offers::candidates(&ctx.pool, key, &ctx.vendors.ids()).await?;
     let health = store::offers::sync_states(&ctx.pool).await?;
-    let healthy = |v: VendorId| {
-        health
-            .iter()
-            .find(|s| s.vendor == v.as_str())
-            .is_none_or(|s| s.last_error.is_none())
-    };
+    // A vendor without a sync record yet is not held back: only a failed sync is evidence.
+    let healthy = |v| super::health::of(&health, v) != super::health::Health::Unhealthy;
     Ok(routing::rank(
         key,
         offers.iter().map(|o| &o.routable),
@@ -146,6 +144,49 @@ pub async fn ranked_offers(
         cost_in_retail: c.cost_in_retail,
     })
     .collect())
+}
+
+/// One offer behind a plan in the order an order would try it, for operators.
+#[derive(Debug, Clone)]
+pub struct PlanOffer {
+    pub detail: OfferDetail,
+    pub cost_in_retail: rust_decimal::Decimal,
+    pub vendor_healthy: bool,
+}
+
+/// The vendor offers behind a stored plan, cheapest first: the routing decision shown to
+/// operators.
+/// Every vendor is ranked as healthy here, so the list shows the offers by cost alone.
+pub async fn plan_offers(
+    ctx: &Ctx,
+    plan_id: &str,
+) -> OrderingResult<(store::plans::PlanRecord, Vec<PlanOffer>)> {
+    let plan = store::plans::get(&ctx.pool, plan_id)
+        .await?
+        .ok_or(OrderingError::PlanNotFound)?;
+    let key = key_of(&plan).ok_or_else(|| anyhow::anyhow!("stored plan has unknown data kind"))?;
+    let offers = store::offers::candidates(&ctx.pool, &key, &ctx.vendors.ids()).await?;
+    let ranked = routing::rank(
+        &key,
+        offers.iter().map(|o| &o.routable),
+        &ctx.pricing.fx,
+        ctx.pricing.retail_currency,
+        |_| true,
+    );
+    let data = ranked
+        .iter()
+        .filter_map(|c| {
+            let detail = offers
+                .iter()
+                .find(|o| o.routable.offer_id == c.offer.offer_id)?;
+            Some(PlanOffer {
+                detail: detail.clone(),
+                cost_in_retail: c.cost_in_retail,
+                vendor_healthy: c.vendor_healthy,
+            })
+        })
+        .collect();
+    Ok((plan, data))
 }
 
 /// Records that `candidate` is about to be called for `order`, in the caller's
@@ -260,13 +301,18 @@ pub(super) async fn record_refusal(
             code,
             message,
         } => (
-            "rejected",
+            AttemptOutcome::Rejected,
             Some(reject_kind_str(*kind)),
             Some(code.as_str()),
             message.clone(),
         ),
-        VendorError::Unreachable(m) => ("unreachable", None, None, m.clone()),
-        other => ("rejected", Some("other"), None, other.to_string()),
+        VendorError::Unreachable(m) => (AttemptOutcome::Unreachable, None, None, m.clone()),
+        other => (
+            AttemptOutcome::Rejected,
+            Some("other"),
+            None,
+            other.to_string(),
+        ),
     };
     let (mut tx, _) = fenced(ctx, lease).await?;
     store::orders::finish_attempt(
@@ -301,7 +347,7 @@ pub(super) async fn record_unknown(
         &mut tx,
         attempt.id,
         &AttemptResult {
-            outcome: "unknown",
+            outcome: AttemptOutcome::Unknown,
             vendor_reference: None,
             error_kind: None,
             error_code: None,
@@ -344,7 +390,8 @@ pub async fn placed(
         },
     };
     let (mut tx, _) = fenced(ctx, lease).await?;
-    if order.kind == "new" {
+    // A vendor order that delivers eSIMs belongs to one gateway order only.
+    if order.kind.delivers_esims() {
         let iccids: Vec<String> = state.esims.iter().map(|p| p.iccid.clone()).collect();
         let holder = store::orders::other_holder(
             &mut tx,
@@ -376,7 +423,7 @@ pub async fn placed(
         &mut tx,
         attempt.id,
         &AttemptResult {
-            outcome: "placed",
+            outcome: AttemptOutcome::Placed,
             vendor_reference: state.vendor_reference.as_deref(),
             error_kind: None,
             error_code: None,
@@ -432,7 +479,7 @@ async fn apply_state_in(
     vendor: &str,
     state: &OrderState,
 ) -> Result<Step, PurchaseError> {
-    if order.kind != "topup" {
+    if order.kind.delivers_esims() {
         for p in &state.esims {
             let new = store::esims::insert(
                 &mut *conn,
@@ -484,23 +531,18 @@ async fn apply_state_in(
     match state.status {
         VendorOrderStatus::Failed | VendorOrderStatus::Cancelled => {
             // The vendor gave the order up before delivering: nothing was bought there.
-            let message = if order.kind == "topup" {
-                "the vendor could not apply the top-up"
-            } else {
-                "the vendor could not deliver the eSIM"
-            };
             transition_order(
                 &mut *conn,
                 &now,
                 OrderStatus::Failed,
-                Some(("vendor_failed", message)),
+                Some(("vendor_failed", order.kind.vendor_failed_message())),
             )
             .await?;
             Ok(Step::Failed)
         }
         VendorOrderStatus::Pending => Ok(Step::Provisioning),
         VendorOrderStatus::Completed => {
-            if order.kind != "topup" {
+            if order.kind.delivers_esims() {
                 let stored = store::esims::for_order(&mut *conn, &order.id).await?;
                 if stored.len() < order.quantity as usize {
                     return Ok(Step::Provisioning);
@@ -537,136 +579,21 @@ async fn give_up(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step, Pur
     Ok(step)
 }
 
-/// Resolves an attempt whose outcome is unknown (or was cut short by a crash) with its
-/// vendor: idempotent vendors get the same request again, the others are asked. Only a
-/// complete answer showing no order, for a request sent longer ago than the vendor could
-/// still be working on it, counts as "not bought".
-pub async fn reconcile(
-    ctx: &Ctx,
+/// Sends a new-eSIM attempt whose outcome is unknown to its (idempotent) vendor again.
+pub(super) async fn resend(
     order: &OrderRow,
-    lease: &Lease,
     attempt: &AttemptRow,
-) -> Result<Option<Step>, PurchaseError> {
-    let Some(vendor) = attempt.vendor.parse::<VendorId>().ok() else {
-        return Ok(None);
-    };
-    let Some(adapter) = ctx.vendors.adapter(vendor) else {
-        return Ok(None);
-    };
-    let idempotent = adapter.place_is_idempotent();
-    // A search of the vendor's listing (no reference of the vendor's yet) may find the
-    // purchase of another order of ours waiting on the same product: one search at a time
-    // per product, until its match is committed, so the second sees the first's claim.
-    let searches =
-        !idempotent && attempt.vendor_reference.is_none() && order.vendor_reference.is_none();
-    let _one_search = match (&attempt.sku, searches) {
-        (Some(sku), true) => {
-            Some(store::orders::lock_listing_search(&ctx.pool, &attempt.vendor, sku).await?)
-        }
-        _ => None,
-    };
-    let result = if order.kind == "topup" {
-        let esim = topup_target(ctx, order).await?;
-        if idempotent {
-            adapter
-                .topup(&TopUp {
-                    order_id: order.id.clone(),
-                    esim,
-                    sku: attempt.sku.clone().unwrap_or_default(),
-                    placed_at: attempt.started_at,
-                })
-                .await
-        } else {
-            adapter
-                .fetch_order(&order_ref(ctx, order, attempt).await?)
-                .await
-        }
-    } else if idempotent {
-        adapter
-            .place_order(&PlaceOrder {
-                order_id: order.id.clone(),
-                sku: attempt.sku.clone().unwrap_or_default(),
-                quantity: order.quantity as u32,
-                expected_unit_cost: None,
-                placed_at: attempt.started_at,
-            })
-            .await
-    } else {
-        adapter
-            .fetch_order(&order_ref(ctx, order, attempt).await?)
-            .await
-    };
-    let settled = chrono::Utc::now()
-        .signed_duration_since(attempt.started_at)
-        .to_std()
-        .is_ok_and(|age| age >= ctx.reconcile_settle);
-    let not_bought = match &result {
-        Ok(_) => false,
-        Err(VendorError::Rejected {
-            kind: RejectKind::NotFound,
-            ..
-        }) if !idempotent => true,
-        // Refusing the same request again means it was refused the first time; a refused
-        // status query means nothing.
-        Err(e) => idempotent && e.nothing_bought(),
-    };
-    match result {
-        Ok(state) => Ok(Some(
-            placed(ctx, order, lease, attempt, state, None, None).await?,
-        )),
-        Err(e) if not_bought && settled => {
-            let (outcome, kind, message) = if idempotent {
-                (
-                    "rejected",
-                    e.reject_kind().map(reject_kind_str),
-                    e.to_string(),
-                )
-            } else {
-                (
-                    "not_found",
-                    Some("not_found"),
-                    "reconciled: the vendor has no such order".to_string(),
-                )
-            };
-            let (mut tx, _) = fenced(ctx, lease).await?;
-            store::orders::finish_attempt(
-                &mut tx,
-                attempt.id,
-                &AttemptResult {
-                    outcome,
-                    vendor_reference: None,
-                    error_kind: kind,
-                    error_code: None,
-                    error_message: Some(&message),
-                    latency_ms: None,
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(Some(continue_after_refusal(ctx, order, lease).await?))
-        }
-        Err(e) => {
-            tracing::info!(order_id = %order.id, vendor = %vendor, error = %e, settled, "reconciliation still inconclusive");
-            Ok(None)
-        }
-    }
-}
-
-async fn continue_after_refusal(
-    ctx: &Ctx,
-    order: &OrderRow,
-    lease: &Lease,
-) -> Result<Step, PurchaseError> {
-    if order.kind == "topup" {
-        return fail(
-            ctx,
-            lease,
-            "vendor_rejected",
-            "the eSIM's vendor refused the top-up",
-        )
-        .await;
-    }
-    buy(ctx, order, lease).await
+    adapter: &dyn Vendor,
+) -> Result<OrderState, VendorError> {
+    adapter
+        .place_order(&PlaceOrder {
+            order_id: order.id.clone(),
+            sku: attempt.sku.clone().unwrap_or_default(),
+            quantity: order.kind.vendor_quantity(order.quantity),
+            expected_unit_cost: None,
+            placed_at: attempt.started_at,
+        })
+        .await
 }
 
 /// How far before an attempt other orders' eSIMs are looked at when reconciling it: wider
@@ -702,21 +629,7 @@ pub async fn order_ref(
         vendor_reference,
         placed_at: attempt.started_at,
         sku: attempt.sku.clone(),
-        quantity: if order.kind == "topup" {
-            1
-        } else {
-            order.quantity.max(1) as u32
-        },
+        quantity: order.kind.vendor_quantity(order.quantity),
         owned_iccids,
-    })
-}
-
-pub async fn topup_target(ctx: &Ctx, order: &OrderRow) -> sqlx::Result<EsimRef> {
-    let iccid = order.target_iccid.clone().unwrap_or_default();
-    let esim = store::esims::get(&ctx.pool, &iccid).await?;
-    Ok(EsimRef {
-        iccid,
-        vendor_esim_ref: esim.as_ref().and_then(|e| e.vendor_esim_ref.clone()),
-        vendor_reference: esim.and_then(|e| e.vendor_reference),
     })
 }

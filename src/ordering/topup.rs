@@ -1,23 +1,26 @@
 //! Top-ups: plans added to an existing eSIM. They never route: only the vendor that issued
-//! the eSIM can add data to it.
+//! the eSIM can add data to it. Everything a top-up does differently from a new order is
+//! here or in [`OrderKind`]'s rules; the shared attempt machinery is `purchase`.
 
 use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use chrono::Utc;
 
-use serde::Serialize;
-
 use super::{
     Ctx,
+    error::{OrderingError, OrderingResult, TopupRefusal},
     lease::Lease,
-    place::{Answer, request_hash},
     purchase::{self, PurchaseError, Step},
 };
 use crate::{
-    domain::{country::Country, esim::EsimState, ids::new_id, money::Money, plan::PlanKey},
-    error::{ApiError, ApiResult},
-    store::{self, esims::EsimRow, offers::OfferDetail, orders::NewOrderRow},
-    vendors::{EsimRef, TopUp, Vendor, VendorError, VendorId},
+    domain::{country::Country, esim::EsimState, money::Money, order::OrderKind, plan::PlanKey},
+    store::{
+        self,
+        esims::EsimRow,
+        offers::OfferDetail,
+        orders::{AttemptRow, OrderRow},
+    },
+    vendors::{EsimRef, OrderState, TopUp, Vendor, VendorError, VendorId},
 };
 
 /// A plan that can be added to one eSIM, priced like catalogue plans.
@@ -44,29 +47,20 @@ const PARALLEL_CHECKS: usize = 4;
 
 /// Why nothing can be added to this eSIM, decided from our own records before any vendor is
 /// asked: its vendor documents no top-up, or the eSIM is cancelled or expired.
-pub fn refusal(esim: &EsimRow) -> Option<ApiError> {
+pub fn refusal(esim: &EsimRow) -> Option<TopupRefusal> {
     let documented = esim
         .vendor
         .parse::<VendorId>()
         .is_ok_and(VendorId::topups_documented);
     if !documented {
-        return Some(ApiError::conflict(
-            "topup_not_supported",
-            "this eSIM's network offers no top-ups; buy a new eSIM instead",
-        ));
+        return Some(TopupRefusal::NotSupported);
     }
     if esim.status == EsimState::Cancelled {
-        return Some(ApiError::conflict(
-            "esim_cancelled",
-            "this eSIM is cancelled; nothing can be added to it",
-        ));
+        return Some(TopupRefusal::Cancelled);
     }
     let lapsed = esim.expires_at.is_some_and(|t| t <= Utc::now());
     if esim.status == EsimState::Expired || lapsed {
-        return Some(ApiError::conflict(
-            "esim_expired",
-            "this eSIM has expired; nothing can be added to it",
-        ));
+        return Some(TopupRefusal::Expired);
     }
     None
 }
@@ -79,11 +73,8 @@ fn esim_ref(esim: &EsimRow) -> EsimRef {
     }
 }
 
-fn vendor_unavailable() -> ApiError {
-    ApiError::unavailable(
-        "topup_plans_unavailable",
-        "the eSIM's network could not say which top-ups fit it right now; try again shortly",
-    )
+fn vendor_unavailable() -> OrderingError {
+    OrderingError::TopupPlansUnavailable
 }
 
 /// The vendor SKUs the eSIM's vendor accepts as a top-up of it, asked where the vendor can
@@ -96,7 +87,7 @@ async fn accepted_skus(
     adapter: Arc<dyn Vendor>,
     esim: &EsimRow,
     countries: &[String],
-) -> ApiResult<Arc<Vec<String>>> {
+) -> OrderingResult<Arc<Vec<String>>> {
     let cache = &ctx.vendors.topup_answers;
     if let Some(skus) = cache.get(vendor, &esim.iccid) {
         return Ok(skus);
@@ -167,7 +158,7 @@ async fn accepted_skus(
 
 /// The top-ups this eSIM's vendor accepts for it, one per plan id (the cheapest offer each),
 /// priced like catalogue plans. Empty when nothing can be added to the eSIM.
-pub async fn plans_for(ctx: &Ctx, esim: &EsimRow) -> ApiResult<Vec<TopupPlan>> {
+pub async fn plans_for(ctx: &Ctx, esim: &EsimRow) -> OrderingResult<Vec<TopupPlan>> {
     if refusal(esim).is_some() {
         return Ok(vec![]);
     }
@@ -226,65 +217,37 @@ pub fn topup_plan_name(key: &PlanKey) -> String {
     format!("{coverage} {} top-up", key.allowance_label())
 }
 
-#[derive(Serialize)]
-struct TopupRequest<'a> {
-    plan_id: &'a str,
-}
-
-/// `POST /v1/esims/{iccid}/topups`: idempotent like orders.
-pub async fn place_topup(
+/// The top-ups that can be added to the storefront's eSIM right now, cheapest first.
+pub async fn plans_for_esim(
     ctx: &Ctx,
     storefront_id: &str,
-    key: &str,
     iccid: &str,
-    plan_id: &str,
-) -> ApiResult<Answer> {
-    let hash = request_hash("topup", Some(iccid), &TopupRequest { plan_id });
-    if let Some(a) = super::place::replay(ctx, storefront_id, key, &hash).await? {
-        return Ok(a);
-    }
-    let esim = store::esims::get_for(&ctx.pool, storefront_id, iccid)
-        .await?
-        .ok_or_else(esim_not_found)?;
-    // Decided from our records alone: no vendor is asked for what cannot be sold.
-    if let Some(refused) = refusal(&esim) {
-        return Err(refused);
-    }
-    let plans = plans_for(ctx, &esim).await?;
-    let plan = plans.iter().find(|p| p.plan_id == plan_id).ok_or_else(|| {
-        ApiError::not_found(
-            "topup_plan_not_found",
-            "this plan cannot be added to this eSIM (see its topup-plans)",
-        )
-    })?;
-    let id = new_id("ord");
-    let row = NewOrderRow {
-        id: &id,
-        storefront_id,
-        kind: "topup",
-        plan_id,
-        quantity: 1,
-        price_amount: plan.price.amount,
-        price_currency: plan.price.currency.as_str(),
-        reference: None,
-        customer_email: None,
-        target_iccid: Some(iccid),
-        idempotency_key: key,
-        request_hash: &hash,
-    };
-    super::place::claim_then_buy(ctx, &row).await
+) -> OrderingResult<Vec<TopupPlan>> {
+    let esim = super::usage::own_esim(ctx, storefront_id, iccid).await?;
+    plans_for(ctx, &esim).await
 }
 
-pub fn esim_not_found() -> ApiError {
-    ApiError::not_found("esim_not_found", "no such eSIM")
+/// The top-up `plan_id` as it is offered for the storefront's eSIM now, or why not.
+pub(super) async fn offered(
+    ctx: &Ctx,
+    storefront_id: &str,
+    iccid: &str,
+    plan_id: &str,
+) -> OrderingResult<TopupPlan> {
+    let esim = super::usage::own_esim(ctx, storefront_id, iccid).await?;
+    // Decided from our records alone: no vendor is asked for what cannot be sold.
+    if let Some(refused) = refusal(&esim) {
+        return Err(refused.into());
+    }
+    plans_for(ctx, &esim)
+        .await?
+        .into_iter()
+        .find(|p| p.plan_id == plan_id)
+        .ok_or(OrderingError::TopupPlanNotFound)
 }
 
 /// Buys a claimed top-up order from the eSIM's own vendor, under the caller's lease.
-pub async fn purchase(
-    ctx: &Ctx,
-    order: &store::orders::OrderRow,
-    lease: &Lease,
-) -> Result<Step, PurchaseError> {
+pub async fn purchase(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step, PurchaseError> {
     let Some(esim) =
         store::esims::get(&ctx.pool, order.target_iccid.as_deref().unwrap_or("")).await?
     else {
@@ -345,7 +308,7 @@ pub async fn purchase(
     let result = adapter
         .topup(&TopUp {
             order_id: order.id.clone(),
-            esim: purchase::topup_target(ctx, order).await?,
+            esim: target(ctx, order).await?,
             sku: offer.sku.clone(),
             placed_at: order.created_at,
         })
@@ -367,18 +330,46 @@ pub async fn purchase(
             } else {
                 "vendor_rejected"
             };
-            purchase::fail(
-                ctx,
-                lease,
-                code,
-                // The vendor's own words stay in the attempt (admins); storefronts get ours.
-                "the eSIM's vendor refused the top-up",
-            )
-            .await
+            refused(ctx, lease, code).await
         }
         Err(e) => {
             purchase::record_unknown(ctx, order, lease, &attempt, &e, Some(latency)).await?;
             Ok(Step::Provisioning)
         }
     }
+}
+
+/// The eSIM's vendor refused the top-up: it fails (a top-up never routes elsewhere). The
+/// vendor's own words stay in the attempt (admins); storefronts get ours.
+pub(super) async fn refused(ctx: &Ctx, lease: &Lease, code: &str) -> Result<Step, PurchaseError> {
+    purchase::fail(ctx, lease, code, "the eSIM's vendor refused the top-up").await
+}
+
+/// The eSIM a top-up order adds to, as its vendor knows it.
+pub async fn target(ctx: &Ctx, order: &OrderRow) -> sqlx::Result<EsimRef> {
+    let iccid = order.target_iccid.clone().unwrap_or_default();
+    let esim = store::esims::get(&ctx.pool, &iccid).await?;
+    Ok(EsimRef {
+        iccid,
+        vendor_esim_ref: esim.as_ref().and_then(|e| e.vendor_esim_ref.clone()),
+        vendor_reference: esim.and_then(|e| e.vendor_reference),
+    })
+}
+
+/// Sends a top-up attempt whose outcome is unknown to its (idempotent) vendor again.
+pub(super) async fn resend(
+    ctx: &Ctx,
+    order: &OrderRow,
+    attempt: &AttemptRow,
+    adapter: &dyn Vendor,
+) -> Result<Result<OrderState, VendorError>, PurchaseError> {
+    debug_assert_eq!(order.kind, OrderKind::Topup);
+    Ok(adapter
+        .topup(&TopUp {
+            order_id: order.id.clone(),
+            esim: target(ctx, order).await?,
+            sku: attempt.sku.clone().unwrap_or_default(),
+            placed_at: attempt.started_at,
+        })
+        .await)
 }

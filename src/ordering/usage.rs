@@ -5,6 +5,7 @@ use chrono::Utc;
 
 use super::{
     Ctx,
+    error::{OrderingError, OrderingResult},
     events::{self, Reading},
 };
 use crate::{
@@ -12,6 +13,19 @@ use crate::{
     store::{self, esims::EsimRow},
     vendors::{EsimRef, EsimStatus, VendorId},
 };
+
+/// The storefront's eSIM, if it is one of theirs.
+pub async fn own_esim(ctx: &Ctx, storefront_id: &str, iccid: &str) -> OrderingResult<EsimRow> {
+    store::esims::get_for(&ctx.pool, storefront_id, iccid)
+        .await?
+        .ok_or(OrderingError::EsimNotFound)
+}
+
+/// The storefront's eSIM with its usage refreshed when stale (see [`refreshed`]).
+pub async fn current(ctx: &Ctx, storefront_id: &str, iccid: &str) -> OrderingResult<EsimRow> {
+    let esim = own_esim(ctx, storefront_id, iccid).await?;
+    Ok(refreshed(ctx, esim).await?)
+}
 
 /// Refreshes the eSIM's usage when stale and returns the row to serve. A vendor failure is
 /// logged and the stored (older) figures are served with their timestamp.

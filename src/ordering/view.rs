@@ -1,12 +1,20 @@
-//! The order and eSIM documents storefronts receive (API.md, Orders).
+//! The order and eSIM documents storefronts receive (answers and events alike).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::{
+    Ctx,
+    error::{OrderingError, OrderingResult},
+};
 use crate::{
     domain::money::{Currency, Money},
-    store::{esims::EsimRow, orders::OrderRow},
+    store::{
+        self,
+        esims::EsimRow,
+        orders::{AttemptRow, OrderRow},
+    },
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -97,7 +105,7 @@ pub fn esim_view(e: &EsimRow) -> EsimView {
 pub fn order_view(o: &OrderRow, esims: &[EsimRow]) -> OrderView {
     OrderView {
         id: o.id.clone(),
-        kind: o.kind.clone(),
+        kind: o.kind.as_str().to_string(),
         status: o.status.to_string(),
         plan_id: o.plan_id.clone(),
         quantity: o.quantity as u32,
@@ -119,4 +127,60 @@ pub fn order_view(o: &OrderRow, esims: &[EsimRow]) -> OrderView {
         created_at: o.created_at,
         updated_at: o.updated_at,
     }
+}
+
+/// The storefront's order as it stands now, with its eSIMs.
+pub async fn storefront_order(
+    ctx: &Ctx,
+    storefront_id: &str,
+    order_id: &str,
+) -> OrderingResult<OrderView> {
+    let order = store::orders::get_for(&ctx.pool, storefront_id, order_id)
+        .await?
+        .ok_or(OrderingError::OrderNotFound)?;
+    let esims = store::esims::for_order(&ctx.pool, &order.id).await?;
+    Ok(order_view(&order, &esims))
+}
+
+/// An order with everything an operator sees about it.
+#[derive(Debug, Clone)]
+pub struct OrderDetails {
+    pub order: OrderRow,
+    pub esims: Vec<EsimRow>,
+    pub attempts: Vec<AttemptRow>,
+}
+
+/// The details of `orders`, their eSIMs and attempts read in two queries in all.
+pub async fn details(ctx: &Ctx, orders: &[OrderRow]) -> OrderingResult<Vec<OrderDetails>> {
+    let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
+    let esims = store::esims::for_orders(&ctx.pool, &ids).await?;
+    let attempts = store::orders::attempts_for(&ctx.pool, &ids).await?;
+    Ok(orders
+        .iter()
+        .map(|o| OrderDetails {
+            order: o.clone(),
+            esims: esims
+                .iter()
+                .filter(|e| e.order_id == o.id)
+                .cloned()
+                .collect(),
+            attempts: attempts
+                .iter()
+                .filter(|a| a.order_id == o.id)
+                .cloned()
+                .collect(),
+        })
+        .collect())
+}
+
+/// The details of one order, whichever storefront it belongs to.
+pub async fn details_of(ctx: &Ctx, order_id: &str) -> OrderingResult<OrderDetails> {
+    let order = store::orders::get(&ctx.pool, order_id)
+        .await?
+        .ok_or(OrderingError::OrderNotFound)?;
+    details(ctx, std::slice::from_ref(&order))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(OrderingError::OrderNotFound)
 }

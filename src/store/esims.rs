@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
+use crate::domain::esim::EsimState;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EsimRow {
     pub iccid: String,
@@ -12,7 +14,7 @@ pub struct EsimRow {
     pub vendor_reference: Option<String>,
     pub vendor_esim_ref: Option<String>,
     pub plan_id: String,
-    pub status: crate::domain::esim::EsimState,
+    pub status: EsimState,
     pub lpa: Option<String>,
     pub smdp_address: Option<String>,
     pub matching_id: Option<String>,
@@ -40,7 +42,7 @@ pub struct NewEsim<'a> {
     pub vendor_reference: Option<&'a str>,
     pub vendor_esim_ref: Option<&'a str>,
     pub plan_id: &'a str,
-    pub status: crate::domain::esim::EsimState,
+    pub status: EsimState,
     pub lpa: &'a str,
     pub smdp_address: &'a str,
     pub matching_id: &'a str,
@@ -123,12 +125,23 @@ pub async fn lock(conn: &mut PgConnection, iccid: &str) -> sqlx::Result<Option<E
         .await
 }
 
+/// One usage reading of an eSIM, as a vendor reported it.
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    pub used_bytes: i64,
+    pub total_bytes: Option<i64>,
+    pub unlimited: Option<bool>,
+    /// The vendor's own measurement time, when it gives one.
+    pub measured_at: Option<DateTime<Utc>>,
+    pub status: Option<EsimState>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A threshold the vendor itself says was crossed.
+    pub vendor_threshold: Option<u8>,
+}
+
 /// Writes a usage reading the caller found newer than the stored one.
-pub async fn write_usage(
-    conn: &mut PgConnection,
-    iccid: &str,
-    r: &crate::ordering::events::Reading,
-) -> sqlx::Result<()> {
+pub async fn write_usage(conn: &mut PgConnection, iccid: &str, r: &Reading) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE esims SET used_bytes = $2, total_bytes = coalesce($3, total_bytes),
              unlimited = coalesce($4, unlimited), usage_measured_at = coalesce($5, usage_measured_at),
@@ -186,7 +199,7 @@ pub async fn start_bundle(conn: &mut PgConnection, iccid: &str) -> sqlx::Result<
 pub async fn set_status(
     conn: &mut PgConnection,
     iccid: &str,
-    status: crate::domain::esim::EsimState,
+    status: EsimState,
     observed_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(

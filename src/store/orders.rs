@@ -4,12 +4,20 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 
+use crate::{
+    domain::{
+        attempt::AttemptOutcome,
+        order::{OrderKind, OrderStatus},
+    },
+    vendors::VendorId,
+};
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrderRow {
     pub id: String,
     pub storefront_id: String,
-    pub kind: String,
-    pub status: crate::domain::order::OrderStatus,
+    pub kind: OrderKind,
+    pub status: OrderStatus,
     pub plan_id: String,
     pub quantity: i32,
     pub price_amount: Decimal,
@@ -42,7 +50,7 @@ pub struct OrderRow {
 pub struct NewOrderRow<'a> {
     pub id: &'a str,
     pub storefront_id: &'a str,
-    pub kind: &'a str,
+    pub kind: OrderKind,
     pub plan_id: &'a str,
     pub quantity: i32,
     pub price_amount: Decimal,
@@ -121,14 +129,75 @@ pub async fn get_for(
         .await
 }
 
+/// The first answer given for an order's idempotency key, stored as it was sent (status and
+/// JSON body) so that every replay is byte-identical to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAnswer {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl StoredAnswer {
+    /// The answer to a request that created an order (`201 Created`).
+    pub const CREATED: u16 = 201;
+
+    pub fn created(body: serde_json::Value) -> Self {
+        StoredAnswer {
+            status: Self::CREATED,
+            body,
+        }
+    }
+}
+
+impl OrderRow {
+    /// The answer saved for this order, if one was.
+    pub fn stored_answer(&self) -> Option<StoredAnswer> {
+        let status = self.response_status?;
+        let body = self.response_body.clone()?;
+        Some(StoredAnswer {
+            status: u16::try_from(status).unwrap_or(StoredAnswer::CREATED),
+            body,
+        })
+    }
+}
+
+/// Whether nobody holds the order's lease (its holder finished, or died and it lapsed).
+pub async fn lease_lapsed(pool: &PgPool, id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT lease_until IS NULL OR lease_until < now() FROM orders WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+}
+
+/// The order that holds this vendor order: by the reference on the order, or on one of
+/// its attempts at that vendor.
+pub async fn by_vendor_reference(
+    pool: &PgPool,
+    vendor: VendorId,
+    reference: &str,
+) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as(
+        "SELECT o.* FROM orders o
+         WHERE o.vendor_reference = $2 AND o.vendor = $1
+            OR o.id IN (SELECT order_id FROM order_attempts WHERE vendor = $1 AND vendor_reference = $2)
+         LIMIT 1",
+    )
+    .bind(vendor.as_str())
+    .bind(reference)
+    .fetch_optional(pool)
+    .await
+}
+
 /// Saves the first answer given for this order, for idempotent replays. Never overwritten:
 /// `false` when an answer was already saved.
 pub async fn save_response<'e>(
     ex: impl PgExecutor<'e>,
     id: &str,
-    status: u16,
-    body: &serde_json::Value,
+    answer: &StoredAnswer,
 ) -> sqlx::Result<bool> {
+    let (status, body) = (answer.status, &answer.body);
     let saved = sqlx::query(
         "UPDATE orders SET response_status = $2, response_body = $3
          WHERE id = $1 AND response_status IS NULL",
@@ -150,7 +219,7 @@ pub struct AttemptRow {
     pub vendor: String,
     pub vendor_offer_id: Option<i64>,
     pub sku: Option<String>,
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
     pub vendor_reference: Option<String>,
     pub error_kind: Option<String>,
     pub error_code: Option<String>,
@@ -205,7 +274,7 @@ pub async fn start_attempt(
 }
 
 pub struct AttemptResult<'a> {
-    pub outcome: &'a str,
+    pub outcome: AttemptOutcome,
     pub vendor_reference: Option<&'a str>,
     pub error_kind: Option<&'a str>,
     pub error_code: Option<&'a str>,
@@ -343,7 +412,7 @@ pub async fn mark_awaiting_vendor(
 pub async fn set_status(
     conn: &mut PgConnection,
     id: &str,
-    status: crate::domain::order::OrderStatus,
+    status: OrderStatus,
     failure: Option<(&str, &str)>,
 ) -> sqlx::Result<()> {
     sqlx::query(

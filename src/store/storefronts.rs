@@ -18,7 +18,7 @@ pub struct KeyRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-pub async fn insert(
+async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     id: &str,
     name: &str,
@@ -37,7 +37,7 @@ pub async fn insert(
     .await
 }
 
-pub async fn insert_key(
+async fn insert_key(
     tx: &mut Transaction<'_, Postgres>,
     key_id: &str,
     storefront_id: &str,
@@ -98,7 +98,7 @@ pub async fn key_by_lookup(pool: &PgPool, lookup: &str) -> sqlx::Result<Option<K
 }
 
 /// Revokes every active key of a storefront except `keep`; returns how many were revoked.
-pub async fn revoke_keys(
+async fn revoke_keys(
     tx: &mut Transaction<'_, Postgres>,
     storefront_id: &str,
     keep: Option<&str>,
@@ -112,6 +112,56 @@ pub async fn revoke_keys(
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// A new API key as stored: its id, lookup prefix and hash (never the key itself).
+pub struct NewKey<'a> {
+    pub id: &'a str,
+    pub lookup: &'a str,
+    pub hash: &'a [u8],
+}
+
+/// A storefront and its first API key, in one commit.
+pub async fn create(
+    pool: &PgPool,
+    id: &str,
+    name: &str,
+    webhook_url: Option<&str>,
+    webhook_secret: &str,
+    key: &NewKey<'_>,
+) -> sqlx::Result<DateTime<Utc>> {
+    let mut tx = pool.begin().await?;
+    let created_at = insert(&mut tx, id, name, webhook_url, webhook_secret).await?;
+    insert_key(&mut tx, key.id, id, key.lookup, key.hash).await?;
+    tx.commit().await?;
+    Ok(created_at)
+}
+
+/// Adds an API key to a storefront and, with `revoke_others`, revokes every other one in
+/// the same commit (a rotation); returns how many were revoked.
+pub async fn add_key(
+    pool: &PgPool,
+    storefront_id: &str,
+    key: &NewKey<'_>,
+    revoke_others: bool,
+) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
+    insert_key(&mut tx, key.id, storefront_id, key.lookup, key.hash).await?;
+    let revoked = if revoke_others {
+        revoke_keys(&mut tx, storefront_id, Some(key.id)).await?
+    } else {
+        0
+    };
+    tx.commit().await?;
+    Ok(revoked)
+}
+
+/// Revokes every active API key of a storefront; returns how many.
+pub async fn revoke_all(pool: &PgPool, storefront_id: &str) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let revoked = revoke_keys(&mut tx, storefront_id, None).await?;
+    tx.commit().await?;
+    Ok(revoked)
 }
 
 /// Records key uses collected off the request path: one statement for the whole batch;

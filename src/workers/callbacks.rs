@@ -11,7 +11,7 @@ use crate::ordering::Ctx;
 const BATCH: i64 = 32;
 
 /// One round; returns how many events were tried.
-pub async fn tick(ctx: &Ctx) -> sqlx::Result<usize> {
+pub async fn tick(ctx: &Ctx) -> Result<usize, crate::callbacks::CallbackError> {
     crate::callbacks::apply_due(ctx, BATCH).await
 }
 

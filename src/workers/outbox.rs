@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
 use crate::{
-    http::storefronts::validate_webhook_url,
+    domain::webhook_url,
     store::{self, outbox::Delivery},
     workers::webhook_dns::{InternalAddress, SystemDns, WebhookDns, refused_internal},
 };
@@ -113,7 +113,7 @@ impl OutboxWorker {
         .unwrap_or_default();
         // The URL was checked when it was registered; check it again now, under this mode's
         // rules, and (live mode) every address its host resolves to in `client`.
-        if validate_webhook_url(Some(url.clone()), self.sandbox).is_err() {
+        if webhook_url::validate(url.clone(), self.sandbox).is_err() {
             return self
                 .failed(
                     d,

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::http::storefronts::is_internal_addr;
+use crate::domain::webhook_url::is_internal_addr;
 
 /// The system resolver (getaddrinfo on a blocking thread, as reqwest's default).
 pub struct SystemDns;

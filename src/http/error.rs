@@ -12,6 +12,11 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::{
+    callbacks::CallbackError,
+    ordering::{OrderingError, place::REPLAY_RETRY_AFTER_SECS},
+};
+
 tokio::task_local! {
     /// The current request's id, set by the request-context middleware so that errors built
     /// deep inside a handler can carry it.
@@ -267,3 +272,49 @@ impl From<PathRejection> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Every refusal of the ordering services as its HTTP answer: the status and `code` here,
+/// the sentence from the service.
+impl From<OrderingError> for ApiError {
+    fn from(e: OrderingError) -> Self {
+        let message = e.to_string();
+        match e {
+            OrderingError::IdempotencyKeyReused => {
+                Self::conflict("idempotency_key_reused", message)
+            }
+            OrderingError::IdempotencyKeyInUse => {
+                Self::busy("idempotency_key_in_use", message, REPLAY_RETRY_AFTER_SECS)
+            }
+            OrderingError::PlanNotFound => Self::not_found("plan_not_found", message),
+            OrderingError::PriceChanged(_) => Self::conflict("price_changed", message),
+            OrderingError::OrderNotFound => Self::not_found("order_not_found", message),
+            OrderingError::EsimNotFound => Self::not_found("esim_not_found", message),
+            OrderingError::TopupRefused(r) => Self::conflict(r.code(), message),
+            OrderingError::TopupPlanNotFound => Self::not_found("topup_plan_not_found", message),
+            OrderingError::TopupPlansUnavailable => {
+                Self::unavailable("topup_plans_unavailable", message)
+            }
+            OrderingError::NotCancellable(_) => Self::conflict("order_not_cancellable", message),
+            OrderingError::OrderBusy(_) => Self::busy("order_busy", message, 1),
+            OrderingError::OrderFinished(_) => Self::conflict("order_finished", message),
+            OrderingError::VendorOrderExists { .. } => {
+                Self::conflict("vendor_order_exists", message)
+            }
+            OrderingError::VendorDisabled => Self::unavailable("vendor_disabled", message),
+            OrderingError::Vendor(_) => Self::bad_gateway("vendor_error", message),
+            OrderingError::Database(e) => e.into(),
+            OrderingError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+/// A callback that could not be applied: stored already, so the answer is a plain error
+/// and the vendor's redelivery (or the callback worker) applies it later.
+impl From<CallbackError> for ApiError {
+    fn from(e: CallbackError) -> Self {
+        match e {
+            CallbackError::Database(e) => e.into(),
+            other => Self::Internal(other.into()),
+        }
+    }
+}

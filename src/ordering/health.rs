@@ -1,0 +1,144 @@
+//! Whether a vendor is healthy, the one rule routing and the admin API share, and the
+//! vendors' status as operators see it (sync health, offers, prepaid balance).
+//!
+//! The rule: a vendor is healthy when its last catalogue sync succeeded and no failed sync
+//! came after that success. A vendor never synced here is `Unknown`: routing does not hold
+//! it back (it has no synced offers to route to anyway), the admin view does not call it
+//! healthy.
+
+use std::time::Duration;
+
+use super::{Ctx, error::OrderingResult};
+use crate::{
+    domain::money::Money,
+    store::{self, offers::SyncState},
+    vendors::{VendorId, registry::VendorMode},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+    /// No sync recorded for this vendor yet.
+    Unknown,
+}
+
+/// The health of one vendor by its sync record.
+pub fn of_sync(sync: Option<&SyncState>) -> Health {
+    let Some(s) = sync else {
+        return Health::Unknown;
+    };
+    match (s.last_success_at, s.last_error_at) {
+        (Some(ok), Some(failed)) if failed > ok => Health::Unhealthy,
+        (Some(_), _) => Health::Healthy,
+        (None, Some(_)) => Health::Unhealthy,
+        (None, None) => Health::Unknown,
+    }
+}
+
+/// The health of `vendor` among the sync records `states`.
+pub fn of(states: &[SyncState], vendor: VendorId) -> Health {
+    of_sync(states.iter().find(|s| s.vendor == vendor.as_str()))
+}
+
+/// One vendor as operators see it.
+#[derive(Debug, Clone)]
+pub struct VendorReport {
+    pub id: VendorId,
+    /// `None` when the vendor is not enabled here.
+    pub mode: Option<VendorMode>,
+    /// Enabled and [`Health::Healthy`].
+    pub healthy: bool,
+    /// Active offers in the stored catalogue.
+    pub offer_count: u64,
+    pub sync: Option<SyncState>,
+    /// The prepaid balance read now; `None` for a vendor not enabled.
+    pub balance: Option<Result<Money, String>>,
+}
+
+/// How long one vendor's balance may take before the report goes on without it.
+const BALANCE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Every vendor, enabled or not: sync health, offers and balance.
+pub async fn vendors_status(ctx: &Ctx) -> OrderingResult<Vec<VendorReport>> {
+    let states = store::offers::sync_states(&ctx.pool).await?;
+    let counts = store::offers::active_counts(&ctx.pool).await?;
+    let balances = balances(ctx).await;
+    Ok(VendorId::ALL
+        .into_iter()
+        .map(|id| {
+            let mode = ctx.vendors.get(id).map(|e| e.mode);
+            let sync = states.iter().find(|s| s.vendor == id.as_str()).cloned();
+            VendorReport {
+                id,
+                mode,
+                healthy: mode.is_some() && of_sync(sync.as_ref()) == Health::Healthy,
+                offer_count: counts
+                    .iter()
+                    .find(|(v, _)| v == id.as_str())
+                    .map_or(0, |(_, n)| *n as u64),
+                sync,
+                balance: balances
+                    .iter()
+                    .find(|(v, _)| *v == id)
+                    .map(|(_, b)| b.clone()),
+            }
+        })
+        .collect())
+}
+
+/// Balances of all enabled vendors, read concurrently, each bounded so one slow vendor
+/// cannot hold the page.
+async fn balances(ctx: &Ctx) -> Vec<(VendorId, Result<Money, String>)> {
+    let tasks: Vec<_> = ctx
+        .vendors
+        .iter()
+        .map(|(id, e)| {
+            let adapter = e.adapter.clone();
+            tokio::spawn(async move {
+                let r = tokio::time::timeout(BALANCE_TIMEOUT, adapter.balance()).await;
+                let r = match r {
+                    Ok(Ok(m)) => Ok(m),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("timed out".to_string()),
+                };
+                (id, r)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        if let Ok(r) = t.await {
+            out.push(r);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, Utc};
+
+    use super::*;
+
+    fn sync(ok: Option<i64>, failed: Option<i64>) -> SyncState {
+        let at = |secs: i64| Utc::now() - Duration::seconds(secs);
+        SyncState {
+            vendor: "esimaccess".into(),
+            last_success_at: ok.map(at),
+            last_error_at: failed.map(at),
+            last_error: failed.map(|_| "boom".into()),
+            ..SyncState::default()
+        }
+    }
+
+    #[test]
+    fn a_sync_that_failed_after_the_last_success_is_unhealthy() {
+        assert_eq!(of_sync(None), Health::Unknown);
+        assert_eq!(of_sync(Some(&sync(Some(60), None))), Health::Healthy);
+        assert_eq!(of_sync(Some(&sync(Some(60), Some(10)))), Health::Unhealthy);
+        assert_eq!(of_sync(Some(&sync(Some(10), Some(60)))), Health::Healthy);
+        assert_eq!(of_sync(Some(&sync(None, Some(10)))), Health::Unhealthy);
+        assert_eq!(of_sync(Some(&sync(None, None))), Health::Unknown);
+    }
+}
