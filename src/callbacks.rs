@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+pub mod ingest;
 mod matched;
 
 use crate::{
@@ -353,11 +354,9 @@ pub async fn apply_leased(
                 .await?;
                 return Ok("waiting");
             };
-            let mut headers = axum::http::HeaderMap::new();
+            let mut headers = crate::vendors::CallbackHeaders::new();
             if let Some(ct) = row.headers.get("content-type").and_then(|v| v.as_str()) {
-                if let Ok(v) = ct.parse() {
-                    headers.insert(axum::http::header::CONTENT_TYPE, v);
-                }
+                headers.insert("content-type", ct);
             }
             reparsed = adapter
                 .parse_callback(&headers, &row.body)

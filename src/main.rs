@@ -6,11 +6,12 @@ use esim_gateway::{
     AppState, build_app,
     catalog::pricing::Pricing,
     config::Config,
-    sandbox::{SimSettings, runtime::Sandbox},
+    sandbox::SimSettings,
     store, telemetry,
     vendors::{
         AdapterOptions, VendorError, VendorId,
         registry::{VendorMode, Vendors},
+        sandbox::Sandbox,
     },
     workers,
 };

@@ -73,7 +73,7 @@ fn opts() -> AdapterOptions {
 
 struct EsimAccessH {
     sim: esim_gateway::vendors::esimaccess::sim::EsimAccessSim,
-    creds: esim_gateway::config::EsimAccessCredentials,
+    creds: esim_gateway::vendors::esimaccess::credentials::EsimAccessCredentials,
 }
 
 impl Harness for EsimAccessH {
@@ -122,7 +122,7 @@ async fn esimaccess() -> Running {
 
 struct EsimGoH {
     sim: esim_gateway::vendors::esimgo::sim::EsimGoSim,
-    creds: esim_gateway::config::EsimGoCredentials,
+    creds: esim_gateway::vendors::esimgo::credentials::EsimGoCredentials,
 }
 
 impl Harness for EsimGoH {
@@ -165,7 +165,7 @@ async fn esimgo() -> Running {
         esim_gateway::vendors::esimgo::sim::EsimGoSim::sandbox_credentials(placeholder());
     let sim = esim_gateway::vendors::esimgo::sim::EsimGoSim::new(&placeholder, SimSettings::fast());
     let server = sandbox::serve(sim.router()).await.unwrap();
-    let creds = esim_gateway::config::EsimGoCredentials {
+    let creds = esim_gateway::vendors::esimgo::credentials::EsimGoCredentials {
         api_key: placeholder.api_key,
         base_url: esim_gateway::vendors::esimgo::sim::EsimGoSim::sandbox_credentials(
             server.base_url.clone(),
@@ -180,7 +180,7 @@ async fn esimgo() -> Running {
 
 struct EsimFxH {
     sim: esim_gateway::vendors::esimfx::sim::EsimFxSim,
-    creds: esim_gateway::config::EsimFxCredentials,
+    creds: esim_gateway::vendors::esimfx::credentials::EsimFxCredentials,
 }
 
 impl Harness for EsimFxH {
@@ -220,7 +220,7 @@ async fn esimfx() -> Running {
         esim_gateway::vendors::esimfx::sim::EsimFxSim::sandbox_credentials(placeholder());
     let sim = esim_gateway::vendors::esimfx::sim::EsimFxSim::new(&sim_creds, SimSettings::fast());
     let server = sandbox::serve(sim.router()).await.unwrap();
-    let creds = esim_gateway::config::EsimFxCredentials {
+    let creds = esim_gateway::vendors::esimfx::credentials::EsimFxCredentials {
         base_url: server.base_url.clone(),
         ..sim_creds
     };
@@ -232,7 +232,7 @@ async fn esimfx() -> Running {
 
 struct MicroEsimH {
     sim: esim_gateway::vendors::microesim::sim::MicroEsimSim,
-    creds: esim_gateway::config::MicroEsimCredentials,
+    creds: esim_gateway::vendors::microesim::credentials::MicroEsimCredentials,
 }
 
 impl Harness for MicroEsimH {
@@ -279,7 +279,7 @@ async fn microesim() -> Running {
 
 struct MultiverseH {
     sim: esim_gateway::vendors::multiverse::sim::MultiverseSim,
-    creds: esim_gateway::config::MultiverseCredentials,
+    creds: esim_gateway::vendors::multiverse::credentials::MultiverseCredentials,
 }
 
 impl Harness for MultiverseH {
@@ -321,7 +321,7 @@ async fn multiverse() -> Running {
     let sim =
         esim_gateway::vendors::multiverse::sim::MultiverseSim::new(&sim_creds, SimSettings::fast());
     let server = sandbox::serve(sim.router()).await.unwrap();
-    let creds = esim_gateway::config::MultiverseCredentials {
+    let creds = esim_gateway::vendors::multiverse::credentials::MultiverseCredentials {
         base_url: server.base_url.clone(),
         ..sim_creds
     };

@@ -6,16 +6,16 @@
 //! returns an `orderNo` only and `/esim/query` answers 200010 until the SM-DP+ has allocated
 //! the profiles. `transactionId` (our order id) is the vendor's idempotency key.
 
+use crate::vendors::CallbackHeaders;
 use async_trait::async_trait;
-use axum::http::HeaderMap;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use serde::{Serialize, de::DeserializeOwned};
 use sha2::Sha256;
 
 use crate::{
-    config::EsimAccessCredentials,
     domain::money::Money,
+    vendors::esimaccess::credentials::EsimAccessCredentials,
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, EsimRef, Offer, OrderState, PlaceOrder,
         Placed, RejectKind, TopUp, Usage, Vendor, VendorError, VendorEvent, VendorId,
@@ -23,6 +23,7 @@ use crate::{
     },
 };
 
+pub mod credentials;
 pub mod sim;
 pub mod webhook;
 pub mod wire;
@@ -652,7 +653,7 @@ impl Vendor for EsimAccess {
 
     fn verify_callback(
         &self,
-        headers: &HeaderMap,
+        headers: &CallbackHeaders,
         raw_body: &[u8],
     ) -> Result<CallbackTrust, VendorError> {
         webhook::verify(headers, raw_body)
@@ -660,7 +661,7 @@ impl Vendor for EsimAccess {
 
     fn parse_callback(
         &self,
-        _headers: &HeaderMap,
+        _headers: &CallbackHeaders,
         raw_body: &[u8],
     ) -> Result<Vec<VendorEvent>, VendorError> {
         webhook::parse(raw_body)

@@ -32,9 +32,9 @@ use crate::sandbox::{
     control_router, faults, generate_iccid, random_alnum,
 };
 use crate::{
-    config::EsimAccessCredentials,
     domain::api_key::secrets_equal,
     domain::secret::Secret,
+    vendors::esimaccess::credentials::EsimAccessCredentials,
     vendors::{
         MIB, VendorId,
         esimaccess::{MAX_REQUESTS_PER_SECOND, NOT_READY, assumptions, sign, wire::parse_time},

@@ -10,18 +10,18 @@
 
 use std::time::Duration;
 
+use crate::vendors::CallbackHeaders;
 use async_trait::async_trait;
-use axum::http::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::{sync::Mutex, time::Instant};
 
 use crate::{
-    config::EsimFxCredentials,
     domain::{
         money::{Currency, Money},
         secret::Secret,
     },
+    vendors::esimfx::credentials::EsimFxCredentials,
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, EsimRef, Offer, OrderState, PlaceOrder,
         Placed, RejectKind, TopUp, Usage, Vendor, VendorError, VendorEvent, VendorId,
@@ -29,6 +29,7 @@ use crate::{
     },
 };
 
+pub mod credentials;
 pub mod sim;
 pub mod webhook;
 pub mod wire;
@@ -770,7 +771,7 @@ impl Vendor for EsimFx {
 
     fn verify_callback(
         &self,
-        headers: &HeaderMap,
+        headers: &CallbackHeaders,
         _raw_body: &[u8],
     ) -> Result<CallbackTrust, VendorError> {
         webhook::verify(self.creds.webhook_token.as_ref(), headers)
@@ -778,7 +779,7 @@ impl Vendor for EsimFx {
 
     fn parse_callback(
         &self,
-        _headers: &HeaderMap,
+        _headers: &CallbackHeaders,
         raw_body: &[u8],
     ) -> Result<Vec<VendorEvent>, VendorError> {
         webhook::parse(raw_body)

@@ -40,8 +40,8 @@ use crate::sandbox::{
     faults, generate_iccid, random_alnum,
 };
 use crate::{
-    config::EsimFxCredentials,
     domain::{api_key::secrets_equal, secret::Secret},
+    vendors::esimfx::credentials::EsimFxCredentials,
     vendors::{
         GIB, MIB, VendorId,
         esimfx::{assumptions, codes},

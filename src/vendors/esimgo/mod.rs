@@ -15,8 +15,8 @@
 
 use std::{collections::HashSet, sync::OnceLock};
 
+use crate::vendors::CallbackHeaders;
 use async_trait::async_trait;
-use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, RequestBuilder, StatusCode, header};
 use rust_decimal::Decimal;
@@ -24,11 +24,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
-    config::EsimGoCredentials,
     domain::{
         money::{Currency, Money},
         secret::Secret,
     },
+    vendors::esimgo::credentials::EsimGoCredentials,
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, EsimProfile, EsimRef, Offer, OrderState,
         PlaceOrder, Placed, RejectKind, TopUp, Usage, Vendor, VendorError, VendorEvent, VendorId,
@@ -37,6 +37,7 @@ use crate::{
     },
 };
 
+pub mod credentials;
 pub mod sim;
 pub mod webhook;
 pub mod wire;
@@ -765,7 +766,7 @@ impl Vendor for EsimGo {
 
     fn verify_callback(
         &self,
-        headers: &HeaderMap,
+        headers: &CallbackHeaders,
         raw_body: &[u8],
     ) -> Result<CallbackTrust, VendorError> {
         webhook::verify(self.api_key.expose(), headers, raw_body)?;
@@ -774,7 +775,7 @@ impl Vendor for EsimGo {
 
     fn parse_callback(
         &self,
-        _headers: &HeaderMap,
+        _headers: &CallbackHeaders,
         raw_body: &[u8],
     ) -> Result<Vec<VendorEvent>, VendorError> {
         webhook::parse(raw_body)

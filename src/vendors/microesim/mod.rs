@@ -6,14 +6,14 @@
 //! form-urlencoded; success is `code == 1`. Orders are asynchronous: `esimSubscribe` returns
 //! only a `topup_id`, the eSIMs arrive by `topupDetail` polling or an unsigned push.
 
+use crate::vendors::CallbackHeaders;
 use async_trait::async_trait;
-use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::{
-    config::MicroEsimCredentials,
     domain::money::Money,
+    vendors::microesim::credentials::MicroEsimCredentials,
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, EsimRef, Offer, OrderState, PlaceOrder,
         Placed, RejectKind, TopUp, Usage, Vendor, VendorError, VendorEvent, VendorId,
@@ -22,6 +22,7 @@ use crate::{
     },
 };
 
+pub mod credentials;
 pub mod sim;
 pub mod webhook;
 pub mod wire;
@@ -567,7 +568,7 @@ impl Vendor for MicroEsim {
 
     fn verify_callback(
         &self,
-        headers: &HeaderMap,
+        headers: &CallbackHeaders,
         raw_body: &[u8],
     ) -> Result<CallbackTrust, VendorError> {
         webhook::verify_callback(headers, raw_body)
@@ -575,7 +576,7 @@ impl Vendor for MicroEsim {
 
     fn parse_callback(
         &self,
-        headers: &HeaderMap,
+        headers: &CallbackHeaders,
         raw_body: &[u8],
     ) -> Result<Vec<VendorEvent>, VendorError> {
         webhook::parse_callback(headers, raw_body)

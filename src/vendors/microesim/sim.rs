@@ -33,10 +33,10 @@ use crate::sandbox::{
     faults, generate_iccid,
 };
 use crate::{
-    config::MicroEsimCredentials,
     domain::api_key::secrets_equal,
     domain::secret::Secret,
     sandbox::random_digits,
+    vendors::microesim::credentials::MicroEsimCredentials,
     vendors::{
         VendorId,
         microesim::{

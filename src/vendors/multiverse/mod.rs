@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
+use crate::vendors::CallbackHeaders;
 use async_trait::async_trait;
-use axum::http::HeaderMap;
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use reqwest::Method;
 use serde_json::json;
@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::{sync::Mutex, time::Instant};
 
 use crate::{
-    config::MultiverseCredentials,
     domain::{money::Money, secret::Secret},
+    vendors::multiverse::credentials::MultiverseCredentials,
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, EsimRef, Offer, OrderState, PlaceOrder,
         Placed, RejectKind, TopUp, Usage, Vendor, VendorError, VendorEvent, VendorId,
@@ -30,6 +30,7 @@ use crate::{
     },
 };
 
+pub mod credentials;
 pub mod sim;
 pub mod webhook;
 pub mod wire;
@@ -746,7 +747,7 @@ impl Vendor for Multiverse {
 
     fn verify_callback(
         &self,
-        headers: &HeaderMap,
+        headers: &CallbackHeaders,
         raw_body: &[u8],
     ) -> Result<CallbackTrust, VendorError> {
         webhook::verify_callback(headers, raw_body)
@@ -754,7 +755,7 @@ impl Vendor for Multiverse {
 
     fn parse_callback(
         &self,
-        _headers: &HeaderMap,
+        _headers: &CallbackHeaders,
         raw_body: &[u8],
     ) -> Result<Vec<VendorEvent>, VendorError> {
         webhook::parse_callback(raw_body)

@@ -42,10 +42,10 @@ use crate::sandbox::{
     control_router, faults, generate_iccid, generate_matching_id, random_alnum,
 };
 use crate::{
-    config::MultiverseCredentials,
     domain::api_key::secrets_equal,
     domain::{money::Currency, secret::Secret},
     vendors::VendorId,
+    vendors::multiverse::credentials::MultiverseCredentials,
 };
 
 /// Fault-injectable operations (`core.faults`).
