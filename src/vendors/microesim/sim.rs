@@ -726,7 +726,7 @@ fn android_link(lpa: &str) -> String {
 }
 
 /// The push's scalar fields for one eSIM, as the collection lists them (plus the
-/// `operator_iccid` of `assumptions::ICCID_SOURCE`).
+/// `operator_iccid` of "ICCID source" in `assumptions`).
 fn push_data(order: &SimOrder, d: &SimDevice) -> Vec<(&'static str, String)> {
     vec![
         ("topup_id", d.topup_id.clone()),

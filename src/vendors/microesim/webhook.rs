@@ -88,7 +88,7 @@ pub fn parse_callback(
     let device_id = push.device_id.trim().to_string();
     let nonempty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
     // Only a valid ICCID is one: the device id is the per-eSIM key (see
-    // `assumptions::ICCID_SOURCE`), and without an ICCID the push carries no profile.
+    // "ICCID source" in `assumptions`), and without an ICCID the push carries no profile.
     let iccid = nonempty(&push.operator_iccid).filter(|i| crate::vendors::iccid::is_valid(i));
     let profile = match (lpa::parse(&push.lpa_str), &iccid) {
         (Some(activation), Some(iccid)) => Some(EsimProfile {
