@@ -1,5 +1,7 @@
-//! `/webhooks/{vendor}`: one route per vendor. Each checks the sender allowlist, then the
-//! vendor's own authentication over the raw bytes, before anything is parsed or stored.
+//! `/webhooks/{vendor}`: one route per line of the vendor table. The handler does what is
+//! HTTP (the sender allowlist, the rate limit, the body size), then hands the headers and
+//! raw bytes to `callbacks::ingest`, which authenticates the callback the vendor's way before
+//! anything is parsed or stored, and answers with the acknowledgement the vendor expects.
 
 use std::{net::SocketAddr, sync::Arc};
 

@@ -162,3 +162,81 @@ macro_rules! define_credentials {
 }
 
 super::vendor_table!(define_credentials);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn read(vars: &[(&str, &str)]) -> Result<VendorCredentials, EnvError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |k: &str| map.get(k).cloned();
+        VendorCredentials::from_env(&CredentialEnv::new(&lookup))
+    }
+
+    #[test]
+    fn nothing_set_is_no_vendor() {
+        let c = read(&[]).unwrap();
+        assert!(!c.any_live());
+        assert!(c.callback_ips.is_empty());
+        assert!(c.to_env().is_empty());
+    }
+
+    #[test]
+    fn a_half_set_group_names_the_missing_variable() {
+        let e = read(&[("MULTIVERSE_USER_ID", "u"), ("MULTIVERSE_CLIENT_ID", "c")]).unwrap_err();
+        assert_eq!(e.var, "MULTIVERSE_SECURITY_TOKEN");
+        assert_eq!(
+            e.reason,
+            "must be set together with MULTIVERSE_USER_ID, MULTIVERSE_CLIENT_ID"
+        );
+        let e = read(&[
+            ("MICROESIM_ACCOUNT", "a"),
+            ("MICROESIM_SECRET", "s"),
+            ("MICROESIM_SALT_HEX", "xyz"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            (e.var, e.reason.as_str()),
+            ("MICROESIM_SALT_HEX", "must be hex")
+        );
+    }
+
+    #[test]
+    fn base_urls_default_to_the_vendor_and_must_be_http() {
+        let c = read(&[("ESIMGO_API_KEY", "k")]).unwrap();
+        assert!(c.any_live());
+        assert_eq!(
+            c.base_url(crate::vendors::VendorId::EsimGo)
+                .map(url::Url::as_str),
+            Some("https://api.esim-go.com/v2.4")
+        );
+        let e = read(&[("ESIMGO_API_KEY", "k"), ("ESIMGO_BASE_URL", "ftp://x")]).unwrap_err();
+        assert_eq!(e.var, "ESIMGO_BASE_URL");
+        assert_eq!(
+            e.reason,
+            "scheme must be http or https, not ftp (got \"ftp://x\")"
+        );
+    }
+
+    #[test]
+    fn callback_allowlists_are_keyed_by_vendor_name() {
+        let c = read(&[("ESIMACCESS_CALLBACK_IPS", " 10.0.0.1, ::1 ,")]).unwrap();
+        assert_eq!(
+            c.callback_ips.get("esimaccess").map(Vec::len),
+            Some(2),
+            "{:?}",
+            c.callback_ips
+        );
+        let e = read(&[("MICROESIM_CALLBACK_IPS", "10.0.0.1,nope")]).unwrap_err();
+        assert_eq!(e.var, "MICROESIM_CALLBACK_IPS");
+        assert_eq!(
+            e.reason,
+            "not an IP address: \"nope\" (got \"10.0.0.1,nope\")"
+        );
+    }
+}

@@ -119,3 +119,30 @@ impl Sandbox {
             .expect("every simulator has credentials")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vendors::credentials::CredentialEnv;
+
+    /// `vendors.env` hands the simulators to a gateway in another process: what it holds
+    /// must read back as the same vendors, every one of them live.
+    #[tokio::test]
+    async fn the_written_environment_reads_back_as_every_simulated_vendor() {
+        let sandbox = Sandbox::start(SimSettings::fast(), None).await.unwrap();
+        let env = sandbox.credentials.to_env();
+        let lookup = |k: &str| env.get(k).cloned();
+        let back = VendorCredentials::from_env(&CredentialEnv::new(&lookup)).unwrap();
+        for v in VendorId::ALL {
+            let base = back.base_url(v);
+            assert!(base.is_some(), "{v} has credentials");
+            assert_eq!(base, sandbox.credentials.base_url(v), "{v}");
+        }
+        assert_eq!(back.to_env(), env);
+        assert_eq!(sandbox.base_urls().len(), VendorId::ALL.len());
+        assert_eq!(
+            sandbox.vendors(&AdapterOptions::default()).ids(),
+            VendorId::ALL
+        );
+    }
+}

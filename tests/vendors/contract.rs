@@ -1,6 +1,8 @@
 //! One contract for every adapter: the same cases run against all five vendors through a
 //! small harness (start the simulator, build adapters for it, inject a fault, read the
-//! simulator's own order records). A sixth vendor gets them by adding one harness.
+//! simulator's own order records). The cases run over `VendorId::ALL`, and [`harness`] is an
+//! exhaustive `match`: a sixth vendor in the table fails to compile here until its harness
+//! exists, and then gets every case.
 //!
 //! The promise under test: nothing is bought twice and nothing is lost. A refusal is a
 //! refusal only when the vendor said so in a way it documents; everything unclear is
@@ -331,14 +333,39 @@ async fn multiverse() -> Running {
     }
 }
 
+/// The harness of `vendor`. Exhaustive on purpose: a new line in the vendor table does not
+/// compile until its harness exists, and then every case below runs against it.
+async fn harness(vendor: VendorId) -> Running {
+    match vendor {
+        VendorId::EsimAccess => esimaccess().await,
+        VendorId::EsimGo => esimgo().await,
+        VendorId::EsimFx => esimfx().await,
+        VendorId::MicroEsim => microesim().await,
+        VendorId::Multiverse => multiverse().await,
+    }
+}
+
+/// Every vendor of the table, each with its simulator running.
 async fn all() -> Vec<Running> {
-    vec![
-        esimaccess().await,
-        esimgo().await,
-        esimfx().await,
-        microesim().await,
-        multiverse().await,
-    ]
+    let mut running = Vec::new();
+    for vendor in VendorId::ALL {
+        running.push(harness(vendor).await);
+    }
+    running
+}
+
+#[tokio::test]
+async fn every_vendor_of_the_table_has_its_own_harness() {
+    for vendor in VendorId::ALL {
+        let r = harness(vendor).await;
+        assert_eq!(r.harness.id(), vendor, "harness for {vendor}");
+        assert_eq!(r.harness.core().vendor, vendor, "simulator for {vendor}");
+        assert_eq!(
+            r.harness.adapter(false, None).id(),
+            vendor,
+            "adapter for {vendor}"
+        );
+    }
 }
 
 // ------------------------------------------------------------------------------------------
