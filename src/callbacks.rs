@@ -258,7 +258,7 @@ fn refresh_later(ctx: &Ctx, esim: store::esims::EsimRow) {
     crate::hints::refresh_esim(ctx, esim);
 }
 
-/// What the webhook handler does with a verified, parsed callback: stores every event raw
+/// What [`ingest`] does with a verified, parsed callback: stores every event raw
 /// (its own commit, so nothing is lost if the process dies next), then applies it. A
 /// redelivery of an event already stored but not applied is applied now. Returns one
 /// result label per event, for metrics.

@@ -35,47 +35,9 @@ pub mod sim;
 pub mod webhook;
 pub mod wire;
 
+pub use assumptions::codes;
+
 use wire::{CreateOrderRequest, Envelope, Order, ProductRef};
-
-/// [assumption] eSIMfx publishes no error table. These are the codes the simulator answers
-/// and how the adapter classifies them; any other non-zero code is unknown: on calls that may
-/// have bought or refunded something (`create_order`, `terminate_subscription`) it is
-/// [`VendorError::Unknown`], on reads `Rejected { Other }`.
-pub mod codes {
-    use crate::vendors::RejectKind;
-
-    pub const SUCCESS: i64 = 0;
-    pub const INVALID_PARAMETER: i64 = 1001;
-    pub const TOKEN_INVALID: i64 = 1002;
-    pub const BAD_CLIENT_CREDENTIALS: i64 = 1003;
-    pub const RATE_LIMITED: i64 = 1004;
-    pub const PRODUCT_NOT_FOUND: i64 = 2001;
-    pub const PRODUCT_SOLD_OUT: i64 = 2002;
-    pub const TOPUP_INCOMPATIBLE: i64 = 2003;
-    pub const INSUFFICIENT_BALANCE: i64 = 3001;
-    pub const ORDER_NOT_FOUND: i64 = 3002;
-    pub const ICCID_NOT_FOUND: i64 = 3003;
-    pub const IDEMPOTENCY_CONFLICT: i64 = 3004;
-    pub const WRONG_SUBSCRIPTION_STATE: i64 = 3005;
-    pub const ESIM_NOT_TOPPABLE: i64 = 3006;
-    pub const INTERNAL_ERROR: i64 = 5000;
-
-    /// `None`: not a refusal we understand (the outcome of a purchase is unknown).
-    pub fn classify(code: i64) -> Option<RejectKind> {
-        Some(match code {
-            INVALID_PARAMETER | IDEMPOTENCY_CONFLICT => RejectKind::InvalidRequest,
-            TOKEN_INVALID | BAD_CLIENT_CREDENTIALS => RejectKind::Auth,
-            RATE_LIMITED => RejectKind::RateLimited,
-            PRODUCT_NOT_FOUND | ORDER_NOT_FOUND | ICCID_NOT_FOUND => RejectKind::NotFound,
-            PRODUCT_SOLD_OUT => RejectKind::SoldOut,
-            TOPUP_INCOMPATIBLE | WRONG_SUBSCRIPTION_STATE | ESIM_NOT_TOPPABLE => {
-                RejectKind::NotAllowed
-            }
-            INSUFFICIENT_BALANCE => RejectKind::InsufficientBalance,
-            _ => return None,
-        })
-    }
-}
 
 pub(crate) const AUTH_PATH: &str = "/account/api/v1/auth";
 pub(crate) const PRODUCTS_PATH: &str = "/product/api/v2/get_products";
