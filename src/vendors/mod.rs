@@ -122,6 +122,14 @@ macro_rules! define_vendor_ids {
 
 vendor_table!(define_vendor_ids);
 
+/// The module column of the table, for the test that holds names to module names.
+#[cfg(test)]
+macro_rules! table_modules {
+    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
+        [$((VendorId::$id, stringify!($module))),*]
+    };
+}
+
 impl fmt::Display for VendorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `pad` honours width and alignment (`{id:<11}` in `vendors check`).
@@ -663,11 +671,15 @@ mod tests {
     }
 
     /// The vendor table's name column is what routes, the database and metrics use; the
-    /// OpenAPI document derives the same names from the variants, so they must agree.
+    /// OpenAPI document derives the same names from the variants, and the folder is named
+    /// after it, so all three must agree.
     #[test]
     fn vendor_names_are_the_lower_cased_variants() {
         for v in VendorId::ALL {
             assert_eq!(v.as_str(), format!("{v:?}").to_lowercase());
+        }
+        for (v, module) in vendor_table!(table_modules) {
+            assert_eq!(v.as_str(), module, "the folder of {v:?} is its name");
         }
     }
 
