@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+pub mod ingest;
 mod matched;
 
 use crate::{
@@ -268,7 +269,7 @@ fn refresh_later(ctx: &Ctx, esim: store::esims::EsimRow) {
     crate::hints::refresh_esim(ctx, esim);
 }
 
-/// What the webhook handler does with a verified, parsed callback: stores every event raw
+/// What [`ingest`] does with a verified, parsed callback: stores every event raw
 /// (its own commit, so nothing is lost if the process dies next), then applies it. A
 /// redelivery of an event already stored but not applied is applied now. Returns one
 /// result label per event, for metrics.
@@ -364,11 +365,9 @@ pub async fn apply_leased(
                 .await?;
                 return Ok("waiting");
             };
-            let mut headers = axum::http::HeaderMap::new();
+            let mut headers = crate::vendors::CallbackHeaders::new();
             if let Some(ct) = row.headers.get("content-type").and_then(|v| v.as_str()) {
-                if let Ok(v) = ct.parse() {
-                    headers.insert(axum::http::header::CONTENT_TYPE, v);
-                }
+                headers.insert("content-type", ct);
             }
             reparsed = adapter
                 .parse_callback(&headers, &row.body)

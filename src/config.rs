@@ -6,7 +6,7 @@
 //! in groups checked together (server limits, each vendor's credentials), and such crates echo
 //! the offending value in their errors, secrets included.
 
-use std::{collections::BTreeMap, net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use rust_decimal::Decimal;
 
@@ -16,7 +16,11 @@ use crate::{
         money::{Currency, FxRates},
         secret::Secret,
     },
+    vendors::credentials::{CredentialEnv, EnvError, parse_http_url},
 };
+
+/// Every vendor's credentials, read by the vendor table (`vendors::credentials`).
+pub use crate::vendors::credentials::VendorCredentials;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/esim_gateway";
 
@@ -80,66 +84,6 @@ impl Default for ServerLimits {
 pub enum LogFormat {
     Human,
     Json,
-}
-
-/// Credentials per vendor; `None` when the vendor is not configured for live use.
-#[derive(Debug, Clone, Default)]
-pub struct VendorCredentials {
-    pub esimaccess: Option<EsimAccessCredentials>,
-    pub esimgo: Option<EsimGoCredentials>,
-    pub esimfx: Option<EsimFxCredentials>,
-    pub microesim: Option<MicroEsimCredentials>,
-    pub multiverse: Option<MultiverseCredentials>,
-    /// `<VENDOR>_CALLBACK_IPS`: optional sender allowlists, keyed by vendor id.
-    pub callback_ips: BTreeMap<&'static str, Vec<std::net::IpAddr>>,
-}
-
-impl VendorCredentials {
-    pub fn any_live(&self) -> bool {
-        self.esimaccess.is_some()
-            || self.esimgo.is_some()
-            || self.esimfx.is_some()
-            || self.microesim.is_some()
-            || self.multiverse.is_some()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct EsimAccessCredentials {
-    pub access_code: Secret<String>,
-    pub secret_key: Secret<String>,
-    pub base_url: url::Url,
-}
-
-#[derive(Debug, Clone)]
-pub struct EsimGoCredentials {
-    pub api_key: Secret<String>,
-    pub base_url: url::Url,
-}
-
-#[derive(Debug, Clone)]
-pub struct EsimFxCredentials {
-    pub client_id: Secret<String>,
-    pub client_key: Secret<String>,
-    pub webhook_token: Option<Secret<String>>,
-    pub base_url: url::Url,
-}
-
-#[derive(Debug, Clone)]
-pub struct MicroEsimCredentials {
-    pub account: Secret<String>,
-    pub secret: Secret<String>,
-    pub salt_hex: Secret<String>,
-    pub base_url: url::Url,
-}
-
-#[derive(Debug, Clone)]
-pub struct MultiverseCredentials {
-    pub user_id: Secret<String>,
-    pub security_token: Secret<String>,
-    pub client_id: Secret<String>,
-    pub client_secret: Secret<String>,
-    pub base_url: url::Url,
 }
 
 impl Pricing {
@@ -210,39 +154,6 @@ impl Env<'_> {
     fn url(&self, var: &'static str, default: &str) -> Result<url::Url, ConfigError> {
         let d = url::Url::parse(default).expect("valid default url");
         self.parse(var, d, parse_http_url)
-    }
-
-    /// All-or-nothing credential groups: a half-configured vendor is an error, not a silent
-    /// fallback to the sandbox.
-    fn group<const N: usize>(
-        &self,
-        vars: [&'static str; N],
-    ) -> Result<Option<[Secret<String>; N]>, ConfigError> {
-        let values = vars.map(|v| self.secret(v));
-        if values.iter().all(Option::is_none) {
-            return Ok(None);
-        }
-        if let Some(i) = values.iter().position(Option::is_none) {
-            let set: Vec<&str> = vars
-                .iter()
-                .zip(&values)
-                .filter(|(_, v)| v.is_some())
-                .map(|(n, _)| *n)
-                .collect();
-            return Err(ConfigError {
-                var: vars[i],
-                reason: format!("must be set together with {}", set.join(", ")),
-            });
-        }
-        Ok(Some(values.map(|v| v.expect("checked above"))))
-    }
-}
-
-fn parse_http_url(s: &str) -> Result<url::Url, String> {
-    let u = url::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
-    match u.scheme() {
-        "http" | "https" => Ok(u),
-        other => Err(format!("scheme must be http or https, not {other}")),
     }
 }
 
@@ -425,87 +336,10 @@ impl Config {
         })
     }
 
+    /// The vendor table reads each vendor's own variables (`vendors::<vendor>::credentials`).
     fn vendor_credentials(env: &Env<'_>) -> Result<VendorCredentials, ConfigError> {
-        let mut v = VendorCredentials::default();
-        if let Some([access_code, secret_key]) =
-            env.group(["ESIMACCESS_ACCESS_CODE", "ESIMACCESS_SECRET_KEY"])?
-        {
-            v.esimaccess = Some(EsimAccessCredentials {
-                access_code,
-                secret_key,
-                base_url: env.url("ESIMACCESS_BASE_URL", "https://api.esimaccess.com")?,
-            });
-        }
-        if let Some([api_key]) = env.group(["ESIMGO_API_KEY"])? {
-            v.esimgo = Some(EsimGoCredentials {
-                api_key,
-                base_url: env.url("ESIMGO_BASE_URL", "https://api.esim-go.com/v2.4")?,
-            });
-        }
-        if let Some([client_id, client_key]) =
-            env.group(["ESIMFX_CLIENT_ID", "ESIMFX_CLIENT_KEY"])?
-        {
-            v.esimfx = Some(EsimFxCredentials {
-                client_id,
-                client_key,
-                webhook_token: env.secret("ESIMFX_WEBHOOK_TOKEN"),
-                base_url: env.url("ESIMFX_BASE_URL", "https://api.esimfx.com")?,
-            });
-        }
-        if let Some([account, secret, salt_hex]) = env.group([
-            "MICROESIM_ACCOUNT",
-            "MICROESIM_SECRET",
-            "MICROESIM_SALT_HEX",
-        ])? {
-            if hex::decode(salt_hex.expose()).is_err() {
-                return Err(ConfigError {
-                    var: "MICROESIM_SALT_HEX",
-                    reason: "must be hex".into(),
-                });
-            }
-            v.microesim = Some(MicroEsimCredentials {
-                account,
-                secret,
-                salt_hex,
-                base_url: env.url("MICROESIM_BASE_URL", "https://www.microesim.top")?,
-            });
-        }
-        if let Some([user_id, security_token, client_id, client_secret]) = env.group([
-            "MULTIVERSE_USER_ID",
-            "MULTIVERSE_SECURITY_TOKEN",
-            "MULTIVERSE_CLIENT_ID",
-            "MULTIVERSE_CLIENT_SECRET",
-        ])? {
-            v.multiverse = Some(MultiverseCredentials {
-                user_id,
-                security_token,
-                client_id,
-                client_secret,
-                base_url: env.url(
-                    "MULTIVERSE_BASE_URL",
-                    "https://multiverse-api.sim-check.info",
-                )?,
-            });
-        }
-        for (vendor, var) in [
-            ("esimaccess", "ESIMACCESS_CALLBACK_IPS"),
-            ("esimgo", "ESIMGO_CALLBACK_IPS"),
-            ("esimfx", "ESIMFX_CALLBACK_IPS"),
-            ("microesim", "MICROESIM_CALLBACK_IPS"),
-            ("multiverse", "MULTIVERSE_CALLBACK_IPS"),
-        ] {
-            let ips = env.parse(var, Vec::new(), |s| {
-                s.split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(|p| p.parse().map_err(|_| format!("not an IP address: {p:?}")))
-                    .collect()
-            })?;
-            if !ips.is_empty() {
-                v.callback_ips.insert(vendor, ips);
-            }
-        }
-        Ok(v)
+        VendorCredentials::from_env(&CredentialEnv::new(env.get))
+            .map_err(|EnvError { var, reason }| ConfigError { var, reason })
     }
 }
 

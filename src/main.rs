@@ -6,11 +6,12 @@ use esim_gateway::{
     AppState, build_app,
     catalog::pricing::Pricing,
     config::Config,
-    sandbox::{SimSettings, runtime::Sandbox},
+    sandbox::SimSettings,
     store, telemetry,
     vendors::{
         AdapterOptions, VendorError, VendorId,
         registry::{VendorMode, Vendors},
+        sandbox::Sandbox,
     },
     workers,
 };
@@ -72,7 +73,8 @@ enum VendorsCommand {
     Check,
     /// Print one vendor's normalized offers.
     Offers {
-        /// esimaccess, esimgo, esimfx, microesim or multiverse.
+        /// The vendor's name (the possible values come from the vendor table).
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(VendorId::ALL.map(VendorId::as_str)))]
         vendor: String,
         /// One JSON document instead of a table.
         #[arg(long)]

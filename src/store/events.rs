@@ -171,3 +171,13 @@ pub async fn list(
     .fetch_all(pool)
     .await
 }
+
+/// How many unparseable callbacks of `vendor` are kept (their number is capped per vendor).
+pub async fn unparseable_count(pool: &PgPool, vendor: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM vendor_events WHERE vendor = $1 AND status = 'unparseable'",
+    )
+    .bind(vendor)
+    .fetch_one(pool)
+    .await
+}

@@ -7,7 +7,6 @@
 use std::{fmt, str::FromStr};
 
 use async_trait::async_trait;
-use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -15,11 +14,13 @@ use utoipa::ToSchema;
 pub use crate::domain::data::{DataAllowance, DataKind, GIB, KIB, MIB};
 use crate::domain::money::Money;
 
+pub mod credentials;
 pub mod error;
 pub mod http_client;
 pub mod iccid;
 pub mod lpa;
 pub mod registry;
+pub mod sandbox;
 pub mod topup_cache;
 
 pub mod esimaccess;
@@ -30,64 +31,104 @@ pub mod multiverse;
 
 pub use error::{RejectKind, VendorError};
 
-/// The five wholesale vendors. The string form is used in routes (`/webhooks/{vendor}`),
-/// env variable prefixes, the database and metrics labels.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum VendorId {
-    #[serde(rename = "esimaccess")]
-    EsimAccess,
-    #[serde(rename = "esimgo")]
-    EsimGo,
-    #[serde(rename = "esimfx")]
-    EsimFx,
-    #[serde(rename = "microesim")]
-    MicroEsim,
-    #[serde(rename = "multiverse")]
-    Multiverse,
+/// THE list of vendors: one line each, and everything that must name every vendor derives
+/// from it ([`VendorId`] and its names, [`credentials::VendorCredentials`], the registry,
+/// the sandbox start-up, the webhook routes and their OpenAPI entries).
+///
+/// A `macro_rules!` table rather than a `&[&dyn VendorModule]` static because what derives
+/// from it is mostly *types and items*: an enum with serde and OpenAPI names, a struct with
+/// one typed credentials field per vendor (`creds.esimgo`), a struct with one typed simulator
+/// per vendor (`sandbox.esimgo`), and one `#[utoipa::path]` handler per route. A trait object
+/// could give none of those. It is used as `vendor_table!(some_macro)`: `some_macro` receives
+/// every line and expands what it needs from them.
+///
+/// Columns: the [`VendorId`] variant; the vendor's module (its folder under `src/vendors/`);
+/// its name in routes, the database and metrics (must equal the module name); its display
+/// name; the adapter type (`<module>::<Adapter>`); the simulator type (`<module>::sim::<Sim>`);
+/// the credentials type (`<module>::credentials::<Credentials>`); whether the vendor documents
+/// a top-up operation (see [`VendorId::topups_documented`]).
+///
+/// Adding a vendor is one folder with the files every other vendor has, one line here, and
+/// its tests (`CONTRIBUTING.md` has the checklist); the compiler then points at every
+/// exhaustive `match` on [`VendorId`] that needs an arm.
+macro_rules! vendor_table {
+    ($then:ident) => {
+        $then! {
+            EsimAccess esimaccess "esimaccess" "eSIM Access"  EsimAccess EsimAccessSim EsimAccessCredentials (true);
+            EsimGo     esimgo     "esimgo"     "eSIM Go"      EsimGo     EsimGoSim     EsimGoCredentials     (true);
+            EsimFx     esimfx     "esimfx"     "Nomad eSIMfx" EsimFx     EsimFxSim     EsimFxCredentials     (true);
+            MicroEsim  microesim  "microesim"  "MicroEsim"    MicroEsim  MicroEsimSim  MicroEsimCredentials  (microesim::assumptions::SUPPORTS_TOPUP);
+            Multiverse multiverse "multiverse" "Multiverse"   Multiverse MultiverseSim MultiverseCredentials (multiverse::assumptions::TOPUP_DOCUMENTED);
+        }
+    };
+}
+pub(crate) use vendor_table;
+
+macro_rules! define_vendor_ids {
+    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
+        /// The five wholesale vendors. The string form is used in routes (`/webhooks/{vendor}`),
+        /// env variable prefixes, the database and metrics labels.
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+        )]
+        // The OpenAPI derive reads `rename_all`, not a `rename` that comes from a macro
+        // argument: names are the lower-cased variants (a lib test holds the table to it).
+        #[serde(rename_all = "lowercase")]
+        pub enum VendorId {
+            $(#[serde(rename = $name)] $id,)*
+        }
+
+        impl VendorId {
+            pub const ALL: [VendorId; [$(VendorId::$id),*].len()] = [$(VendorId::$id),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(VendorId::$id => $name,)*
+                }
+            }
+
+            /// Whether the vendor documents an operation that adds data to an existing eSIM.
+            /// Only then does the gateway sell top-ups on its eSIMs: a guessed top-up call
+            /// could take money for nothing (MicroEsim has none; Multiverse's is not named by
+            /// any document).
+            pub fn topups_documented(self) -> bool {
+                match self {
+                    $(VendorId::$id => $topups,)*
+                }
+            }
+
+            pub fn display_name(self) -> &'static str {
+                match self {
+                    $(VendorId::$id => $display,)*
+                }
+            }
+
+            /// What the vendor expects back from an accepted callback.
+            pub fn callback_acknowledgement(self) -> serde_json::Value {
+                match self {
+                    $(VendorId::$id => $module::webhook::acknowledgement(),)*
+                }
+            }
+
+            /// Vendor-specific headers worth keeping with a stored callback (lower case;
+            /// never an authentication secret).
+            pub fn kept_callback_headers(self) -> &'static [&'static str] {
+                match self {
+                    $(VendorId::$id => $module::webhook::KEPT_HEADERS,)*
+                }
+            }
+        }
+    };
 }
 
-impl VendorId {
-    pub const ALL: [VendorId; 5] = [
-        VendorId::EsimAccess,
-        VendorId::EsimGo,
-        VendorId::EsimFx,
-        VendorId::MicroEsim,
-        VendorId::Multiverse,
-    ];
+vendor_table!(define_vendor_ids);
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VendorId::EsimAccess => "esimaccess",
-            VendorId::EsimGo => "esimgo",
-            VendorId::EsimFx => "esimfx",
-            VendorId::MicroEsim => "microesim",
-            VendorId::Multiverse => "multiverse",
-        }
-    }
-
-    /// Whether the vendor documents an operation that adds data to an existing eSIM. Only
-    /// then does the gateway sell top-ups on its eSIMs: a guessed top-up call could take
-    /// money for nothing (MicroEsim has none; Multiverse's is not named by any document).
-    pub fn topups_documented(self) -> bool {
-        match self {
-            VendorId::EsimAccess | VendorId::EsimGo | VendorId::EsimFx => true,
-            VendorId::MicroEsim => microesim::assumptions::SUPPORTS_TOPUP,
-            VendorId::Multiverse => multiverse::assumptions::TOPUP_DOCUMENTED,
-        }
-    }
-
-    pub fn display_name(self) -> &'static str {
-        match self {
-            VendorId::EsimAccess => "eSIM Access",
-            VendorId::EsimGo => "eSIM Go",
-            VendorId::EsimFx => "Nomad eSIMfx",
-            VendorId::MicroEsim => "MicroEsim",
-            VendorId::Multiverse => "Multiverse",
-        }
-    }
+/// The module column of the table, for the test that holds names to module names.
+#[cfg(test)]
+macro_rules! table_modules {
+    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
+        [$((VendorId::$id, stringify!($module))),*]
+    };
 }
 
 impl fmt::Display for VendorId {
@@ -97,9 +138,22 @@ impl fmt::Display for VendorId {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown vendor {0:?} (expected one of esimaccess, esimgo, esimfx, microesim, multiverse)")]
+#[derive(Debug, PartialEq, Eq)]
 pub struct UnknownVendor(pub String);
+
+impl fmt::Display for UnknownVendor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = VendorId::ALL.iter().map(|v| v.as_str()).collect();
+        write!(
+            f,
+            "unknown vendor {:?} (expected one of {})",
+            self.0,
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownVendor {}
 
 impl FromStr for VendorId {
     type Err = UnknownVendor;
@@ -108,6 +162,47 @@ impl FromStr for VendorId {
             .into_iter()
             .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| UnknownVendor(s.to_string()))
+    }
+}
+
+/// Callback headers as the vendor layer sees them: lower-cased names to values (the first
+/// value of a repeated header; values that are not visible ASCII are left out, as no vendor
+/// puts anything it signs or authenticates with in such a value). Built by the HTTP layer,
+/// so adapters need no HTTP types.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallbackHeaders(std::collections::BTreeMap<String, String>);
+
+impl CallbackHeaders {
+    pub fn new() -> Self {
+        CallbackHeaders::default()
+    }
+
+    /// Adds a header unless one of that name is already there (the first value wins).
+    pub fn insert(&mut self, name: &str, value: &str) {
+        self.0
+            .entry(name.to_ascii_lowercase())
+            .or_insert_with(|| value.to_string());
+    }
+
+    /// The same headers with one more (builder style, for tests and stored events).
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        self.insert(name, value);
+        self
+    }
+
+    /// The value of `name`, matched case-insensitively.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+impl<'a> FromIterator<(&'a str, &'a str)> for CallbackHeaders {
+    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(iter: I) -> Self {
+        let mut h = CallbackHeaders::new();
+        for (name, value) in iter {
+            h.insert(name, value);
+        }
+        h
     }
 }
 
@@ -440,7 +535,7 @@ pub trait Vendor: Send + Sync {
     /// The sender-IP allowlist is applied by the HTTP layer, not here.
     fn verify_callback(
         &self,
-        headers: &HeaderMap,
+        headers: &CallbackHeaders,
         raw_body: &[u8],
     ) -> Result<CallbackTrust, VendorError>;
 
@@ -459,7 +554,7 @@ pub trait Vendor: Send + Sync {
     /// Parses a verified callback. `InvalidCallback` when the body cannot be understood.
     fn parse_callback(
         &self,
-        headers: &HeaderMap,
+        headers: &CallbackHeaders,
         raw_body: &[u8],
     ) -> Result<Vec<VendorEvent>, VendorError>;
 }
@@ -507,5 +602,18 @@ mod tests {
             );
         }
         assert!("acme".parse::<VendorId>().is_err());
+    }
+
+    /// The vendor table's name column is what routes, the database and metrics use; the
+    /// OpenAPI document derives the same names from the variants, and the folder is named
+    /// after it, so all three must agree.
+    #[test]
+    fn vendor_names_are_the_lower_cased_variants() {
+        for v in VendorId::ALL {
+            assert_eq!(v.as_str(), format!("{v:?}").to_lowercase());
+        }
+        for (v, module) in vendor_table!(table_modules) {
+            assert_eq!(v.as_str(), module, "the folder of {v:?} is its name");
+        }
     }
 }

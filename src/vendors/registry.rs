@@ -5,11 +5,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{
-    AdapterOptions, Vendor, VendorId, esimaccess::EsimAccess, esimfx::EsimFx, esimgo::EsimGo,
-    microesim::MicroEsim, multiverse::Multiverse,
-};
-use crate::config::VendorCredentials;
+use super::{AdapterOptions, Vendor, VendorId, credentials::VendorCredentials};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -35,33 +31,6 @@ pub struct Vendors {
 }
 
 impl Vendors {
-    /// Adapters for the vendors that have credentials, all in `mode` (live credentials, or
-    /// the sandbox's own pointing at its simulators).
-    pub fn from_credentials(
-        creds: &VendorCredentials,
-        opts: &AdapterOptions,
-        mode: VendorMode,
-    ) -> Vendors {
-        let mut vendors = Vendors::default();
-        let c = creds.clone();
-        if let Some(creds) = c.esimaccess {
-            vendors.insert(Arc::new(EsimAccess::new(creds, opts)), mode);
-        }
-        if let Some(creds) = c.esimgo {
-            vendors.insert(Arc::new(EsimGo::new(creds, opts)), mode);
-        }
-        if let Some(creds) = c.esimfx {
-            vendors.insert(Arc::new(EsimFx::new(creds, opts)), mode);
-        }
-        if let Some(creds) = c.microesim {
-            vendors.insert(Arc::new(MicroEsim::new(creds, opts)), mode);
-        }
-        if let Some(creds) = c.multiverse {
-            vendors.insert(Arc::new(Multiverse::new(creds, opts)), mode);
-        }
-        vendors
-    }
-
     pub fn insert(&mut self, adapter: Arc<dyn Vendor>, mode: VendorMode) {
         self.entries
             .insert(adapter.id(), VendorEntry { adapter, mode });
@@ -87,3 +56,27 @@ impl Vendors {
         self.entries.is_empty()
     }
 }
+
+macro_rules! define_from_credentials {
+    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
+        impl Vendors {
+            /// Adapters for the vendors that have credentials, all in `mode` (live
+            /// credentials, or the sandbox's own pointing at its simulators).
+            pub fn from_credentials(
+                creds: &VendorCredentials,
+                opts: &AdapterOptions,
+                mode: VendorMode,
+            ) -> Vendors {
+                let mut vendors = Vendors::default();
+                $(
+                    if let Some(c) = creds.$module.clone() {
+                        vendors.insert(Arc::new(super::$module::$adapter::new(c, opts)), mode);
+                    }
+                )*
+                vendors
+            }
+        }
+    };
+}
+
+super::vendor_table!(define_from_credentials);

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use axum::http::HeaderMap;
+use esim_gateway::vendors::CallbackHeaders;
 use esim_gateway::{
     catalog::{pricing::Pricing, sync::sync_vendor},
     domain::money::{Currency, Money},
@@ -74,10 +74,14 @@ impl Vendor for ScriptedVendor {
     async fn balance(&self) -> Result<Money, VendorError> {
         Ok(Money::new(1000.into(), Currency::USD))
     }
-    fn verify_callback(&self, _: &HeaderMap, _: &[u8]) -> Result<CallbackTrust, VendorError> {
+    fn verify_callback(&self, _: &CallbackHeaders, _: &[u8]) -> Result<CallbackTrust, VendorError> {
         Err(VendorError::Unsupported)
     }
-    fn parse_callback(&self, _: &HeaderMap, _: &[u8]) -> Result<Vec<VendorEvent>, VendorError> {
+    fn parse_callback(
+        &self,
+        _: &CallbackHeaders,
+        _: &[u8],
+    ) -> Result<Vec<VendorEvent>, VendorError> {
         Err(VendorError::Unsupported)
     }
 }

@@ -6,8 +6,8 @@ use std::{sync::Arc, time::Duration};
 use esim_gateway::{
     catalog::pricing::Pricing,
     ordering::Ctx,
-    sandbox::{Fault, SimCore, SimSettings, runtime::Sandbox},
-    vendors::{AdapterOptions, VendorId},
+    sandbox::{Fault, SimCore, SimSettings},
+    vendors::{AdapterOptions, VendorId, sandbox::Sandbox},
     workers::{catalog_sync::sync_all, outbox::OutboxWorker, provisioner},
 };
 use reqwest::Method;

@@ -1,6 +1,8 @@
 //! One contract for every adapter: the same cases run against all five vendors through a
 //! small harness (start the simulator, build adapters for it, inject a fault, read the
-//! simulator's own order records). A sixth vendor gets them by adding one harness.
+//! simulator's own order records). The cases run over `VendorId::ALL`, and [`harness`] is an
+//! exhaustive `match`: a sixth vendor in the table fails to compile here until its harness
+//! exists, and then gets every case.
 //!
 //! The promise under test: nothing is bought twice and nothing is lost. A refusal is a
 //! refusal only when the vendor said so in a way it documents; everything unclear is
@@ -73,7 +75,7 @@ fn opts() -> AdapterOptions {
 
 struct EsimAccessH {
     sim: esim_gateway::vendors::esimaccess::sim::EsimAccessSim,
-    creds: esim_gateway::config::EsimAccessCredentials,
+    creds: esim_gateway::vendors::esimaccess::credentials::EsimAccessCredentials,
 }
 
 impl Harness for EsimAccessH {
@@ -122,7 +124,7 @@ async fn esimaccess() -> Running {
 
 struct EsimGoH {
     sim: esim_gateway::vendors::esimgo::sim::EsimGoSim,
-    creds: esim_gateway::config::EsimGoCredentials,
+    creds: esim_gateway::vendors::esimgo::credentials::EsimGoCredentials,
 }
 
 impl Harness for EsimGoH {
@@ -165,7 +167,7 @@ async fn esimgo() -> Running {
         esim_gateway::vendors::esimgo::sim::EsimGoSim::sandbox_credentials(placeholder());
     let sim = esim_gateway::vendors::esimgo::sim::EsimGoSim::new(&placeholder, SimSettings::fast());
     let server = sandbox::serve(sim.router()).await.unwrap();
-    let creds = esim_gateway::config::EsimGoCredentials {
+    let creds = esim_gateway::vendors::esimgo::credentials::EsimGoCredentials {
         api_key: placeholder.api_key,
         base_url: esim_gateway::vendors::esimgo::sim::EsimGoSim::sandbox_credentials(
             server.base_url.clone(),
@@ -180,7 +182,7 @@ async fn esimgo() -> Running {
 
 struct EsimFxH {
     sim: esim_gateway::vendors::esimfx::sim::EsimFxSim,
-    creds: esim_gateway::config::EsimFxCredentials,
+    creds: esim_gateway::vendors::esimfx::credentials::EsimFxCredentials,
 }
 
 impl Harness for EsimFxH {
@@ -220,7 +222,7 @@ async fn esimfx() -> Running {
         esim_gateway::vendors::esimfx::sim::EsimFxSim::sandbox_credentials(placeholder());
     let sim = esim_gateway::vendors::esimfx::sim::EsimFxSim::new(&sim_creds, SimSettings::fast());
     let server = sandbox::serve(sim.router()).await.unwrap();
-    let creds = esim_gateway::config::EsimFxCredentials {
+    let creds = esim_gateway::vendors::esimfx::credentials::EsimFxCredentials {
         base_url: server.base_url.clone(),
         ..sim_creds
     };
@@ -232,7 +234,7 @@ async fn esimfx() -> Running {
 
 struct MicroEsimH {
     sim: esim_gateway::vendors::microesim::sim::MicroEsimSim,
-    creds: esim_gateway::config::MicroEsimCredentials,
+    creds: esim_gateway::vendors::microesim::credentials::MicroEsimCredentials,
 }
 
 impl Harness for MicroEsimH {
@@ -279,7 +281,7 @@ async fn microesim() -> Running {
 
 struct MultiverseH {
     sim: esim_gateway::vendors::multiverse::sim::MultiverseSim,
-    creds: esim_gateway::config::MultiverseCredentials,
+    creds: esim_gateway::vendors::multiverse::credentials::MultiverseCredentials,
 }
 
 impl Harness for MultiverseH {
@@ -321,7 +323,7 @@ async fn multiverse() -> Running {
     let sim =
         esim_gateway::vendors::multiverse::sim::MultiverseSim::new(&sim_creds, SimSettings::fast());
     let server = sandbox::serve(sim.router()).await.unwrap();
-    let creds = esim_gateway::config::MultiverseCredentials {
+    let creds = esim_gateway::vendors::multiverse::credentials::MultiverseCredentials {
         base_url: server.base_url.clone(),
         ..sim_creds
     };
@@ -331,14 +333,39 @@ async fn multiverse() -> Running {
     }
 }
 
+/// The harness of `vendor`. Exhaustive on purpose: a new line in the vendor table does not
+/// compile until its harness exists, and then every case below runs against it.
+async fn harness(vendor: VendorId) -> Running {
+    match vendor {
+        VendorId::EsimAccess => esimaccess().await,
+        VendorId::EsimGo => esimgo().await,
+        VendorId::EsimFx => esimfx().await,
+        VendorId::MicroEsim => microesim().await,
+        VendorId::Multiverse => multiverse().await,
+    }
+}
+
+/// Every vendor of the table, each with its simulator running.
 async fn all() -> Vec<Running> {
-    vec![
-        esimaccess().await,
-        esimgo().await,
-        esimfx().await,
-        microesim().await,
-        multiverse().await,
-    ]
+    let mut running = Vec::new();
+    for vendor in VendorId::ALL {
+        running.push(harness(vendor).await);
+    }
+    running
+}
+
+#[tokio::test]
+async fn every_vendor_of_the_table_has_its_own_harness() {
+    for vendor in VendorId::ALL {
+        let r = harness(vendor).await;
+        assert_eq!(r.harness.id(), vendor, "harness for {vendor}");
+        assert_eq!(r.harness.core().vendor, vendor, "simulator for {vendor}");
+        assert_eq!(
+            r.harness.adapter(false, None).id(),
+            vendor,
+            "adapter for {vendor}"
+        );
+    }
 }
 
 // ------------------------------------------------------------------------------------------

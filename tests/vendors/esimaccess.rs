@@ -4,14 +4,15 @@ use std::time::{Duration, Instant};
 
 use axum::{Router, body::Bytes, http::HeaderMap, routing::post};
 use chrono::Utc;
+use esim_gateway::vendors::CallbackHeaders;
 use esim_gateway::{
-    config::EsimAccessCredentials,
     domain::{money::Currency, secret::Secret},
     sandbox::{
         self, Fault, RunningSim, SimSettings,
         catalog::{SeedData, VendorProduct, vendor_products},
         luhn_valid,
     },
+    vendors::esimaccess::credentials::EsimAccessCredentials,
     vendors::esimaccess::sim::{EsimAccessSim, ops},
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, DataKind, EsimRef, EsimStatus, MIB,
@@ -716,10 +717,15 @@ async fn callbacks_arrive_unsigned_and_parse_into_events() {
     let (req, state) = place_and_complete(&env, &sku).await;
     let (headers, body) = next_callback(&mut rx).await;
     assert_eq!(
-        env.adapter.verify_callback(&headers, &body).unwrap(),
+        env.adapter
+            .verify_callback(&CallbackHeaders::from(&headers), &body)
+            .unwrap(),
         CallbackTrust::Hint
     );
-    let events = env.adapter.parse_callback(&headers, &body).unwrap();
+    let events = env
+        .adapter
+        .parse_callback(&CallbackHeaders::from(&headers), &body)
+        .unwrap();
     assert_eq!(events[0].kind, VendorEventKind::OrderReady);
     assert_eq!(events[0].order_id.as_deref(), Some(req.order_id.as_str()));
     assert_eq!(events[0].vendor_reference, state.vendor_reference);
@@ -729,7 +735,10 @@ async fn callbacks_arrive_unsigned_and_parse_into_events() {
         .await
         .unwrap();
     let (headers, body) = next_callback(&mut rx).await;
-    let events = env.adapter.parse_callback(&headers, &body).unwrap();
+    let events = env
+        .adapter
+        .parse_callback(&CallbackHeaders::from(&headers), &body)
+        .unwrap();
     assert_eq!(
         events[0].kind,
         VendorEventKind::EsimStatus {
@@ -742,14 +751,19 @@ async fn callbacks_arrive_unsigned_and_parse_into_events() {
     );
     assert_eq!(events[0].vendor_esim_ref, state.esims[0].vendor_esim_ref);
     assert!(events[0].occurred_at.is_some());
-    let redelivered = env.adapter.parse_callback(&headers, &body).unwrap();
+    let redelivered = env
+        .adapter
+        .parse_callback(&CallbackHeaders::from(&headers), &body)
+        .unwrap();
     assert_eq!(redelivered[0].dedupe_key, events[0].dedupe_key);
 
     // eSIM Access signs nothing, so a tampered body can never be more than a hint.
     let mut tampered = body.to_vec();
     tampered.extend_from_slice(b" ");
     assert_eq!(
-        env.adapter.verify_callback(&headers, &tampered).unwrap(),
+        env.adapter
+            .verify_callback(&CallbackHeaders::from(&headers), &tampered)
+            .unwrap(),
         CallbackTrust::Hint
     );
 }

@@ -4,8 +4,8 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, routing::post};
 use chrono::Utc;
+use esim_gateway::vendors::CallbackHeaders;
 use esim_gateway::{
-    config::EsimFxCredentials,
     domain::{
         money::{Currency, Money},
         secret::Secret,
@@ -15,6 +15,7 @@ use esim_gateway::{
         catalog::{SeedData, vendor_products},
         luhn_valid,
     },
+    vendors::esimfx::credentials::EsimFxCredentials,
     vendors::esimfx::sim::{EsimFxSim, ops, sku_of},
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, DataAllowance, DataKind, EsimRef, EsimStatus,
@@ -633,10 +634,15 @@ async fn callbacks_carry_the_token_and_parse_into_events() {
     for _ in 0..3 {
         let (headers, body) = next(&mut rx).await;
         assert_eq!(
-            env.fx.verify_callback(&headers, &body).unwrap(),
+            env.fx
+                .verify_callback(&CallbackHeaders::from(&headers), &body)
+                .unwrap(),
             CallbackTrust::Verified
         );
-        let events = env.fx.parse_callback(&headers, &body).unwrap();
+        let events = env
+            .fx
+            .parse_callback(&CallbackHeaders::from(&headers), &body)
+            .unwrap();
         assert_eq!(events[0].iccid.as_deref(), Some(iccid.as_str()));
         assert_eq!(events[0].vendor_reference, placed.vendor_reference);
         kinds.push(events[0].kind.clone());
@@ -644,7 +650,8 @@ async fn callbacks_carry_the_token_and_parse_into_events() {
         let mut tampered = headers.clone();
         tampered.insert("token", "guess".parse().unwrap());
         assert!(matches!(
-            env.fx.verify_callback(&tampered, &body),
+            env.fx
+                .verify_callback(&CallbackHeaders::from(&tampered), &body),
             Err(VendorError::Unauthenticated(_))
         ));
         let untrusting = adapter(
@@ -654,7 +661,11 @@ async fn callbacks_carry_the_token_and_parse_into_events() {
             },
             Duration::from_secs(1),
         );
-        assert!(untrusting.verify_callback(&headers, &body).is_err());
+        assert!(
+            untrusting
+                .verify_callback(&CallbackHeaders::from(&headers), &body)
+                .is_err()
+        );
     }
     assert!(kinds.contains(&VendorEventKind::EsimStatus {
         status: EsimStatus::Active
@@ -676,8 +687,14 @@ async fn auto_activation_sends_an_activation_callback() {
     let (sku, _) = topup_able_product();
     let placed = env.fx.place_order(&order("ord_AA", &sku, 1)).await.unwrap();
     let (headers, body) = next(&mut rx).await;
-    env.fx.verify_callback(&headers, &body).unwrap();
-    let event = env.fx.parse_callback(&headers, &body).unwrap().remove(0);
+    env.fx
+        .verify_callback(&CallbackHeaders::from(&headers), &body)
+        .unwrap();
+    let event = env
+        .fx
+        .parse_callback(&CallbackHeaders::from(&headers), &body)
+        .unwrap()
+        .remove(0);
     assert_eq!(
         event.kind,
         VendorEventKind::EsimStatus {

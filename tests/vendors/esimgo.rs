@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use axum::{Router, body::Bytes, http::HeaderMap, http::StatusCode, routing::post};
 use chrono::Utc;
+use esim_gateway::vendors::CallbackHeaders;
 use esim_gateway::{
-    config::EsimGoCredentials,
     domain::money::Money,
     sandbox::{self, Fault, RunningSim, SimSettings, luhn_valid},
+    vendors::esimgo::credentials::EsimGoCredentials,
     vendors::esimgo::sim::{EsimGoSim, messages, ops},
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, DataKind, EsimRef, EsimStatus, GIB,
@@ -606,10 +607,15 @@ async fn callbacks_are_signed_with_the_api_key_and_parse() {
     let iccid = placed.esims[0].iccid.clone();
     let (headers, body) = next_callback(&mut rx).await;
     assert_eq!(
-        env.vendor.verify_callback(&headers, &body).unwrap(),
+        env.vendor
+            .verify_callback(&CallbackHeaders::from(&headers), &body)
+            .unwrap(),
         CallbackTrust::Verified
     );
-    let events = env.vendor.parse_callback(&headers, &body).unwrap();
+    let events = env
+        .vendor
+        .parse_callback(&CallbackHeaders::from(&headers), &body)
+        .unwrap();
     assert_eq!(events[0].iccid.as_deref(), Some(iccid.as_str()));
     assert_eq!(
         events[0].kind,
@@ -620,9 +626,13 @@ async fn callbacks_are_signed_with_the_api_key_and_parse() {
 
     let mut tampered = body.to_vec();
     tampered.extend_from_slice(b" ");
-    let r = env.vendor.verify_callback(&headers, &tampered);
+    let r = env
+        .vendor
+        .verify_callback(&CallbackHeaders::from(&headers), &tampered);
     assert!(matches!(r, Err(VendorError::Unauthenticated(_))), "{r:?}");
-    let r = env.vendor.verify_callback(&HeaderMap::new(), &body);
+    let r = env
+        .vendor
+        .verify_callback(&CallbackHeaders::from(&HeaderMap::new()), &body);
     assert!(matches!(r, Err(VendorError::Unauthenticated(_))), "{r:?}");
 
     // 60 % of 1 GB: FirstUse, then the 1 % and 50 % utilisation alerts.
@@ -630,10 +640,12 @@ async fn callbacks_are_signed_with_the_api_key_and_parse() {
     let mut kinds = Vec::new();
     for _ in 0..3 {
         let (headers, body) = next_callback(&mut rx).await;
-        env.vendor.verify_callback(&headers, &body).unwrap();
+        env.vendor
+            .verify_callback(&CallbackHeaders::from(&headers), &body)
+            .unwrap();
         let e = env
             .vendor
-            .parse_callback(&headers, &body)
+            .parse_callback(&CallbackHeaders::from(&headers), &body)
             .unwrap()
             .remove(0);
         assert_eq!(e.iccid.as_deref(), Some(iccid.as_str()));
@@ -653,10 +665,12 @@ async fn callbacks_are_signed_with_the_api_key_and_parse() {
     env.sim.set_balance(Decimal::ZERO);
     let _ = env.vendor.place_order(&order("ord_cb2", &sku)).await;
     let (headers, body) = next_callback(&mut rx).await;
-    env.vendor.verify_callback(&headers, &body).unwrap();
+    env.vendor
+        .verify_callback(&CallbackHeaders::from(&headers), &body)
+        .unwrap();
     let e = env
         .vendor
-        .parse_callback(&headers, &body)
+        .parse_callback(&CallbackHeaders::from(&headers), &body)
         .unwrap()
         .remove(0);
     assert_eq!(e.kind, VendorEventKind::LowBalance { exhausted: true });

@@ -11,8 +11,8 @@ use std::{
 use axum::{extract::Request, middleware::Next, response::Response};
 use chrono::Utc;
 use esim_gateway::{
-    config::EsimGoCredentials,
     sandbox::{self, SimSettings},
+    vendors::esimgo::credentials::EsimGoCredentials,
     vendors::esimgo::sim::EsimGoSim,
     vendors::{
         AdapterOptions, EsimRef, PlaceOrder, TopUp, Vendor, VendorOrderRef,

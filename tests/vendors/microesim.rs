@@ -15,10 +15,11 @@ use axum::{
     routing::post,
 };
 use chrono::Utc;
+use esim_gateway::vendors::CallbackHeaders;
 use esim_gateway::{
-    config::MicroEsimCredentials,
     domain::secret::Secret,
     sandbox::{self, Fault, RunningSim, SimSettings, luhn_valid},
+    vendors::microesim::credentials::MicroEsimCredentials,
     vendors::microesim::sim::{MicroEsimSim, PushFormat, ops},
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, DataKind, EsimRef, EsimStatus, MIB,
@@ -634,10 +635,15 @@ async fn push_round(format: PushFormat) {
         "pushes are unsigned"
     );
     assert_eq!(
-        h.adapter.verify_callback(headers, body).unwrap(),
+        h.adapter
+            .verify_callback(&CallbackHeaders::from(headers), body)
+            .unwrap(),
         CallbackTrust::Hint
     );
-    let events = h.adapter.parse_callback(headers, body).unwrap();
+    let events = h
+        .adapter
+        .parse_callback(&CallbackHeaders::from(headers), body)
+        .unwrap();
     assert_eq!(events.len(), 1);
     let event = &events[0];
     assert_eq!(event.kind, VendorEventKind::OrderReady);

@@ -6,10 +6,11 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{Router, body::Bytes, http::HeaderMap, routing::post};
 use chrono::Utc;
+use esim_gateway::vendors::CallbackHeaders;
 use esim_gateway::{
-    config::MultiverseCredentials,
     domain::secret::Secret,
     sandbox::{Fault, RunningSim, SimSettings, catalog::SeedData, serve},
+    vendors::multiverse::credentials::MultiverseCredentials,
     vendors::multiverse::sim::{MultiverseSim, ops},
     vendors::{
         AdapterOptions, CallbackTrust, DataAllowance, DataKind, EsimRef, GIB, MIB, OrderState,
@@ -185,10 +186,15 @@ async fn order_is_pending_until_the_callback_then_fetch_order_completes_it() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        env.adapter.verify_callback(&headers, &body).unwrap(),
+        env.adapter
+            .verify_callback(&CallbackHeaders::from(&headers), &body)
+            .unwrap(),
         CallbackTrust::Hint
     );
-    let events = env.adapter.parse_callback(&headers, &body).unwrap();
+    let events = env
+        .adapter
+        .parse_callback(&CallbackHeaders::from(&headers), &body)
+        .unwrap();
     assert_eq!(events.len(), 1);
     let event = &events[0];
     assert_eq!(event.kind, VendorEventKind::OrderReady);

@@ -32,12 +32,15 @@ use crate::sandbox::{
     control_router, faults, generate_iccid, random_alnum,
 };
 use crate::{
-    config::EsimAccessCredentials,
     domain::api_key::secrets_equal,
     domain::secret::Secret,
+    vendors::esimaccess::credentials::EsimAccessCredentials,
     vendors::{
         MIB, VendorId,
-        esimaccess::{MAX_REQUESTS_PER_SECOND, NOT_READY, assumptions, sign, wire::parse_time},
+        esimaccess::{
+            MAX_REQUESTS_PER_SECOND, MAX_TRANSACTION_ID, NOT_READY, assumptions, sign,
+            wire::parse_time,
+        },
     },
 };
 
@@ -577,7 +580,7 @@ impl Inner {
 
     fn order(self: &Arc<Self>, req: &Value) -> Result<Value, &'static str> {
         let txn = text(req, "transactionId").ok_or("000105")?;
-        if txn.chars().count() > 50 {
+        if txn.chars().count() > MAX_TRANSACTION_ID {
             return Err("000107");
         }
         let mut state = self.state();

@@ -3,15 +3,27 @@
 //! control the vendor offers is a sender-IP allowlist (applied by the HTTP layer), so every
 //! callback is a hint to re-read the order or eSIM through the API.
 
-use axum::http::HeaderMap;
 use rust_decimal::{Decimal, prelude::ToPrimitive};
 use sha2::{Digest, Sha256};
 
 use super::wire::{self, Notification, NotifyContent};
-use crate::vendors::{CallbackTrust, VendorError, VendorEvent, VendorEventKind};
+use crate::vendors::{CallbackHeaders, CallbackTrust, VendorError, VendorEvent, VendorEventKind};
+
+/// The summary of `POST /webhooks/esimaccess` in the OpenAPI document.
+pub const ROUTE_SUMMARY: &str =
+    "eSIM Access notifications (unsigned: a hint to re-read from its API).";
+
+/// Headers of this vendor's callbacks worth keeping with a stored event, beyond the ones
+/// kept for every vendor: none (it sends nothing of its own).
+pub const KEPT_HEADERS: &[&str] = &[];
+
+/// What the HTTP route answers an accepted callback with (also for a duplicate).
+pub fn acknowledgement() -> serde_json::Value {
+    serde_json::json!({"received": true})
+}
 
 /// Nothing to check: the vendor signs nothing. Never `Verified`.
-pub fn verify(_headers: &HeaderMap, _raw_body: &[u8]) -> Result<CallbackTrust, VendorError> {
+pub fn verify(_headers: &CallbackHeaders, _raw_body: &[u8]) -> Result<CallbackTrust, VendorError> {
     Ok(CallbackTrust::Hint)
 }
 
@@ -211,7 +223,7 @@ mod tests {
 
     #[test]
     fn every_callback_is_only_a_hint() {
-        let h = HeaderMap::new();
+        let h = CallbackHeaders::new();
         assert_eq!(verify(&h, b"{}").unwrap(), CallbackTrust::Hint);
         assert_eq!(verify(&h, b"tampered").unwrap(), CallbackTrust::Hint);
     }

@@ -40,11 +40,15 @@ use crate::sandbox::{
     faults, generate_iccid, random_alnum,
 };
 use crate::{
-    config::EsimFxCredentials,
     domain::{api_key::secrets_equal, secret::Secret},
+    vendors::esimfx::credentials::EsimFxCredentials,
     vendors::{
         GIB, MIB, VendorId,
-        esimfx::{assumptions, codes},
+        esimfx::{
+            AUTH_PATH, CREATE_ORDER_PATH, ESIM_ORDERS_PATH, ESIM_STATUS_PATH, GET_ORDER_PATH,
+            PRODUCTS_PATH, PROFILE_PATH, TERMINATE_PATH, TOPUPS_PATH, assumptions, codes,
+            webhook::TOKEN_HEADER,
+        },
     },
 };
 
@@ -200,19 +204,17 @@ impl EsimFxSim {
 
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/account/api/v1/auth", post(auth))
-            .route("/account/api/v1/reseller/get_profile", get(get_profile))
-            .route("/product/api/v2/get_products", post(get_products))
+            .route(AUTH_PATH, post(auth))
+            .route(PROFILE_PATH, get(get_profile))
+            .route(PRODUCTS_PATH, post(get_products))
+            // Not called by the adapter (its list comes from `get_products`).
             .route("/product/api/v1/get_product", get(get_product))
-            .route(
-                "/product/api/v1/get_available_topups",
-                get(get_available_topups),
-            )
-            .route("/order/api/v1/create_order", post(create_order))
-            .route("/order/api/v1/get_order", get(get_order))
-            .route("/order/api/v1/get_esim_status", get(get_esim_status))
-            .route("/order/api/v1/get_esim_orders", get(get_esim_orders))
-            .route("/order/api/v1/terminate_subscription", post(terminate))
+            .route(TOPUPS_PATH, get(get_available_topups))
+            .route(CREATE_ORDER_PATH, post(create_order))
+            .route(GET_ORDER_PATH, get(get_order))
+            .route(ESIM_STATUS_PATH, get(get_esim_status))
+            .route(ESIM_ORDERS_PATH, get(get_esim_orders))
+            .route(TERMINATE_PATH, post(terminate))
             .route("/order/api/v1/activate_subscription", post(activate))
             .route("/_sandbox/esimfx/usage", post(control_usage))
             .with_state(self.clone())
@@ -289,7 +291,7 @@ impl EsimFxSim {
             .inner
             .webhook_token
             .iter()
-            .map(|t| ("token".to_string(), t.clone()))
+            .map(|t| (TOKEN_HEADER.to_string(), t.clone()))
             .collect();
         self.inner.core.deliver(
             OutgoingCallback {

@@ -2,13 +2,14 @@
 //! and a payload eSIMfx never published, parsed defensively from the shape proposed in
 //! an open-source client (`README.md`; [assumption], see `super::assumptions::CALLBACK_RETRIES`).
 
-use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::{
     domain::{api_key::secrets_equal, secret::Secret},
-    vendors::{CallbackTrust, EsimStatus, VendorError, VendorEvent, VendorEventKind},
+    vendors::{
+        CallbackHeaders, CallbackTrust, EsimStatus, VendorError, VendorEvent, VendorEventKind,
+    },
 };
 
 use super::wire::{Num, bytes_of};
@@ -16,11 +17,23 @@ use super::wire::{Num, bytes_of};
 /// The header eSIMfx puts the webhook's secret key in.
 pub const TOKEN_HEADER: &str = "token";
 
+/// The summary of `POST /webhooks/esimfx` in the OpenAPI document.
+pub const ROUTE_SUMMARY: &str = "Nomad eSIMfx webhooks, verified with the `token` header.";
+
+/// Headers worth keeping with a stored event beyond the common ones: none. Never
+/// [`TOKEN_HEADER`]: it is the shared secret itself.
+pub const KEPT_HEADERS: &[&str] = &[];
+
+/// What the HTTP route answers an accepted callback with (also for a duplicate).
+pub fn acknowledgement() -> serde_json::Value {
+    serde_json::json!({"received": true})
+}
+
 /// Without a configured token every callback is refused: an unauthenticated eSIMfx callback
 /// is indistinguishable from a forged one.
 pub fn verify(
     expected: Option<&Secret<String>>,
-    headers: &HeaderMap,
+    headers: &CallbackHeaders,
 ) -> Result<CallbackTrust, VendorError> {
     let Some(expected) = expected.filter(|t| !t.expose().is_empty()) else {
         return Err(VendorError::Unauthenticated(
@@ -29,7 +42,6 @@ pub fn verify(
     };
     let presented = headers
         .get(TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
         .ok_or_else(|| VendorError::Unauthenticated("missing token header".into()))?;
     if secrets_equal(presented.trim(), expected.expose()) {
         Ok(CallbackTrust::Verified)
@@ -185,14 +197,12 @@ fn usage_event(v: &Value, threshold: Option<u64>) -> VendorEventKind {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
-
     use super::*;
 
-    fn headers(token: Option<&str>) -> HeaderMap {
-        let mut h = HeaderMap::new();
+    fn headers(token: Option<&str>) -> CallbackHeaders {
+        let mut h = CallbackHeaders::new();
         if let Some(t) = token {
-            h.insert(TOKEN_HEADER, HeaderValue::from_str(t).unwrap());
+            h.insert(TOKEN_HEADER, t);
         }
         h
     }

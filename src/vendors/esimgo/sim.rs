@@ -43,7 +43,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    config::EsimGoCredentials,
     domain::api_key::secrets_equal,
     domain::{money::Currency, secret::Secret},
     sandbox::{
@@ -51,6 +50,7 @@ use crate::{
         catalog::{SeedData, vendor_products, vendor_products_sized},
         control_router, faults, generate_iccid, generate_matching_id, random_alnum,
     },
+    vendors::esimgo::credentials::EsimGoCredentials,
     vendors::{VendorId, esimgo::webhook},
 };
 

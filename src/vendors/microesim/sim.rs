@@ -33,10 +33,10 @@ use crate::sandbox::{
     faults, generate_iccid,
 };
 use crate::{
-    config::MicroEsimCredentials,
     domain::api_key::secrets_equal,
     domain::secret::Secret,
     sandbox::random_digits,
+    vendors::microesim::credentials::MicroEsimCredentials,
     vendors::{
         VendorId,
         microesim::{
@@ -726,7 +726,7 @@ fn android_link(lpa: &str) -> String {
 }
 
 /// The push's scalar fields for one eSIM, as the collection lists them (plus the
-/// `operator_iccid` of `assumptions::ICCID_SOURCE`).
+/// `operator_iccid` of "ICCID source" in `assumptions`).
 fn push_data(order: &SimOrder, d: &SimDevice) -> Vec<(&'static str, String)> {
     vec![
         ("topup_id", d.topup_id.clone()),

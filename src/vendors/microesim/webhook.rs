@@ -2,16 +2,28 @@
 //! JSON `{"code":1,"msg":"Success","data":{…}}` in the collection's example but listed as
 //! form fields too, so both are read.
 
-use axum::http::{HeaderMap, header::CONTENT_TYPE};
-
 use super::wire::{self, Push};
 use crate::vendors::{
-    CallbackTrust, EsimProfile, EsimStatus, VendorError, VendorEvent, VendorEventKind, lpa,
+    CallbackHeaders, CallbackTrust, EsimProfile, EsimStatus, VendorError, VendorEvent,
+    VendorEventKind, lpa,
 };
+
+/// The summary of `POST /webhooks/microesim` in the OpenAPI document.
+pub const ROUTE_SUMMARY: &str =
+    "MicroEsim topupDetail-async push, form or JSON (unsigned: a hint).";
+
+/// Headers worth keeping with a stored event beyond the common ones: none.
+pub const KEPT_HEADERS: &[&str] = &[];
+
+/// [assumption] The push expects MicroEsim's own success envelope back (the collection shows
+/// no answer; every MicroEsim API answer has this shape, and any 2xx may be enough).
+pub fn acknowledgement() -> serde_json::Value {
+    serde_json::json!({"code": 1, "msg": "Success"})
+}
 
 /// The push carries no signature or token: it can only prompt a signed `topupDetail` read.
 pub fn verify_callback(
-    _headers: &HeaderMap,
+    _headers: &CallbackHeaders,
     _raw_body: &[u8],
 ) -> Result<CallbackTrust, VendorError> {
     Ok(CallbackTrust::Hint)
@@ -24,10 +36,9 @@ enum Format {
 }
 
 /// The Content-Type decides; without a usable one, a body starting with `{` is JSON.
-fn format_of(headers: &HeaderMap, raw_body: &[u8]) -> Format {
+fn format_of(headers: &CallbackHeaders, raw_body: &[u8]) -> Format {
     let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+        .get("content-type")
         .unwrap_or("")
         .to_ascii_lowercase();
     if content_type.contains("json") {
@@ -42,7 +53,7 @@ fn format_of(headers: &HeaderMap, raw_body: &[u8]) -> Format {
 }
 
 /// The push's fields and, for the JSON form, its envelope code.
-fn read(headers: &HeaderMap, raw_body: &[u8]) -> Result<(Option<i64>, Push), String> {
+fn read(headers: &CallbackHeaders, raw_body: &[u8]) -> Result<(Option<i64>, Push), String> {
     match format_of(headers, raw_body) {
         Format::Json => {
             let value: serde_json::Value =
@@ -66,7 +77,7 @@ fn read(headers: &HeaderMap, raw_body: &[u8]) -> Result<(Option<i64>, Push), Str
 }
 
 pub fn parse_callback(
-    headers: &HeaderMap,
+    headers: &CallbackHeaders,
     raw_body: &[u8],
 ) -> Result<Vec<VendorEvent>, VendorError> {
     let (code, push) = read(headers, raw_body).map_err(VendorError::InvalidCallback)?;
@@ -77,7 +88,7 @@ pub fn parse_callback(
     let device_id = push.device_id.trim().to_string();
     let nonempty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
     // Only a valid ICCID is one: the device id is the per-eSIM key (see
-    // `assumptions::ICCID_SOURCE`), and without an ICCID the push carries no profile.
+    // "ICCID source" in `assumptions`), and without an ICCID the push carries no profile.
     let iccid = nonempty(&push.operator_iccid).filter(|i| crate::vendors::iccid::is_valid(i));
     let profile = match (lpa::parse(&push.lpa_str), &iccid) {
         (Some(activation), Some(iccid)) => Some(EsimProfile {
@@ -115,15 +126,13 @@ pub fn created_at(push: &Push) -> Option<chrono::DateTime<chrono::Utc>> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
-
     use super::*;
     use crate::vendors::microesim::wire::tests::PUSH;
 
-    fn headers(content_type: Option<&'static str>) -> HeaderMap {
-        let mut h = HeaderMap::new();
+    fn headers(content_type: Option<&'static str>) -> CallbackHeaders {
+        let mut h = CallbackHeaders::new();
         if let Some(ct) = content_type {
-            h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+            h.insert("content-type", ct);
         }
         h
     }

@@ -508,7 +508,7 @@ pub fn offer_from_raw(raw: serde_json::Value) -> Option<Offer> {
 
 impl TopupDetail {
     /// Complete when every ordered eSIM has its activation code and a valid ICCID. ICCIDs
-    /// come only from `operator_iccids` (see `assumptions::ICCID_SOURCE`): the 16-digit
+    /// come only from `operator_iccids` (see "ICCID source" in `assumptions`): the 16-digit
     /// `device_ids` are never used as one. An issued eSIM without a valid ICCID is an error
     /// naming it, so the order stays provisioning with that note instead of storing a fake.
     pub fn to_order_state(&self) -> Result<OrderState, String> {

@@ -42,10 +42,20 @@ use crate::sandbox::{
     control_router, faults, generate_iccid, generate_matching_id, random_alnum,
 };
 use crate::{
-    config::MultiverseCredentials,
     domain::api_key::secrets_equal,
     domain::{money::Currency, secret::Secret},
-    vendors::VendorId,
+    vendors::{
+        VendorId,
+        multiverse::{
+            API_NOT_FOUND, UNAUTHORIZED_CODE,
+            assumptions::{
+                ACCESS_TOKEN_TOLERANCE_SECS, BALANCE, CALLBACK_RETRY_DELAYS,
+                DEFAULT_TOKEN_LIFETIME, INSUFFICIENT_BALANCE_CODE, ORDERS, PACKAGES, PREFIX,
+                STATUS_COMPLETED, STATUS_PROCESSING,
+            },
+            credentials::MultiverseCredentials,
+        },
+    },
 };
 
 /// Fault-injectable operations (`core.faults`).
@@ -68,11 +78,6 @@ pub mod ops {
 const SMDP: &str = "rsp.multiverse-sandbox.test";
 const ICCID_PREFIX: &str = "8985230";
 const STARTING_BALANCE: &str = "10000.00";
-const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
-/// `assumptions::ACCESS_TOKEN_TOLERANCE_SECS`.
-const TIMESTAMP_TOLERANCE_SECS: i64 = 3600;
-/// `assumptions::CALLBACK_RETRY_DELAYS`.
-const CALLBACK_RETRIES: &[Duration] = &[Duration::from_secs(10), Duration::from_secs(30)];
 
 /// The package id of a seed product (stable across runs).
 pub fn package_id(seed_key: &str) -> String {
@@ -211,25 +216,25 @@ impl MultiverseSim {
 
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/api/v1/auth/token", post(token))
-            .route("/api/v1/esims/packages", get(packages))
+            .route(&format!("{PREFIX}/auth/token"), post(token))
+            .route(&format!("{PREFIX}{PACKAGES}"), get(packages))
             .route(
-                "/api/v1/esims/packages/{package_id}/purchase",
+                &format!("{PREFIX}{PACKAGES}/{{package_id}}/purchase"),
                 post(purchase),
             )
             .route(
-                "/api/v1/esims/packages/{package_id}/purchase/sync",
+                &format!("{PREFIX}{PACKAGES}/{{package_id}}/purchase/sync"),
                 post(purchase_sync),
             )
-            .route("/api/v1/esims/orders", get(orders_by_customer_id))
-            .route("/api/v1/esims/orders/{order_id}", get(order_by_id))
+            .route(&format!("{PREFIX}{ORDERS}"), get(orders_by_customer_id))
+            .route(&format!("{PREFIX}{ORDERS}/{{order_id}}"), get(order_by_id))
             .route(
-                "/api/v1/esims/{iccid}/packages/{package_id}/topup",
+                &format!("{PREFIX}/esims/{{iccid}}/packages/{{package_id}}/topup"),
                 post(topup),
             )
-            .route("/api/v1/esims/{iccid}/usage", get(usage))
-            .route("/api/v1/account/balance", get(balance))
-            .fallback(|| async { error("404001", "API not found") })
+            .route(&format!("{PREFIX}/esims/{{iccid}}/usage"), get(usage))
+            .route(&format!("{PREFIX}{BALANCE}"), get(balance))
+            .fallback(|| async { error(API_NOT_FOUND, "API not found") })
             .with_state(self.clone())
             .merge(control_router(self.core.clone()))
     }
@@ -293,7 +298,7 @@ impl MultiverseSim {
     /// `404001` when `operation` is withdrawn (see [`MultiverseSim::set_offered`]).
     fn offered(&self, operation: &'static str) -> Result<(), Refusal> {
         if self.state().withdrawn.contains(operation) {
-            Err(refuse("404001", "API not found"))
+            Err(refuse(API_NOT_FOUND, "API not found"))
         } else {
             Ok(())
         }
@@ -346,7 +351,7 @@ impl MultiverseSim {
             && ts.bytes().all(|b| b.is_ascii_digit())
             && ts
                 .parse::<i64>()
-                .is_ok_and(|t| (Utc::now().timestamp() - t).abs() <= TIMESTAMP_TOLERANCE_SECS);
+                .is_ok_and(|t| (Utc::now().timestamp() - t).abs() <= ACCESS_TOKEN_TOLERANCE_SECS);
         let expected = hex::encode(Sha256::digest(format!("{ts}{}", self.creds.security_token)));
         fresh && secrets_equal(user, &self.creds.user_id) && secrets_equal(hash, &expected)
     }
@@ -414,7 +419,7 @@ impl MultiverseSim {
             return Err(refuse("500002", "No available sim iccid"));
         }
         if state.balance < price {
-            return Err(refuse("402001", "Insufficient balance"));
+            return Err(refuse(INSUFFICIENT_BALANCE_CODE, "Insufficient balance"));
         }
         state.balance -= price;
         let now = Utc::now();
@@ -422,7 +427,7 @@ impl MultiverseSim {
             order_id: format!("MV{}", random_alnum(14).to_ascii_uppercase()),
             customer_order_id: customer_order_id.to_string(),
             package_id: package_id.to_string(),
-            status: "PROCESSING",
+            status: STATUS_PROCESSING,
             iccid: None,
             activation_code: None,
             created_at: now,
@@ -449,7 +454,7 @@ impl MultiverseSim {
         let index = state
             .orders
             .iter()
-            .position(|o| o.order_id == order_id && o.status == "PROCESSING")?;
+            .position(|o| o.order_id == order_id && o.status == STATUS_PROCESSING)?;
         let package = state.package(&state.orders[index].package_id)?;
         let (total_mb, days) = (total_mb(&package.product), package.product.plan.days);
         let iccid = generate_iccid(ICCID_PREFIX, 19);
@@ -465,7 +470,7 @@ impl MultiverseSim {
             },
         );
         let order = &mut state.orders[index];
-        order.status = "COMPLETED";
+        order.status = STATUS_COMPLETED;
         order.iccid = Some(iccid.clone());
         order.activation_code = Some(generate_matching_id());
         order.updated_at = now;
@@ -488,7 +493,7 @@ impl MultiverseSim {
                         headers: Vec::new(),
                         body: order.to_json().to_string().into_bytes(),
                     },
-                    CALLBACK_RETRIES,
+                    CALLBACK_RETRY_DELAYS,
                 );
             }
         });
@@ -511,7 +516,7 @@ impl MultiverseSim {
         }
         let (price, extra_mb) = (package.product.price, total_mb(&package.product));
         if state.balance < price {
-            return Err(refuse("402001", "Insufficient balance"));
+            return Err(refuse(INSUFFICIENT_BALANCE_CODE, "Insufficient balance"));
         }
         state.balance -= price;
         if let Some(esim) = state.esims.get_mut(iccid) {
@@ -522,7 +527,7 @@ impl MultiverseSim {
             order_id: format!("MV{}", random_alnum(14).to_ascii_uppercase()),
             customer_order_id: customer_order_id.to_string(),
             package_id: package_id.to_string(),
-            status: "COMPLETED",
+            status: STATUS_COMPLETED,
             iccid: Some(iccid.to_string()),
             activation_code: None,
             created_at: now,
@@ -563,20 +568,20 @@ fn refuse(code: &str, message: &str) -> Refusal {
 }
 
 fn unauthorized() -> Refusal {
-    refuse("401001", "Unauthorized")
+    refuse(UNAUTHORIZED_CODE, "Unauthorized")
 }
 
 /// The documented message of a code, for injected rejections.
 fn message_of(code: &str) -> &'static str {
     match code {
         "400001" => "Invalid parameter",
-        "401001" => "Unauthorized",
-        "404001" => "API not found",
+        UNAUTHORIZED_CODE => "Unauthorized",
+        API_NOT_FOUND => "API not found",
         "404002" => "Resource not found",
         "500001" => "Internal server error",
         "500002" => "No available sim iccid",
         "500003" => "OTA API server error",
-        "402001" => "Insufficient balance",
+        INSUFFICIENT_BALANCE_CODE => "Insufficient balance",
         _ => "Error",
     }
 }

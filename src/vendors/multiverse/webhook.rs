@@ -3,17 +3,27 @@
 //! undocumented; we read the order object of [`super::assumptions`]. Nothing signs it, so it
 //! is only ever a hint: the gateway matches it to an order it placed and re-reads the order.
 
-use axum::http::HeaderMap;
-
 use super::{assumptions, wire};
 use crate::vendors::{
-    CallbackTrust, EsimProfile, VendorError, VendorEvent, VendorEventKind, VendorOrderRef, iccid,
+    CallbackHeaders, CallbackTrust, EsimProfile, VendorError, VendorEvent, VendorEventKind,
+    VendorOrderRef, iccid,
 };
+
+/// The summary of `POST /webhooks/multiverse` in the OpenAPI document.
+pub const ROUTE_SUMMARY: &str = "Multiverse provisioning callback (unsigned: a hint).";
+
+/// Headers worth keeping with a stored event beyond the common ones: none.
+pub const KEPT_HEADERS: &[&str] = &[];
+
+/// What the HTTP route answers an accepted callback with (also for a duplicate).
+pub fn acknowledgement() -> serde_json::Value {
+    serde_json::json!({"received": true})
+}
 
 /// The vendor signs nothing (no signature, secret or token is documented); the sender-IP
 /// allowlist is applied by the HTTP layer. So every callback is a [`CallbackTrust::Hint`].
 pub fn verify_callback(
-    _headers: &HeaderMap,
+    _headers: &CallbackHeaders,
     _raw_body: &[u8],
 ) -> Result<CallbackTrust, VendorError> {
     Ok(CallbackTrust::Hint)
@@ -272,7 +282,7 @@ mod tests {
         let body = br#"{ "customer_order_id": "ORD-123", "order_id": "...", "package_id": "...",
   "iccid": "89...", "smdp": "rsp.example.com", "activation_code": "ABC-123", "status": "..." }"#;
         assert_eq!(
-            verify_callback(&HeaderMap::new(), body).unwrap(),
+            verify_callback(&CallbackHeaders::new(), body).unwrap(),
             CallbackTrust::Hint
         );
         let events = parse_callback(body).unwrap();

@@ -1,0 +1,148 @@
+//! Runs every vendor's simulator on a loopback port and builds the matching adapters: what
+//! `serve` does when no vendor has credentials, what `esim-gateway sandbox` runs, and what
+//! integration tests stand on. The list of simulators comes from the vendor table; the
+//! vendor-independent plumbing (ports, callbacks, faults, [`VendorsFile`]) is `crate::sandbox`.
+
+use crate::{
+    sandbox::{
+        RunningSim, SimCore, SimSettings, bind_loopback,
+        runtime::{SimEndpoint, VendorsFile},
+        serve_on,
+    },
+    vendors::{
+        AdapterOptions, VendorId,
+        credentials::VendorCredentials,
+        registry::{VendorMode, Vendors},
+    },
+};
+
+macro_rules! define_sandbox {
+    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
+        /// The running simulators (one field per vendor, named by its module), their
+        /// credentials, and adapters pointed at them.
+        pub struct Sandbox {
+            $(pub $module: super::$module::sim::$sim,)*
+            /// What each adapter was configured with (base URLs point at the simulators).
+            pub credentials: VendorCredentials,
+            running: Vec<(VendorId, RunningSim)>,
+        }
+
+        impl Sandbox {
+            /// Starts every simulator. `webhook_base` is the gateway's public base URL: each
+            /// simulator calls back to `<webhook_base>/webhooks/<vendor>`.
+            pub async fn start(
+                settings: SimSettings,
+                webhook_base: Option<&url::Url>,
+            ) -> std::io::Result<Sandbox> {
+                let mut running = Vec::new();
+                let mut credentials = VendorCredentials::default();
+                $(
+                    let (listener, base) = bind_loopback().await?;
+                    let creds = super::$module::sim::$sim::sandbox_credentials(base);
+                    let $module = super::$module::sim::$sim::new(&creds, settings);
+                    running.push((VendorId::$id, serve_on(listener, $module.router())?));
+                    credentials.$module = Some(creds);
+                )*
+                let sandbox = Sandbox {
+                    $($module,)*
+                    credentials,
+                    running,
+                };
+                sandbox.set_webhook_base(webhook_base);
+                Ok(sandbox)
+            }
+
+            pub fn core(&self, vendor: VendorId) -> &SimCore {
+                match vendor {
+                    $(VendorId::$id => self.$module.core(),)*
+                }
+            }
+        }
+    };
+}
+
+super::vendor_table!(define_sandbox);
+
+impl Sandbox {
+    /// Points every simulator's callbacks at `<base>/webhooks/<vendor>` (or stops them).
+    pub fn set_webhook_base(&self, base: Option<&url::Url>) {
+        for v in VendorId::ALL {
+            let url = base.and_then(|b| b.join(&format!("/webhooks/{v}")).ok());
+            self.core(v).set_callback_url(url);
+        }
+    }
+
+    /// Applies the same settings to every simulator.
+    pub fn set_settings(&self, settings: SimSettings) {
+        for v in VendorId::ALL {
+            self.core(v).set_settings(settings);
+        }
+    }
+
+    /// Base URL of each simulator.
+    pub fn base_urls(&self) -> Vec<(VendorId, url::Url)> {
+        self.running
+            .iter()
+            .map(|(vendor, r)| (*vendor, r.base_url.clone()))
+            .collect()
+    }
+
+    /// Adapters for every simulator.
+    pub fn vendors(&self, opts: &AdapterOptions) -> Vendors {
+        Vendors::from_credentials(&self.credentials, opts, VendorMode::Sandbox)
+    }
+
+    /// What a gateway in another process needs to use these simulators as live vendors.
+    pub fn vendors_file(&self) -> VendorsFile {
+        let vendors = self
+            .base_urls()
+            .into_iter()
+            .map(|(vendor, control_url)| SimEndpoint {
+                vendor,
+                api_base_url: self.api_base_url(vendor).to_string(),
+                control_url: control_url.to_string(),
+                callback_url: self.core(vendor).callback_url().map(String::from),
+            })
+            .collect();
+        VendorsFile {
+            vendors,
+            env: self.credentials.to_env(),
+        }
+    }
+
+    /// The base URL the vendor's adapter is configured with (eSIM Go's carries its API
+    /// version path; the others are the simulator's root).
+    fn api_base_url(&self, vendor: VendorId) -> url::Url {
+        self.credentials
+            .base_url(vendor)
+            .cloned()
+            .expect("every simulator has credentials")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vendors::credentials::CredentialEnv;
+
+    /// `vendors.env` hands the simulators to a gateway in another process: what it holds
+    /// must read back as the same vendors, every one of them live.
+    #[tokio::test]
+    async fn the_written_environment_reads_back_as_every_simulated_vendor() {
+        let sandbox = Sandbox::start(SimSettings::fast(), None).await.unwrap();
+        let env = sandbox.credentials.to_env();
+        let lookup = |k: &str| env.get(k).cloned();
+        let back = VendorCredentials::from_env(&CredentialEnv::new(&lookup)).unwrap();
+        for v in VendorId::ALL {
+            let base = back.base_url(v);
+            assert!(base.is_some(), "{v} has credentials");
+            assert_eq!(base, sandbox.credentials.base_url(v), "{v}");
+        }
+        assert_eq!(back.to_env(), env);
+        assert_eq!(sandbox.base_urls().len(), VendorId::ALL.len());
+        assert_eq!(
+            sandbox.vendors(&AdapterOptions::default()).ids(),
+            VendorId::ALL
+        );
+    }
+}
