@@ -11,4 +11,5 @@ pub mod order;
 pub mod plan;
 pub mod qr;
 pub mod secret;
+pub mod vendor;
 pub mod webhook_url;

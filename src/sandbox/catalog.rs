@@ -8,8 +8,8 @@ use crate::{
     domain::{
         country::Country,
         money::{Currency, FxRates},
+        vendor::VendorId,
     },
-    vendors::VendorId,
 };
 
 /// How much data a seed product gives, as marketed.

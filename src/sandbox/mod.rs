@@ -31,7 +31,7 @@ pub mod runtime;
 
 pub use faults::{Fault, Faults};
 
-use crate::vendors::VendorId;
+use crate::domain::vendor::VendorId;
 
 /// Timing of the simulated vendor; tests shorten it, the demo keeps it realistic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, path::Path};
 
 use serde::{Deserialize, Serialize};
 
-use crate::vendors::VendorId;
+use crate::domain::vendor::VendorId;
 
 /// One running simulator, as seen from another process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,8 +4,6 @@
 //! Everything leaving an adapter is normalized: bytes, days, [`Money`] with an ISO currency,
 //! UTC times, ISO 3166 alpha-2 countries (upper case).
 
-use std::{fmt, str::FromStr};
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -31,62 +29,15 @@ pub mod multiverse;
 
 pub use error::{RejectKind, VendorError};
 
-/// THE list of vendors: one line each, and everything that must name every vendor derives
-/// from it ([`VendorId`] and its names, [`credentials::VendorCredentials`], the registry,
-/// the sandbox start-up, the webhook routes and their OpenAPI entries).
-///
-/// A `macro_rules!` table rather than a `&[&dyn VendorModule]` static because what derives
-/// from it is mostly *types and items*: an enum with serde and OpenAPI names, a struct with
-/// one typed credentials field per vendor (`creds.esimgo`), a struct with one typed simulator
-/// per vendor (`sandbox.esimgo`), and one `#[utoipa::path]` handler per route. A trait object
-/// could give none of those. It is used as `vendor_table!(some_macro)`: `some_macro` receives
-/// every line and expands what it needs from them.
-///
-/// Columns: the [`VendorId`] variant; the vendor's module (its folder under `src/vendors/`);
-/// its name in routes, the database and metrics (must equal the module name); its display
-/// name; the adapter type (`<module>::<Adapter>`); the simulator type (`<module>::sim::<Sim>`);
-/// the credentials type (`<module>::credentials::<Credentials>`); whether the vendor documents
-/// a top-up operation (see [`VendorId::topups_documented`]).
-///
-/// Adding a vendor is one folder with the files every other vendor has, one line here, and
-/// its tests (`CONTRIBUTING.md` has the checklist); the compiler then points at every
-/// exhaustive `match` on [`VendorId`] that needs an arm.
-macro_rules! vendor_table {
-    ($then:ident) => {
-        $then! {
-            EsimAccess esimaccess "esimaccess" "eSIM Access"  EsimAccess EsimAccessSim EsimAccessCredentials (true);
-            EsimGo     esimgo     "esimgo"     "eSIM Go"      EsimGo     EsimGoSim     EsimGoCredentials     (true);
-            EsimFx     esimfx     "esimfx"     "Nomad eSIMfx" EsimFx     EsimFxSim     EsimFxCredentials     (true);
-            MicroEsim  microesim  "microesim"  "MicroEsim"    MicroEsim  MicroEsimSim  MicroEsimCredentials  (microesim::assumptions::SUPPORTS_TOPUP);
-            Multiverse multiverse "multiverse" "Multiverse"   Multiverse MultiverseSim MultiverseCredentials (multiverse::assumptions::TOPUP_DOCUMENTED);
-        }
-    };
-}
-pub(crate) use vendor_table;
+/// The one list of vendors ([`vendor_table!`](crate::domain::vendor::vendor_table)) and
+/// their ids live in `domain::vendor`; the layer that knows each vendor derives the rest.
+pub(crate) use crate::domain::vendor::vendor_table;
+pub use crate::domain::vendor::{UnknownVendor, VendorId};
 
-macro_rules! define_vendor_ids {
+/// The vendor-layer columns of [`vendor_table!`]: what each vendor's folder answers.
+macro_rules! define_vendor_methods {
     ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
-        /// The five wholesale vendors. The string form is used in routes (`/webhooks/{vendor}`),
-        /// env variable prefixes, the database and metrics labels.
-        #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-        )]
-        // The OpenAPI derive reads `rename_all`, not a `rename` that comes from a macro
-        // argument: names are the lower-cased variants (a lib test holds the table to it).
-        #[serde(rename_all = "lowercase")]
-        pub enum VendorId {
-            $(#[serde(rename = $name)] $id,)*
-        }
-
         impl VendorId {
-            pub const ALL: [VendorId; [$(VendorId::$id),*].len()] = [$(VendorId::$id),*];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(VendorId::$id => $name,)*
-                }
-            }
-
             /// Whether the vendor documents an operation that adds data to an existing eSIM.
             /// Only then does the gateway sell top-ups on its eSIMs: a guessed top-up call
             /// could take money for nothing (MicroEsim has none; Multiverse's is not named by
@@ -94,12 +45,6 @@ macro_rules! define_vendor_ids {
             pub fn topups_documented(self) -> bool {
                 match self {
                     $(VendorId::$id => $topups,)*
-                }
-            }
-
-            pub fn display_name(self) -> &'static str {
-                match self {
-                    $(VendorId::$id => $display,)*
                 }
             }
 
@@ -121,7 +66,7 @@ macro_rules! define_vendor_ids {
     };
 }
 
-vendor_table!(define_vendor_ids);
+vendor_table!(define_vendor_methods);
 
 /// The module column of the table, for the test that holds names to module names.
 #[cfg(test)]
@@ -129,40 +74,6 @@ macro_rules! table_modules {
     ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
         [$((VendorId::$id, stringify!($module))),*]
     };
-}
-
-impl fmt::Display for VendorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // `pad` honours width and alignment (`{id:<11}` in `vendors check`).
-        f.pad(self.as_str())
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct UnknownVendor(pub String);
-
-impl fmt::Display for UnknownVendor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = VendorId::ALL.iter().map(|v| v.as_str()).collect();
-        write!(
-            f,
-            "unknown vendor {:?} (expected one of {})",
-            self.0,
-            names.join(", ")
-        )
-    }
-}
-
-impl std::error::Error for UnknownVendor {}
-
-impl FromStr for VendorId {
-    type Err = UnknownVendor;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        VendorId::ALL
-            .into_iter()
-            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| UnknownVendor(s.to_string()))
-    }
 }
 
 /// Callback headers as the vendor layer sees them: lower-cased names to values (the first
