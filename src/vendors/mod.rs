@@ -19,6 +19,7 @@ pub mod http_client;
 pub mod iccid;
 pub mod lpa;
 pub mod registry;
+pub mod support;
 pub mod topup_cache;
 
 pub mod esimaccess;
