@@ -385,13 +385,13 @@ pub enum Effect {
     /// reconciles an unknown placement).
     Lookup,
     /// May buy, top up, cancel or refund.
-    Spends,
+    Money,
 }
 
 impl Effect {
     /// Whether an answer that is not a documented refusal must be treated as unknown.
     pub fn unclear_is_unknown(self) -> bool {
-        matches!(self, Effect::Lookup | Effect::Spends)
+        matches!(self, Effect::Lookup | Effect::Money)
     }
 }
 
@@ -791,7 +791,7 @@ mod tests {
     #[test]
     fn unclear_answers_are_unknown_exactly_where_money_may_move() {
         use CodeMeaning::*;
-        for effect in [Effect::Read, Effect::Lookup, Effect::Spends] {
+        for effect in [Effect::Read, Effect::Lookup, Effect::Money] {
             let e = refusal_or_unknown(effect, Refused(RejectKind::SoldOut), "c 1", "1", "m");
             assert_eq!(e, VendorError::rejected(RejectKind::SoldOut, "1", "m"));
             let e = refusal_or_unknown(effect, MayHaveActed, "c 2", "2", "busy");
