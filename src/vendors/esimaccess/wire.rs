@@ -15,6 +15,7 @@ use crate::{
         DataAllowance, DataKind, EsimProfile, EsimStatus, Network, Offer, VendorId, lpa,
         support::{
             TimeFormats,
+            lenient,
             // Integers and decimals as numbers or numeric strings, ids and codes as strings
             // or numbers: the docs type most fields as `String`, live answers use numbers.
             lenient::{
@@ -87,11 +88,7 @@ pub struct Envelope {
 impl Envelope {
     /// Docs type `success` as the string "true"; live answers use a boolean.
     pub fn succeeded(&self) -> bool {
-        match &self.success {
-            Value::Bool(b) => *b,
-            Value::String(s) => s.trim().eq_ignore_ascii_case("true"),
-            _ => false,
-        }
+        lenient::flag(&self.success, &["true"])
     }
 
     /// The error code, left-padded to six digits when it arrived as a bare number.
