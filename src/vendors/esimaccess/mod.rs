@@ -447,13 +447,15 @@ fn http_client_error(
     effect: Effect,
 ) -> VendorError {
     use reqwest::StatusCode as S;
-    let meaning = match status {
-        S::UNAUTHORIZED | S::FORBIDDEN => CodeMeaning::Refused(RejectKind::Auth),
+    let (meaning, what) = match status {
+        S::UNAUTHORIZED | S::FORBIDDEN => (CodeMeaning::Refused(RejectKind::Auth), String::new()),
         // The path is not served (a routing change, an outage page): no evidence either way.
-        S::NOT_FOUND | S::METHOD_NOT_ALLOWED => CodeMeaning::MayHaveActed,
-        _ => CodeMeaning::Unlisted,
+        S::NOT_FOUND | S::METHOD_NOT_ALLOWED => (
+            CodeMeaning::MayHaveActed,
+            format!("HTTP {status} from the path"),
+        ),
+        _ => (CodeMeaning::Unlisted, format!("HTTP {status}")),
     };
-    let what = format!("HTTP {status}");
     support::refusal_or_unknown(effect, meaning, &what, status.as_str(), response.snippet())
 }
 
