@@ -4,12 +4,10 @@
 
 use rust_decimal::Decimal;
 
-use crate::{
-    domain::{
-        country::Country,
-        money::{Currency, FxRates},
-        vendor::VendorId,
-    },
+use crate::domain::{
+    country::Country,
+    money::{Currency, FxRates},
+    vendor::VendorId,
 };
 
 /// How much data a seed product gives, as marketed.

@@ -49,7 +49,7 @@ fn default_5xx() -> u16 {
 }
 
 #[derive(Debug)]
-struct Armed {
+struct Queued {
     fault: Fault,
     /// `None` = until cleared.
     remaining: Option<u32>,
@@ -58,7 +58,7 @@ struct Armed {
 /// The faults armed per operation name (each simulator documents its operation names).
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
-    armed: Arc<Mutex<HashMap<String, VecDeque<Armed>>>>,
+    armed: Arc<Mutex<HashMap<String, VecDeque<Queued>>>>,
 }
 
 impl Faults {
@@ -73,7 +73,7 @@ impl Faults {
         armed
             .entry(operation.to_string())
             .or_default()
-            .push_back(Armed {
+            .push_back(Queued {
                 fault,
                 remaining: times,
             });
@@ -100,6 +100,59 @@ impl Faults {
     }
 }
 
+/// The fault armed for one simulated call, taken when the call arrives. Every simulator
+/// handler has the same shape: [`Faults::begin`] (refuse, fail or hang up instead of acting),
+/// act, then [`Armed::finish`] (delay, hang up after acting, or garble the answer).
+#[derive(Debug)]
+#[must_use = "the late part of the fault applies only through `finish` or `pass`"]
+pub struct Armed(Option<Fault>);
+
+impl Faults {
+    /// Takes the fault for this call of `operation` and applies its early part: `Err` is the
+    /// answer to send instead of acting (`reject` renders the vendor's error envelope), boxed
+    /// only to keep the `Result` small.
+    pub fn begin(
+        &self,
+        operation: &str,
+        reject: impl FnOnce(&str, Option<&str>) -> Response,
+    ) -> Result<Armed, Box<Response>> {
+        self.begin_first(&[operation], reject)
+    }
+
+    /// [`Faults::begin`] with the fault of the first of `operations` that has one armed (a
+    /// fault armed for a family of routes applies to whichever route the client uses).
+    pub fn begin_first(
+        &self,
+        operations: &[&str],
+        reject: impl FnOnce(&str, Option<&str>) -> Response,
+    ) -> Result<Armed, Box<Response>> {
+        let fault = operations.iter().find_map(|op| self.take(op));
+        match before(&fault, reject) {
+            Some(response) => Err(Box::new(response)),
+            None => Ok(Armed(fault)),
+        }
+    }
+}
+
+impl Armed {
+    /// The fault, for a simulator that shapes its answer by it ([`Fault::UnreadableEntry`]).
+    pub fn fault(&self) -> Option<&Fault> {
+        self.0.as_ref()
+    }
+
+    /// Applies the late part of the fault to the answer the simulator gave after acting.
+    pub async fn finish(self, response: Response) -> Response {
+        after(&self.0).await;
+        garble(&self.0, response)
+    }
+
+    /// Applies only the delay or hang-up, for a check that lets the call go on (an auth gate
+    /// in front of the operation) and so has no answer to garble.
+    pub async fn pass(self) {
+        after(&self.0).await;
+    }
+}
+
 /// Marker payload for a deliberate connection drop, so it is not mistaken for a bug.
 struct DropConnection;
 
@@ -111,7 +164,7 @@ pub fn drop_connection() -> ! {
 
 /// Applies the part of a fault that happens before the simulator acts. Returns the response
 /// to send instead of acting, if any; `reject` renders the vendor's error envelope.
-pub fn before(
+fn before(
     fault: &Option<Fault>,
     reject: impl FnOnce(&str, Option<&str>) -> Response,
 ) -> Option<Response> {
@@ -143,7 +196,7 @@ pub fn path_not_found() -> Response {
 }
 
 /// Replaces the answer when the fault garbles it (the simulator has acted already).
-pub fn garble(fault: &Option<Fault>, response: Response) -> Response {
+fn garble(fault: &Option<Fault>, response: Response) -> Response {
     use axum::response::IntoResponse;
     match fault {
         Some(Fault::Garbled) => (
@@ -157,7 +210,7 @@ pub fn garble(fault: &Option<Fault>, response: Response) -> Response {
 }
 
 /// Applies the part of a fault that happens after the simulator has acted.
-pub async fn after(fault: &Option<Fault>) {
+async fn after(fault: &Option<Fault>) {
     match fault {
         Some(Fault::Delay { millis }) => tokio::time::sleep(Duration::from_millis(*millis)).await,
         Some(Fault::Reset {
@@ -212,6 +265,67 @@ mod tests {
         }
         f.clear();
         assert_eq!(f.take("list"), None);
+    }
+
+    fn reject(code: &str, _message: Option<&str>) -> Response {
+        use axum::response::IntoResponse;
+        (axum::http::StatusCode::BAD_REQUEST, code.to_string()).into_response()
+    }
+
+    fn answer() -> Response {
+        use axum::response::IntoResponse;
+        "acted".into_response()
+    }
+
+    async fn body(r: Response) -> String {
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_call_runs_under_its_fault_early_part_then_late_part() {
+        let f = Faults::default();
+        // No fault: the simulator's own answer.
+        let armed = f.begin("order", reject).unwrap();
+        assert_eq!(armed.fault(), None);
+        assert_eq!(body(armed.finish(answer()).await).await, "acted");
+        // A refusal replaces acting, in the vendor's envelope.
+        f.inject(
+            "order",
+            Fault::Reject {
+                code: "200011".into(),
+                message: None,
+            },
+        );
+        let refused = *f.begin("order", reject).unwrap_err();
+        assert_eq!(refused.status(), axum::http::StatusCode::BAD_REQUEST);
+        assert_eq!(body(refused).await, "200011");
+        // A garbled answer: the simulator acted, the client cannot read what it says.
+        f.inject("order", Fault::Garbled);
+        let armed = f.begin("order", reject).unwrap();
+        assert_eq!(armed.fault(), Some(&Fault::Garbled));
+        assert_eq!(body(armed.finish(answer()).await).await, "{\"ok\": tru");
+        // A bare 5xx, whatever status was asked for outside the 5xx range.
+        f.inject("order", Fault::ServerError { status: 200 });
+        let failed = *f.begin("order", reject).unwrap_err();
+        assert_eq!(
+            failed.status(),
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[tokio::test]
+    async fn the_first_armed_operation_of_a_family_applies() {
+        let f = Faults::default();
+        f.inject("order", Fault::PathNotFound);
+        let r = *f.begin_first(&["order_sync", "order"], reject).unwrap_err();
+        assert_eq!(r.status(), axum::http::StatusCode::NOT_FOUND);
+        f.inject("order_sync", Fault::Delay { millis: 1 });
+        f.inject("order", Fault::PathNotFound);
+        let armed = f.begin_first(&["order_sync", "order"], reject).unwrap();
+        assert_eq!(armed.fault(), Some(&Fault::Delay { millis: 1 }));
+        armed.pass().await;
+        assert_eq!(f.take("order"), Some(Fault::PathNotFound));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod iccid;
 pub mod lpa;
 pub mod registry;
 pub mod sandbox;
+pub mod support;
 pub mod topup_cache;
 
 pub mod esimaccess;

@@ -19,7 +19,9 @@ use crate::{
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, EsimRef, Offer, OrderState, PlaceOrder,
         Placed, RejectKind, TopUp, Usage, Vendor, VendorError, VendorEvent, VendorId,
-        VendorOrderRef, VendorOrderStatus, http_client::VendorHttp,
+        VendorOrderRef, VendorOrderStatus,
+        http_client::VendorHttp,
+        support::{self, CodeMeaning, Effect},
     },
 };
 
@@ -95,22 +97,6 @@ pub fn classify(code: &str) -> Option<CodeClass> {
     })
 }
 
-/// Whether a call can spend money: unclear answers to these must be reconciled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Effect {
-    ReadOnly,
-    /// A read whose answer decides whether something was bought (`/esim/query`): an answer
-    /// we do not understand is unknown, never a refusal or "not found".
-    Lookup,
-    MayBuy,
-}
-
-impl Effect {
-    fn unclear_is_unknown(self) -> bool {
-        matches!(self, Effect::Lookup | Effect::MayBuy)
-    }
-}
-
 pub struct EsimAccess {
     creds: EsimAccessCredentials,
     http: VendorHttp,
@@ -128,11 +114,8 @@ impl EsimAccess {
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!(
-            "{}/api/v1/open{path}",
-            self.creds.base_url.as_str().trim_end_matches('/')
-        )
+    fn url(&self, path: &str) -> Result<url::Url, VendorError> {
+        support::join_url(&self.creds.base_url, &format!("/api/v1/open{path}"))
     }
 
     /// Serializes once, signs those bytes, sends those bytes, and opens the envelope.
@@ -163,7 +146,7 @@ impl EsimAccess {
         let request = self
             .http
             .client()
-            .post(self.url(path))
+            .post(self.url(path)?)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("RT-AccessCode", access_code.as_str())
             .header("RT-RequestID", request_id)
@@ -174,28 +157,35 @@ impl EsimAccess {
         open_envelope(&response, effect)
     }
 
-    /// All pages of an `/esim/query`.
+    /// All pages of an `/esim/query`: a short page, or as many entries as the pager's
+    /// `total`, is the last; the page cap ends it too.
     async fn query(&self, filter: QueryRequest<'_>) -> Result<Vec<wire::Esim>, VendorError> {
-        let mut all = Vec::new();
-        for page_num in 1..=MAX_QUERY_PAGES {
-            let req = QueryRequest {
-                pager: Pager {
-                    page_num,
-                    page_size: QUERY_PAGE_SIZE,
-                },
-                ..filter.clone()
-            };
-            let page: wire::QueryResponse = self
-                .call("query", "/esim/query", &req, Effect::Lookup)
-                .await?;
-            let got = page.esim_list.len();
-            all.extend(page.esim_list);
-            let total = page.pager.and_then(|p| p.total).unwrap_or(0);
-            if got < QUERY_PAGE_SIZE as usize || all.len() as i64 >= total {
-                break;
-            }
-        }
-        Ok(all)
+        let pages = support::collect_pages(
+            1,
+            MAX_QUERY_PAGES,
+            |page_num| {
+                let req = QueryRequest {
+                    pager: Pager {
+                        page_num,
+                        page_size: QUERY_PAGE_SIZE,
+                    },
+                    ..filter.clone()
+                };
+                async move {
+                    self.call::<wire::QueryResponse>("query", "/esim/query", &req, Effect::Lookup)
+                        .await
+                }
+            },
+            |page_num, page, all| {
+                let got = page.esim_list.len();
+                all.extend(page.esim_list);
+                let total = page.pager.and_then(|p| p.total).unwrap_or(0);
+                let last = got < QUERY_PAGE_SIZE as usize || all.len() as i64 >= total;
+                (!last).then_some(page_num + 1)
+            },
+        )
+        .await?;
+        Ok(pages.items)
     }
 
     async fn fetch_by_order_no(&self, order_no: &str) -> Result<OrderState, VendorError> {
@@ -295,7 +285,7 @@ impl EsimAccess {
                 .then_some(esim.iccid.as_str()),
         };
         let _: serde_json::Value = self
-            .call("cancel", "/esim/cancel", &target, Effect::MayBuy)
+            .call("cancel", "/esim/cancel", &target, Effect::Money)
             .await?;
         Ok(())
     }
@@ -307,7 +297,7 @@ impl EsimAccess {
     ) -> Result<Vec<Offer>, VendorError> {
         let req = wire::PackageListRequest { kind, iccid };
         let list: wire::PackageList = self
-            .call("list", "/package/list", &req, Effect::ReadOnly)
+            .call("list", "/package/list", &req, Effect::Read)
             .await?;
         Ok(list
             .package_list
@@ -392,14 +382,13 @@ fn open_envelope<T: DeserializeOwned>(
 }
 
 fn envelope_error(code: &str, message: String, effect: Effect) -> VendorError {
-    match classify(code) {
-        Some(CodeClass::Reject(kind)) => VendorError::rejected(kind, code, message),
-        Some(CodeClass::Transient) => VendorError::Unknown(format!("error {code}: {message}")),
-        None if effect.unclear_is_unknown() => {
-            VendorError::Unknown(format!("unrecognised error {code}: {message}"))
-        }
-        None => VendorError::rejected(RejectKind::Other, code, message),
-    }
+    let meaning = match classify(code) {
+        Some(CodeClass::Reject(kind)) => CodeMeaning::Refused(kind),
+        Some(CodeClass::Transient) => CodeMeaning::MayHaveActed,
+        None => CodeMeaning::Unlisted,
+    };
+    let what = format!("eSIM Access error {code}");
+    support::refusal_or_unknown(effect, meaning, &what, code, message)
 }
 
 fn http_client_error(
@@ -408,21 +397,16 @@ fn http_client_error(
     effect: Effect,
 ) -> VendorError {
     use reqwest::StatusCode as S;
-    let kind = match status {
-        S::UNAUTHORIZED | S::FORBIDDEN => RejectKind::Auth,
+    let (meaning, what) = match status {
+        S::UNAUTHORIZED | S::FORBIDDEN => (CodeMeaning::Refused(RejectKind::Auth), String::new()),
         // The path is not served (a routing change, an outage page): no evidence either way.
-        S::NOT_FOUND | S::METHOD_NOT_ALLOWED => {
-            return VendorError::Unknown(format!(
-                "HTTP {status} from the path: {}",
-                response.snippet()
-            ));
-        }
-        _ if effect.unclear_is_unknown() => {
-            return VendorError::Unknown(format!("HTTP {status}: {}", response.snippet()));
-        }
-        _ => RejectKind::Other,
+        S::NOT_FOUND | S::METHOD_NOT_ALLOWED => (
+            CodeMeaning::MayHaveActed,
+            format!("HTTP {status} from the path"),
+        ),
+        _ => (CodeMeaning::Unlisted, format!("HTTP {status}")),
     };
-    VendorError::rejected(kind, status.as_str(), response.snippet())
+    support::refusal_or_unknown(effect, meaning, &what, status.as_str(), response.snippet())
 }
 
 #[async_trait]
@@ -471,7 +455,7 @@ impl Vendor for EsimAccess {
             amount: price.map(|p| p * i64::from(req.quantity)),
         };
         let placed: wire::OrderResponse = self
-            .call("order", "/esim/order", &body, Effect::MayBuy)
+            .call("order", "/esim/order", &body, Effect::Money)
             .await?;
         let order_no = placed
             .order_no
@@ -513,7 +497,7 @@ impl Vendor for EsimAccess {
             transaction_id: &req.order_id,
         };
         let done: wire::TopupResponse = self
-            .call("topup", "/esim/topup", &body, Effect::MayBuy)
+            .call("topup", "/esim/topup", &body, Effect::Money)
             .await?;
         Ok(OrderState {
             vendor_reference: Some(done.transaction_id.unwrap_or_else(|| req.order_id.clone())),
@@ -561,7 +545,7 @@ impl Vendor for EsimAccess {
             esim_tran_no_list: vec![&tran_no],
         };
         let answer: wire::UsageResponse = self
-            .call("usage", "/esim/usage/query", &body, Effect::ReadOnly)
+            .call("usage", "/esim/usage/query", &body, Effect::Read)
             .await?;
         let item = answer
             .esim_usage_list
@@ -591,7 +575,7 @@ impl Vendor for EsimAccess {
                 "balance",
                 "/balance/query",
                 &serde_json::json!({}),
-                Effect::ReadOnly,
+                Effect::Read,
             )
             .await?;
         answer
@@ -723,7 +707,7 @@ mod tests {
                 200,
                 r#"{"success":true,"errorCode":"0","errorMsg":null,"obj":{"orderNo":"B2508091406000X","transactionId":"ref-1"}}"#,
             ),
-            Effect::MayBuy,
+            Effect::Money,
         )
         .unwrap();
         assert_eq!(placed.order_no.as_deref(), Some("B2508091406000X"));
@@ -733,7 +717,7 @@ mod tests {
                 200,
                 r#"{"success":false,"errorCode":"200010","errorMessage":"Profile is being downloaded for the order.","obj":null}"#,
             ),
-            Effect::ReadOnly,
+            Effect::Read,
         )
         .unwrap_err();
         assert!(
@@ -746,7 +730,7 @@ mod tests {
                 200,
                 r#"{"success":true,"errorCode":"0","errorMsg":null,"obj":{"esimList":[{"esimTranNo":"25080914060005","orderNo":"B2508091406000X","iccid":"8985224528000135401","ac":"LPA:1$rsp-eu.simlessly.com$MATCHING123","qrCodeUrl":"https://p.qrsim.net/abc.png","smdpStatus":"RELEASED","esimStatus":"GOT_RESOURCE","totalVolume":1073741824,"orderUsage":0,"expiredTime":"2026-10-07T14:21:37+0000"}],"pager":{"pageSize":20,"pageNum":1,"total":1}}}"#,
             ),
-            Effect::ReadOnly,
+            Effect::Read,
         )
         .unwrap();
         assert_eq!(ready.pager.as_ref().and_then(|p| p.total), Some(1));
@@ -767,20 +751,20 @@ mod tests {
     #[test]
     fn garbled_or_failed_transport_replies_are_classified() {
         let html = "<html><body>502 Bad Gateway</body></html>";
-        let e = open_envelope::<wire::OrderResponse>(&reply(502, html), Effect::MayBuy);
+        let e = open_envelope::<wire::OrderResponse>(&reply(502, html), Effect::Money);
         assert!(matches!(e, Err(VendorError::Unknown(_))));
-        let e = open_envelope::<wire::OrderResponse>(&reply(200, "{not json"), Effect::MayBuy);
+        let e = open_envelope::<wire::OrderResponse>(&reply(200, "{not json"), Effect::Money);
         assert!(matches!(e, Err(VendorError::Unknown(_))));
-        let e = open_envelope::<wire::BalanceResponse>(&reply(429, ""), Effect::ReadOnly);
+        let e = open_envelope::<wire::BalanceResponse>(&reply(429, ""), Effect::Read);
         assert_eq!(e.unwrap_err().reject_kind(), Some(RejectKind::RateLimited));
-        let e = open_envelope::<wire::OrderResponse>(&reply(418, "teapot"), Effect::MayBuy);
+        let e = open_envelope::<wire::OrderResponse>(&reply(418, "teapot"), Effect::Money);
         assert!(matches!(e, Err(VendorError::Unknown(_))));
-        let e = open_envelope::<wire::BalanceResponse>(&reply(401, "no"), Effect::ReadOnly);
+        let e = open_envelope::<wire::BalanceResponse>(&reply(401, "no"), Effect::Read);
         assert_eq!(e.unwrap_err().reject_kind(), Some(RejectKind::Auth));
         // Success with an obj of the wrong shape is not a success we can use.
         let e = open_envelope::<wire::PackageList>(
             &reply(200, r#"{"success":true,"obj":{"packageList":"oops"}}"#),
-            Effect::ReadOnly,
+            Effect::Read,
         );
         assert!(matches!(e, Err(VendorError::Unknown(_))));
     }
@@ -828,13 +812,13 @@ mod tests {
 
     #[test]
     fn unknown_codes_are_unknown_only_where_money_may_move() {
-        let e = envelope_error("987654", "new".into(), Effect::MayBuy);
+        let e = envelope_error("987654", "new".into(), Effect::Money);
         assert!(matches!(e, VendorError::Unknown(_)));
-        let e = envelope_error("987654", "new".into(), Effect::ReadOnly);
+        let e = envelope_error("987654", "new".into(), Effect::Read);
         assert_eq!(e.reject_kind(), Some(RejectKind::Other));
-        let e = envelope_error("900001", "busy".into(), Effect::ReadOnly);
+        let e = envelope_error("900001", "busy".into(), Effect::Read);
         assert!(matches!(e, VendorError::Unknown(_)));
-        let e = envelope_error("200011", "no profiles".into(), Effect::MayBuy);
+        let e = envelope_error("200011", "no profiles".into(), Effect::Money);
         assert_eq!(e.reject_kind(), Some(RejectKind::SoldOut));
         assert!(e.nothing_bought());
     }

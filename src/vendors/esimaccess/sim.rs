@@ -63,6 +63,11 @@ const SMDP: &str = "rsp-eu.simlessly.com";
 const STARTING_BALANCE_UNITS: i64 = 1_000 * 10_000;
 const MAX_ESIMS_PER_ORDER: i64 = 30;
 
+/// An injected refusal, in the vendor's envelope (the documented message unless given).
+fn fault_reject(code: &str, message: Option<&str>) -> Response {
+    error(code, message.unwrap_or_else(|| message_for(code)))
+}
+
 /// The docs' message for each code the simulator sends.
 fn message_for(code: &str) -> &'static str {
     match code {
@@ -443,19 +448,15 @@ impl Inner {
             Ok(req) => req,
             Err(refusal) => return refusal,
         };
-        let fault = self.core.faults.take(op);
-        let reject = |code: &str, message: Option<&str>| {
-            error(code, message.unwrap_or_else(|| message_for(code)))
+        let fault = match self.core.faults.begin(op, fault_reject) {
+            Ok(fault) => fault,
+            Err(response) => return *response,
         };
-        if let Some(response) = faults::before(&fault, reject) {
-            return response;
-        }
         let response = match action(self, &req) {
             Ok(obj) => ok(obj),
             Err(code) => error(code, message_for(code)),
         };
-        faults::after(&fault).await;
-        faults::garble(&fault, response)
+        fault.finish(response).await
     }
 
     /// Method, rate limit, headers, timestamp, signature and JSON, in the vendor's order.
@@ -477,14 +478,12 @@ impl Inner {
             }
             state.arrivals.push(Instant::now());
         }
-        let fault = self.core.faults.take(ops::AUTH);
-        let reject = |code: &str, message: Option<&str>| {
-            error(code, message.unwrap_or_else(|| message_for(code)))
-        };
-        if let Some(response) = faults::before(&fault, reject) {
-            return Err(response);
-        }
-        faults::after(&fault).await;
+        self.core
+            .faults
+            .begin(ops::AUTH, fault_reject)
+            .map_err(|r| *r)?
+            .pass()
+            .await;
         self.check_auth(headers, body).map_err(refuse)?;
         if body.iter().all(u8::is_ascii_whitespace) {
             // The docs' own balance example posts an empty body.

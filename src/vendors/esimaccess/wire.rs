@@ -3,15 +3,26 @@
 //! and numbers may arrive as strings, because the docs type most fields as `String` while live
 //! responses use JSON numbers and booleans.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, prelude::ToPrimitive};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::assumptions;
 use crate::{
     domain::money::{Currency, Money},
-    vendors::{DataAllowance, DataKind, EsimProfile, EsimStatus, Network, Offer, VendorId, lpa},
+    vendors::{
+        DataAllowance, DataKind, EsimProfile, EsimStatus, Network, Offer, VendorId, lpa,
+        support::{
+            TimeFormats,
+            lenient,
+            // Integers and decimals as numbers or numeric strings, ids and codes as strings
+            // or numbers: the docs type most fields as `String`, live answers use numbers.
+            lenient::{
+                opt_decimal as lenient_decimal, opt_i64 as lenient_i64, opt_text as lenient_string,
+            },
+        },
+    },
 };
 
 /// Prices, amounts and balances are integers of 1/10,000 USD (`10000` = $1.00).
@@ -33,70 +44,26 @@ pub fn units_from_money(m: &Money) -> Option<i64> {
     (units.fract().is_zero()).then(|| units.to_i64()).flatten()
 }
 
-/// The vendor's times: `2026-09-28T09:47:00+0000`, `2025-08-09T00:23:45Z` or RFC 3339.
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    for fmt in [
+/// The vendor's times: `2026-09-28T09:47:00+0000`, `2025-08-09T00:23:45Z` or RFC 3339;
+/// documented as UTC, so a bare timestamp is UTC.
+const TIMES: TimeFormats = TimeFormats {
+    rfc3339: true,
+    zoned: &[
         "%Y-%m-%dT%H:%M:%S%z",
         "%Y-%m-%dT%H:%M%z",
         "%Y-%m-%dT%H:%M:%S%.f%z",
-    ] {
-        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
-            return Some(t.with_timezone(&Utc));
-        }
-    }
-    // Documented as UTC, so a bare timestamp is UTC.
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
-        .ok()
-        .map(|t| t.and_utc())
+    ],
+    local: &["%Y-%m-%dT%H:%M:%S"],
+    local_offset_secs: 0,
+};
+
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    TIMES.parse(s)
 }
 
 /// How we send times (query windows): ISO 8601 UTC, as in the docs' example.
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
-}
-
-// ---------------------------------------------------------------------------------------
-// Tolerant scalars
-
-/// An integer sent as a JSON number or a numeric string; anything else is `None`.
-fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    Ok(value_i64(&Value::deserialize(d)?))
-}
-
-pub fn value_i64(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.to_string().parse::<Decimal>().ok()?.to_i64()),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// A decimal sent as a JSON number or a string, parsed from the vendor's own digits: serde_json
-/// is built with `arbitrary_precision`, so a number is kept as text and never becomes an f64.
-fn lenient_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Number(n) => {
-            let s = n.to_string();
-            s.parse().ok().or_else(|| Decimal::from_scientific(&s).ok())
-        }
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
-}
-
-/// A string field that some sources send as a number (error codes, ids).
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::String(s) => Some(s),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -121,11 +88,7 @@ pub struct Envelope {
 impl Envelope {
     /// Docs type `success` as the string "true"; live answers use a boolean.
     pub fn succeeded(&self) -> bool {
-        match &self.success {
-            Value::Bool(b) => *b,
-            Value::String(s) => s.trim().eq_ignore_ascii_case("true"),
-            _ => false,
-        }
+        lenient::flag(&self.success, &["true"])
     }
 
     /// The error code, left-padded to six digits when it arrived as a bare number.

@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use crate::vendors::CallbackHeaders;
 use async_trait::async_trait;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::de::DeserializeOwned;
-use tokio::{sync::Mutex, time::Instant};
 
 use crate::{
     domain::{
@@ -25,11 +24,14 @@ use crate::{
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, EsimRef, Offer, OrderState, PlaceOrder,
         Placed, RejectKind, TopUp, Usage, Vendor, VendorError, VendorEvent, VendorId,
-        VendorOrderRef, VendorOrderStatus, http_client::RawResponse, http_client::VendorHttp,
+        VendorOrderRef, VendorOrderStatus,
+        http_client::{RawResponse, VendorHttp},
+        support::{self, Effect, FanOut, TokenCache},
     },
 };
 
 pub mod assumptions;
+mod auth;
 pub mod credentials;
 pub mod sim;
 pub mod webhook;
@@ -49,22 +51,6 @@ pub(crate) const ESIM_ORDERS_PATH: &str = "/order/api/v1/get_esim_orders";
 pub(crate) const TERMINATE_PATH: &str = "/order/api/v1/terminate_subscription";
 pub(crate) const PROFILE_PATH: &str = "/account/api/v1/reseller/get_profile";
 
-/// Whether a call can have bought or refunded something: decides what an unknown code means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Effect {
-    Read,
-    /// A read whose answer decides whether something was bought (`get_order`,
-    /// `get_esim_status`): a code we do not know is unknown, never a refusal.
-    Lookup,
-    Money,
-}
-
-#[derive(Debug)]
-struct CachedToken {
-    value: Secret<String>,
-    fetched_at: Instant,
-}
-
 /// One request, rebuilt for the retry after a re-authentication.
 struct Call<'a> {
     operation: &'static str,
@@ -79,8 +65,8 @@ struct Call<'a> {
 pub struct EsimFx {
     creds: EsimFxCredentials,
     http: VendorHttp,
-    /// Held across the auth call so concurrent callers wait for one token, not fetch many.
-    token: Mutex<Option<CachedToken>>,
+    /// The JWT, fetched once for all concurrent callers (see `auth.rs`).
+    token: TokenCache<Secret<String>>,
     refresh_after: Duration,
 }
 
@@ -90,7 +76,7 @@ impl EsimFx {
             creds,
             // No rate limit is documented.
             http: VendorHttp::new(VendorId::EsimFx, opts.timeout, None),
-            token: Mutex::new(None),
+            token: TokenCache::default(),
             refresh_after: assumptions::TOKEN_REFRESH_AFTER,
         }
     }
@@ -102,82 +88,19 @@ impl EsimFx {
         self
     }
 
-    fn url(&self, path: &str) -> String {
-        format!(
-            "{}{path}",
-            self.creds.base_url.as_str().trim_end_matches('/')
-        )
+    fn url(&self, path: &str) -> Result<url::Url, VendorError> {
+        support::join_url(&self.creds.base_url, path)
     }
 
-    async fn access_token(&self) -> Result<Secret<String>, VendorError> {
-        let mut cached = self.token.lock().await;
-        if let Some(t) = cached
-            .as_ref()
-            .filter(|t| t.fetched_at.elapsed() < self.refresh_after)
-        {
-            return Ok(t.value.clone());
-        }
-        let value = self.authenticate().await?;
-        *cached = Some(CachedToken {
-            value: value.clone(),
-            fetched_at: Instant::now(),
-        });
-        Ok(value)
-    }
-
-    /// Forgets `refused` unless another caller already replaced it.
-    async fn invalidate(&self, refused: &Secret<String>) {
-        let mut cached = self.token.lock().await;
-        if cached.as_ref().is_some_and(|t| &t.value == refused) {
-            *cached = None;
-        }
-    }
-
-    /// Fetches a token. Nothing else has been sent yet, so a failure here bought nothing:
-    /// transport trouble is `Unreachable` even when the auth call itself timed out.
-    async fn authenticate(&self) -> Result<Secret<String>, VendorError> {
-        let body = wire::AuthRequest {
-            client_id: self.creds.client_id.expose(),
-            client_key: self.creds.client_key.expose(),
-        };
-        let request = self.http.client().post(self.url(AUTH_PATH)).json(&body);
-        let response = self.http.send("auth", request).await.map_err(|e| match e {
-            VendorError::Unknown(m) | VendorError::Unreachable(m) => {
-                VendorError::Unreachable(format!("authentication failed: {m}"))
-            }
-            other => other,
-        })?;
-        if token_refused(response.status) {
-            return Err(VendorError::rejected(
-                RejectKind::Auth,
-                response.status.as_str(),
-                "eSIMfx refused the client id / client key",
-            ));
-        }
-        let data: wire::AuthData = match interpret(&response, Effect::Read) {
-            Ok(data) => decode(data, &response)?,
-            Err(VendorError::Rejected { code, message, .. }) => {
-                return Err(VendorError::rejected(RejectKind::Auth, code, message));
-            }
-            Err(e) => {
-                return Err(VendorError::Unreachable(format!(
-                    "authentication failed: {e}"
-                )));
-            }
-        };
-        if data.access_token.trim().is_empty() {
-            return Err(VendorError::Unreachable(
-                "authentication returned no token".into(),
-            ));
-        }
-        Ok(Secret::new(data.access_token))
-    }
-
-    fn build(&self, call: &Call<'_>, token: &Secret<String>) -> reqwest::RequestBuilder {
+    fn build(
+        &self,
+        call: &Call<'_>,
+        token: &Secret<String>,
+    ) -> Result<reqwest::RequestBuilder, VendorError> {
         let mut request = self
             .http
             .client()
-            .request(call.method.clone(), self.url(call.path))
+            .request(call.method.clone(), self.url(call.path)?)
             .bearer_auth(token.expose());
         if !call.query.is_empty() {
             request = request.query(call.query);
@@ -188,25 +111,25 @@ impl EsimFx {
         if let Some(body) = &call.body {
             request = request.json(body);
         }
-        request
+        Ok(request)
     }
 
     /// Sends `call` with a token, re-authenticating once when the token is refused (safe for
     /// `create_order`: the retry carries the same idempotency key). Returns `data`.
     async fn send(&self, call: Call<'_>) -> Result<serde_json::Value, VendorError> {
-        let token = self.access_token().await?;
+        let (token, generation) = self.access_token().await?;
         let mut response = self
             .http
-            .send(call.operation, self.build(&call, &token))
+            .send(call.operation, self.build(&call, &token)?)
             .await?;
-        if token_refused(response.status) {
-            self.invalidate(&token).await;
-            let token = self.access_token().await?;
+        if auth::token_refused(response.status) {
+            self.token.invalidate(generation).await;
+            let (token, _) = self.access_token().await?;
             response = self
                 .http
-                .send(call.operation, self.build(&call, &token))
+                .send(call.operation, self.build(&call, &token)?)
                 .await?;
-            if token_refused(response.status) {
+            if auth::token_refused(response.status) {
                 return Err(VendorError::rejected(
                     RejectKind::Auth,
                     response.status.as_str(),
@@ -384,10 +307,6 @@ fn offers_from(page: wire::ProductsPage, is_topup: bool) -> impl Iterator<Item =
         })
 }
 
-fn token_refused(status: StatusCode) -> bool {
-    matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
-}
-
 fn short(text: &str) -> String {
     let mut s: String = text.chars().take(200).collect();
     if text.chars().count() > 200 {
@@ -419,19 +338,15 @@ fn interpret(response: &RawResponse, effect: Effect) -> Result<serde_json::Value
         return Ok(envelope.data);
     }
     let code = envelope.code_text();
-    let kind = code.parse::<i64>().ok().and_then(codes::classify);
-    match (kind, effect) {
-        (Some(kind), _) => Err(VendorError::rejected(kind, code, envelope.message)),
-        (None, Effect::Money | Effect::Lookup) => Err(VendorError::Unknown(format!(
-            "eSIMfx code {code}: {}",
-            envelope.message
-        ))),
-        (None, Effect::Read) => Err(VendorError::rejected(
-            RejectKind::Other,
-            code,
-            envelope.message,
-        )),
-    }
+    let meaning = code.parse::<i64>().ok().and_then(codes::classify).into();
+    let what = format!("eSIMfx code {code}");
+    Err(support::refusal_or_unknown(
+        effect,
+        meaning,
+        &what,
+        &code,
+        envelope.message,
+    ))
 }
 
 fn decode<T: DeserializeOwned>(
@@ -441,29 +356,24 @@ fn decode<T: DeserializeOwned>(
     serde_json::from_value(data).map_err(|e| garbled(&format!("{e}: {}", response.snippet())))
 }
 
-/// Combines the answers for the eSIMs of one order (one vendor order each).
+/// Combines the answers for the eSIMs of one order (one vendor order each): completed when
+/// every part is, else pending while any is, else failed when any failed, else cancelled.
 fn combine(parts: Vec<OrderState>) -> OrderState {
-    let ids: Vec<String> = parts
-        .iter()
-        .filter_map(|p| p.vendor_reference.clone())
-        .collect();
-    let status = if parts
-        .iter()
-        .all(|p| p.status == VendorOrderStatus::Completed)
-    {
-        VendorOrderStatus::Completed
-    } else if parts.iter().any(|p| p.status == VendorOrderStatus::Pending) {
-        VendorOrderStatus::Pending
-    } else if parts.iter().any(|p| p.status == VendorOrderStatus::Failed) {
-        VendorOrderStatus::Failed
-    } else {
-        VendorOrderStatus::Cancelled
-    };
-    OrderState {
-        vendor_reference: (!ids.is_empty()).then(|| ids.join(",")),
-        status,
-        esims: parts.into_iter().flat_map(|p| p.esims).collect(),
-    }
+    support::combine(parts, |parts| {
+        let any = |s| parts.iter().any(|p| p.status == s);
+        if parts
+            .iter()
+            .all(|p| p.status == VendorOrderStatus::Completed)
+        {
+            VendorOrderStatus::Completed
+        } else if any(VendorOrderStatus::Pending) {
+            VendorOrderStatus::Pending
+        } else if any(VendorOrderStatus::Failed) {
+            VendorOrderStatus::Failed
+        } else {
+            VendorOrderStatus::Cancelled
+        }
+    })
 }
 
 /// The vendor order ids of an order: its reference, else the ones its eSIMs remember.
@@ -503,21 +413,24 @@ impl Vendor for EsimFx {
     }
 
     async fn list_offers(&self) -> Result<Vec<Offer>, VendorError> {
-        let mut offers = Vec::new();
-        let mut page_start = serde_json::json!({});
-        // A vendor that keeps returning a key would otherwise page forever.
-        for _ in 0..1000 {
-            let page = self.products_page(page_start).await?;
-            let next = page.next_page_start();
-            offers.extend(offers_from(page, false));
-            match next {
-                Some(key) => page_start = key,
-                None => return Ok(offers),
-            }
+        // The page cap stops a vendor that keeps returning a key.
+        let pages = support::collect_pages(
+            serde_json::json!({}),
+            1000,
+            |page_start| self.products_page(page_start),
+            |_, page, offers| {
+                let next = page.next_page_start();
+                offers.extend(offers_from(page, false));
+                next
+            },
+        )
+        .await?;
+        if !pages.ended {
+            return Err(VendorError::Unknown(
+                "get_products never reached its last page".into(),
+            ));
         }
-        Err(VendorError::Unknown(
-            "get_products never reached its last page".into(),
-        ))
+        Ok(pages.items)
     }
 
     /// One `create_order` per eSIM. If a later one fails after an earlier one succeeded, the
@@ -532,21 +445,20 @@ impl Vendor for EsimFx {
                 id: req.sku.clone(),
             },
         };
-        let mut parts = Vec::with_capacity(quantity as usize);
-        for n in 1..=quantity {
-            let key = assumptions::idempotency_key(&req.order_id, n, quantity);
-            let order = match self.create_order(&key, &body, "order").await {
-                Ok(order) => order,
-                Err(e) if parts.is_empty() => return Err(e),
-                Err(e) => {
-                    return Err(VendorError::Unknown(format!(
-                        "{} of {quantity} eSIMs bought, then: {e}; re-send the order to complete it",
-                        parts.len()
-                    )));
+        let parts = support::per_esim(
+            quantity,
+            FanOut::OneByOne,
+            "; re-send the order to complete it",
+            |n| {
+                let key = assumptions::idempotency_key(&req.order_id, n, quantity);
+                let body = &body;
+                async move {
+                    let order = self.create_order(&key, body, "order").await?;
+                    order.to_placed().map_err(|e| garbled(&e))
                 }
-            };
-            parts.push(order.to_placed().map_err(|e| garbled(&e))?);
-        }
+            },
+        )
+        .await?;
         Ok(combine(parts))
     }
 
@@ -697,6 +609,7 @@ impl Vendor for EsimFx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::StatusCode;
 
     #[test]
     fn error_table_classifies_every_code() {

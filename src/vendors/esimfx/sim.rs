@@ -857,24 +857,23 @@ async fn run(
     if let Err(r) = sim.check_token(headers) {
         return refused(r);
     }
-    let fault = sim.inner.core.faults.take(op);
-    if let Some(r) = faults::before(&fault, fault_reject) {
-        return r;
-    }
+    let fault = match sim.inner.core.faults.begin(op, fault_reject) {
+        Ok(fault) => fault,
+        Err(r) => return *r,
+    };
     let response = match act() {
         Ok(data) => ok(data),
         Err(r) => refused(r),
     };
-    faults::after(&fault).await;
-    faults::garble(&fault, response)
+    fault.finish(response).await
 }
 
 async fn auth(State(sim): State<EsimFxSim>, body: Bytes) -> Response {
     sim.inner.auth_calls.fetch_add(1, Ordering::SeqCst);
-    let fault = sim.inner.core.faults.take(ops::AUTH);
-    if let Some(r) = faults::before(&fault, fault_reject) {
-        return r;
-    }
+    let fault = match sim.inner.core.faults.begin(ops::AUTH, fault_reject) {
+        Ok(fault) => fault,
+        Err(r) => return *r,
+    };
     let response = match parse_body(&body) {
         Err(r) => refused(r),
         Ok(b) => {
@@ -891,8 +890,7 @@ async fn auth(State(sim): State<EsimFxSim>, body: Bytes) -> Response {
             }
         }
     };
-    faults::after(&fault).await;
-    faults::garble(&fault, response)
+    fault.finish(response).await
 }
 
 async fn get_profile(State(sim): State<EsimFxSim>, headers: HeaderMap) -> Response {
@@ -1033,10 +1031,10 @@ async fn create_order(State(sim): State<EsimFxSim>, headers: HeaderMap, body: By
         Some(t) if t == "TOPUP" => ops::TOPUP,
         _ => ops::ORDER,
     };
-    let fault = sim.inner.core.faults.take(op);
-    if let Some(r) = faults::before(&fault, fault_reject) {
-        return r;
-    }
+    let fault = match sim.inner.core.faults.begin(op, fault_reject) {
+        Ok(fault) => fault,
+        Err(r) => return *r,
+    };
     let key = headers
         .get("x-idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -1058,8 +1056,7 @@ async fn create_order(State(sim): State<EsimFxSim>, headers: HeaderMap, body: By
             Err(r) => refused(r),
         },
     };
-    faults::after(&fault).await;
-    faults::garble(&fault, response)
+    fault.finish(response).await
 }
 
 async fn get_order(State(sim): State<EsimFxSim>, headers: HeaderMap, q: Params) -> Response {

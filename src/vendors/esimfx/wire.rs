@@ -14,7 +14,7 @@ use crate::{
     domain::money::{Currency, Money},
     vendors::{
         DataAllowance, DataKind, EsimProfile, EsimStatus, GIB, KIB, MIB, Network, Offer,
-        OrderState, Usage, VendorId, VendorOrderStatus, lpa,
+        OrderState, Usage, VendorId, VendorOrderStatus, lpa, support::lenient,
     },
 };
 
@@ -48,15 +48,9 @@ pub struct Num(pub Decimal);
 impl<'de> Deserialize<'de> for Num {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
-        let text = match &v {
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::String(s) => s.trim().to_string(),
-            other => return Err(serde::de::Error::custom(format!("not a number: {other}"))),
-        };
-        Decimal::from_str(&text)
-            .or_else(|_| Decimal::from_scientific(&text))
+        lenient::decimal(&v)
             .map(Num)
-            .map_err(|_| serde::de::Error::custom(format!("not a number: {text:?}")))
+            .ok_or_else(|| serde::de::Error::custom(format!("not a number: {v}")))
     }
 }
 
@@ -70,14 +64,7 @@ impl Num {
 
 /// `true`/`false`, `"true"`, `1`/`0`: one client's JSON serializer sends booleans as strings.
 fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Bool(b) => b,
-        serde_json::Value::String(s) => {
-            matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1")
-        }
-        serde_json::Value::Number(n) => n.as_u64() == Some(1),
-        _ => false,
-    })
+    Ok(lenient::flag(&lenient::value(d)?, &["true", "1"]))
 }
 
 // ---------------------------------------------------------------------------------------------

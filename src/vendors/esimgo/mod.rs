@@ -34,6 +34,7 @@ use crate::{
         PlaceOrder, Placed, RejectKind, TopUp, Usage, Vendor, VendorError, VendorEvent, VendorId,
         VendorOrderRef, VendorOrderStatus,
         http_client::{RawResponse, VendorHttp},
+        support::{self, CodeMeaning, Effect},
     },
 };
 
@@ -56,17 +57,24 @@ use wire::{CatalogueBundle, CataloguePage, EsimBundles, Order, OrderRequest, Ord
 /// - 500, 503 ("processing, come back later") and anything else: unknown.
 pub fn classify(status: StatusCode, message: &str) -> VendorError {
     let code = status.as_u16().to_string();
-    match status.as_u16() {
-        400 => VendorError::rejected(assumptions::kind_of_message(message), code, message),
-        401 | 403 => VendorError::rejected(RejectKind::Auth, code, message),
-        404 | 405 => VendorError::Unknown(format!(
-            "HTTP {code} from the path (no evidence about the order): {message}"
-        )),
-        429 => VendorError::Unknown(format!(
-            "HTTP 429 (rate limited, outcome unknown): {message}"
-        )),
-        _ => VendorError::Unknown(format!("HTTP {code}: {message}")),
-    }
+    let (meaning, what) = match status.as_u16() {
+        400 => (
+            CodeMeaning::Refused(assumptions::kind_of_message(message)),
+            String::new(),
+        ),
+        401 | 403 => (CodeMeaning::Refused(RejectKind::Auth), String::new()),
+        404 | 405 => (
+            CodeMeaning::MayHaveActed,
+            format!("HTTP {code} from the path (no evidence about the order)"),
+        ),
+        429 => (
+            CodeMeaning::MayHaveActed,
+            "HTTP 429 (rate limited, outcome unknown)".to_string(),
+        ),
+        _ => (CodeMeaning::MayHaveActed, format!("HTTP {code}")),
+    };
+    // Every status is in the table above, so the call's effect never decides.
+    support::refusal_or_unknown(Effect::Money, meaning, &what, &code, message)
 }
 
 pub struct EsimGo {
@@ -94,12 +102,8 @@ impl EsimGo {
 
     /// `<base>/<segments…>`, each segment percent-encoded.
     fn url(&self, segments: &[&str]) -> Result<url::Url, VendorError> {
-        let mut url = self.base_url.clone();
-        url.path_segments_mut()
-            .map_err(|_| VendorError::Unreachable("ESIMGO_BASE_URL cannot carry a path".into()))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        let path: Vec<String> = segments.iter().map(|s| support::segment(s)).collect();
+        support::join_url(&self.base_url, &path.join("/"))
     }
 
     fn request(&self, method: Method, url: url::Url) -> RequestBuilder {
@@ -259,27 +263,29 @@ impl EsimGo {
         column: &str,
         value: &str,
     ) -> Result<Vec<wire::EsimListEntry>, VendorError> {
-        let mut out = Vec::new();
-        for page in 1..=assumptions::MAX_PAGES {
-            let mut url = self.url(&["esims"])?;
-            url.query_pairs_mut()
-                .append_pair("page", &page.to_string())
-                .append_pair("perPage", &assumptions::LIST_PAGE_SIZE.to_string())
-                .append_pair("filterBy", column)
-                .append_pair("filter", value);
-            let v: Value = self.get_json("fetch_order", url).await?;
-            let list = wire::parse_esim_list(v)
-                .map_err(|e| VendorError::Unknown(format!("unreadable /esims listing: {e}")))?;
-            let n = list.items.len() as u32;
-            let last = list.is_last_page(page, n, assumptions::LIST_PAGE_SIZE);
-            out.extend(list.items);
-            if last {
-                return Ok(out);
-            }
+        let pages = support::collect_pages(
+            1,
+            assumptions::MAX_PAGES,
+            |page| async move {
+                let mut url = self.url(&["esims"])?;
+                url.query_pairs_mut()
+                    .append_pair("page", &page.to_string())
+                    .append_pair("perPage", &assumptions::LIST_PAGE_SIZE.to_string())
+                    .append_pair("filterBy", column)
+                    .append_pair("filter", value);
+                let v: Value = self.get_json("fetch_order", url).await?;
+                wire::parse_esim_list(v)
+                    .map_err(|e| VendorError::Unknown(format!("unreadable /esims listing: {e}")))
+            },
+            next_page,
+        )
+        .await?;
+        if !pages.ended {
+            return Err(VendorError::Unknown(
+                "/esims listing did not end within the page limit".into(),
+            ));
         }
-        Err(VendorError::Unknown(
-            "/esims listing did not end within the page limit".into(),
-        ))
+        Ok(pages.items)
     }
 
     /// `GET /orders?createdAt=gte:…&createdAt=lte:…&includeIccids=true`, all pages. Any entry
@@ -289,30 +295,33 @@ impl EsimGo {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<Order>, VendorError> {
-        let mut out = Vec::new();
-        for page in 1..=assumptions::MAX_PAGES {
-            let mut url = self.url(&["orders"])?;
-            url.query_pairs_mut()
-                .append_pair("createdAt", &format!("gte:{}", api_time(from)))
-                .append_pair("createdAt", &format!("lte:{}", api_time(to)))
-                .append_pair("includeIccids", "true")
-                .append_pair("page", &page.to_string())
-                .append_pair("limit", &assumptions::LIST_PAGE_SIZE.to_string());
-            let v: Value = self.get_json("fetch_order", url).await?;
-            let list = wire::parse_order_list(v)
-                .map_err(|e| VendorError::Unknown(format!("unreadable /orders listing: {e}")))?;
-            let n = list.items.len() as u32;
-            let last = list.is_last_page(page, n, assumptions::LIST_PAGE_SIZE);
-            out.extend(list.items);
-            if last {
-                // The vendor filters already; this guards against one that ignores the filter.
-                out.retain(|o| o.created_date.is_none_or(|t| from <= t && t <= to));
-                return Ok(out);
-            }
+        let pages = support::collect_pages(
+            1,
+            assumptions::MAX_PAGES,
+            |page| async move {
+                let mut url = self.url(&["orders"])?;
+                url.query_pairs_mut()
+                    .append_pair("createdAt", &format!("gte:{}", api_time(from)))
+                    .append_pair("createdAt", &format!("lte:{}", api_time(to)))
+                    .append_pair("includeIccids", "true")
+                    .append_pair("page", &page.to_string())
+                    .append_pair("limit", &assumptions::LIST_PAGE_SIZE.to_string());
+                let v: Value = self.get_json("fetch_order", url).await?;
+                wire::parse_order_list(v)
+                    .map_err(|e| VendorError::Unknown(format!("unreadable /orders listing: {e}")))
+            },
+            next_page,
+        )
+        .await?;
+        if !pages.ended {
+            return Err(VendorError::Unknown(
+                "/orders listing did not end within the page limit".into(),
+            ));
         }
-        Err(VendorError::Unknown(
-            "/orders listing did not end within the page limit".into(),
-        ))
+        let mut out = pages.items;
+        // The vendor filters already; this guards against one that ignores the filter.
+        out.retain(|o| o.created_date.is_none_or(|t| from <= t && t <= to));
+        Ok(out)
     }
 
     /// Whether any eSIM of the order is tagged (`customerRef`) for another order of ours.
@@ -473,6 +482,14 @@ fn matches_attempt(order: &Order, sku: &str, quantity: u32) -> bool {
         && order.order[0].quantity == Some(quantity)
 }
 
+/// The stop rule of `GET /orders` and `GET /esims`: the last page by `pageCount` when the
+/// vendor states it, else by a short page.
+fn next_page<T>(page: &u32, list: wire::Listing<T>, all: &mut Vec<T>) -> Option<u32> {
+    let last = list.is_last_page(*page, list.items.len() as u32, assumptions::LIST_PAGE_SIZE);
+    all.extend(list.items);
+    (!last).then_some(page + 1)
+}
+
 /// `2024-03-01T00:00:00.000Z`, the form the `createdAt` filter documents.
 fn api_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -511,33 +528,37 @@ impl Vendor for EsimGo {
 
     async fn list_offers(&self) -> Result<Vec<Offer>, VendorError> {
         let currency = self.currency().await?;
-        let mut offers = Vec::new();
         let mut seen = HashSet::new();
-        for page in 1..=assumptions::MAX_PAGES {
-            let p = self.catalogue_page(page).await?;
-            let count = p.bundles.len() as u32;
-            let mut fresh = 0;
-            for raw in p.bundles {
-                match serde_json::from_value::<CatalogueBundle>(raw.clone()) {
-                    Ok(b) if seen.insert(b.name.clone()) => {
-                        fresh += 1;
-                        offers.extend(b.to_offer(currency, raw));
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(vendor = "esimgo", error = %e, "skipping unreadable catalogue bundle")
+        // Last page: by `pageCount`, else a short page; an empty page or one with nothing new
+        // (a vendor that ignores `page`) ends it too. The page cap ends it without an error.
+        let pages = support::collect_pages(
+            1,
+            assumptions::MAX_PAGES,
+            |page| self.catalogue_page(page),
+            |page, p: CataloguePage, offers| {
+                let count = p.bundles.len() as u32;
+                let mut fresh = 0;
+                for raw in p.bundles {
+                    match serde_json::from_value::<CatalogueBundle>(raw.clone()) {
+                        Ok(b) if seen.insert(b.name.clone()) => {
+                            fresh += 1;
+                            offers.extend(b.to_offer(currency, raw));
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(vendor = "esimgo", error = %e, "skipping unreadable catalogue bundle")
+                        }
                     }
                 }
-            }
-            let last = match p.page_count {
-                Some(pages) => page >= pages,
-                None => count < assumptions::CATALOGUE_PER_PAGE,
-            };
-            if last || count == 0 || fresh == 0 {
-                break;
-            }
-        }
-        Ok(offers)
+                let last = match p.page_count {
+                    Some(pages) => *page >= pages,
+                    None => count < assumptions::CATALOGUE_PER_PAGE,
+                };
+                (!(last || count == 0 || fresh == 0)).then_some(page + 1)
+            },
+        )
+        .await?;
+        Ok(pages.items)
     }
 
     async fn place_order(&self, req: &PlaceOrder) -> Result<Placed, VendorError> {

@@ -663,22 +663,12 @@ fn reject(code: &str, message: Option<&str>) -> Response {
     resp
 }
 
-/// Runs `act` under the fault armed for `op`: refuse before acting, or act and then delay or
-/// hang up.
-macro_rules! with_fault {
-    ($sim:expr, $op:expr, $act:expr) => {{
-        let fault = $sim.core.faults.take($op);
-        if let Some(resp) = faults::before(&fault, reject) {
-            return resp;
-        }
-        let resp: Response = $act;
-        faults::after(&fault).await;
-        faults::garble(&fault, resp)
-    }};
-}
-
 async fn auth(State(sim): State<Arc<Inner>>, req: Request, next: Next) -> Response {
-    with_fault!(sim, ops::AUTH, {
+    let fault = match sim.core.faults.begin(ops::AUTH, reject) {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
+    let resp: Response = {
         let given = req
             .headers()
             .get("x-api-key")
@@ -691,7 +681,8 @@ async fn auth(State(sim): State<Arc<Inner>>, req: Request, next: Next) -> Respon
             }
             Some(_) => next.run(req).await,
         }
-    })
+    };
+    fault.finish(resp).await
 }
 
 fn positive(q: &HashMap<String, String>, key: &str, default: usize) -> Result<usize, BadRequest> {
@@ -710,12 +701,17 @@ async fn catalogue(
     State(sim): State<Arc<Inner>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    with_fault!(sim, ops::LIST, {
+    let fault = match sim.core.faults.begin(ops::LIST, reject) {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
+    let resp: Response = {
         match catalogue_page(&sim, &q) {
             Ok(v) => Json(v).into_response(),
             Err(e) => e.into_response(),
         }
-    })
+    };
+    fault.finish(resp).await
 }
 
 fn catalogue_page(sim: &Inner, q: &HashMap<String, String>) -> Result<Value, BadRequest> {
@@ -753,16 +749,25 @@ fn catalogue_page(sim: &Inner, q: &HashMap<String, String>) -> Result<Value, Bad
 }
 
 async fn catalogue_bundle(State(sim): State<Arc<Inner>>, Path(name): Path<String>) -> Response {
-    with_fault!(sim, ops::LIST, {
+    let fault = match sim.core.faults.begin(ops::LIST, reject) {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
+    let resp: Response = {
         match sim.state().bundle(&name) {
             Some(b) => Json(b.to_json()).into_response(),
             None => bad_request(messages::INVALID_BUNDLE),
         }
-    })
+    };
+    fault.finish(resp).await
 }
 
 async fn organisation(State(sim): State<Arc<Inner>>) -> Response {
-    with_fault!(sim, ops::BALANCE, {
+    let fault = match sim.core.faults.begin(ops::BALANCE, reject) {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
+    let resp: Response = {
         let balance = sim.state().balance;
         Json(json!({"organisations": [{
             "name": "Sandbox Travel Ltd",
@@ -786,7 +791,8 @@ async fn organisation(State(sim): State<Arc<Inner>>) -> Response {
             "users": []
         }]}))
         .into_response()
-    })
+    };
+    fault.finish(resp).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -816,9 +822,16 @@ async fn create_order(State(sim): State<Arc<Inner>>, body: Bytes) -> Response {
         return bad_request("Invalid request body");
     };
     let topup = req.order.iter().any(|l| !l.iccids.is_empty());
-    with_fault!(sim, if topup { ops::TOPUP } else { ops::ORDER }, {
-        place(&sim, &req)
-    })
+    let fault = match sim
+        .core
+        .faults
+        .begin(if topup { ops::TOPUP } else { ops::ORDER }, reject)
+    {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
+    let resp: Response = { place(&sim, &req) };
+    fault.finish(resp).await
 }
 
 /// Validates an order and, for a transaction, charges it and assigns its bundles.
@@ -1036,12 +1049,12 @@ fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
 }
 
 async fn list_orders(State(sim): State<Arc<Inner>>, RawQuery(raw): RawQuery) -> Response {
-    let fault = sim.core.faults.take(ops::QUERY);
-    if let Some(resp) = faults::before(&fault, reject) {
-        return resp;
-    }
+    let fault = match sim.core.faults.begin(ops::QUERY, reject) {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
     let resp = match orders_page(&sim, &pairs(raw.as_deref())) {
-        Ok(Value::Array(mut list)) if fault == Some(faults::Fault::UnreadableEntry) => {
+        Ok(Value::Array(mut list)) if fault.fault() == Some(&faults::Fault::UnreadableEntry) => {
             // An entry of a shape nobody documented, next to the real ones.
             list.push(json!({"order": "see attachment", "orderReference": 42}));
             Json(Value::Array(list)).into_response()
@@ -1049,8 +1062,7 @@ async fn list_orders(State(sim): State<Arc<Inner>>, RawQuery(raw): RawQuery) -> 
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
     };
-    faults::after(&fault).await;
-    faults::garble(&fault, resp)
+    fault.finish(resp).await
 }
 
 fn orders_page(sim: &Inner, q: &[(String, String)]) -> Result<Value, BadRequest> {
@@ -1082,13 +1094,18 @@ fn orders_page(sim: &Inner, q: &[(String, String)]) -> Result<Value, BadRequest>
 }
 
 async fn order_detail(State(sim): State<Arc<Inner>>, Path(reference): Path<String>) -> Response {
-    with_fault!(sim, ops::QUERY, {
+    let fault = match sim.core.faults.begin(ops::QUERY, reject) {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
+    let resp: Response = {
         let state = sim.state();
         match state.orders.iter().find(|o| o.reference == reference) {
             Some(o) => Json(order_json(o, &state, sim.currency, Detail::Single)).into_response(),
             None => bad_request("Order not found"),
         }
-    })
+    };
+    fault.finish(resp).await
 }
 
 async fn assignments(
@@ -1096,7 +1113,11 @@ async fn assignments(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    with_fault!(sim, ops::QUERY, {
+    let fault = match sim.core.faults.begin(ops::QUERY, reject) {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
+    let resp: Response = {
         let references: Vec<String> = pairs(raw.as_deref())
             .into_iter()
             .filter(|(k, _)| k == "reference")
@@ -1107,7 +1128,8 @@ async fn assignments(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("application/json"));
         install_details(&sim, &references, json_wanted)
-    })
+    };
+    fault.finish(resp).await
 }
 
 fn install_details(sim: &Inner, references: &[String], json_wanted: bool) -> Response {
@@ -1151,7 +1173,11 @@ async fn list_esims(
     State(sim): State<Arc<Inner>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    with_fault!(sim, ops::QUERY, {
+    let fault = match sim.core.faults.begin(ops::QUERY, reject) {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
+    let resp: Response = {
         let (page, per_page) = match (positive(&q, "page", 1), positive(&q, "perPage", 50)) {
             (Ok(p), Ok(n)) => (p, n),
             (Err(e), _) | (_, Err(e)) => return e.into_response(),
@@ -1181,7 +1207,8 @@ async fn list_esims(
             })
             .collect();
         Json(json!({ "esims": esims })).into_response()
-    })
+    };
+    fault.finish(resp).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1199,7 +1226,11 @@ async fn update_esim(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    with_fault!(sim, ops::TAG, {
+    let fault = match sim.core.faults.begin(ops::TAG, reject) {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
+    let resp: Response = {
         let b: UpdateEsimBody = if body.is_empty() {
             UpdateEsimBody::default()
         } else {
@@ -1214,7 +1245,8 @@ async fn update_esim(
             (Some(iccid), Some(customer_ref)) => tag(&sim, &iccid, &customer_ref),
             _ => bad_request("iccid and customerRef are required"),
         }
-    })
+    };
+    fault.finish(resp).await
 }
 
 fn tag(sim: &Inner, iccid: &str, customer_ref: &str) -> Response {
@@ -1240,7 +1272,11 @@ fn tag(sim: &Inner, iccid: &str, customer_ref: &str) -> Response {
 }
 
 async fn esim_detail(State(sim): State<Arc<Inner>>, Path(iccid): Path<String>) -> Response {
-    with_fault!(sim, ops::QUERY, {
+    let fault = match sim.core.faults.begin(ops::QUERY, reject) {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
+    let resp: Response = {
         let state = sim.state();
         match state.esim(&iccid) {
             Some(e) => Json(json!({
@@ -1255,14 +1291,19 @@ async fn esim_detail(State(sim): State<Arc<Inner>>, Path(iccid): Path<String>) -
             .into_response(),
             None => bad_request(&format!("eSIM not found: {iccid}")),
         }
-    })
+    };
+    fault.finish(resp).await
 }
 
 async fn compatible(
     State(sim): State<Arc<Inner>>,
     Path((iccid, bundle)): Path<(String, String)>,
 ) -> Response {
-    with_fault!(sim, ops::COMPATIBLE, {
+    let fault = match sim.core.faults.begin(ops::COMPATIBLE, reject) {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
+    let resp: Response = {
         let state = sim.state();
         match (state.esim(&iccid), state.bundle(&bundle)) {
             (None, _) => bad_request(&format!("eSIM not found: {iccid}")),
@@ -1271,7 +1312,8 @@ async fn compatible(
                 Json(json!({ "compatible": state.compatible(e, b) })).into_response()
             }
         }
-    })
+    };
+    fault.finish(resp).await
 }
 
 async fn esim_bundles(
@@ -1279,7 +1321,11 @@ async fn esim_bundles(
     Path(iccid): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    with_fault!(sim, ops::USAGE, {
+    let fault = match sim.core.faults.begin(ops::USAGE, reject) {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
+    let resp: Response = {
         let include_used = q.get("includeUsed").is_some_and(|v| v == "true");
         let limit = match positive(&q, "limit", 15) {
             Ok(n) if n <= 200 => n,
@@ -1308,7 +1354,8 @@ async fn esim_bundles(
             .map(|(name, assignments)| json!({"name": name, "assignments": assignments}))
             .collect();
         Json(json!({ "bundles": bundles })).into_response()
-    })
+    };
+    fault.finish(resp).await
 }
 
 async fn revoke(
@@ -1316,11 +1363,16 @@ async fn revoke(
     Path((iccid, name)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    with_fault!(sim, ops::CANCEL, {
+    let fault = match sim.core.faults.begin(ops::CANCEL, reject) {
+        Ok(fault) => fault,
+        Err(refusal) => return *refusal,
+    };
+    let resp: Response = {
         let validate = q.get("type").is_some_and(|t| t == "validate");
         let refund = q.get("refundToBalance").is_some_and(|v| v == "true");
         revoke_bundle(&sim, &iccid, &name, validate, refund)
-    })
+    };
+    fault.finish(resp).await
 }
 
 fn revoke_bundle(sim: &Inner, iccid: &str, name: &str, validate: bool, refund: bool) -> Response {

@@ -5,8 +5,6 @@
 //! numbers (the OpenAPI text says `<integer>` where real payloads carry decimals), ICCIDs as
 //! strings or bare integers, and timestamps that do not parse become `None`.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, prelude::ToPrimitive};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -26,25 +24,8 @@ use super::assumptions;
 // Lenient scalars
 // ---------------------------------------------------------------------------------------
 
-/// A JSON number or numeric string as an exact decimal. serde_json is built with
-/// `arbitrary_precision`, so a number keeps the vendor's digits as text and is never an f64:
-/// `12.345` is exactly `12.345`, `1234567890.123456789` keeps all its digits.
-pub fn decimal_from_json(v: &Value) -> Option<Decimal> {
-    let text = match v {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.trim().to_string(),
-        _ => return None,
-    };
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .ok()
-}
-
-/// Deserializes an optional decimal from a number, a numeric string or null.
-pub(crate) fn opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    let v = Option::<Value>::deserialize(d)?;
-    Ok(v.as_ref().and_then(decimal_from_json))
-}
+pub(crate) use crate::vendors::support::lenient::opt_decimal;
+use crate::vendors::support::{TimeFormats, lenient, lenient::decimal as decimal_from_json};
 
 /// ICCIDs arrive as strings, but a notification example writes one as a bare number. With
 /// `arbitrary_precision` a number keeps its digits as text, so even a 20-digit ICCID past
@@ -83,38 +64,32 @@ pub(crate) fn iccid_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>,
     Ok(out)
 }
 
-/// RFC 3339 timestamps (`2024-05-02T10:57:30.858475018Z`); empty or odd values become `None`.
+/// RFC 3339 timestamps (`2024-05-02T10:57:30.858475018Z`); some payloads omit the zone, and
+/// the API works in UTC.
+const TIMES: TimeFormats = TimeFormats {
+    rfc3339: true,
+    zoned: &[],
+    local: &["%Y-%m-%dT%H:%M:%S%.f"],
+    local_offset_secs: 0,
+};
+
+/// A time field; empty or odd values become `None`.
 pub(crate) fn opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    let v = Option::<Value>::deserialize(d)?;
-    Ok(v.as_ref().and_then(Value::as_str).and_then(parse_time))
+    Ok(lenient::value(d)?.as_str().and_then(parse_time))
 }
 
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim();
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .ok()
-        .or_else(|| {
-            // Some payloads omit the zone; the API works in UTC.
-            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-                .ok()
-                .map(|n| n.and_utc())
-        })
+    TIMES.parse(s)
 }
 
+/// `true` or `"true"` (any case); anything else is false.
 fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    let v = Option::<Value>::deserialize(d)?;
-    Ok(match v {
-        Some(Value::Bool(b)) => b,
-        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
-        _ => false,
-    })
+    Ok(lenient::flag(&lenient::value(d)?, &["true"]))
 }
 
+/// A whole number as a JSON number or numeric string.
 fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    let v = Option::<Value>::deserialize(d)?;
-    Ok(v.as_ref()
-        .and_then(decimal_from_json)
+    Ok(decimal_from_json(&lenient::value(d)?)
         .filter(|d| d.fract().is_zero())
         .and_then(|d| d.to_u32()))
 }

@@ -19,6 +19,7 @@ use crate::{
         Placed, RejectKind, TopUp, Usage, Vendor, VendorError, VendorEvent, VendorId,
         VendorOrderRef, VendorOrderStatus,
         http_client::{RawResponse, VendorHttp},
+        support::{self, CodeMeaning, Effect},
     },
 };
 
@@ -145,11 +146,10 @@ impl MicroEsim {
         chrono::Utc::now() - r.placed_at >= wait
     }
 
-    fn url(&self, endpoint: &str) -> String {
-        format!(
-            "{}{}/{endpoint}",
-            self.base_url.as_str().trim_end_matches('/'),
-            assumptions::PATH_PREFIX
+    fn url(&self, endpoint: &str) -> Result<url::Url, VendorError> {
+        support::join_url(
+            &self.base_url,
+            &format!("{}/{endpoint}", assumptions::PATH_PREFIX),
         )
     }
 
@@ -166,15 +166,15 @@ impl MicroEsim {
         let h = signer.headers_now();
         let client = self.http.client();
         let request = match body {
-            Body::Query(query) => client.get(self.url(endpoint)).query(query),
-            Body::Form(fields) => client.post(self.url(endpoint)).form(fields),
+            Body::Query(query) => client.get(self.url(endpoint)?).query(query),
+            Body::Form(fields) => client.post(self.url(endpoint)?).form(fields),
         }
         .header("MICROESIM-ACCOUNT", h.account)
         .header("MICROESIM-NONCE", h.nonce)
         .header("MICROESIM-TIMESTAMP", h.timestamp)
         .header("MICROESIM-SIGN", h.sign);
         let raw = self.http.send(operation, request).await?;
-        interpret(&raw, Effect::of(operation))
+        interpret(&raw, effect_of(operation))
     }
 
     /// `topupDetail`, with "still processing" read as pending.
@@ -236,23 +236,14 @@ impl MicroEsim {
     }
 }
 
-/// What a call can do, which decides what a code we do not know means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Effect {
-    Read,
-    /// Its answer decides whether something was bought (`topupDetail`, the lookup).
-    Lookup,
-    /// May spend or refund money (`esimSubscribe`, `terminate`).
-    Money,
-}
-
-impl Effect {
-    fn of(operation: &str) -> Effect {
-        match operation {
-            "order" | "cancel" => Effect::Money,
-            "query" | "lookup" => Effect::Lookup,
-            _ => Effect::Read,
-        }
+/// What a call can do, which decides what a code we do not know means: `esimSubscribe` and
+/// `terminate` may spend or refund money, the answers of `topupDetail` and the lookup decide
+/// whether something was bought.
+fn effect_of(operation: &str) -> Effect {
+    match operation {
+        "order" | "cancel" => Effect::Money,
+        "query" | "lookup" => Effect::Lookup,
+        _ => Effect::Read,
     }
 }
 
@@ -276,13 +267,20 @@ fn interpret(raw: &RawResponse, effect: Effect) -> Result<serde_json::Value, Ven
         Some(code @ assumptions::codes::ORDER_PROCESSING) if effect == Effect::Lookup => Err(
             VendorError::rejected(RejectKind::Other, code.to_string(), envelope.msg),
         ),
-        Some(code) => match assumptions::classify(code) {
-            RejectKind::Other if effect != Effect::Read => Err(VendorError::Unknown(format!(
-                "MicroEsim code {code} ({}): outcome unknown",
-                envelope.msg
-            ))),
-            kind => Err(VendorError::rejected(kind, code.to_string(), envelope.msg)),
-        },
+        Some(code) => {
+            let meaning = match assumptions::classify(code) {
+                RejectKind::Other => CodeMeaning::Unlisted,
+                kind => CodeMeaning::Refused(kind),
+            };
+            let what = format!("MicroEsim code {code}");
+            Err(support::refusal_or_unknown(
+                effect,
+                meaning,
+                &what,
+                &code.to_string(),
+                envelope.msg,
+            ))
+        }
     }
 }
 
@@ -323,31 +321,35 @@ impl Vendor for MicroEsim {
     }
 
     async fn list_offers(&self) -> Result<Vec<Offer>, VendorError> {
-        let mut offers: Vec<Offer> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for page_no in 1..=MAX_PAGES {
-            let query = [
-                ("pageNo", page_no.to_string()),
-                ("pageSize", PAGE_SIZE.to_string()),
-            ];
-            let result = self
-                .call("list", "esimDataplanListPage", Body::Query(&query))
-                .await?;
-            let page: wire::DataplanPage =
-                wire::from_result(result).map_err(VendorError::Unknown)?;
-            let was_empty = page.list.is_empty();
-            for raw in page.list {
-                match wire::offer_from_raw(raw) {
-                    Some(offer) if seen.insert(offer.sku.clone()) => offers.push(offer),
-                    Some(_) => {}
-                    None => tracing::warn!(vendor = "microesim", "skipped an unreadable plan"),
+        // The last page is an empty one or `totalPages`; the page cap ends it without an error.
+        let pages = support::collect_pages(
+            1,
+            MAX_PAGES,
+            |page_no| async move {
+                let query = [
+                    ("pageNo", page_no.to_string()),
+                    ("pageSize", PAGE_SIZE.to_string()),
+                ];
+                let result = self
+                    .call("list", "esimDataplanListPage", Body::Query(&query))
+                    .await?;
+                wire::from_result::<wire::DataplanPage>(result).map_err(VendorError::Unknown)
+            },
+            |page_no, page, offers: &mut Vec<Offer>| {
+                let was_empty = page.list.is_empty();
+                for raw in page.list {
+                    match wire::offer_from_raw(raw) {
+                        Some(offer) if seen.insert(offer.sku.clone()) => offers.push(offer),
+                        Some(_) => {}
+                        None => tracing::warn!(vendor = "microesim", "skipped an unreadable plan"),
+                    }
                 }
-            }
-            if was_empty || page_no >= page.total_pages {
-                break;
-            }
-        }
-        Ok(offers)
+                (!was_empty && *page_no < page.total_pages).then_some(page_no + 1)
+            },
+        )
+        .await?;
+        Ok(pages.items)
     }
 
     async fn place_order(&self, req: &PlaceOrder) -> Result<Placed, VendorError> {
@@ -631,8 +633,8 @@ mod tests {
         assert!(is_processing(&err), "{err:?}");
         let err = interpret(&raw(200, r#"{"code":4242,"msg":"new"}"#), Effect::Read).unwrap_err();
         assert_eq!(err.reject_kind(), Some(RejectKind::Other));
-        assert_eq!(Effect::of("order"), Effect::Money);
-        assert_eq!(Effect::of("cancel"), Effect::Money);
-        assert_eq!(Effect::of("lookup"), Effect::Lookup);
+        assert_eq!(effect_of("order"), Effect::Money);
+        assert_eq!(effect_of("cancel"), Effect::Money);
+        assert_eq!(effect_of("lookup"), Effect::Lookup);
     }
 }

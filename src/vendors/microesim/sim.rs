@@ -347,15 +347,11 @@ impl MicroEsimSim {
 
     /// Takes the operation's fault, applies its early part, then checks the signature.
     /// The refusal is boxed only to keep the `Result` small.
-    fn guard(&self, op: &str, headers: &HeaderMap) -> Result<Option<faults::Fault>, Box<Response>> {
-        let fault = self.core.faults.take(op);
-        if let Some(r) = faults::before(&fault, reject_envelope) {
-            return Err(Box::new(r));
-        }
-        let auth_fault = self.core.faults.take(ops::AUTH);
-        if let Some(r) = faults::before(&auth_fault, reject_envelope) {
-            return Err(Box::new(r));
-        }
+    fn guard(&self, op: &str, headers: &HeaderMap) -> Result<faults::Armed, Box<Response>> {
+        let fault = self.core.faults.begin(op, reject_envelope)?;
+        // Only the early part of an auth fault applies: the signature check answers nothing
+        // of its own to delay or garble.
+        let _auth = self.core.faults.begin(ops::AUTH, reject_envelope)?;
         self.verify(headers)
             .map_err(|c| Box::new(envelope(Err(refuse(c)))))?;
         Ok(fault)
@@ -869,18 +865,13 @@ fn render_plan(p: &VendorProduct) -> SimPlan {
 // ---------------------------------------------------------------------------------------------
 // Handlers: fault → signature → act → late part of the fault → envelope.
 
-async fn finish(fault: Option<faults::Fault>, reply: Reply) -> Response {
-    faults::after(&fault).await;
-    faults::garble(&fault, envelope(reply))
-}
-
 async fn plan_list(State(sim): State<MicroEsimSim>, headers: HeaderMap) -> Response {
     let fault = match sim.guard(ops::LIST, &headers) {
         Ok(f) => f,
         Err(r) => return *r,
     };
     let plans: Vec<Value> = sim.state().plans.iter().map(|p| p.wire.clone()).collect();
-    finish(fault, Ok(Value::Array(plans))).await
+    fault.finish(envelope(Ok(Value::Array(plans)))).await
 }
 
 async fn plan_page(
@@ -894,7 +885,7 @@ async fn plan_page(
     };
     let query = fields(&HeaderMap::new(), query.unwrap_or_default().as_bytes());
     let reply = sim.page(&query);
-    finish(fault, reply).await
+    fault.finish(envelope(reply)).await
 }
 
 async fn subscribe(State(sim): State<MicroEsimSim>, headers: HeaderMap, body: Bytes) -> Response {
@@ -903,7 +894,7 @@ async fn subscribe(State(sim): State<MicroEsimSim>, headers: HeaderMap, body: By
         Err(r) => return *r,
     };
     let reply = sim.subscribe_now(&fields(&headers, &body));
-    finish(fault, reply).await
+    fault.finish(envelope(reply)).await
 }
 
 async fn topup_detail(
@@ -926,7 +917,7 @@ async fn topup_detail(
         }
         Ok(sim.detail(&order))
     });
-    finish(fault, reply).await
+    fault.finish(envelope(reply)).await
 }
 
 async fn lookup(State(sim): State<MicroEsimSim>, headers: HeaderMap, body: Bytes) -> Response {
@@ -941,7 +932,7 @@ async fn lookup(State(sim): State<MicroEsimSim>, headers: HeaderMap, body: Bytes
             .ok_or_else(|| refuse(codes::ORDER_NOT_FOUND))?;
         Ok(sim.detail(&order))
     });
-    finish(fault, reply).await
+    fault.finish(envelope(reply)).await
 }
 
 async fn device_detail(
@@ -957,7 +948,7 @@ async fn device_detail(
     let reply = required(&f, "topup_id")
         .and_then(|t| Ok((t, required(&f, "device_id")?)))
         .and_then(|(t, d)| sim.device_json(t, d));
-    finish(fault, reply).await
+    fault.finish(envelope(reply)).await
 }
 
 async fn event_detail(
@@ -971,7 +962,7 @@ async fn event_detail(
     };
     let f = fields(&headers, &body);
     let reply = required(&f, "device_id").and_then(|d| sim.events_json(d));
-    finish(fault, reply).await
+    fault.finish(envelope(reply)).await
 }
 
 async fn account_balance(State(sim): State<MicroEsimSim>, headers: HeaderMap) -> Response {
@@ -988,7 +979,7 @@ async fn account_balance(State(sim): State<MicroEsimSim>, headers: HeaderMap) ->
         "currency": "HKD",
         "account": sim.signer.account(),
     }));
-    finish(fault, reply).await
+    fault.finish(envelope(reply)).await
 }
 
 async fn terminate(State(sim): State<MicroEsimSim>, headers: HeaderMap, body: Bytes) -> Response {
@@ -1000,7 +991,7 @@ async fn terminate(State(sim): State<MicroEsimSim>, headers: HeaderMap, body: By
     let reply = required(&f, "topup_id")
         .and_then(|t| Ok((t, required(&f, "device_id")?)))
         .and_then(|(t, d)| sim.terminate_now(t, d));
-    finish(fault, reply).await
+    fault.finish(envelope(reply)).await
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 
@@ -16,6 +16,7 @@ use crate::{
     vendors::{
         DataAllowance, DataKind, EsimProfile, EsimStatus, GIB, KIB, MIB, Network, Offer, OfferFlag,
         OrderState, Usage, VendorId, VendorOrderStatus, lpa,
+        support::{TimeFormats, lenient, lenient::decimal as decimal_from_json},
     },
 };
 
@@ -238,26 +239,19 @@ pub struct Push {
 // ---------------------------------------------------------------------------------------------
 // Tolerant field readers: the collection and the TSIM clients disagree on strings vs numbers.
 
-fn scalar_to_string(v: serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) => Some(s),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
+/// A string, number or boolean as text; anything else as `""`.
 fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(scalar_to_string(serde_json::Value::deserialize(d)?).unwrap_or_default())
+    Ok(lenient::text(&lenient::value(d)?, true).unwrap_or_default())
 }
 
+/// An array of scalars as texts, or one scalar as a one-entry list (none when empty).
 fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
+    Ok(match lenient::value(d)? {
         serde_json::Value::Array(items) => items
-            .into_iter()
-            .map(|v| scalar_to_string(v).unwrap_or_default())
+            .iter()
+            .map(|v| lenient::text(v, true).unwrap_or_default())
             .collect(),
-        other => scalar_to_string(other)
+        other => lenient::text(&other, true)
             .filter(|s| !s.is_empty())
             .into_iter()
             .collect(),
@@ -275,11 +269,7 @@ fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
 }
 
 fn bool_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    let text = string(d)?;
-    Ok(matches!(
-        text.trim().to_ascii_lowercase().as_str(),
-        "true" | "1" | "yes"
-    ))
+    Ok(lenient::word_in(&string(d)?, &["true", "1", "yes"]))
 }
 
 /// Deserializes a `result` into `T`, or says briefly why not (no secrets: vendor data only).
@@ -292,60 +282,50 @@ pub fn from_result<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, S
 // Units and formats.
 
 /// MicroEsim's server time zone ("System time zone: UTC/GMT+08:00").
+const UTC8_SECS: i32 = 8 * 3600;
+
 fn utc8() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset")
+    FixedOffset::east_opt(UTC8_SECS).expect("+08:00 is a valid offset")
+}
+
+/// `yyyy-MM-dd HH:mm:ss`, the format of most times.
+const WALL_CLOCK: &str = "%Y-%m-%d %H:%M:%S";
+/// Java's `Date.toString()` as topupDetail's `create_time` has it: `Fri Aug 16 14:00:08 CST
+/// 2024`, where CST is China Standard Time (UTC+8), not US Central.
+const JAVA_DATE: &str = "%a %b %d %H:%M:%S CST %Y";
+
+const fn utc8_formats(local: &'static [&'static str]) -> TimeFormats {
+    TimeFormats {
+        rfc3339: false,
+        zoned: &[],
+        local,
+        local_offset_secs: UTC8_SECS,
+    }
 }
 
 /// `yyyy-MM-dd HH:mm:ss` in UTC+8 → UTC; `None` for `""` or anything else.
 pub fn parse_utc8(s: &str) -> Option<DateTime<Utc>> {
-    let naive = NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S").ok()?;
-    local_to_utc(naive)
+    utc8_formats(&[WALL_CLOCK]).parse(s)
 }
 
-/// Java's `Date.toString()` as topupDetail's `create_time` has it: `Fri Aug 16 14:00:08 CST
-/// 2024`, where CST is China Standard Time (UTC+8), not US Central.
+/// [`JAVA_DATE`] in UTC+8 → UTC.
 pub fn parse_java_date(s: &str) -> Option<DateTime<Utc>> {
-    let naive = NaiveDateTime::parse_from_str(s.trim(), "%a %b %d %H:%M:%S CST %Y").ok()?;
-    local_to_utc(naive)
+    utc8_formats(&[JAVA_DATE]).parse(s)
 }
 
 /// Either of the vendor's two date formats.
 pub fn parse_vendor_time(s: &str) -> Option<DateTime<Utc>> {
-    parse_utc8(s).or_else(|| parse_java_date(s))
-}
-
-fn local_to_utc(naive: NaiveDateTime) -> Option<DateTime<Utc>> {
-    utc8()
-        .from_local_datetime(&naive)
-        .single()
-        .map(|t| t.with_timezone(&Utc))
+    utc8_formats(&[WALL_CLOCK, JAVA_DATE]).parse(s)
 }
 
 /// Renders a UTC time the vendor's way (`yyyy-MM-dd HH:mm:ss`, UTC+8); used by the simulator.
 pub fn format_utc8(t: DateTime<Utc>) -> String {
-    t.with_timezone(&utc8())
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    t.with_timezone(&utc8()).format(WALL_CLOCK).to_string()
 }
 
 /// Renders a UTC time as Java's `Date.toString()` in China Standard Time.
 pub fn format_java_date(t: DateTime<Utc>) -> String {
-    t.with_timezone(&utc8())
-        .format("%a %b %d %H:%M:%S CST %Y")
-        .to_string()
-}
-
-/// A decimal number from a JSON number or string, from the vendor's own digits: serde_json is
-/// built with `arbitrary_precision`, so a number is kept as text and never becomes an f64.
-pub fn decimal_from_json(v: &serde_json::Value) -> Option<Decimal> {
-    let text = match v {
-        serde_json::Value::Number(n) => n.to_string(),
-        serde_json::Value::String(s) => s.trim().to_string(),
-        _ => return None,
-    };
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .ok()
+    t.with_timezone(&utc8()).format(JAVA_DATE).to_string()
 }
 
 /// Binary megabytes (a decimal string such as `"17135.6"`) → bytes, rounded to the byte.

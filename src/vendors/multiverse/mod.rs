@@ -11,13 +11,9 @@ use std::time::Duration;
 
 use crate::vendors::CallbackHeaders;
 use async_trait::async_trait;
-use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use reqwest::Method;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use tokio::{sync::Mutex, time::Instant};
 
 use crate::{
     domain::{money::Money, secret::Secret},
@@ -27,21 +23,19 @@ use crate::{
         Placed, RejectKind, TopUp, Usage, Vendor, VendorError, VendorEvent, VendorId,
         VendorOrderRef, VendorOrderStatus,
         http_client::{RawResponse, VendorHttp},
+        support::{self, CodeMeaning, Effect, FanOut, TokenCache},
     },
 };
 
 pub mod assumptions;
+mod auth;
 pub mod credentials;
 pub mod sim;
 pub mod webhook;
 pub mod wire;
 
-/// Percent-encodes one path segment (ids are alphanumeric in practice, but never trust that).
-fn path_segment(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
+/// Percent-encodes one path segment of the paths in [`assumptions`].
+use support::segment as path_segment;
 
 /// `404001 "API not found"`: the vendor does not serve this operation at all. On a guessed
 /// operation that means [`VendorError::Unsupported`]; it never means "no such order".
@@ -66,36 +60,7 @@ pub fn classify(code: &str) -> Option<RejectKind> {
 
 pub const UNAUTHORIZED_CODE: &str = "401001";
 
-/// `X-Multiverse-Access-Token` for a 10-digit unix-seconds timestamp.
-pub fn access_token(user_id: &str, security_token: &str, timestamp: &str) -> String {
-    let hash = hex::encode(Sha256::digest(format!("{timestamp}{security_token}")));
-    format!(
-        "Bearer {}",
-        BASE64.encode(format!("{user_id}/{timestamp}/{hash}"))
-    )
-}
-
-/// `Authorization` for `POST /auth/token`.
-pub fn basic_auth(client_id: &str, client_secret: &str) -> String {
-    format!(
-        "Basic {}",
-        BASE64.encode(format!("{client_id}:{client_secret}"))
-    )
-}
-
-/// The cached OAuth token; `generation` tells a caller whether the token it was refused
-/// with has already been replaced by another caller.
-struct CachedToken {
-    authorization: Secret<String>,
-    refresh_at: Instant,
-    generation: u64,
-}
-
-#[derive(Default)]
-struct TokenCache {
-    token: Option<CachedToken>,
-    generation: u64,
-}
+pub use auth::{access_token, basic_auth};
 
 pub struct Multiverse {
     creds: MultiverseCredentials,
@@ -110,9 +75,9 @@ pub struct Multiverse {
     queries_unsupported: AtomicBool,
     /// Set once the guessed top-up call answered `404001`: no top-up is offered any more.
     topup_unsupported: AtomicBool,
-    /// An async mutex held across the token request, so concurrent callers wait for one
-    /// fetch instead of stampeding `/auth/token`.
-    tokens: Mutex<TokenCache>,
+    /// The OAuth token, fetched once for all concurrent callers instead of stampeding
+    /// `/auth/token` (see `auth.rs`).
+    tokens: TokenCache<Secret<String>>,
 }
 
 impl Multiverse {
@@ -124,7 +89,7 @@ impl Multiverse {
             sync_unsupported: AtomicBool::new(false),
             queries_unsupported: AtomicBool::new(false),
             topup_unsupported: AtomicBool::new(false),
-            tokens: Mutex::new(TokenCache::default()),
+            tokens: TokenCache::default(),
         }
     }
 
@@ -135,77 +100,11 @@ impl Multiverse {
         self
     }
 
-    fn url(&self, path: &str) -> String {
-        let base = self.creds.base_url.as_str().trim_end_matches('/');
-        format!("{base}{}{path}", assumptions::PREFIX)
-    }
-
-    fn current_access_token(&self) -> String {
-        let ts = chrono::Utc::now().timestamp().to_string();
-        access_token(
-            self.creds.user_id.expose(),
-            self.creds.security_token.expose(),
-            &ts,
+    fn url(&self, path: &str) -> Result<url::Url, VendorError> {
+        support::join_url(
+            &self.creds.base_url,
+            &format!("{}{path}", assumptions::PREFIX),
         )
-    }
-
-    /// The OAuth `Authorization` value and its generation, fetching a token when none is
-    /// cached or the cached one is due for refresh.
-    async fn authorization(&self) -> Result<(Secret<String>, u64), VendorError> {
-        let mut cache = self.tokens.lock().await;
-        if let Some(t) = cache
-            .token
-            .as_ref()
-            .filter(|t| Instant::now() < t.refresh_at)
-        {
-            return Ok((t.authorization.clone(), t.generation));
-        }
-        let (authorization, lifetime) = self.request_token().await?;
-        cache.generation += 1;
-        let generation = cache.generation;
-        cache.token = Some(CachedToken {
-            authorization: authorization.clone(),
-            refresh_at: Instant::now() + refresh_margin(lifetime),
-            generation,
-        });
-        Ok((authorization, generation))
-    }
-
-    /// Forgets the token a call was refused with, unless another caller already replaced it.
-    async fn invalidate(&self, generation: u64) {
-        let mut cache = self.tokens.lock().await;
-        if cache
-            .token
-            .as_ref()
-            .is_some_and(|t| t.generation == generation)
-        {
-            cache.token = None;
-        }
-    }
-
-    async fn request_token(&self) -> Result<(Secret<String>, Duration), VendorError> {
-        let request = self
-            .http
-            .client()
-            .post(self.url("/auth/token"))
-            .header(
-                "Authorization",
-                basic_auth(
-                    self.creds.client_id.expose(),
-                    self.creds.client_secret.expose(),
-                ),
-            )
-            .header("X-Multiverse-Access-Token", self.current_access_token())
-            .json(&json!({"grant_type": "client_credentials"}));
-        // No purchase has been sent yet, so a lost token answer cannot have bought anything.
-        let raw = self
-            .http
-            .send("auth", request)
-            .await
-            .map_err(token_call_not_a_purchase)?;
-        let raw = check_status(raw).map_err(token_call_not_a_purchase)?;
-        let token: wire::TokenResponse = parse(&raw).map_err(token_call_not_a_purchase)?;
-        token.into_authorization()
     }
 
     /// Sends one call with both auth layers; on 401001 refreshes the OAuth token and sends it
@@ -234,7 +133,7 @@ impl Multiverse {
             let mut request = self
                 .http
                 .client()
-                .request(method.clone(), self.url(path))
+                .request(method.clone(), self.url(path)?)
                 .header("Authorization", authorization.expose())
                 .header("X-Multiverse-Access-Token", self.current_access_token());
             if let Some(body) = body {
@@ -249,7 +148,7 @@ impl Multiverse {
                     kind: RejectKind::Auth,
                     ..
                 }) if !retried => {
-                    self.invalidate(generation).await;
+                    self.tokens.invalidate(generation).await;
                     retried = true;
                 }
                 other => return other,
@@ -347,15 +246,21 @@ impl Multiverse {
         if !plain.is_empty() {
             return Ok(plain);
         }
-        let mut found = Vec::new();
-        for n in 1..=MAX_QUANTITY {
-            let part = self.orders_by_customer_id(&suffixed(order_id, n)).await?;
-            if part.is_empty() {
-                break;
-            }
-            found.extend(part);
-        }
-        Ok(found)
+        let pages = support::collect_pages(
+            1,
+            MAX_QUANTITY,
+            |n| {
+                let id = suffixed(order_id, n);
+                async move { self.orders_by_customer_id(&id).await }
+            },
+            |n, part, found| {
+                let last = part.is_empty();
+                found.extend(part);
+                (!last).then_some(n + 1)
+            },
+        )
+        .await?;
+        Ok(pages.items)
     }
 
     /// The vendor orders of `r` through the guessed query endpoints.
@@ -406,12 +311,6 @@ impl Multiverse {
 /// The most eSIMs one order may ask for (one purchase call each).
 const MAX_QUANTITY: u32 = 50;
 
-/// Refresh a little before the vendor's expiry so a token never dies in flight.
-fn refresh_margin(lifetime: Duration) -> Duration {
-    let margin = (lifetime / 10).min(Duration::from_secs(60));
-    lifetime - margin
-}
-
 /// The `customer_order_id` of the `n`th eSIM (from 1) of an order of `quantity`.
 fn customer_order_id(order_id: &str, n: u32, quantity: u32) -> String {
     if quantity <= 1 {
@@ -423,13 +322,6 @@ fn customer_order_id(order_id: &str, n: u32, quantity: u32) -> String {
 
 fn suffixed(order_id: &str, n: u32) -> String {
     format!("{order_id}{}{n}", assumptions::QUANTITY_SUFFIX_SEPARATOR)
-}
-
-fn token_call_not_a_purchase(e: VendorError) -> VendorError {
-    match e {
-        VendorError::Unknown(msg) => VendorError::Unreachable(format!("token request: {msg}")),
-        other => other,
-    }
 }
 
 /// Maps a non-2xx answer (or a 2xx that carries an error code) to a `VendorError`.
@@ -459,10 +351,13 @@ fn error_from_code(e: wire::ErrorBody) -> VendorError {
     if e.code == API_NOT_FOUND {
         return VendorError::Unsupported;
     }
-    match classify(&e.code) {
-        Some(kind) => VendorError::rejected(kind, e.code, e.message),
-        None => VendorError::Unknown(format!("vendor error {}: {}", e.code, e.message)),
-    }
+    // Any code but the documented refusals may have acted, on any call (see `classify`).
+    let meaning = match classify(&e.code) {
+        Some(kind) => CodeMeaning::Refused(kind),
+        None => CodeMeaning::MayHaveActed,
+    };
+    let what = format!("vendor error {}", e.code);
+    support::refusal_or_unknown(Effect::Money, meaning, &what, &e.code, e.message)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(raw: &RawResponse) -> Result<T, VendorError> {
@@ -512,33 +407,11 @@ impl Vendor for Multiverse {
         // One call per eSIM, all at once (each still paced by the vendor's rate limit): one
         // after the other, an order of ten would wait ten allocations, past any request
         // timeout.
-        let calls = (1..=quantity).map(|n| {
+        let placed = support::per_esim(quantity, FanOut::AllAtOnce, "", |n| {
             let id = customer_order_id(&req.order_id, n, quantity);
             async move { self.purchase_one(&req.sku, &id).await }
-        });
-        let results = futures_util::future::join_all(calls).await;
-        let bought = results.iter().filter(|r| r.is_ok()).count();
-        let mut placed = Vec::new();
-        let mut first_error = None;
-        for r in results {
-            match r {
-                Ok(order) => placed.push(order),
-                // An unknown outcome outweighs a refusal: that eSIM may have been bought.
-                Err(e @ VendorError::Unknown(_)) => first_error = Some(e),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        if let Some(e) = first_error {
-            // Some eSIMs are already bought: only reconciliation can tell the whole story.
-            if bought > 0 {
-                return Err(VendorError::Unknown(format!(
-                    "{bought} of {quantity} eSIMs bought, then: {e}"
-                )));
-            }
-            return Err(e);
-        }
+        })
+        .await?;
         let mut state = wire::combine(placed);
         // Accepted means allocation is under way; the callback or a poll completes it.
         if state.status == VendorOrderStatus::Completed && state.esims.len() < quantity as usize {
@@ -641,6 +514,7 @@ impl Vendor for Multiverse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use auth::refresh_margin;
 
     /// Vectors computed from the documented algorithm.
     #[test]

@@ -39,7 +39,7 @@ use tokio::time::Instant;
 use crate::sandbox::{
     OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
     catalog::{SeedData, VendorProduct, vendor_products_sized},
-    control_router, faults, generate_iccid, generate_matching_id, random_alnum,
+    control_router, generate_iccid, generate_matching_id, random_alnum,
 };
 use crate::{
     domain::api_key::secrets_equal,
@@ -651,10 +651,7 @@ async fn token_inner(sim: MultiverseSim, headers: HeaderMap, body: Bytes) -> Rep
     if !sim.access_token_valid(&headers) || !sim.basic_valid(&headers) {
         return Err(unauthorized());
     }
-    let fault = sim.core.faults.take(ops::AUTH);
-    if let Some(r) = faults::before(&fault, reject) {
-        return Err(Box::new(r));
-    }
+    let fault = sim.core.faults.begin(ops::AUTH, reject)?;
     let grant = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("grant_type")?.as_str().map(str::to_string));
@@ -662,8 +659,7 @@ async fn token_inner(sim: MultiverseSim, headers: HeaderMap, body: Bytes) -> Rep
         return Err(refuse("400001", "Invalid parameter"));
     }
     let answer = sim.issue_token();
-    faults::after(&fault).await;
-    Ok(faults::garble(&fault, Json(answer).into_response()))
+    Ok(fault.finish(Json(answer).into_response()).await)
 }
 
 async fn packages(State(sim): State<MultiverseSim>, headers: HeaderMap) -> Response {
@@ -672,10 +668,7 @@ async fn packages(State(sim): State<MultiverseSim>, headers: HeaderMap) -> Respo
 
 async fn packages_inner(sim: MultiverseSim, headers: HeaderMap) -> Reply {
     sim.authorize(&headers)?;
-    let fault = sim.core.faults.take(ops::LIST);
-    if let Some(r) = faults::before(&fault, reject) {
-        return Err(Box::new(r));
-    }
+    let fault = sim.core.faults.begin(ops::LIST, reject)?;
     let currency = crate::sandbox::catalog::vendor_pricing(VendorId::Multiverse).0;
     let list: Vec<Value> = sim
         .state()
@@ -683,11 +676,9 @@ async fn packages_inner(sim: MultiverseSim, headers: HeaderMap) -> Reply {
         .iter()
         .map(|p| render_package(&p.id, &p.product, currency))
         .collect();
-    faults::after(&fault).await;
-    Ok(faults::garble(
-        &fault,
-        Json(json!({ "package_list": list })).into_response(),
-    ))
+    Ok(fault
+        .finish(Json(json!({ "package_list": list })).into_response())
+        .await)
 }
 
 async fn purchase(
@@ -706,18 +697,11 @@ async fn purchase_inner(
     body: Bytes,
 ) -> Reply {
     sim.authorize(&headers)?;
-    let fault = sim.core.faults.take(ops::ORDER);
-    if let Some(r) = faults::before(&fault, reject) {
-        return Err(Box::new(r));
-    }
+    let fault = sim.core.faults.begin(ops::ORDER, reject)?;
     let customer_order_id = customer_order_id(&body)?;
     let order = sim.create_order(&package_id, &customer_order_id)?;
     sim.provision_later(order.order_id.clone());
-    faults::after(&fault).await;
-    Ok(faults::garble(
-        &fault,
-        Json(order.to_json()).into_response(),
-    ))
+    Ok(fault.finish(Json(order.to_json()).into_response()).await)
 }
 
 async fn purchase_sync(
@@ -742,22 +726,14 @@ async fn purchase_sync_inner(
     let fault = sim
         .core
         .faults
-        .take(ops::ORDER_SYNC)
-        .or_else(|| sim.core.faults.take(ops::ORDER));
-    if let Some(r) = faults::before(&fault, reject) {
-        return Err(Box::new(r));
-    }
+        .begin_first(&[ops::ORDER_SYNC, ops::ORDER], reject)?;
     let customer_order_id = customer_order_id(&body)?;
     let order = sim.create_order(&package_id, &customer_order_id)?;
     tokio::time::sleep(sim.core.settings().provisioning_delay).await;
     let order = sim
         .allocate(&order.order_id)
         .ok_or_else(|| refuse("500003", "OTA API server error"))?;
-    faults::after(&fault).await;
-    Ok(faults::garble(
-        &fault,
-        Json(order.to_json()).into_response(),
-    ))
+    Ok(fault.finish(Json(order.to_json()).into_response()).await)
 }
 
 #[derive(serde::Deserialize)]
@@ -780,10 +756,7 @@ async fn orders_by_customer_id_inner(
 ) -> Reply {
     sim.offered(ops::QUERY)?;
     sim.authorize(&headers)?;
-    let fault = sim.core.faults.take(ops::QUERY);
-    if let Some(r) = faults::before(&fault, reject) {
-        return Err(Box::new(r));
-    }
+    let fault = sim.core.faults.begin(ops::QUERY, reject)?;
     let wanted = q
         .customer_order_id
         .filter(|c| !c.is_empty())
@@ -795,11 +768,9 @@ async fn orders_by_customer_id_inner(
         .filter(|o| o.customer_order_id == wanted)
         .map(SimOrder::to_json)
         .collect();
-    faults::after(&fault).await;
-    Ok(faults::garble(
-        &fault,
-        Json(json!({ "order_list": list })).into_response(),
-    ))
+    Ok(fault
+        .finish(Json(json!({ "order_list": list })).into_response())
+        .await)
 }
 
 async fn order_by_id(
@@ -813,10 +784,7 @@ async fn order_by_id(
 async fn order_by_id_inner(sim: MultiverseSim, order_id: String, headers: HeaderMap) -> Reply {
     sim.offered(ops::QUERY)?;
     sim.authorize(&headers)?;
-    let fault = sim.core.faults.take(ops::QUERY);
-    if let Some(r) = faults::before(&fault, reject) {
-        return Err(Box::new(r));
-    }
+    let fault = sim.core.faults.begin(ops::QUERY, reject)?;
     let order = sim
         .state()
         .orders
@@ -824,8 +792,7 @@ async fn order_by_id_inner(sim: MultiverseSim, order_id: String, headers: Header
         .find(|o| o.order_id == order_id)
         .map(SimOrder::to_json)
         .ok_or_else(|| refuse("404002", "Resource not found"))?;
-    faults::after(&fault).await;
-    Ok(faults::garble(&fault, Json(order).into_response()))
+    Ok(fault.finish(Json(order).into_response()).await)
 }
 
 async fn topup(
@@ -846,17 +813,10 @@ async fn topup_inner(
 ) -> Reply {
     sim.offered(ops::TOPUP)?;
     sim.authorize(&headers)?;
-    let fault = sim.core.faults.take(ops::TOPUP);
-    if let Some(r) = faults::before(&fault, reject) {
-        return Err(Box::new(r));
-    }
+    let fault = sim.core.faults.begin(ops::TOPUP, reject)?;
     let customer_order_id = customer_order_id(&body)?;
     let order = sim.topup_order(&iccid, &package_id, &customer_order_id)?;
-    faults::after(&fault).await;
-    Ok(faults::garble(
-        &fault,
-        Json(order.to_json()).into_response(),
-    ))
+    Ok(fault.finish(Json(order.to_json()).into_response()).await)
 }
 
 async fn usage(
@@ -870,10 +830,7 @@ async fn usage(
 async fn usage_inner(sim: MultiverseSim, iccid: String, headers: HeaderMap) -> Reply {
     sim.offered(ops::USAGE)?;
     sim.authorize(&headers)?;
-    let fault = sim.core.faults.take(ops::USAGE);
-    if let Some(r) = faults::before(&fault, reject) {
-        return Err(Box::new(r));
-    }
+    let fault = sim.core.faults.begin(ops::USAGE, reject)?;
     let esim = sim
         .state()
         .esims
@@ -896,8 +853,7 @@ async fn usage_inner(sim: MultiverseSim, iccid: String, headers: HeaderMap) -> R
     if let Some(at) = esim.activated_at {
         answer["activated_at"] = json!(time(at));
     }
-    faults::after(&fault).await;
-    Ok(faults::garble(&fault, Json(answer).into_response()))
+    Ok(fault.finish(Json(answer).into_response()).await)
 }
 
 async fn balance(State(sim): State<MultiverseSim>, headers: HeaderMap) -> Response {
@@ -907,21 +863,14 @@ async fn balance(State(sim): State<MultiverseSim>, headers: HeaderMap) -> Respon
 async fn balance_inner(sim: MultiverseSim, headers: HeaderMap) -> Reply {
     sim.offered(ops::BALANCE)?;
     sim.authorize(&headers)?;
-    let fault = sim.core.faults.take(ops::BALANCE);
-    if let Some(r) = faults::before(&fault, reject) {
-        return Err(Box::new(r));
-    }
+    let fault = sim.core.faults.begin(ops::BALANCE, reject)?;
     let amount = sim.balance();
     let currency = crate::sandbox::catalog::vendor_pricing(VendorId::Multiverse).0;
-    faults::after(&fault).await;
-    Ok(faults::garble(
-        &fault,
-        Json(json!({
-            "balance": amount.round_dp(2).to_string(),
-            "currency": currency.as_str(),
-        }))
-        .into_response(),
-    ))
+    let answer = json!({
+        "balance": amount.round_dp(2).to_string(),
+        "currency": currency.as_str(),
+    });
+    Ok(fault.finish(Json(answer).into_response()).await)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::{str::FromStr, time::Duration};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, prelude::ToPrimitive};
 use serde::{Deserialize, Deserializer};
 
@@ -15,15 +15,16 @@ use crate::{
     vendors::{
         DataAllowance, DataKind, EsimProfile, EsimStatus, Offer, OrderState, Usage, VendorError,
         VendorId, VendorOrderStatus, lpa,
+        support::{self, TimeFormats},
     },
 };
 
 /// A JSON string, number or boolean as text; `null`/absent as `None`.
 fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<serde_json::Value>::deserialize(d)? {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(other) => Some(other.to_string()),
+    Ok(match support::lenient::value(d)? {
+        serde_json::Value::Null => None,
+        // An object or array is kept as its JSON text rather than dropped.
+        v => Some(support::lenient::text(&v, true).unwrap_or_else(|| v.to_string())),
     })
 }
 
@@ -202,12 +203,7 @@ impl Package {
 
 /// "true", "1", "yes" (any case) are true; anything else, or nothing, is false.
 pub fn flag(s: Option<&str>) -> bool {
-    s.is_some_and(|s| {
-        matches!(
-            s.trim().to_ascii_lowercase().as_str(),
-            "true" | "1" | "yes" | "y"
-        )
-    })
+    s.is_some_and(|s| support::lenient::word_in(s, &["true", "1", "yes", "y"]))
 }
 
 fn decimal(s: &str) -> Option<Decimal> {
@@ -247,16 +243,15 @@ pub fn countries(s: &str) -> Vec<String> {
 }
 
 /// RFC 3339, or `YYYY-MM-DD HH:MM:SS` taken as UTC [assumption: the format is unknown].
+const TIMES: TimeFormats = TimeFormats {
+    rfc3339: true,
+    zoned: &[],
+    local: &["%Y-%m-%d %H:%M:%S"],
+    local_offset_secs: 0,
+};
+
 pub fn time(s: Option<&str>) -> Option<DateTime<Utc>> {
-    let s = s?.trim();
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .ok()
-        .or_else(|| {
-            NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
-                .ok()
-                .map(|t| t.and_utc())
-        })
+    TIMES.parse(s?)
 }
 
 /// The order object: the purchase answer, the `/sync` answer, the callback body and the
@@ -326,21 +321,32 @@ impl Order {
 /// One normalized state for the vendor orders of one of our orders (one per eSIM): done
 /// when none is still allocating; failed only when every one failed.
 pub fn combine(orders: Vec<Order>) -> OrderState {
-    let refs: Vec<String> = orders.iter().filter_map(|o| o.order_id.clone()).collect();
-    let esims: Vec<EsimProfile> = orders.iter().filter_map(Order::profile).collect();
-    let failed = orders.iter().filter(|o| o.is_failed()).count();
-    let status = if !orders.is_empty() && failed == orders.len() {
-        VendorOrderStatus::Failed
-    } else if !esims.is_empty() && esims.len() + failed == orders.len() {
-        VendorOrderStatus::Completed
-    } else {
-        VendorOrderStatus::Pending
-    };
-    OrderState {
-        vendor_reference: (!refs.is_empty()).then(|| refs.join(",")),
-        status,
-        esims,
-    }
+    let parts = orders
+        .iter()
+        .map(|o| OrderState {
+            vendor_reference: o.order_id.clone(),
+            status: if o.is_failed() {
+                VendorOrderStatus::Failed
+            } else {
+                VendorOrderStatus::Pending
+            },
+            esims: o.profile().into_iter().collect(),
+        })
+        .collect();
+    support::combine(parts, |parts| {
+        let failed = parts
+            .iter()
+            .filter(|p| p.status == VendorOrderStatus::Failed)
+            .count();
+        let esims: usize = parts.iter().map(|p| p.esims.len()).sum();
+        if !parts.is_empty() && failed == parts.len() {
+            VendorOrderStatus::Failed
+        } else if esims > 0 && esims + failed == parts.len() {
+            VendorOrderStatus::Completed
+        } else {
+            VendorOrderStatus::Pending
+        }
+    })
 }
 
 /// `GET /esims/orders?customer_order_id=…` [assumption].
