@@ -19,9 +19,6 @@ pub mod workers;
 
 pub use state::AppState;
 
-/// `crate::error` is the HTTP layer's error type; it lives in `http::error`.
-pub use http::error;
-
 /// The whole HTTP application for a given state.
 pub fn build_app(state: AppState) -> axum::Router {
     let (router, _openapi) = http::api_router().split_for_parts();

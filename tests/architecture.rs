@@ -33,8 +33,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("hints", 10),
     ("callbacks", 11),
     ("workers", 12),
-    ("error", 13),
-    ("http", 14),
+    ("http", 13),
 ];
 
 /// Files allowed to name HTTP server types outside `src/http/`.
@@ -43,7 +42,6 @@ fn may_use_http_types(rel: &str) -> bool {
         || rel == "main.rs"
         || rel.starts_with("http/")
         || rel.starts_with("sandbox/")
-        || rel.starts_with("error")
         || (rel.starts_with("vendors/") && rel.ends_with("/sim.rs"))
 }
 

@@ -17,7 +17,7 @@ use crate::{
         ids::{EventId, PlanId, StorefrontId, has_control},
         money::Money,
     },
-    error::{ApiError, ApiResult, ErrorBody},
+    http::error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::Admin,
         extract::ApiPath,

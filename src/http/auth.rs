@@ -5,7 +5,7 @@ use axum::{
     http::{header, request::Parts},
 };
 
-use crate::{AppState, domain::api_key, error::ApiError};
+use crate::{AppState, domain::api_key, http::error::ApiError};
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts

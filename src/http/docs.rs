@@ -16,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    error::{ApiError, ErrorBody},
+    http::error::{ApiError, ErrorBody},
     http::extract::ApiPath,
 };
 

@@ -14,7 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     AppState,
     domain::{ids::Iccid, qr},
-    error::{ApiError, ApiResult, ErrorBody},
+    http::error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::Storefront,
         extract::{ApiJson, ApiPath},

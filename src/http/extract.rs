@@ -9,7 +9,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::{domain::ids::has_control, error::ApiError};
+use crate::{domain::ids::has_control, http::error::ApiError};
 
 /// Longest query parameter value any endpoint takes (cursors are the longest, < 200).
 pub const MAX_QUERY_VALUE_CHARS: usize = 1024;

@@ -7,7 +7,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    error::{ApiError, ApiResult, ErrorBody},
+    http::error::{ApiError, ApiResult, ErrorBody},
     store,
 };
 

@@ -11,7 +11,7 @@ use axum::{
 };
 use http_body_util::BodyExt;
 
-use crate::error::{REQUEST_ID, error_response};
+use crate::http::error::{REQUEST_ID, error_response};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -122,7 +122,7 @@ pub async fn request_context(req: Request, next: Next) -> Response {
                 return refused;
             }
             if let Some(name) = duplicated_singleton(&req) {
-                return crate::error::ApiError::bad_request(
+                return crate::http::error::ApiError::bad_request(
                     "duplicate_header",
                     format!("the {name} header may be sent only once"),
                 )
@@ -236,6 +236,6 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response 
 }
 
 /// Router fallback: unknown paths.
-pub async fn not_found() -> crate::error::ApiError {
-    crate::error::ApiError::not_found("not_found", "no route for this path")
+pub async fn not_found() -> crate::http::error::ApiError {
+    crate::http::error::ApiError::not_found("not_found", "no route for this path")
 }

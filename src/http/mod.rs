@@ -38,7 +38,8 @@ use utoipa::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{AppState, error::ErrorBody};
+use crate::AppState;
+use error::ErrorBody;
 
 /// Largest request body the JSON API accepts.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -175,8 +176,8 @@ pub fn with_layers(router: Router<AppState>, request_timeout: Duration) -> Route
         .layer(axum::middleware::from_fn(middleware::sanitize_request_id))
 }
 
-async fn method_not_allowed() -> crate::error::ApiError {
-    crate::error::ApiError::MethodNotAllowed
+async fn method_not_allowed() -> crate::http::error::ApiError {
+    crate::http::error::ApiError::MethodNotAllowed
 }
 
 fn make_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {

@@ -16,7 +16,7 @@ use crate::{
         ids::{IdempotencyKey, OrderId, PlanId, TextError, check_text},
         money::Money,
     },
-    error::{ApiError, ApiResult, ErrorBody},
+    http::error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::Storefront,
         extract::{ApiJson, ApiPath, ApiQuery},

@@ -16,7 +16,7 @@ use crate::{
     AppState,
     catalog::snapshot::{Encoded, PlanCursor, PlanFilter, PlanSort, SortValue},
     domain::country::Country,
-    error::{ApiError, ApiResult, ErrorBody},
+    http::error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::Storefront,
         extract::ApiPath,

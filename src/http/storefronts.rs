@@ -13,7 +13,7 @@ use crate::{
         ids::{StorefrontId, check_text, new_id},
         webhook_url,
     },
-    error::{ApiError, ApiResult, ErrorBody},
+    http::error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::{Admin, Storefront},
         extract::{ApiJson, ApiPath, optional_json},

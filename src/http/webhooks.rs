@@ -17,7 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     AppState,
     callbacks::ingest::{self, IngestError, ingest},
-    error::{ApiError, ApiResult, ErrorBody},
+    http::error::{ApiError, ApiResult, ErrorBody},
     ordering::Ctx,
     vendors::{CallbackHeaders, VendorId, vendor_table},
 };
