@@ -14,7 +14,7 @@ use crate::{
     catalog::pricing::Pricing,
     domain::{
         money::{Currency, FxRates},
-        secret::Secret,
+        secret::{ExposeSecret, SecretString},
     },
     vendors::credentials::{CredentialEnv, EnvError, parse_http_url},
 };
@@ -26,10 +26,10 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/esim_
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database_url: Secret<String>,
+    pub database_url: SecretString,
     pub bind_addr: SocketAddr,
     pub public_base_url: url::Url,
-    pub admin_token: Option<Secret<String>>,
+    pub admin_token: Option<SecretString>,
     pub retail_currency: Currency,
     pub fx_rates: FxRates,
     pub markup_percent: Decimal,
@@ -147,8 +147,8 @@ impl Env<'_> {
         }
     }
 
-    fn secret(&self, var: &'static str) -> Option<Secret<String>> {
-        self.raw(var).map(Secret::new)
+    fn secret(&self, var: &'static str) -> Option<SecretString> {
+        self.raw(var).map(SecretString::from)
     }
 
     fn url(&self, var: &'static str, default: &str) -> Result<url::Url, ConfigError> {
@@ -222,7 +222,7 @@ impl Config {
         let public_base_url = env.url("PUBLIC_BASE_URL", &format!("http://{bind_addr}"))?;
         let admin_token = env.secret("ADMIN_TOKEN");
         if let Some(t) = &admin_token {
-            if t.expose().len() < 16 {
+            if t.expose_secret().len() < 16 {
                 return Err(ConfigError {
                     var: "ADMIN_TOKEN",
                     reason: "must be at least 16 characters".into(),
@@ -313,7 +313,7 @@ impl Config {
             })?;
 
         Ok(Config {
-            database_url: Secret::new(database_url),
+            database_url: SecretString::from(database_url),
             bind_addr,
             public_base_url,
             admin_token,
@@ -359,7 +359,7 @@ mod tests {
     #[test]
     fn defaults_match_the_contract() {
         let c = cfg(&[]).unwrap();
-        assert_eq!(c.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(c.database_url.expose_secret(), DEFAULT_DATABASE_URL);
         assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.public_base_url.as_str(), "http://127.0.0.1:8080/");
         assert!(c.admin_token.is_none());

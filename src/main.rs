@@ -1,3 +1,4 @@
+use esim_gateway::domain::secret::ExposeSecret;
 use std::{process::ExitCode, sync::Arc, time::Instant};
 
 use anyhow::Context;
@@ -120,7 +121,7 @@ async fn main() -> ExitCode {
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<sqlx::PgPool> {
-    let url = config.database_url.expose();
+    let url = config.database_url.expose_secret();
     store::ensure_database(url).await?;
     let pool = store::connect(url).await?;
     store::migrate(&pool).await?;

@@ -5,7 +5,7 @@ use rand::{Rng, distributions::Alphanumeric};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::secret::Secret;
+use super::secret::SecretString;
 
 const PREFIX: &str = "sk_";
 const RANDOM_LEN: usize = 40;
@@ -20,7 +20,7 @@ pub fn random_token(len: usize) -> String {
 }
 
 pub struct NewApiKey {
-    pub key: Secret<String>,
+    pub key: SecretString,
     pub lookup: String,
     pub hash: [u8; 32],
 }
@@ -30,7 +30,7 @@ pub fn generate() -> NewApiKey {
     NewApiKey {
         lookup: key[..LOOKUP_LEN].to_string(),
         hash: hash(&key),
-        key: Secret::new(key),
+        key: SecretString::from(key),
     }
 }
 
@@ -60,14 +60,15 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::secret::ExposeSecret;
 
     #[test]
     fn generated_keys_verify_against_their_hash_only() {
         let k = generate();
-        assert_eq!(lookup_of(k.key.expose()), Some(k.lookup.as_str()));
-        assert!(matches(k.key.expose(), &k.hash));
+        assert_eq!(lookup_of(k.key.expose_secret()), Some(k.lookup.as_str()));
+        assert!(matches(k.key.expose_secret(), &k.hash));
         let other = generate();
-        assert!(!matches(other.key.expose(), &k.hash));
+        assert!(!matches(other.key.expose_secret(), &k.hash));
         assert_ne!(k.lookup, other.lookup);
     }
 

@@ -1,40 +1,17 @@
-use std::fmt;
+//! Secrets (API keys, signing keys, passwords in URLs) are `secrecy`'s [`SecretString`]:
+//! `Debug` prints `[REDACTED]`, there is no `Display`, the value is reachable only through
+//! [`ExposeSecret::expose_secret`] (easy to audit), and it is wiped from memory when dropped.
 
-/// A value that must never reach a log line, an error body or admin output.
-/// `Debug` and `Display` print `***`; the value is reachable only through [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret<T>(T);
-
-impl<T> Secret<T> {
-    pub fn new(value: T) -> Self {
-        Self(value)
-    }
-
-    pub fn expose(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> fmt::Debug for Secret<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl<T> fmt::Display for Secret<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use secrecy::{ExposeSecret, SecretString};
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn debug_and_display_hide_the_value() {
-        let s = Secret::new("hunter2".to_string());
-        assert_eq!(format!("{s:?} {s}"), "*** ***");
-        assert_eq!(s.expose(), "hunter2");
+    fn debug_hides_the_value() {
+        let s = SecretString::from("hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert_eq!(s.expose_secret(), "hunter2");
     }
 }

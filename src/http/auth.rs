@@ -1,5 +1,6 @@
 //! Bearer-token extractors: [`Admin`] for `/admin`, [`Storefront`] for `/v1`.
 
+use crate::domain::secret::ExposeSecret;
 use axum::{
     extract::FromRequestParts,
     http::{header, request::Parts},
@@ -42,7 +43,7 @@ impl FromRequestParts<AppState> for Admin {
             ));
         };
         let token = bearer(parts)?;
-        if api_key::secrets_equal(token, expected.expose()) {
+        if api_key::secrets_equal(token, expected.expose_secret()) {
             Ok(Admin)
         } else {
             Err(ApiError::unauthorized("invalid admin token"))

@@ -1,5 +1,6 @@
 //! `/admin/storefronts`: issue, list, rotate and revoke storefront API keys.
 
+use crate::domain::secret::ExposeSecret;
 use axum::{Json, body::Bytes, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -194,7 +195,7 @@ async fn create_storefront(
             id,
             name,
             webhook_url,
-            api_key: key.key.expose().clone(),
+            api_key: key.key.expose_secret().to_string(),
             api_key_id: key_id,
             webhook_secret,
             created_at,
@@ -277,7 +278,7 @@ async fn issue_key(
         Json(IssuedKey {
             storefront_id: id,
             api_key_id: key_id,
-            api_key: key.key.expose().clone(),
+            api_key: key.key.expose_secret().to_string(),
             revoked,
         }),
     ))

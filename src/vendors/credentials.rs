@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, net::IpAddr};
 
-use crate::domain::secret::Secret;
+use crate::domain::secret::SecretString;
 
 /// A bad vendor variable: which one, and why (the value itself is never quoted when it
 /// may be a secret).
@@ -30,8 +30,8 @@ impl<'a> CredentialEnv<'a> {
         (self.get)(var).filter(|v| !v.trim().is_empty())
     }
 
-    pub fn secret(&self, var: &'static str) -> Option<Secret<String>> {
-        self.raw(var).map(Secret::new)
+    pub fn secret(&self, var: &'static str) -> Option<SecretString> {
+        self.raw(var).map(SecretString::from)
     }
 
     /// An http(s) base URL, `default` when unset.
@@ -50,7 +50,7 @@ impl<'a> CredentialEnv<'a> {
     pub fn group<const N: usize>(
         &self,
         vars: [&'static str; N],
-    ) -> Result<Option<[Secret<String>; N]>, EnvError> {
+    ) -> Result<Option<[SecretString; N]>, EnvError> {
         let values = vars.map(|v| self.secret(v));
         if values.iter().all(Option::is_none) {
             return Ok(None);

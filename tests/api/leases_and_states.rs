@@ -4,6 +4,7 @@
 //! attention deadline and the operator's way out. Every "one vendor order / call" is
 //! counted at the simulators.
 
+use esim_gateway::domain::secret::ExposeSecret;
 use std::time::Duration;
 
 use esim_gateway::{
@@ -139,8 +140,8 @@ fn esimfx_token(s: &SandboxApp) -> String {
         .webhook_token
         .as_ref()
         .unwrap()
-        .expose()
-        .clone()
+        .expose_secret()
+        .to_string()
 }
 
 async fn send_esimfx(s: &SandboxApp, body: &Value) -> u16 {

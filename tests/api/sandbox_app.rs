@@ -1,6 +1,7 @@
 //! The gateway in front of the five sandbox vendors on loopback ports, with its background
 //! workers running, the catalogues synced and one storefront ready.
 
+use esim_gateway::domain::secret::ExposeSecret;
 use std::{sync::Arc, time::Duration};
 
 use esim_gateway::{
@@ -128,8 +129,8 @@ impl SandboxApp {
             .as_ref()
             .expect("eSIM Go is simulated")
             .api_key
-            .expose()
-            .clone()
+            .expose_secret()
+            .to_string()
     }
 
     pub fn core(&self, v: VendorId) -> &SimCore {

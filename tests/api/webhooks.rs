@@ -1,6 +1,7 @@
 //! Vendor callbacks on their own routes: each vendor's authentication over the raw bytes,
 //! storage before application, duplicates applied once, unsigned callbacks treated as hints.
 
+use esim_gateway::domain::secret::ExposeSecret;
 use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -99,8 +100,8 @@ async fn esimfx_callbacks_need_the_shared_token() {
         .webhook_token
         .as_ref()
         .expect("sandbox eSIMfx has a webhook token")
-        .expose()
-        .clone();
+        .expose_secret()
+        .to_string();
     let body = json!({"event_type": "DATA_USAGE", "iccid": "8944000000000000001", "threshold": 80,
                       "used_amount": 8589934592u64, "upper_limit_amount": 10737418240u64,
                       "amount_unit": "Byte", "timestamp": "2025-10-01T10:00:00Z"});
@@ -307,8 +308,8 @@ async fn esimfx_token(s: &SandboxApp) -> String {
         .webhook_token
         .as_ref()
         .unwrap()
-        .expose()
-        .clone()
+        .expose_secret()
+        .to_string()
 }
 
 async fn esim_status(s: &SandboxApp, iccid: &str) -> String {

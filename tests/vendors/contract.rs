@@ -12,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use esim_gateway::{
-    domain::secret::Secret,
+    domain::secret::{ExposeSecret, SecretString},
     sandbox::{self, Fault, RunningSim, SimCore, SimSettings},
     vendors::{
         AdapterOptions, OrderState, PlaceOrder, RejectKind, Vendor, VendorError, VendorId,
@@ -62,8 +62,8 @@ where
     c
 }
 
-fn wrong(s: &Secret<String>) -> Secret<String> {
-    Secret::new(format!("{}-wrong", s.expose()))
+fn wrong(s: &SecretString) -> SecretString {
+    SecretString::from(format!("{}-wrong", s.expose_secret()))
 }
 
 fn opts() -> AdapterOptions {

@@ -6,7 +6,10 @@ use axum::{Router, body::Bytes, http::HeaderMap, routing::post};
 use chrono::Utc;
 use esim_gateway::vendors::CallbackHeaders;
 use esim_gateway::{
-    domain::{money::Currency, secret::Secret},
+    domain::{
+        money::Currency,
+        secret::{ExposeSecret, SecretString},
+    },
     sandbox::{
         self, Fault, RunningSim, SimSettings,
         catalog::{SeedData, VendorProduct, vendor_products},
@@ -568,7 +571,7 @@ async fn reports_usage_in_bytes() {
 async fn wrong_credentials_are_refused_by_the_simulator() {
     let env = start().await;
     let mut wrong_secret = env.creds.clone();
-    wrong_secret.secret_key = Secret::new("not-the-secret".into());
+    wrong_secret.secret_key = SecretString::from("not-the-secret");
     let err = adapter(&wrong_secret, Duration::from_secs(2))
         .balance()
         .await
@@ -579,7 +582,7 @@ async fn wrong_credentials_are_refused_by_the_simulator() {
     );
 
     let mut wrong_code = env.creds.clone();
-    wrong_code.access_code = Secret::new("someone-else".into());
+    wrong_code.access_code = SecretString::from("someone-else");
     let err = adapter(&wrong_code, Duration::from_secs(2))
         .balance()
         .await
@@ -587,8 +590,8 @@ async fn wrong_credentials_are_refused_by_the_simulator() {
     assert_eq!(err.reject_kind(), Some(RejectKind::Auth), "{err:?}");
 
     let base = &env.creds.base_url;
-    let access = env.creds.access_code.expose();
-    let secret = env.creds.secret_key.expose();
+    let access = env.creds.access_code.expose_secret().to_string();
+    let secret = env.creds.secret_key.expose_secret();
     // The quick-start's key-only call: this sandbox account requires signatures.
     let only_key = raw(base, "POST", &[("RT-AccessCode", access.clone())], "").await;
     assert_eq!(only_key["errorCode"], "000101");
@@ -596,7 +599,7 @@ async fn wrong_credentials_are_refused_by_the_simulator() {
 
     let signed = |ts: String, sig_case_upper: bool| {
         let rid = uuid::Uuid::new_v4().simple().to_string();
-        let mut sig = sign(secret, &ts, &rid, access, b"{}");
+        let mut sig = sign(secret, &ts, &rid, &access, b"{}");
         if sig_case_upper {
             sig = sig.to_uppercase();
         }

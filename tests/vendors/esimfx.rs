@@ -8,7 +8,7 @@ use esim_gateway::vendors::CallbackHeaders;
 use esim_gateway::{
     domain::{
         money::{Currency, Money},
-        secret::Secret,
+        secret::SecretString,
     },
     sandbox::{
         self, Fault, RunningSim, SimSettings,
@@ -379,7 +379,7 @@ async fn a_failed_authentication_buys_nothing() {
 async fn wrong_credentials_and_missing_tokens_are_refused() {
     let env = start().await;
     let wrong = EsimFxCredentials {
-        client_key: Secret::new("not-the-key".into()),
+        client_key: SecretString::from("not-the-key"),
         ..env.creds.clone()
     };
     assert_rejected(

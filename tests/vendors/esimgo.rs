@@ -1,5 +1,6 @@
 //! esimgo adapter against its simulator.
 
+use esim_gateway::domain::secret::ExposeSecret;
 use std::time::Duration;
 
 use axum::{Router, body::Bytes, http::HeaderMap, http::StatusCode, routing::post};
@@ -375,7 +376,7 @@ async fn wrong_or_missing_api_key_is_refused_like_the_vendor() {
     let env = start().await;
     let wrong = EsimGo::new(
         EsimGoCredentials {
-            api_key: esim_gateway::domain::secret::Secret::new("wrong-key".into()),
+            api_key: esim_gateway::domain::secret::SecretString::from("wrong-key"),
             base_url: env.creds.base_url.clone(),
         },
         &AdapterOptions::default(),
@@ -402,7 +403,7 @@ async fn wrong_or_missing_api_key_is_refused_like_the_vendor() {
     // The right key on a path without the version prefix is not the API.
     let bare = reqwest::Client::new()
         .get(env.creds.base_url.join("/organisation").unwrap())
-        .header("X-API-Key", env.creds.api_key.expose())
+        .header("X-API-Key", env.creds.api_key.expose_secret())
         .send()
         .await
         .unwrap();

@@ -17,7 +17,7 @@ use axum::{
 use chrono::Utc;
 use esim_gateway::vendors::CallbackHeaders;
 use esim_gateway::{
-    domain::secret::Secret,
+    domain::secret::{ExposeSecret, SecretString},
     sandbox::{self, Fault, RunningSim, SimSettings, luhn_valid},
     vendors::microesim::credentials::MicroEsimCredentials,
     vendors::microesim::sim::{MicroEsimSim, PushFormat, ops},
@@ -361,15 +361,15 @@ async fn transport_failures_are_unknown_and_a_closed_port_is_unreachable() {
 async fn wrong_credentials_are_refused_by_the_simulator() {
     let h = start().await;
     let wrong_secret = MicroEsimCredentials {
-        secret: Secret::new("not-the-secret".into()),
+        secret: SecretString::from("not-the-secret"),
         ..h.creds.clone()
     };
     let wrong_salt = MicroEsimCredentials {
-        salt_hex: Secret::new("00112233".into()),
+        salt_hex: SecretString::from("00112233"),
         ..h.creds.clone()
     };
     let wrong_account = MicroEsimCredentials {
-        account: Secret::new("someone_else".into()),
+        account: SecretString::from("someone_else"),
         ..h.creds.clone()
     };
     for (creds, code) in [
@@ -404,9 +404,9 @@ async fn raw_call(
     json_body: Option<serde_json::Value>,
 ) -> serde_json::Value {
     let signer = Signer::new(
-        h.creds.account.expose(),
-        h.creds.secret.expose(),
-        h.creds.salt_hex.expose(),
+        h.creds.account.expose_secret(),
+        h.creds.secret.expose_secret(),
+        h.creds.salt_hex.expose_secret(),
     )
     .unwrap();
     let url = format!("{}allesim/v1/{endpoint}", h.running.base_url);

@@ -8,7 +8,7 @@ use axum::{Router, body::Bytes, http::HeaderMap, routing::post};
 use chrono::Utc;
 use esim_gateway::vendors::CallbackHeaders;
 use esim_gateway::{
-    domain::secret::Secret,
+    domain::secret::{ExposeSecret, SecretString},
     sandbox::{Fault, RunningSim, SimSettings, catalog::SeedData, serve},
     vendors::multiverse::credentials::MultiverseCredentials,
     vendors::multiverse::sim::{MultiverseSim, ops},
@@ -625,10 +625,10 @@ async fn wrong_credentials_are_refused_with_401001() {
         env.adapter_with(c)
     };
     for adapter in [
-        wrong(|c| c.client_secret = Secret::new("nope".into())),
-        wrong(|c| c.client_id = Secret::new("nope".into())),
-        wrong(|c| c.security_token = Secret::new("nope".into())),
-        wrong(|c| c.user_id = Secret::new("nope".into())),
+        wrong(|c| c.client_secret = SecretString::from("nope")),
+        wrong(|c| c.client_id = SecretString::from("nope")),
+        wrong(|c| c.security_token = SecretString::from("nope")),
+        wrong(|c| c.user_id = SecretString::from("nope")),
     ] {
         let err = adapter.balance().await.unwrap_err();
         assert_rejected(err, RejectKind::Auth, "401001");
@@ -647,8 +647,8 @@ async fn wrong_credentials_are_refused_with_401001() {
         .header(
             "X-Multiverse-Access-Token",
             esim_gateway::vendors::multiverse::access_token(
-                env.creds.user_id.expose(),
-                env.creds.security_token.expose(),
+                env.creds.user_id.expose_secret(),
+                env.creds.security_token.expose_secret(),
                 &ts,
             ),
         )
@@ -670,16 +670,16 @@ async fn wrong_credentials_are_refused_with_401001() {
         .header(
             "X-Multiverse-Access-Token",
             esim_gateway::vendors::multiverse::access_token(
-                env.creds.user_id.expose(),
-                env.creds.security_token.expose(),
+                env.creds.user_id.expose_secret(),
+                env.creds.security_token.expose_secret(),
                 &stale,
             ),
         )
         .header(
             "Authorization",
             esim_gateway::vendors::multiverse::basic_auth(
-                env.creds.client_id.expose(),
-                env.creds.client_secret.expose(),
+                env.creds.client_id.expose_secret(),
+                env.creds.client_secret.expose_secret(),
             ),
         )
         .json(&serde_json::json!({"grant_type": "client_credentials"}))

@@ -1,7 +1,7 @@
 //! eSIM Access credentials: an access code and a secret key (the HMAC key of every request).
 
 use crate::{
-    domain::secret::Secret,
+    domain::secret::{ExposeSecret, SecretString},
     vendors::credentials::{CredentialEnv, Credentials, EnvError},
 };
 
@@ -13,8 +13,8 @@ pub const DEFAULT_BASE_URL: &str = "https://api.esimaccess.com";
 
 #[derive(Debug, Clone)]
 pub struct EsimAccessCredentials {
-    pub access_code: Secret<String>,
-    pub secret_key: Secret<String>,
+    pub access_code: SecretString,
+    pub secret_key: SecretString,
     pub base_url: url::Url,
 }
 
@@ -32,8 +32,11 @@ impl Credentials for EsimAccessCredentials {
 
     fn to_env(&self) -> Vec<(&'static str, String)> {
         vec![
-            (ACCESS_CODE_VAR, self.access_code.expose().clone()),
-            (SECRET_KEY_VAR, self.secret_key.expose().clone()),
+            (
+                ACCESS_CODE_VAR,
+                self.access_code.expose_secret().to_string(),
+            ),
+            (SECRET_KEY_VAR, self.secret_key.expose_secret().to_string()),
             (BASE_URL_VAR, self.base_url.to_string()),
         ]
     }

@@ -6,6 +6,7 @@
 //! returns an `orderNo` only and `/esim/query` answers 200010 until the SM-DP+ has allocated
 //! the profiles. `transactionId` (our order id) is the vendor's idempotency key.
 
+use crate::domain::secret::ExposeSecret;
 use crate::vendors::CallbackHeaders;
 use async_trait::async_trait;
 use chrono::Utc;
@@ -135,9 +136,9 @@ impl EsimAccess {
         }
         .to_string();
         let request_id = uuid::Uuid::new_v4().simple().to_string();
-        let access_code = self.creds.access_code.expose();
+        let access_code = self.creds.access_code.expose_secret();
         let signature = sign(
-            self.creds.secret_key.expose(),
+            self.creds.secret_key.expose_secret(),
             &timestamp,
             &request_id,
             access_code,
@@ -148,7 +149,7 @@ impl EsimAccess {
             .client()
             .post(self.url(path)?)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("RT-AccessCode", access_code.as_str())
+            .header("RT-AccessCode", access_code)
             .header("RT-RequestID", request_id)
             .header("RT-Timestamp", timestamp)
             .header("RT-Signature", signature)

@@ -33,7 +33,7 @@ use crate::sandbox::{
 };
 use crate::{
     domain::api_key::secrets_equal,
-    domain::secret::Secret,
+    domain::secret::{ExposeSecret, SecretString},
     vendors::esimaccess::credentials::EsimAccessCredentials,
     vendors::{
         MIB, VendorId,
@@ -945,8 +945,8 @@ impl EsimAccessSim {
         EsimAccessSim {
             inner: Arc::new(Inner {
                 core: SimCore::new(VendorId::EsimAccess, settings),
-                access_code: creds.access_code.expose().clone(),
-                secret_key: creds.secret_key.expose().clone(),
+                access_code: creds.access_code.expose_secret().to_string(),
+                secret_key: creds.secret_key.expose_secret().to_string(),
                 packages: build_catalogue(settings.catalog_size),
                 state: Mutex::new(SimState {
                     balance: STARTING_BALANCE_UNITS,
@@ -996,8 +996,8 @@ impl EsimAccessSim {
     /// Random credentials for sandbox mode.
     pub fn sandbox_credentials(base_url: url::Url) -> EsimAccessCredentials {
         EsimAccessCredentials {
-            access_code: Secret::new(random_alnum(32)),
-            secret_key: Secret::new(random_alnum(32)),
+            access_code: SecretString::from(random_alnum(32)),
+            secret_key: SecretString::from(random_alnum(32)),
             base_url,
         }
     }

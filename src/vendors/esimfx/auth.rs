@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 
 use super::{AUTH_PATH, EsimFx, decode, interpret, wire};
 use crate::{
-    domain::secret::Secret,
+    domain::secret::{ExposeSecret, SecretString},
     vendors::{RejectKind, VendorError, support::Effect},
 };
 
@@ -18,7 +18,7 @@ pub(super) fn token_refused(status: StatusCode) -> bool {
 impl EsimFx {
     /// The cached token and its generation (for [`crate::vendors::support::TokenCache::invalidate`]),
     /// fetching one when none is cached or the cached one is due.
-    pub(super) async fn access_token(&self) -> Result<(Secret<String>, u64), VendorError> {
+    pub(super) async fn access_token(&self) -> Result<(SecretString, u64), VendorError> {
         self.token
             .get(|| async { Ok((self.authenticate().await?, self.refresh_after)) })
             .await
@@ -26,10 +26,10 @@ impl EsimFx {
 
     /// Fetches a token. Nothing else has been sent yet, so a failure here bought nothing:
     /// transport trouble is `Unreachable` even when the auth call itself timed out.
-    async fn authenticate(&self) -> Result<Secret<String>, VendorError> {
+    async fn authenticate(&self) -> Result<SecretString, VendorError> {
         let body = wire::AuthRequest {
-            client_id: self.creds.client_id.expose(),
-            client_key: self.creds.client_key.expose(),
+            client_id: self.creds.client_id.expose_secret(),
+            client_key: self.creds.client_key.expose_secret(),
         };
         let request = self.http.client().post(self.url(AUTH_PATH)?).json(&body);
         let response = self.http.send("auth", request).await.map_err(|e| match e {
@@ -61,6 +61,6 @@ impl EsimFx {
                 "authentication returned no token".into(),
             ));
         }
-        Ok(Secret::new(data.access_token))
+        Ok(SecretString::from(data.access_token))
     }
 }

@@ -2,7 +2,7 @@
 //! webhooks carry in the `token` header.
 
 use crate::{
-    domain::secret::Secret,
+    domain::secret::{ExposeSecret, SecretString},
     vendors::credentials::{CredentialEnv, Credentials, EnvError},
 };
 
@@ -16,9 +16,9 @@ pub const DEFAULT_BASE_URL: &str = "https://api.esimfx.com";
 
 #[derive(Debug, Clone)]
 pub struct EsimFxCredentials {
-    pub client_id: Secret<String>,
-    pub client_key: Secret<String>,
-    pub webhook_token: Option<Secret<String>>,
+    pub client_id: SecretString,
+    pub client_key: SecretString,
+    pub webhook_token: Option<SecretString>,
     pub base_url: url::Url,
 }
 
@@ -37,11 +37,11 @@ impl Credentials for EsimFxCredentials {
 
     fn to_env(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![
-            (CLIENT_ID_VAR, self.client_id.expose().clone()),
-            (CLIENT_KEY_VAR, self.client_key.expose().clone()),
+            (CLIENT_ID_VAR, self.client_id.expose_secret().to_string()),
+            (CLIENT_KEY_VAR, self.client_key.expose_secret().to_string()),
         ];
         if let Some(t) = &self.webhook_token {
-            env.push((WEBHOOK_TOKEN_VAR, t.expose().clone()));
+            env.push((WEBHOOK_TOKEN_VAR, t.expose_secret().to_string()));
         }
         env.push((BASE_URL_VAR, self.base_url.to_string()));
         env

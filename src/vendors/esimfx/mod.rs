@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::{
     domain::{
         money::{Currency, Money},
-        secret::Secret,
+        secret::{ExposeSecret, SecretString},
     },
     vendors::esimfx::credentials::EsimFxCredentials,
     vendors::{
@@ -66,7 +66,7 @@ pub struct EsimFx {
     creds: EsimFxCredentials,
     http: VendorHttp,
     /// The JWT, fetched once for all concurrent callers (see `auth.rs`).
-    token: TokenCache<Secret<String>>,
+    token: TokenCache<SecretString>,
     refresh_after: Duration,
 }
 
@@ -95,13 +95,13 @@ impl EsimFx {
     fn build(
         &self,
         call: &Call<'_>,
-        token: &Secret<String>,
+        token: &SecretString,
     ) -> Result<reqwest::RequestBuilder, VendorError> {
         let mut request = self
             .http
             .client()
             .request(call.method.clone(), self.url(call.path)?)
-            .bearer_auth(token.expose());
+            .bearer_auth(token.expose_secret());
         if !call.query.is_empty() {
             request = request.query(call.query);
         }

@@ -40,7 +40,10 @@ use crate::sandbox::{
     faults, generate_iccid, random_alnum,
 };
 use crate::{
-    domain::{api_key::secrets_equal, secret::Secret},
+    domain::{
+        api_key::secrets_equal,
+        secret::{ExposeSecret, SecretString},
+    },
     vendors::esimfx::credentials::EsimFxCredentials,
     vendors::{
         GIB, MIB, VendorId,
@@ -168,9 +171,12 @@ impl EsimFxSim {
         EsimFxSim {
             inner: Arc::new(Inner {
                 core: SimCore::new(VendorId::EsimFx, settings),
-                client_id: creds.client_id.expose().clone(),
-                client_key: creds.client_key.expose().clone(),
-                webhook_token: creds.webhook_token.as_ref().map(|t| t.expose().clone()),
+                client_id: creds.client_id.expose_secret().to_string(),
+                client_key: creds.client_key.expose_secret().to_string(),
+                webhook_token: creds
+                    .webhook_token
+                    .as_ref()
+                    .map(|t| t.expose_secret().to_string()),
                 jwt_secret: random_alnum(32),
                 products,
                 ledger: Mutex::new(Ledger {
@@ -191,9 +197,9 @@ impl EsimFxSim {
     /// Random credentials for sandbox mode.
     pub fn sandbox_credentials(base_url: url::Url) -> EsimFxCredentials {
         EsimFxCredentials {
-            client_id: Secret::new(random_alnum(20)),
-            client_key: Secret::new(random_alnum(40)),
-            webhook_token: Some(Secret::new(random_alnum(32))),
+            client_id: SecretString::from(random_alnum(20)),
+            client_key: SecretString::from(random_alnum(40)),
+            webhook_token: Some(SecretString::from(random_alnum(32))),
             base_url,
         }
     }

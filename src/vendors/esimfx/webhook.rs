@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::{
-    domain::{api_key::secrets_equal, secret::Secret},
+    domain::{
+        api_key::secrets_equal,
+        secret::{ExposeSecret, SecretString},
+    },
     vendors::{
         CallbackHeaders, CallbackTrust, EsimStatus, VendorError, VendorEvent, VendorEventKind,
     },
@@ -32,10 +35,10 @@ pub fn acknowledgement() -> serde_json::Value {
 /// Without a configured token every callback is refused: an unauthenticated eSIMfx callback
 /// is indistinguishable from a forged one.
 pub fn verify(
-    expected: Option<&Secret<String>>,
+    expected: Option<&SecretString>,
     headers: &CallbackHeaders,
 ) -> Result<CallbackTrust, VendorError> {
-    let Some(expected) = expected.filter(|t| !t.expose().is_empty()) else {
+    let Some(expected) = expected.filter(|t| !t.expose_secret().is_empty()) else {
         return Err(VendorError::Unauthenticated(
             "no eSIMfx webhook token is configured".into(),
         ));
@@ -43,7 +46,7 @@ pub fn verify(
     let presented = headers
         .get(TOKEN_HEADER)
         .ok_or_else(|| VendorError::Unauthenticated("missing token header".into()))?;
-    if secrets_equal(presented.trim(), expected.expose()) {
+    if secrets_equal(presented.trim(), expected.expose_secret()) {
         Ok(CallbackTrust::Verified)
     } else {
         Err(VendorError::Unauthenticated("wrong token header".into()))
@@ -209,7 +212,7 @@ mod tests {
 
     #[test]
     fn token_header_must_match_the_configured_secret() {
-        let secret = Secret::new("s3cr3t-webhook".to_string());
+        let secret = SecretString::from("s3cr3t-webhook".to_string());
         assert_eq!(
             verify(Some(&secret), &headers(Some("s3cr3t-webhook"))).unwrap(),
             CallbackTrust::Verified
@@ -228,7 +231,7 @@ mod tests {
             verify(None, &headers(Some("anything"))),
             Err(VendorError::Unauthenticated(_))
         ));
-        let empty = Secret::new(String::new());
+        let empty = SecretString::from(String::new());
         assert!(verify(Some(&empty), &headers(Some(""))).is_err());
     }
 

@@ -1,7 +1,7 @@
 //! eSIM Go credentials: one API key (`X-API-Key`), which also signs its callbacks.
 
 use crate::{
-    domain::secret::Secret,
+    domain::secret::{ExposeSecret, SecretString},
     vendors::credentials::{CredentialEnv, Credentials, EnvError},
 };
 
@@ -13,7 +13,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.esim-go.com/v2.4";
 
 #[derive(Debug, Clone)]
 pub struct EsimGoCredentials {
-    pub api_key: Secret<String>,
+    pub api_key: SecretString,
     pub base_url: url::Url,
 }
 
@@ -30,7 +30,7 @@ impl Credentials for EsimGoCredentials {
 
     fn to_env(&self) -> Vec<(&'static str, String)> {
         vec![
-            (API_KEY_VAR, self.api_key.expose().clone()),
+            (API_KEY_VAR, self.api_key.expose_secret().to_string()),
             (BASE_URL_VAR, self.base_url.to_string()),
         ]
     }

@@ -26,7 +26,7 @@ use serde_json::Value;
 use crate::{
     domain::{
         money::{Currency, Money},
-        secret::Secret,
+        secret::{ExposeSecret, SecretString},
     },
     vendors::esimgo::credentials::EsimGoCredentials,
     vendors::{
@@ -78,7 +78,7 @@ pub fn classify(status: StatusCode, message: &str) -> VendorError {
 }
 
 pub struct EsimGo {
-    api_key: Secret<String>,
+    api_key: SecretString,
     base_url: url::Url,
     http: VendorHttp,
     timeout: std::time::Duration,
@@ -110,7 +110,7 @@ impl EsimGo {
         self.http
             .client()
             .request(method, url)
-            .header("X-API-Key", self.api_key.expose())
+            .header("X-API-Key", self.api_key.expose_secret())
             // `/esims/assignments` answers CSV unless JSON is asked for.
             .header(header::ACCEPT, "application/json")
     }
@@ -662,7 +662,7 @@ impl Vendor for EsimGo {
         headers: &CallbackHeaders,
         raw_body: &[u8],
     ) -> Result<CallbackTrust, VendorError> {
-        webhook::verify(self.api_key.expose(), headers, raw_body)?;
+        webhook::verify(self.api_key.expose_secret(), headers, raw_body)?;
         Ok(CallbackTrust::Verified)
     }
 
@@ -759,7 +759,7 @@ mod tests {
         ] {
             let g = EsimGo::new(
                 EsimGoCredentials {
-                    api_key: Secret::new("k".into()),
+                    api_key: SecretString::from("k"),
                     base_url: base.parse().unwrap(),
                 },
                 &AdapterOptions::default(),

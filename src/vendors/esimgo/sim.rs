@@ -44,7 +44,10 @@ use serde_json::{Value, json};
 
 use crate::{
     domain::api_key::secrets_equal,
-    domain::{money::Currency, secret::Secret},
+    domain::{
+        money::Currency,
+        secret::{ExposeSecret, SecretString},
+    },
     sandbox::{
         OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
         catalog::{SeedData, vendor_products, vendor_products_sized},
@@ -414,7 +417,7 @@ impl World {
 }
 
 struct Inner {
-    api_key: Secret<String>,
+    api_key: SecretString,
     currency: Currency,
     core: SimCore,
     state: Mutex<World>,
@@ -428,7 +431,7 @@ impl Inner {
     /// Signs and queues a V3 notification to the gateway.
     fn notify(&self, body: Value) {
         let body = body.to_string().into_bytes();
-        let signature = webhook::sign_base64(self.api_key.expose(), &body);
+        let signature = webhook::sign_base64(self.api_key.expose_secret(), &body);
         self.core.deliver(
             OutgoingCallback {
                 content_type: "application/json",
@@ -480,7 +483,7 @@ impl EsimGoSim {
             segments.pop_if_empty().push("v2.4");
         }
         EsimGoCredentials {
-            api_key: Secret::new(random_alnum(32)),
+            api_key: SecretString::from(random_alnum(32)),
             base_url,
         }
     }
@@ -676,7 +679,7 @@ async fn auth(State(sim): State<Arc<Inner>>, req: Request, next: Next) -> Respon
             .map(str::to_owned);
         match given {
             None => error(StatusCode::UNAUTHORIZED, "Unauthorized"),
-            Some(key) if !secrets_equal(&key, sim.api_key.expose()) => {
+            Some(key) if !secrets_equal(&key, sim.api_key.expose_secret()) => {
                 error(StatusCode::FORBIDDEN, "Forbidden")
             }
             Some(_) => next.run(req).await,
@@ -771,7 +774,7 @@ async fn organisation(State(sim): State<Arc<Inner>>) -> Response {
         let balance = sim.state().balance;
         Json(json!({"organisations": [{
             "name": "Sandbox Travel Ltd",
-            "apiKey": sim.api_key.expose(),
+            "apiKey": sim.api_key.expose_secret(),
             "taxLiable": "false",
             "addr1": "1 Sandbox Street",
             "addr2": "",
@@ -1448,7 +1451,7 @@ mod tests {
     fn sandbox_credentials_point_at_the_versioned_path() {
         let c = EsimGoSim::sandbox_credentials("http://127.0.0.1:4000".parse().unwrap());
         assert_eq!(c.base_url.as_str(), "http://127.0.0.1:4000/v2.4");
-        assert_eq!(c.api_key.expose().len(), 32);
+        assert_eq!(c.api_key.expose_secret().len(), 32);
     }
 
     #[test]

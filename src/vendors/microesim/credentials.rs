@@ -2,7 +2,7 @@
 //! signing key is derived.
 
 use crate::{
-    domain::secret::Secret,
+    domain::secret::{ExposeSecret, SecretString},
     vendors::credentials::{CredentialEnv, Credentials, EnvError},
 };
 
@@ -15,9 +15,9 @@ pub const DEFAULT_BASE_URL: &str = "https://www.microesim.top";
 
 #[derive(Debug, Clone)]
 pub struct MicroEsimCredentials {
-    pub account: Secret<String>,
-    pub secret: Secret<String>,
-    pub salt_hex: Secret<String>,
+    pub account: SecretString,
+    pub secret: SecretString,
+    pub salt_hex: SecretString,
     pub base_url: url::Url,
 }
 
@@ -28,7 +28,7 @@ impl Credentials for MicroEsimCredentials {
         else {
             return Ok(None);
         };
-        if hex::decode(salt_hex.expose()).is_err() {
+        if hex::decode(salt_hex.expose_secret()).is_err() {
             return Err(EnvError {
                 var: SALT_HEX_VAR,
                 reason: "must be hex".into(),
@@ -44,9 +44,9 @@ impl Credentials for MicroEsimCredentials {
 
     fn to_env(&self) -> Vec<(&'static str, String)> {
         vec![
-            (ACCOUNT_VAR, self.account.expose().clone()),
-            (SECRET_VAR, self.secret.expose().clone()),
-            (SALT_HEX_VAR, self.salt_hex.expose().clone()),
+            (ACCOUNT_VAR, self.account.expose_secret().to_string()),
+            (SECRET_VAR, self.secret.expose_secret().to_string()),
+            (SALT_HEX_VAR, self.salt_hex.expose_secret().to_string()),
             (BASE_URL_VAR, self.base_url.to_string()),
         ]
     }

@@ -6,6 +6,7 @@
 //! form-urlencoded; success is `code == 1`. Orders are asynchronous: `esimSubscribe` returns
 //! only a `topup_id`, the eSIMs arrive by `topupDetail` polling or an unsigned push.
 
+use crate::domain::secret::ExposeSecret;
 use crate::vendors::CallbackHeaders;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -128,9 +129,9 @@ enum Body<'a> {
 impl MicroEsim {
     pub fn new(creds: MicroEsimCredentials, opts: &AdapterOptions) -> Self {
         let signer = Signer::new(
-            creds.account.expose(),
-            creds.secret.expose(),
-            creds.salt_hex.expose(),
+            creds.account.expose_secret(),
+            creds.secret.expose_secret(),
+            creds.salt_hex.expose_secret(),
         );
         MicroEsim {
             http: VendorHttp::new(VendorId::MicroEsim, opts.timeout, None),

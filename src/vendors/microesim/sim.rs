@@ -34,7 +34,7 @@ use crate::sandbox::{
 };
 use crate::{
     domain::api_key::secrets_equal,
-    domain::secret::Secret,
+    domain::secret::{ExposeSecret, SecretString},
     sandbox::random_digits,
     vendors::microesim::credentials::MicroEsimCredentials,
     vendors::{
@@ -220,9 +220,9 @@ fn money(d: Decimal) -> String {
 impl MicroEsimSim {
     pub fn new(creds: &MicroEsimCredentials, settings: SimSettings) -> Self {
         let signer = Signer::new(
-            creds.account.expose(),
-            creds.secret.expose(),
-            creds.salt_hex.expose(),
+            creds.account.expose_secret(),
+            creds.secret.expose_secret(),
+            creds.salt_hex.expose_secret(),
         )
         .expect("simulator credentials carry a hex salt");
         let plans = vendor_products_sized(VendorId::MicroEsim, settings.catalog_size)
@@ -252,9 +252,9 @@ impl MicroEsimSim {
     pub fn sandbox_credentials(base_url: url::Url) -> MicroEsimCredentials {
         let salt: [u8; 16] = rand::thread_rng().r#gen();
         MicroEsimCredentials {
-            account: Secret::new(format!("sandbox_{}", crate::sandbox::random_alnum(10))),
-            secret: Secret::new(crate::sandbox::random_alnum(28)),
-            salt_hex: Secret::new(hex::encode(salt)),
+            account: SecretString::from(format!("sandbox_{}", crate::sandbox::random_alnum(10))),
+            secret: SecretString::from(crate::sandbox::random_alnum(28)),
+            salt_hex: SecretString::from(hex::encode(salt)),
             base_url,
         }
     }

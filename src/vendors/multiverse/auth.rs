@@ -10,7 +10,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{Multiverse, check_status, parse, wire};
-use crate::{domain::secret::Secret, vendors::VendorError};
+use crate::{
+    domain::secret::{ExposeSecret, SecretString},
+    vendors::VendorError,
+};
 
 /// `X-Multiverse-Access-Token` for a 10-digit unix-seconds timestamp.
 pub fn access_token(user_id: &str, security_token: &str, timestamp: &str) -> String {
@@ -46,8 +49,8 @@ impl Multiverse {
     pub(super) fn current_access_token(&self) -> String {
         let ts = chrono::Utc::now().timestamp().to_string();
         access_token(
-            self.creds.user_id.expose(),
-            self.creds.security_token.expose(),
+            self.creds.user_id.expose_secret(),
+            self.creds.security_token.expose_secret(),
             &ts,
         )
     }
@@ -55,7 +58,7 @@ impl Multiverse {
     /// The OAuth `Authorization` value and its generation (for
     /// [`crate::vendors::support::TokenCache::invalidate`]), fetching a token when none is
     /// cached or the cached one is due for refresh.
-    pub(super) async fn authorization(&self) -> Result<(Secret<String>, u64), VendorError> {
+    pub(super) async fn authorization(&self) -> Result<(SecretString, u64), VendorError> {
         self.tokens
             .get(|| async {
                 let (authorization, lifetime) = self.request_token().await?;
@@ -64,7 +67,7 @@ impl Multiverse {
             .await
     }
 
-    async fn request_token(&self) -> Result<(Secret<String>, Duration), VendorError> {
+    async fn request_token(&self) -> Result<(SecretString, Duration), VendorError> {
         let request = self
             .http
             .client()
@@ -72,8 +75,8 @@ impl Multiverse {
             .header(
                 "Authorization",
                 basic_auth(
-                    self.creds.client_id.expose(),
-                    self.creds.client_secret.expose(),
+                    self.creds.client_id.expose_secret(),
+                    self.creds.client_secret.expose_secret(),
                 ),
             )
             .header("X-Multiverse-Access-Token", self.current_access_token())

@@ -2,7 +2,7 @@
 //! header, and the OAuth2 client-credentials pair.
 
 use crate::{
-    domain::secret::Secret,
+    domain::secret::{ExposeSecret, SecretString},
     vendors::credentials::{CredentialEnv, Credentials, EnvError},
 };
 
@@ -16,10 +16,10 @@ pub const DEFAULT_BASE_URL: &str = "https://multiverse-api.sim-check.info";
 
 #[derive(Debug, Clone)]
 pub struct MultiverseCredentials {
-    pub user_id: Secret<String>,
-    pub security_token: Secret<String>,
-    pub client_id: Secret<String>,
-    pub client_secret: Secret<String>,
+    pub user_id: SecretString,
+    pub security_token: SecretString,
+    pub client_id: SecretString,
+    pub client_secret: SecretString,
     pub base_url: url::Url,
 }
 
@@ -45,10 +45,16 @@ impl Credentials for MultiverseCredentials {
 
     fn to_env(&self) -> Vec<(&'static str, String)> {
         vec![
-            (USER_ID_VAR, self.user_id.expose().clone()),
-            (SECURITY_TOKEN_VAR, self.security_token.expose().clone()),
-            (CLIENT_ID_VAR, self.client_id.expose().clone()),
-            (CLIENT_SECRET_VAR, self.client_secret.expose().clone()),
+            (USER_ID_VAR, self.user_id.expose_secret().to_string()),
+            (
+                SECURITY_TOKEN_VAR,
+                self.security_token.expose_secret().to_string(),
+            ),
+            (CLIENT_ID_VAR, self.client_id.expose_secret().to_string()),
+            (
+                CLIENT_SECRET_VAR,
+                self.client_secret.expose_secret().to_string(),
+            ),
             (BASE_URL_VAR, self.base_url.to_string()),
         ]
     }

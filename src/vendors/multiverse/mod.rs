@@ -16,7 +16,10 @@ use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::{
-    domain::{money::Money, secret::Secret},
+    domain::{
+        money::Money,
+        secret::{ExposeSecret, SecretString},
+    },
     vendors::multiverse::credentials::MultiverseCredentials,
     vendors::{
         AdapterOptions, CallbackTrust, CancelOutcome, EsimRef, Offer, OrderState, PlaceOrder,
@@ -77,7 +80,7 @@ pub struct Multiverse {
     topup_unsupported: AtomicBool,
     /// The OAuth token, fetched once for all concurrent callers instead of stampeding
     /// `/auth/token` (see `auth.rs`).
-    tokens: TokenCache<Secret<String>>,
+    tokens: TokenCache<SecretString>,
 }
 
 impl Multiverse {
@@ -134,7 +137,7 @@ impl Multiverse {
                 .http
                 .client()
                 .request(method.clone(), self.url(path)?)
-                .header("Authorization", authorization.expose())
+                .header("Authorization", authorization.expose_secret())
                 .header("X-Multiverse-Access-Token", self.current_access_token());
             if let Some(body) = body {
                 request = request.json(body);

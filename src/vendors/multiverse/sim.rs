@@ -43,7 +43,10 @@ use crate::sandbox::{
 };
 use crate::{
     domain::api_key::secrets_equal,
-    domain::{money::Currency, secret::Secret},
+    domain::{
+        money::Currency,
+        secret::{ExposeSecret, SecretString},
+    },
     vendors::{
         VendorId,
         multiverse::{
@@ -180,10 +183,10 @@ impl MultiverseSim {
         MultiverseSim {
             core: SimCore::new(VendorId::Multiverse, settings),
             creds: Arc::new(SimCredentials {
-                user_id: creds.user_id.expose().clone(),
-                security_token: creds.security_token.expose().clone(),
-                client_id: creds.client_id.expose().clone(),
-                client_secret: creds.client_secret.expose().clone(),
+                user_id: creds.user_id.expose_secret().to_string(),
+                security_token: creds.security_token.expose_secret().to_string(),
+                client_id: creds.client_id.expose_secret().to_string(),
+                client_secret: creds.client_secret.expose_secret().to_string(),
             }),
             state: Arc::new(Mutex::new(SimState {
                 packages,
@@ -206,10 +209,10 @@ impl MultiverseSim {
     /// Random credentials for sandbox mode.
     pub fn sandbox_credentials(base_url: url::Url) -> MultiverseCredentials {
         MultiverseCredentials {
-            user_id: Secret::new(format!("sandbox-{}", random_alnum(8))),
-            security_token: Secret::new(random_alnum(32)),
-            client_id: Secret::new(format!("mv-{}", random_alnum(12))),
-            client_secret: Secret::new(random_alnum(32)),
+            user_id: SecretString::from(format!("sandbox-{}", random_alnum(8))),
+            security_token: SecretString::from(random_alnum(32)),
+            client_id: SecretString::from(format!("mv-{}", random_alnum(12))),
+            client_secret: SecretString::from(random_alnum(32)),
             base_url,
         }
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::assumptions;
 use crate::{
-    domain::{money::Money, secret::Secret},
+    domain::{money::Money, secret::SecretString},
     vendors::{
         DataAllowance, DataKind, EsimProfile, EsimStatus, Offer, OrderState, Usage, VendorError,
         VendorId, VendorOrderStatus, lpa,
@@ -55,7 +55,7 @@ pub struct TokenResponse {
 
 impl TokenResponse {
     /// The `Authorization` value for later calls and how long it lives.
-    pub fn into_authorization(self) -> Result<(Secret<String>, Duration), VendorError> {
+    pub fn into_authorization(self) -> Result<(SecretString, Duration), VendorError> {
         let token = self
             .access_token
             .filter(|t| !t.trim().is_empty())
@@ -72,7 +72,7 @@ impl TokenResponse {
             .map(Duration::from_secs)
             .unwrap_or(assumptions::DEFAULT_TOKEN_LIFETIME);
         Ok((
-            Secret::new(format!("{} {}", token_type.trim(), token.trim())),
+            SecretString::from(format!("{} {}", token_type.trim(), token.trim())),
             lifetime,
         ))
     }
@@ -445,6 +445,7 @@ impl BalanceResponse {
 
 #[cfg(test)]
 mod tests {
+    use crate::domain::secret::ExposeSecret;
     use chrono::TimeZone;
 
     /// Prices and balances that an f64 would change arrive exact (parsed from raw text),
@@ -475,7 +476,7 @@ mod tests {
         )
         .unwrap();
         let (auth, life) = t.into_authorization().unwrap();
-        assert_eq!(auth.expose(), "Bearer abc.def");
+        assert_eq!(auth.expose_secret(), "Bearer abc.def");
         assert_eq!(life, Duration::from_secs(3600));
     }
 
@@ -484,7 +485,7 @@ mod tests {
         let t: TokenResponse =
             serde_json::from_str(r#"{"token_type":"bearer","access_token":"x"}"#).unwrap();
         let (auth, life) = t.into_authorization().unwrap();
-        assert_eq!(auth.expose(), "bearer x");
+        assert_eq!(auth.expose_secret(), "bearer x");
         assert_eq!(life, assumptions::DEFAULT_TOKEN_LIFETIME);
         let t: TokenResponse = serde_json::from_str(r#"{"token_type":"Bearer"}"#).unwrap();
         assert!(t.into_authorization().unwrap_err().nothing_bought());
