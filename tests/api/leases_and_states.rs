@@ -4,7 +4,6 @@
 //! attention deadline and the operator's way out. Every "one vendor order / call" is
 //! counted at the simulators.
 
-use esim_gateway::domain::secret::ExposeSecret;
 use std::time::Duration;
 
 use esim_gateway::{
@@ -131,23 +130,10 @@ async fn esimfx_esim(s: &SandboxApp, key: &str) -> String {
     done["esims"][0]["iccid"].as_str().unwrap().to_string()
 }
 
-fn esimfx_token(s: &SandboxApp) -> String {
-    s.sandbox
-        .credentials
-        .esimfx
-        .as_ref()
-        .unwrap()
-        .webhook_token
-        .as_ref()
-        .unwrap()
-        .expose_secret()
-        .to_string()
-}
-
 async fn send_esimfx(s: &SandboxApp, body: &Value) -> u16 {
     s.app
         .post("/webhooks/esimfx")
-        .header("token", esimfx_token(s))
+        .header("token", s.esimfx_webhook_token())
         .json(body)
         .send()
         .await

@@ -133,6 +133,18 @@ impl SandboxApp {
             .to_string()
     }
 
+    /// The simulated eSIMfx account's webhook token, the `token` header of its callbacks.
+    pub fn esimfx_webhook_token(&self) -> String {
+        self.sandbox
+            .credentials
+            .esimfx
+            .as_ref()
+            .and_then(|c| c.webhook_token.as_ref())
+            .expect("eSIMfx is simulated with a webhook token")
+            .expose_secret()
+            .to_string()
+    }
+
     pub fn core(&self, v: VendorId) -> &SimCore {
         self.sandbox.core(v)
     }

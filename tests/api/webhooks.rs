@@ -299,19 +299,6 @@ async fn every_vendors_own_callbacks_are_accepted_and_applied() {
     }
 }
 
-async fn esimfx_token(s: &SandboxApp) -> String {
-    s.sandbox
-        .credentials
-        .esimfx
-        .as_ref()
-        .unwrap()
-        .webhook_token
-        .as_ref()
-        .unwrap()
-        .expose_secret()
-        .to_string()
-}
-
 async fn esim_status(s: &SandboxApp, iccid: &str) -> String {
     s.get("/v1/orders?limit=200").await["data"]
         .as_array()
@@ -339,7 +326,7 @@ async fn an_older_event_arriving_after_a_newer_one_never_moves_an_esim_backwards
         .settle(order["id"].as_str().unwrap(), Duration::from_secs(10))
         .await;
     let iccid = done["esims"][0]["iccid"].as_str().unwrap().to_string();
-    let token = esimfx_token(&s).await;
+    let token = s.esimfx_webhook_token();
     let now = chrono::Utc::now();
     let send = |event: &str, at: chrono::DateTime<chrono::Utc>| {
         s.app
