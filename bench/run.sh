@@ -10,6 +10,9 @@
 # Usage: bench/run.sh     SIZE=10000 DURATION=10s CONNECTIONS=64 ORDER_DELAY_MS=50
 #                         ORDER_CONNECTIONS=32 ORDER_DURATION=4s NGINX_WORKERS=1
 #                         ONLY=orders (sync and order overhead only)
+#                         SYNC_COMMIT=off (diagnostic only: the bench database commits
+#                         without waiting for its WAL flush, to show how much of the order
+#                         overhead is the disk; never a setting for a real deployment)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +26,7 @@ CALLBACK_DURATION=${CALLBACK_DURATION:-6s}
 CALLBACK_BODIES=${CALLBACK_BODIES:-60000}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
 ONLY=${ONLY:-all}
+SYNC_COMMIT=${SYNC_COMMIT:-on}
 PORT=${PORT:-18080}
 CB_PORT=${CB_PORT:-18081}
 REPLICA_PORT=${REPLICA_PORT:-18082}
@@ -68,6 +72,11 @@ common_env() {
 }
 
 # ---------------------------------------------------------------- gateway (sandbox)
+if [ "$SYNC_COMMIT" = off ]; then
+  psql "$DATABASE_SERVER/postgres" -qc "CREATE DATABASE $DB" >/dev/null
+  psql "$DATABASE_SERVER/postgres" -qc "ALTER DATABASE $DB SET synchronous_commit = off" >/dev/null
+  echo "synchronous_commit = off on the bench database (diagnostic: commits do not wait for the disk)"
+fi
 common_env "$DB" "$PORT" SANDBOX=true SANDBOX_CATALOG_SIZE="$SIZE" "$BIN" serve >"$WORK/gateway.log" 2>&1 &
 GW=$!
 PIDS+=("$GW")
