@@ -22,7 +22,9 @@ use utoipa::ToSchema;
 /// its name in routes, the database and metrics (must equal the module name); its display
 /// name; the adapter type (`<module>::<Adapter>`); the simulator type (`<module>::sim::<Sim>`);
 /// the credentials type (`<module>::credentials::<Credentials>`); whether the vendor documents
-/// a top-up operation (see [`VendorId::topups_documented`]).
+/// a top-up operation (see [`VendorId::topups_documented`]); the simulator's currency and
+/// price level, a multiplier on the seed catalogue's reference prices (see
+/// `sandbox::catalog::vendor_pricing`).
 ///
 /// Adding a vendor is one folder with the files every other vendor has, one line here, and
 /// its tests (`CONTRIBUTING.md` has the checklist); the compiler then points at every
@@ -33,11 +35,11 @@ use utoipa::ToSchema;
 macro_rules! vendor_table {
     ($then:ident) => {
         $then! {
-            EsimAccess esimaccess "esimaccess" "eSIM Access"  EsimAccess EsimAccessSim EsimAccessCredentials (true);
-            EsimGo     esimgo     "esimgo"     "eSIM Go"      EsimGo     EsimGoSim     EsimGoCredentials     (true);
-            EsimFx     esimfx     "esimfx"     "Nomad eSIMfx" EsimFx     EsimFxSim     EsimFxCredentials     (true);
-            MicroEsim  microesim  "microesim"  "MicroEsim"    MicroEsim  MicroEsimSim  MicroEsimCredentials  (microesim::assumptions::SUPPORTS_TOPUP);
-            Multiverse multiverse "multiverse" "Multiverse"   Multiverse MultiverseSim MultiverseCredentials (multiverse::assumptions::TOPUP_DOCUMENTED);
+            EsimAccess esimaccess "esimaccess" "eSIM Access"  EsimAccess EsimAccessSim EsimAccessCredentials (true) ("USD" "0.92");
+            EsimGo     esimgo     "esimgo"     "eSIM Go"      EsimGo     EsimGoSim     EsimGoCredentials     (true) ("GBP" "0.95");
+            EsimFx     esimfx     "esimfx"     "Nomad eSIMfx" EsimFx     EsimFxSim     EsimFxCredentials     (true) ("USD" "1.00");
+            MicroEsim  microesim  "microesim"  "MicroEsim"    MicroEsim  MicroEsimSim  MicroEsimCredentials  (microesim::assumptions::SUPPORTS_TOPUP) ("HKD" "0.90");
+            Multiverse multiverse "multiverse" "Multiverse"   Multiverse MultiverseSim MultiverseCredentials (multiverse::assumptions::TOPUP_DOCUMENTED) ("EUR" "1.04");
         }
     };
 }
@@ -45,7 +47,7 @@ macro_rules! vendor_table {
 pub(crate) use vendor_table;
 
 macro_rules! define_vendor_ids {
-    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
+    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr) ($seed_currency:literal $seed_level:literal);)*) => {
         /// The five wholesale vendors. The string form is used in routes (`/webhooks/{vendor}`),
         /// env variable prefixes, the database and metrics labels.
         #[derive(

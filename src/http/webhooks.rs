@@ -125,7 +125,7 @@ async fn handle(state: AppState, vendor: VendorId, request: Request) -> ApiResul
 /// (operation id and handler) after the vendor's module, summarised by its
 /// `webhook::ROUTE_SUMMARY`.
 macro_rules! define_webhook_routes {
-    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
+    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr) ($seed_currency:literal $seed_level:literal);)*) => {
         $(
             #[utoipa::path(
                 post, path = concat!("/webhooks/", $name), tag = "webhooks",

@@ -236,15 +236,17 @@ fn stable_hash(parts: &[&str]) -> u64 {
 }
 
 /// Each simulated vendor's currency and general price level (a multiplier on the
-/// reference price); per-product jitter on top makes the cheapest vendor vary by product.
+/// reference price), from the vendor table; per-product jitter on top makes the cheapest
+/// vendor vary by product.
 pub fn vendor_pricing(vendor: VendorId) -> (Currency, Decimal) {
-    let (cur, level) = match vendor {
-        VendorId::EsimAccess => ("USD", "0.92"),
-        VendorId::EsimGo => ("GBP", "0.95"),
-        VendorId::EsimFx => ("USD", "1.00"),
-        VendorId::MicroEsim => ("HKD", "0.90"),
-        VendorId::Multiverse => ("EUR", "1.04"),
-    };
+    macro_rules! seed_pricing {
+        ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr) ($seed_currency:literal $seed_level:literal);)*) => {
+            match vendor {
+                $(VendorId::$id => ($seed_currency, $seed_level),)*
+            }
+        };
+    }
+    let (cur, level) = crate::domain::vendor::vendor_table!(seed_pricing);
     (cur.parse().expect("valid currency"), dec(level))
 }
 

@@ -112,7 +112,7 @@ pub trait Credentials: Sized + Clone + std::fmt::Debug + Send + Sync + 'static {
 /// Fills [`VendorCredentials`] from the vendor table: one `Option` field per vendor, named
 /// by its module, so `creds.esimgo` is eSIM Go's.
 macro_rules! define_credentials {
-    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
+    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr) ($seed_currency:literal $seed_level:literal);)*) => {
         /// Credentials per vendor; `None` when the vendor is not configured for live use.
         #[derive(Debug, Clone, Default)]
         pub struct VendorCredentials {

@@ -37,7 +37,7 @@ pub use crate::domain::vendor::{UnknownVendor, VendorId};
 
 /// The vendor-layer columns of [`vendor_table!`]: what each vendor's folder answers.
 macro_rules! define_vendor_methods {
-    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
+    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr) ($seed_currency:literal $seed_level:literal);)*) => {
         impl VendorId {
             /// Whether the vendor documents an operation that adds data to an existing eSIM.
             /// Only then does the gateway sell top-ups on its eSIMs: a guessed top-up call
@@ -72,7 +72,7 @@ vendor_table!(define_vendor_methods);
 /// The module column of the table, for the test that holds names to module names.
 #[cfg(test)]
 macro_rules! table_modules {
-    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
+    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr) ($seed_currency:literal $seed_level:literal);)*) => {
         [$((VendorId::$id, stringify!($module))),*]
     };
 }

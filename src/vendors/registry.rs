@@ -58,7 +58,7 @@ impl Vendors {
 }
 
 macro_rules! define_from_credentials {
-    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
+    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr) ($seed_currency:literal $seed_level:literal);)*) => {
         impl Vendors {
             /// Adapters for the vendors that have credentials, all in `mode` (live
             /// credentials, or the sandbox's own pointing at its simulators).

@@ -17,7 +17,7 @@ use crate::{
 };
 
 macro_rules! define_sandbox {
-    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr);)*) => {
+    ($($id:ident $module:ident $name:literal $display:literal $adapter:ident $sim:ident $creds:ident ($topups:expr) ($seed_currency:literal $seed_level:literal);)*) => {
         /// The running simulators (one field per vendor, named by its module), their
         /// credentials, and adapters pointed at them.
         pub struct Sandbox {
