@@ -13,7 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    callbacks::CallbackError,
+    callbacks::{CallbackError, ingest::IngestError},
     ordering::{OrderingError, place::REPLAY_RETRY_AFTER_SECS},
 };
 
@@ -315,6 +315,23 @@ impl From<CallbackError> for ApiError {
         match e {
             CallbackError::Database(e) => e.into(),
             other => Self::Internal(other.into()),
+        }
+    }
+}
+
+/// A callback refused before it was stored, or stored and not applied yet.
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::VendorNotEnabled => {
+                ApiError::not_found("vendor_not_enabled", "this vendor is not enabled")
+            }
+            IngestError::Unauthenticated => ApiError::unauthorized("callback verification failed"),
+            IngestError::Unparseable(message) => {
+                ApiError::bad_request("unparseable_callback", message)
+            }
+            IngestError::Store(e) => e.into(),
+            IngestError::Apply(e) => e.into(),
         }
     }
 }

@@ -47,22 +47,6 @@ impl CallbackLimiter {
     }
 }
 
-impl From<IngestError> for ApiError {
-    fn from(e: IngestError) -> Self {
-        match e {
-            IngestError::VendorNotEnabled => {
-                ApiError::not_found("vendor_not_enabled", "this vendor is not enabled")
-            }
-            IngestError::Unauthenticated => ApiError::unauthorized("callback verification failed"),
-            IngestError::Unparseable(message) => {
-                ApiError::bad_request("unparseable_callback", message)
-            }
-            IngestError::Store(e) => e.into(),
-            IngestError::Apply(e) => e.into(),
-        }
-    }
-}
-
 /// The headers as the vendor layer sees them (lower-cased names; values that are not
 /// visible ASCII are left out).
 impl From<&HeaderMap> for CallbackHeaders {
