@@ -51,6 +51,11 @@ pub struct Config {
     pub order_attention_after: Duration,
     /// `USAGE_THRESHOLDS`: percentages of a bundle that fire `esim.usage_threshold`.
     pub usage_thresholds: Vec<u8>,
+    /// `BREAKER_FAILURES`: unknown/unreachable order outcomes in a row that open a vendor's
+    /// circuit breaker.
+    pub breaker_failures: u32,
+    /// `BREAKER_COOLDOWN`: how long an open breaker keeps new orders away from its vendor.
+    pub breaker_cooldown: Duration,
     pub server: ServerLimits,
     /// `CALLBACK_RATE_LIMIT`: callbacks per second accepted per vendor route (burst of twice
     /// that); beyond it a 429, before the body is read.
@@ -278,6 +283,12 @@ impl Config {
             parse_duration,
         )?;
         let usage_thresholds = env.parse("USAGE_THRESHOLDS", vec![80, 100], parse_thresholds)?;
+        let breaker_failures = env.parse("BREAKER_FAILURES", 3, |s| match s.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err("expected a number of failures from 1 to 1000".into()),
+        })?;
+        let breaker_cooldown =
+            env.parse("BREAKER_COOLDOWN", Duration::from_secs(60), parse_duration)?;
 
         let defaults = ServerLimits::default();
         let server = ServerLimits {
@@ -330,6 +341,8 @@ impl Config {
             order_lease,
             order_attention_after,
             usage_thresholds,
+            breaker_failures,
+            breaker_cooldown,
             server,
             callback_rate_limit,
             vendors,
@@ -368,6 +381,8 @@ mod tests {
         assert!(c.sandbox, "sandbox is on when no vendor has credentials");
         assert_eq!(c.catalog_sync_interval, Duration::from_secs(900));
         assert_eq!(c.usage_max_age, Duration::from_secs(300));
+        assert_eq!(c.breaker_failures, 3);
+        assert_eq!(c.breaker_cooldown, Duration::from_secs(60));
     }
 
     #[test]

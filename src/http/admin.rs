@@ -24,7 +24,7 @@ use crate::{
         paging::{self, Cursor},
         plans::plan_not_found,
     },
-    ordering::{Ctx, health, provision, purchase, view},
+    ordering::{Ctx, breaker::BreakerState, health, provision, purchase, view},
     store,
     vendors::{VendorId, registry::VendorMode},
 };
@@ -49,8 +49,13 @@ pub struct VendorStatus {
     pub enabled: bool,
     /// `live` or `sandbox`; null when disabled.
     pub mode: Option<VendorMode>,
-    /// The last catalogue sync succeeded (and no error came after it).
+    /// The last catalogue sync succeeded (and no error came after it) and the circuit
+    /// breaker is closed.
     pub healthy: bool,
+    /// The vendor's circuit breaker: new orders skip the vendor while it is open.
+    pub breaker: VendorBreaker,
+    /// The vendor's real order attempts over the last `window_seconds`.
+    pub attempts: VendorAttempts,
     /// Active offers in the stored catalogue.
     pub offer_count: u64,
     /// Offers in the last sync the normalizer could not understand (never sold).
@@ -62,6 +67,42 @@ pub struct VendorStatus {
     /// Prepaid balance at the vendor, read now; null when it could not be read.
     pub balance: Option<Money>,
     pub balance_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerStatus {
+    /// Orders go to the vendor.
+    Closed,
+    /// New orders skip the vendor until `until`.
+    Open,
+    /// The cool-down is over: one order at a time tries the vendor; its answer closes the
+    /// breaker, its failure opens it again.
+    HalfOpen,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VendorBreaker {
+    pub state: BreakerStatus,
+    /// When the breaker last opened; null when closed.
+    pub opened_at: Option<DateTime<Utc>>,
+    /// The end of the cool-down; null when closed.
+    pub until: Option<DateTime<Utc>>,
+    /// Unknown or unreachable order outcomes in a row (an answer resets it).
+    pub consecutive_failures: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VendorAttempts {
+    pub window_seconds: u64,
+    /// The vendor has the order.
+    pub placed: u64,
+    /// Definite refusals (sold out, insufficient balance, …).
+    pub refused: u64,
+    /// No usable answer (timeout, dropped connection, unreachable), as reconciled so far.
+    pub unknown: u64,
+    /// Median latency of the window's vendor calls, in milliseconds.
+    pub latency_p50_ms: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -97,6 +138,23 @@ async fn list_vendors(_: Admin, State(state): State<AppState>) -> ApiResult<Json
                 enabled: r.mode.is_some(),
                 mode: r.mode,
                 healthy: r.healthy,
+                breaker: VendorBreaker {
+                    state: match r.breaker.state {
+                        BreakerState::Closed => BreakerStatus::Closed,
+                        BreakerState::Open => BreakerStatus::Open,
+                        BreakerState::HalfOpen => BreakerStatus::HalfOpen,
+                    },
+                    opened_at: r.breaker.opened_at,
+                    until: r.breaker.until,
+                    consecutive_failures: r.breaker.consecutive_failures,
+                },
+                attempts: VendorAttempts {
+                    window_seconds: health::ATTEMPT_WINDOW.as_secs(),
+                    placed: r.attempts.placed.max(0) as u64,
+                    refused: r.attempts.refused.max(0) as u64,
+                    unknown: r.attempts.unknown.max(0) as u64,
+                    latency_p50_ms: r.attempts.latency_p50_ms,
+                },
                 offer_count: r.offer_count,
                 unparsed_count: sync.map_or(0, |s| s.unparsed_count as u64),
                 last_sync_at: sync.and_then(|s| s.last_success_at),

@@ -1,5 +1,11 @@
-//! Whether a vendor is healthy, the one rule routing and the admin API share, and the
-//! vendors' status as operators see it (sync health, offers, prepaid balance).
+//! Whether a vendor is healthy, the one model routing and the admin API share, and the
+//! vendors' status as operators see it (sync health, circuit breaker, recent order
+//! attempts, offers, prepaid balance).
+//!
+//! A vendor's health has three parts: its catalogue sync (below), its circuit breaker
+//! ([`super::breaker`]: routing skips a vendor whose breaker is open) and the outcome of
+//! its real order attempts over [`ATTEMPT_WINDOW`], read from the attempts every replica
+//! records, so that every replica reports the same numbers.
 //!
 //! The rule: a vendor is healthy when its last catalogue sync succeeded and no failed sync
 //! came after that success. A vendor never synced here is `Unknown`: routing does not hold
@@ -8,10 +14,20 @@
 
 use std::time::Duration;
 
-use super::{Ctx, error::OrderingResult};
+use chrono::{DateTime, Utc};
+
+use super::{
+    Ctx,
+    breaker::{self, BreakerState},
+    error::OrderingResult,
+};
 use crate::{
     domain::money::Money,
-    store::{self, offers::SyncState},
+    store::{
+        self,
+        breakers::{AttemptWindow, BreakerRow},
+        offers::SyncState,
+    },
     vendors::{VendorId, registry::VendorMode},
 };
 
@@ -41,14 +57,49 @@ pub fn of(states: &[SyncState], vendor: VendorId) -> Health {
     of_sync(states.iter().find(|s| s.vendor == vendor.as_str()))
 }
 
+/// How far back the attempt counts and latency reach.
+pub const ATTEMPT_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// A vendor's circuit breaker as it stands now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerView {
+    pub state: BreakerState,
+    pub opened_at: Option<DateTime<Utc>>,
+    /// The end of the cool-down (open) or of the last one (half-open).
+    pub until: Option<DateTime<Utc>>,
+    pub consecutive_failures: u32,
+}
+
+impl BreakerView {
+    pub fn of(row: Option<&BreakerRow>, now: DateTime<Utc>) -> BreakerView {
+        match row {
+            None => BreakerView {
+                state: BreakerState::Closed,
+                opened_at: None,
+                until: None,
+                consecutive_failures: 0,
+            },
+            Some(r) => BreakerView {
+                state: breaker::state(r, now),
+                opened_at: r.opened_at,
+                until: r.open_until,
+                consecutive_failures: r.consecutive_failures.max(0) as u32,
+            },
+        }
+    }
+}
+
 /// One vendor as operators see it.
 #[derive(Debug, Clone)]
 pub struct VendorReport {
     pub id: VendorId,
     /// `None` when the vendor is not enabled here.
     pub mode: Option<VendorMode>,
-    /// Enabled and [`Health::Healthy`].
+    /// Enabled, [`Health::Healthy`] and its breaker closed.
     pub healthy: bool,
+    pub breaker: BreakerView,
+    /// Its order attempts over [`ATTEMPT_WINDOW`].
+    pub attempts: AttemptWindow,
     /// Active offers in the stored catalogue.
     pub offer_count: u64,
     pub sync: Option<SyncState>,
@@ -63,16 +114,33 @@ const BALANCE_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn vendors_status(ctx: &Ctx) -> OrderingResult<Vec<VendorReport>> {
     let states = store::offers::sync_states(&ctx.pool).await?;
     let counts = store::offers::active_counts(&ctx.pool).await?;
+    let (breakers, now) = store::breakers::all(&ctx.pool).await?;
+    let windows = store::breakers::attempt_window(&ctx.pool, ATTEMPT_WINDOW).await?;
     let balances = balances(ctx).await;
     Ok(VendorId::ALL
         .into_iter()
         .map(|id| {
             let mode = ctx.vendors.get(id).map(|e| e.mode);
             let sync = states.iter().find(|s| s.vendor == id.as_str()).cloned();
+            let breaker = BreakerView::of(breakers.iter().find(|b| b.vendor == id.as_str()), now);
+            if mode.is_some() {
+                breaker::export(id, breaker.state);
+            }
             VendorReport {
                 id,
                 mode,
-                healthy: mode.is_some() && of_sync(sync.as_ref()) == Health::Healthy,
+                healthy: mode.is_some()
+                    && of_sync(sync.as_ref()) == Health::Healthy
+                    && breaker.state == BreakerState::Closed,
+                attempts: windows
+                    .iter()
+                    .find(|w| w.vendor == id.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| AttemptWindow {
+                        vendor: id.as_str().to_string(),
+                        ..AttemptWindow::default()
+                    }),
+                breaker,
                 offer_count: counts
                     .iter()
                     .find(|(v, _)| v == id.as_str())

@@ -14,6 +14,7 @@ pub use crate::domain::order::OrderStatus;
 use crate::{AppState, catalog::pricing::Pricing, vendors::registry::Vendors};
 
 pub mod answer;
+pub mod breaker;
 pub mod cancel;
 pub mod error;
 pub mod events;
@@ -44,6 +45,8 @@ pub struct Ctx {
     /// How long after an attempt was sent a vendor's "no such order" is believed: a vendor
     /// may still be processing a request sent moments ago (adapter timeout plus margin).
     pub reconcile_settle: Duration,
+    /// When a vendor's breaker opens and for how long.
+    pub breaker: breaker::BreakerSettings,
 }
 
 impl Ctx {
@@ -59,7 +62,17 @@ impl Ctx {
             attention_after: state.config.order_attention_after,
             usage_thresholds: state.config.usage_thresholds.clone(),
             reconcile_settle: RECONCILE_SETTLE,
+            breaker: breaker::BreakerSettings {
+                failures: state.config.breaker_failures,
+                cooldown: state.config.breaker_cooldown,
+            },
         }
+    }
+
+    /// How long a half-open probe is held: one vendor call at most (the settle margin
+    /// covers the adapter's timeout), so a probe whose order died frees itself.
+    pub fn probe_lease(&self) -> Duration {
+        self.reconcile_settle
     }
 
     /// Delay before the provisioner's next look after `checks` looks.

@@ -7,6 +7,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::{
     Ctx,
+    breaker::{self, Signal},
     error::{OrderingError, OrderingResult},
     events::transition_order,
     lease::Lease,
@@ -117,10 +118,14 @@ async fn plan_key(ctx: &Ctx, plan_id: &str) -> sqlx::Result<Option<PlanKey>> {
 pub struct Ranked {
     pub offer: RoutableOffer,
     pub cost_in_retail: rust_decimal::Decimal,
+    /// The half-open probe version this order holds for the offer's vendor, if it does.
+    pub probe: Option<i64>,
 }
 
 /// The offers that can fill `key`, cheapest first (`routing::rank`), from vendors with an
-/// adapter here and not in `tried` (offers already refused for this order).
+/// adapter here, not in `tried` (offers already refused for this order) and admitted by
+/// their circuit breaker: an open breaker's offers are left out, a half-open one's only
+/// when this order claimed its probe.
 pub async fn ranked_offers(
     ctx: &Ctx,
     key: &PlanKey,
@@ -130,7 +135,7 @@ pub async fn ranked_offers(
     let health = store::offers::sync_states(&ctx.pool).await?;
     // A vendor without a sync record yet is not held back: only a failed sync is evidence.
     let healthy = |v| super::health::of(&health, v) != super::health::Health::Unhealthy;
-    Ok(routing::rank(
+    let ranked: Vec<_> = routing::rank(
         key,
         offers.iter().map(|o| &o.routable),
         &ctx.pricing.fx,
@@ -139,11 +144,25 @@ pub async fn ranked_offers(
     )
     .into_iter()
     .filter(|c| !tried.contains(&c.offer.offer_id) && ctx.vendors.adapter(c.offer.vendor).is_some())
-    .map(|c| Ranked {
-        offer: c.offer.clone(),
-        cost_in_retail: c.cost_in_retail,
-    })
-    .collect())
+    .collect();
+    let mut vendors: Vec<_> = ranked.iter().map(|c| c.offer.vendor).collect();
+    vendors.sort();
+    vendors.dedup();
+    let admitted = super::breaker::admit(ctx, &vendors).await?;
+    Ok(ranked
+        .into_iter()
+        .filter_map(|c| {
+            let probe = admitted
+                .iter()
+                .find(|(v, _)| *v == c.offer.vendor)
+                .and_then(|(_, a)| *a)?;
+            Some(Ranked {
+                offer: c.offer.clone(),
+                cost_in_retail: c.cost_in_retail,
+                probe,
+            })
+        })
+        .collect())
 }
 
 /// One offer behind a plan in the order an order would try it, for operators.
@@ -230,6 +249,27 @@ pub async fn try_offers(
     order: &OrderRow,
     lease: &Lease,
     ranked: &[Ranked],
+    first: Option<AttemptRow>,
+) -> Result<Step, PurchaseError> {
+    let step = try_in_turn(ctx, order, lease, ranked, first).await;
+    // A probe claimed for a vendor this order never reached is given back at once (one that
+    // was used is already settled by its outcome; the release then does nothing).
+    let mut released = HashSet::new();
+    for c in ranked {
+        if let Some(v) = c.probe
+            && released.insert(c.offer.vendor)
+        {
+            super::breaker::release(ctx, c.offer.vendor, v).await;
+        }
+    }
+    step
+}
+
+async fn try_in_turn(
+    ctx: &Ctx,
+    order: &OrderRow,
+    lease: &Lease,
+    ranked: &[Ranked],
     mut first: Option<AttemptRow>,
 ) -> Result<Step, PurchaseError> {
     let placed_at = order.created_at;
@@ -261,6 +301,13 @@ pub async fn try_offers(
             .await;
         let latency = started.elapsed().as_millis() as i64;
         let retail_cost = candidate.cost_in_retail * rust_decimal::Decimal::from(order.quantity);
+        let signal = match &result {
+            Ok(_) | Err(VendorError::Rejected { .. } | VendorError::Unsupported) => {
+                Signal::Answered
+            }
+            Err(_) => Signal::Failed,
+        };
+        breaker::record(ctx, offer.vendor, signal, candidate.probe).await;
         match result {
             Ok(state) => {
                 return placed(

@@ -1,0 +1,130 @@
+//! `vendor_breakers` (one circuit breaker per vendor) and the health window read from
+//! `order_attempts`. The breaker rule itself lives in `ordering::breaker`; these functions
+//! only load a row under lock, with the database's clock, and write it back.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+/// One vendor's breaker as stored. A vendor without a row is closed with no failures.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BreakerRow {
+    pub vendor: String,
+    pub consecutive_failures: i32,
+    pub opened_at: Option<DateTime<Utc>>,
+    pub open_until: Option<DateTime<Utc>>,
+    pub probe_version: i64,
+    pub probe_expires_at: Option<DateTime<Utc>>,
+}
+
+impl BreakerRow {
+    pub fn closed(vendor: &str) -> BreakerRow {
+        BreakerRow {
+            vendor: vendor.to_string(),
+            consecutive_failures: 0,
+            opened_at: None,
+            open_until: None,
+            probe_version: 0,
+            probe_expires_at: None,
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "vendor, consecutive_failures, opened_at, open_until, probe_version, probe_expires_at";
+
+/// Every stored breaker, with the database's clock (every replica judges time by it).
+pub async fn all(pool: &PgPool) -> sqlx::Result<(Vec<BreakerRow>, DateTime<Utc>)> {
+    let rows = sqlx::query_as::<_, BreakerRow>(&format!(
+        "SELECT {COLUMNS} FROM vendor_breakers ORDER BY vendor"
+    ))
+    .fetch_all(pool)
+    .await?;
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
+    Ok((rows, now))
+}
+
+/// The vendor's breaker locked for update in the caller's transaction (created closed if
+/// missing), with the transaction's clock.
+pub async fn lock(
+    conn: &mut PgConnection,
+    vendor: &str,
+) -> sqlx::Result<(BreakerRow, DateTime<Utc>)> {
+    sqlx::query("INSERT INTO vendor_breakers (vendor) VALUES ($1) ON CONFLICT (vendor) DO NOTHING")
+        .bind(vendor)
+        .execute(&mut *conn)
+        .await?;
+    let row = sqlx::query_as::<_, BreakerRow>(&format!(
+        "SELECT {COLUMNS} FROM vendor_breakers WHERE vendor = $1 FOR UPDATE"
+    ))
+    .bind(vendor)
+    .fetch_one(&mut *conn)
+    .await?;
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((row, now))
+}
+
+/// Writes back a row read by [`lock`] in the same transaction.
+pub async fn save(conn: &mut PgConnection, row: &BreakerRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE vendor_breakers SET consecutive_failures = $2, opened_at = $3, open_until = $4,
+             probe_version = $5, probe_expires_at = $6, updated_at = now()
+         WHERE vendor = $1",
+    )
+    .bind(&row.vendor)
+    .bind(row.consecutive_failures)
+    .bind(row.opened_at)
+    .bind(row.open_until)
+    .bind(row.probe_version)
+    .bind(row.probe_expires_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Gives back a probe lease that was claimed but not used, if it is still that claim's.
+pub async fn release_probe(pool: &PgPool, vendor: &str, version: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE vendor_breakers SET probe_expires_at = NULL, updated_at = now()
+         WHERE vendor = $1 AND probe_version = $2 AND probe_expires_at IS NOT NULL",
+    )
+    .bind(vendor)
+    .bind(version)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A vendor's real order attempts over the health window.
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
+pub struct AttemptWindow {
+    pub vendor: String,
+    /// The vendor has the order.
+    pub placed: i64,
+    /// Definite refusals (sold out, balance, …): nothing bought.
+    pub refused: i64,
+    /// No answer (timeout, dropped connection, unreachable), as the outcome stands now.
+    pub unknown: i64,
+    /// Median latency of the attempts that got an answer or timed out.
+    pub latency_p50_ms: Option<i64>,
+}
+
+/// Per vendor, the attempts started within `window` (over `order_attempts_vendor_started`).
+pub async fn attempt_window(pool: &PgPool, window: Duration) -> sqlx::Result<Vec<AttemptWindow>> {
+    sqlx::query_as::<_, AttemptWindow>(
+        "SELECT vendor,
+                count(*) FILTER (WHERE outcome = 'placed') AS placed,
+                count(*) FILTER (WHERE outcome = 'rejected') AS refused,
+                count(*) FILTER (WHERE outcome IN ('unknown', 'unreachable', 'not_found')) AS unknown,
+                (percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms))::bigint AS latency_p50_ms
+         FROM order_attempts
+         WHERE started_at > now() - make_interval(secs => $1)
+         GROUP BY vendor ORDER BY vendor",
+    )
+    .bind(window.as_secs_f64())
+    .fetch_all(pool)
+    .await
+}
