@@ -186,6 +186,15 @@ async fn try_record(
     signal: Signal,
     probe: Option<i64>,
 ) -> sqlx::Result<()> {
+    if signal == Signal::Answered {
+        // An answer's effect does not depend on the row (see `after`): one statement, which
+        // writes nothing for a vendor that was already fine.
+        if store::breakers::reset(&ctx.pool, vendor.as_str()).await? {
+            tracing::info!(vendor = %vendor, "breaker closed: the vendor answered");
+        }
+        export(vendor, BreakerState::Closed);
+        return Ok(());
+    }
     let mut tx = ctx.pool.begin().await?;
     let (row, now) = store::breakers::lock(&mut tx, vendor.as_str()).await?;
     let next = after(&row, signal, probe, now, &ctx.breaker);
@@ -193,14 +202,9 @@ async fn try_record(
         store::breakers::save(&mut tx, &next).await?;
     }
     tx.commit().await?;
-    let (was, is) = (state(&row, now), state(&next, now));
-    if was != is || (row.opened_at != next.opened_at) {
-        match is {
-            BreakerState::Open => {
-                tracing::warn!(vendor = %vendor, failures = next.consecutive_failures, cooldown = ?ctx.breaker.cooldown, "breaker open: new orders skip this vendor")
-            }
-            _ => tracing::info!(vendor = %vendor, state = is.as_str(), "breaker state changed"),
-        }
+    let is = state(&next, now);
+    if row.opened_at != next.opened_at {
+        tracing::warn!(vendor = %vendor, failures = next.consecutive_failures, cooldown = ?ctx.breaker.cooldown, "breaker open: new orders skip this vendor");
     }
     export(vendor, is);
     Ok(())

@@ -136,6 +136,8 @@ pub async fn place_new(
     let mut tx = ctx.pool.begin().await?;
     let Some(order) = store::orders::claim(&mut *tx, &row, ctx.lease).await? else {
         drop(tx);
+        // A replay calls no vendor: a half-open probe claimed for it goes back at once.
+        purchase::release_probes(ctx, &ranked).await;
         return replay(ctx, storefront_id, key, &hash)
             .await?
             .ok_or_else(|| anyhow::anyhow!("idempotency record vanished").into());

@@ -252,17 +252,21 @@ pub async fn try_offers(
     first: Option<AttemptRow>,
 ) -> Result<Step, PurchaseError> {
     let step = try_in_turn(ctx, order, lease, ranked, first).await;
-    // A probe claimed for a vendor this order never reached is given back at once (one that
-    // was used is already settled by its outcome; the release then does nothing).
+    release_probes(ctx, ranked).await;
+    step
+}
+
+/// Gives back the half-open probes claimed for `ranked` that were not used (one that was
+/// used is already settled by its outcome; its release then does nothing).
+pub async fn release_probes(ctx: &Ctx, ranked: &[Ranked]) {
     let mut released = HashSet::new();
     for c in ranked {
         if let Some(v) = c.probe
             && released.insert(c.offer.vendor)
         {
-            super::breaker::release(ctx, c.offer.vendor, v).await;
+            breaker::release(ctx, c.offer.vendor, v).await;
         }
     }
-    step
 }
 
 async fn try_in_turn(

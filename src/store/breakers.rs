@@ -34,15 +34,23 @@ impl BreakerRow {
 const COLUMNS: &str =
     "vendor, consecutive_failures, opened_at, open_until, probe_version, probe_expires_at";
 
-/// Every stored breaker, with the database's clock (every replica judges time by it).
+/// Every stored breaker, with the database's clock (every replica judges time by it), in
+/// one round trip: this runs before every new order's candidate loop.
 pub async fn all(pool: &PgPool) -> sqlx::Result<(Vec<BreakerRow>, DateTime<Utc>)> {
-    let rows = sqlx::query_as::<_, BreakerRow>(&format!(
-        "SELECT {COLUMNS} FROM vendor_breakers ORDER BY vendor"
+    #[derive(sqlx::FromRow)]
+    struct WithNow {
+        #[sqlx(flatten)]
+        row: BreakerRow,
+        db_now: DateTime<Utc>,
+    }
+    let rows = sqlx::query_as::<_, WithNow>(&format!(
+        "SELECT {COLUMNS}, now() AS db_now FROM vendor_breakers ORDER BY vendor"
     ))
     .fetch_all(pool)
     .await?;
-    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
-    Ok((rows, now))
+    // No row: every breaker is closed, whatever the time.
+    let now = rows.first().map_or_else(Utc::now, |r| r.db_now);
+    Ok((rows.into_iter().map(|r| r.row).collect(), now))
 }
 
 /// The vendor's breaker locked for update in the caller's transaction (created closed if
@@ -83,6 +91,22 @@ pub async fn save(conn: &mut PgConnection, row: &BreakerRow) -> sqlx::Result<()>
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Closes the vendor's breaker and clears its count: what any answer from the vendor does
+/// (`ordering::breaker::after` with an answer), as one statement that writes nothing in
+/// the usual case of a closed breaker with no failures. Returns whether it changed a row.
+pub async fn reset(pool: &PgPool, vendor: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE vendor_breakers SET consecutive_failures = 0, opened_at = NULL,
+             open_until = NULL, probe_expires_at = NULL, updated_at = now()
+         WHERE vendor = $1 AND (consecutive_failures <> 0 OR open_until IS NOT NULL
+             OR probe_expires_at IS NOT NULL)",
+    )
+    .bind(vendor)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Gives back a probe lease that was claimed but not used, if it is still that claim's.
