@@ -1,5 +1,7 @@
 //! Which vendor offers can fill a plan, cheapest first. Pure: the caller loads offers and
-//! vendor health, this module only decides. The catalogue prices each plan with [`rank`]
+//! vendor health, this module only decides. Vendors whose circuit breaker is open are not
+//! candidates at all: the caller leaves their offers out after ranking
+//! (`ordering::purchase::ranked_offers`), so they are skipped, not sorted last. The catalogue prices each plan with [`rank`]
 //! (as routing would buy it), so this module sits below it and needs only the FX table.
 
 use std::cmp::Ordering;
