@@ -39,7 +39,9 @@ use tokio::time::Instant;
 use crate::sandbox::{
     OutgoingCallback, SimCore, SimOrderRecord, SimSettings,
     catalog::{SeedData, VendorProduct, vendor_products_sized},
-    control_router, generate_iccid, generate_matching_id, random_alnum,
+    control_router,
+    faults::Armed,
+    generate_iccid, generate_matching_id, random_alnum,
 };
 use crate::{
     domain::api_key::secrets_equal,
@@ -388,6 +390,14 @@ impl MultiverseSim {
     }
 
     /// Both layers, as every call but `/auth/token` needs them.
+    /// The start of every authenticated operation: served at all, authorized, then its
+    /// injected fault (if any) taken.
+    fn enter(&self, operation: &'static str, headers: &HeaderMap) -> Result<Armed, Refusal> {
+        self.offered(operation)?;
+        self.authorize(headers)?;
+        self.core.faults.begin(operation, reject)
+    }
+
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Refusal> {
         if self.access_token_valid(headers) && self.oauth_valid(headers) {
             Ok(())
@@ -757,9 +767,7 @@ async fn orders_by_customer_id_inner(
     headers: HeaderMap,
     q: OrderQuery,
 ) -> Reply {
-    sim.offered(ops::QUERY)?;
-    sim.authorize(&headers)?;
-    let fault = sim.core.faults.begin(ops::QUERY, reject)?;
+    let fault = sim.enter(ops::QUERY, &headers)?;
     let wanted = q
         .customer_order_id
         .filter(|c| !c.is_empty())
@@ -785,9 +793,7 @@ async fn order_by_id(
 }
 
 async fn order_by_id_inner(sim: MultiverseSim, order_id: String, headers: HeaderMap) -> Reply {
-    sim.offered(ops::QUERY)?;
-    sim.authorize(&headers)?;
-    let fault = sim.core.faults.begin(ops::QUERY, reject)?;
+    let fault = sim.enter(ops::QUERY, &headers)?;
     let order = sim
         .state()
         .orders
@@ -814,9 +820,7 @@ async fn topup_inner(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
-    sim.offered(ops::TOPUP)?;
-    sim.authorize(&headers)?;
-    let fault = sim.core.faults.begin(ops::TOPUP, reject)?;
+    let fault = sim.enter(ops::TOPUP, &headers)?;
     let customer_order_id = customer_order_id(&body)?;
     let order = sim.topup_order(&iccid, &package_id, &customer_order_id)?;
     Ok(fault.finish(Json(order.to_json()).into_response()).await)
@@ -831,9 +835,7 @@ async fn usage(
 }
 
 async fn usage_inner(sim: MultiverseSim, iccid: String, headers: HeaderMap) -> Reply {
-    sim.offered(ops::USAGE)?;
-    sim.authorize(&headers)?;
-    let fault = sim.core.faults.begin(ops::USAGE, reject)?;
+    let fault = sim.enter(ops::USAGE, &headers)?;
     let esim = sim
         .state()
         .esims
@@ -864,9 +866,7 @@ async fn balance(State(sim): State<MultiverseSim>, headers: HeaderMap) -> Respon
 }
 
 async fn balance_inner(sim: MultiverseSim, headers: HeaderMap) -> Reply {
-    sim.offered(ops::BALANCE)?;
-    sim.authorize(&headers)?;
-    let fault = sim.core.faults.begin(ops::BALANCE, reject)?;
+    let fault = sim.enter(ops::BALANCE, &headers)?;
     let amount = sim.balance();
     let currency = crate::sandbox::catalog::vendor_pricing(VendorId::Multiverse).0;
     let answer = json!({
