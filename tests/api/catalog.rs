@@ -113,7 +113,8 @@ pub fn offer(
     }
 }
 
-fn gb(n: u64) -> Option<DataAllowance> {
+/// `n` binary gigabytes for the whole validity.
+pub fn gb(n: u64) -> Option<DataAllowance> {
     Some(DataAllowance::binary(DataKind::Total, n * GIB))
 }
 

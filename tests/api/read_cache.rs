@@ -12,7 +12,7 @@ use std::{
 use esim_gateway::{
     catalog::{pricing::Pricing, sync::sync_vendor},
     vendors::{
-        DataAllowance, DataKind, GIB, VendorId,
+        VendorId,
         registry::{VendorMode, Vendors},
     },
 };
@@ -21,15 +21,11 @@ use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::{
-    catalog::{ScriptedVendor, offer},
+    catalog::{ScriptedVendor, gb, offer},
     helpers::{Storefront, TestApp, assert_error_shape},
 };
 
 const WITHIN: Duration = Duration::from_secs(1);
-
-fn gb(n: u64) -> Option<DataAllowance> {
-    Some(DataAllowance::binary(DataKind::Total, n * GIB))
-}
 
 struct Setup {
     app: TestApp,

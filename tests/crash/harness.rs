@@ -297,20 +297,29 @@ impl VendorsProcess {
         url.trim_end_matches('/').to_string()
     }
 
-    async fn orders(&self, http: &reqwest::Client) -> Vec<(VendorId, SimOrder)> {
+    /// `path` of every simulator's control API, with the vendor it came from.
+    async fn list_every_sim<T: serde::de::DeserializeOwned>(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+    ) -> Vec<(VendorId, T)> {
         let mut all = Vec::new();
         for v in VendorId::ALL {
-            let list: Vec<SimOrder> = http
-                .get(format!("{}/_sandbox/orders", self.control(v)))
+            let list: Vec<T> = http
+                .get(format!("{}{path}", self.control(v)))
                 .send()
                 .await
                 .unwrap()
                 .json()
                 .await
                 .unwrap();
-            all.extend(list.into_iter().map(|o| (v, o)));
+            all.extend(list.into_iter().map(|item| (v, item)));
         }
         all
+    }
+
+    async fn orders(&self, http: &reqwest::Client) -> Vec<(VendorId, SimOrder)> {
+        self.list_every_sim(http, "/_sandbox/orders").await
     }
 
     async fn deliveries(&self, http: &reqwest::Client) -> usize {
@@ -319,19 +328,8 @@ impl VendorsProcess {
 
     /// Every callback delivery attempt of every simulator.
     async fn callbacks(&self, http: &reqwest::Client) -> Vec<Value> {
-        let mut all = Vec::new();
-        for v in VendorId::ALL {
-            let list: Vec<Value> = http
-                .get(format!("{}/_sandbox/callbacks", self.control(v)))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            all.extend(list);
-        }
-        all
+        let all: Vec<(VendorId, Value)> = self.list_every_sim(http, "/_sandbox/callbacks").await;
+        all.into_iter().map(|(_, delivery)| delivery).collect()
     }
 }
 
