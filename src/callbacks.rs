@@ -14,7 +14,7 @@ pub mod ingest;
 mod matched;
 
 use crate::{
-    domain::attempt::AttemptOutcome,
+    domain::{attempt::AttemptOutcome, ids::printable},
     ordering::{
         Ctx,
         events::{self, Reading},
@@ -390,16 +390,7 @@ pub async fn apply_leased(
     let (status, error) = match apply(ctx, vendor, trust, ev).await {
         Ok(applied) => (applied.as_str(), None),
         // Error text may quote what the vendor sent: stored printable and bounded.
-        Err(e) => (
-            "failed",
-            Some(
-                e.to_string()
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(1000)
-                    .collect::<String>(),
-            ),
-        ),
+        Err(e) => ("failed", Some(printable(&e.to_string(), 1000))),
     };
     store::events::finish(
         &ctx.pool,

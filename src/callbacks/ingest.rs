@@ -6,7 +6,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::{
-    domain::ids::check_text,
+    domain::ids::{check_text, printable},
     ordering::Ctx,
     store::{self, events::NewEvent},
     vendors::{CallbackHeaders, CallbackTrust, VendorError, VendorEvent, VendorId},
@@ -71,7 +71,7 @@ pub async fn ingest(
     let events = match parsed {
         Ok(events) => events,
         Err(e) => {
-            let message = printable(
+            let message = printable_marked(
                 &match e {
                     VendorError::InvalidCallback(m) => m,
                     other => other.to_string(),
@@ -161,13 +161,10 @@ fn check_event_fields(events: &[VendorEvent]) -> Result<(), VendorError> {
     Ok(())
 }
 
-/// Text from outside that goes into an `error` column or a response: printable and short.
-fn printable(s: &str, max_chars: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(max_chars)
-        .collect();
+/// Text from outside that goes into an `error` column or a response: printable and short,
+/// marked when cut.
+fn printable_marked(s: &str, max_chars: usize) -> String {
+    let mut out = printable(s, max_chars);
     if s.chars().count() > max_chars {
         out.push('…');
     }

@@ -30,6 +30,15 @@ pub fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
+/// Text from outside (a vendor's message, a parameter name) made safe to store or echo:
+/// control characters dropped, at most `max_chars` characters kept.
+pub fn printable(s: &str, max_chars: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars)
+        .collect()
+}
+
 /// Free text we store: 1..=`max_chars` characters, no control characters.
 pub fn check_text(s: &str, max_chars: usize) -> Result<(), TextError> {
     if s.is_empty() {

@@ -9,7 +9,10 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::{domain::ids::has_control, http::error::ApiError};
+use crate::{
+    domain::ids::{self, has_control},
+    http::error::ApiError,
+};
 
 /// Longest query parameter value any endpoint takes (cursors are the longest, < 200).
 pub const MAX_QUERY_VALUE_CHARS: usize = 1024;
@@ -120,7 +123,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
 /// A parameter name safe to echo in a message.
 fn printable(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(64).collect()
+    ids::printable(s, 64)
 }
 
 /// Path parameters. A path with a control character names nothing we could have stored,

@@ -10,7 +10,7 @@ use super::{
     topup,
 };
 use crate::{
-    domain::{attempt::AttemptOutcome, order::OrderKind},
+    domain::{attempt::AttemptOutcome, ids::printable, order::OrderKind},
     store::{
         self,
         orders::{AttemptResult, AttemptRow, OrderRow},
@@ -60,11 +60,7 @@ pub async fn provision(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Ste
                     tracing::info!(order_id = %order.id, error = %e, "order not ready at the vendor yet");
                     // Vendor text, kept printable and bounded: an operator sees why the
                     // order waits (e.g. an eSIM delivered without a valid ICCID).
-                    let note: String = format!("not delivered yet: {e}")
-                        .chars()
-                        .filter(|c| !c.is_control())
-                        .take(1000)
-                        .collect();
+                    let note = printable(&format!("not delivered yet: {e}"), 1000);
                     store::orders::note_attempt(&ctx.pool, last.id, &note).await?;
                     Ok(Step::Provisioning)
                 }
