@@ -134,6 +134,7 @@ pub async fn apply(
                     };
                     let lease = Lease::hold(&ctx.pool, &leased.id, leased.lease_version, ctx.lease);
                     let state = OrderState {
+                        charged: None,
                         vendor_reference: ev.vendor_reference.clone(),
                         status: VendorOrderStatus::Completed,
                         esims: vec![profile.clone()],

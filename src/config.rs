@@ -56,6 +56,18 @@ pub struct Config {
     pub breaker_failures: u32,
     /// `BREAKER_COOLDOWN`: how long an open breaker keeps new orders away from its vendor.
     pub breaker_cooldown: Duration,
+    /// `ROUTING_NEAR_TIE_PERCENT`: offers costing at most this much more than the cheapest
+    /// eligible one are near-ties, decided by success rate, then latency.
+    pub near_tie_percent: Decimal,
+    /// `VENDOR_HEALTH_WINDOW`: how far back vendors' order attempts count for routing and
+    /// `/admin/vendors`.
+    pub vendor_health_window: Duration,
+    /// `PRICE_TOLERANCE_PERCENT`: how far above the synced cost a vendor's price check may
+    /// answer before the purchase is refused there (`price_changed`).
+    pub price_tolerance_percent: Decimal,
+    /// `MIN_MARGIN_PERCENT`: the least margin, as a share of the retail price, a plan is
+    /// priced at and an order is bought at.
+    pub min_margin_percent: Decimal,
     pub server: ServerLimits,
     /// `CALLBACK_RATE_LIMIT`: callbacks per second accepted per vendor route (burst of twice
     /// that); beyond it a 429, before the body is read.
@@ -98,6 +110,7 @@ impl Pricing {
             fx: config.fx_rates.clone(),
             retail_currency: config.retail_currency,
             markup_percent: config.markup_percent,
+            min_margin_percent: config.min_margin_percent,
         }
     }
 }
@@ -182,6 +195,15 @@ fn parse_thresholds(s: &str) -> Result<Vec<u8>, String> {
     v.sort_unstable();
     v.dedup();
     Ok(v)
+}
+
+/// A decimal percentage from 0 to `max`.
+fn percent(s: &str, max: Decimal) -> Result<Decimal, String> {
+    let d = Decimal::from_str(s).map_err(|_| "expected a decimal number".to_string())?;
+    if d < Decimal::ZERO || d > max {
+        return Err(format!("must be between 0 and {max}"));
+    }
+    Ok(d)
 }
 
 /// `90` (seconds), `90s`, `15m`, `2h`, `500ms`, `1m 30s`: humantime durations.
@@ -289,6 +311,28 @@ impl Config {
         })?;
         let breaker_cooldown =
             env.parse("BREAKER_COOLDOWN", Duration::from_secs(60), parse_duration)?;
+        let near_tie_percent = env.parse("ROUTING_NEAR_TIE_PERCENT", Decimal::ONE, |s| {
+            percent(s, Decimal::ONE_HUNDRED)
+        })?;
+        let vendor_health_window = env.parse(
+            "VENDOR_HEALTH_WINDOW",
+            Duration::from_secs(15 * 60),
+            |s| {
+                let d = parse_duration(s)?;
+                if d < Duration::from_secs(1) || d > Duration::from_secs(7 * 24 * 3600) {
+                    return Err("must be between 1s and 7 days".into());
+                }
+                Ok(d)
+            },
+        )?;
+        let price_tolerance_percent =
+            env.parse("PRICE_TOLERANCE_PERCENT", Decimal::from(2), |s| {
+                percent(s, Decimal::ONE_HUNDRED)
+            })?;
+        // Below 100: a margin of the whole price would leave nothing for the cost.
+        let min_margin_percent = env.parse("MIN_MARGIN_PERCENT", Decimal::ZERO, |s| {
+            percent(s, Decimal::from(90))
+        })?;
 
         let defaults = ServerLimits::default();
         let server = ServerLimits {
@@ -343,6 +387,10 @@ impl Config {
             usage_thresholds,
             breaker_failures,
             breaker_cooldown,
+            near_tie_percent,
+            vendor_health_window,
+            price_tolerance_percent,
+            min_margin_percent,
             server,
             callback_rate_limit,
             vendors,
@@ -383,6 +431,21 @@ mod tests {
         assert_eq!(c.usage_max_age, Duration::from_secs(300));
         assert_eq!(c.breaker_failures, 3);
         assert_eq!(c.breaker_cooldown, Duration::from_secs(60));
+        assert_eq!(c.near_tie_percent, Decimal::ONE);
+        assert_eq!(c.vendor_health_window, Duration::from_secs(900));
+        assert_eq!(c.price_tolerance_percent, Decimal::from(2));
+        assert_eq!(c.min_margin_percent, Decimal::ZERO);
+        let c = cfg(&[("VENDOR_HEALTH_WINDOW", "5m"), ("MIN_MARGIN_PERCENT", "7.5")]).unwrap();
+        assert_eq!(c.vendor_health_window, Duration::from_secs(300));
+        assert_eq!(c.min_margin_percent, "7.5".parse::<Decimal>().unwrap());
+        for (var, bad) in [
+            ("ROUTING_NEAR_TIE_PERCENT", "-1"),
+            ("VENDOR_HEALTH_WINDOW", "0s"),
+            ("PRICE_TOLERANCE_PERCENT", "lots"),
+            ("MIN_MARGIN_PERCENT", "100"),
+        ] {
+            assert_eq!(cfg(&[(var, bad)]).unwrap_err().var, var);
+        }
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub async fn apply_if_matched(
         }
     }
     let state = OrderState {
+        charged: None,
         vendor_reference: ev.vendor_reference.clone(),
         status: VendorOrderStatus::Completed,
         esims: vec![profile],

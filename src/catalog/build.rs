@@ -47,12 +47,11 @@ pub fn build_plans(offers: &[SellableOffer], pricing: &Pricing) -> Vec<PlanRow> 
                 .iter()
                 .filter_map(|c| by_country.get(c.as_str()))
                 .min_by_key(|v| v.len())?;
-            let ranked = routing::rank(
+            let ranked = routing::by_cost_only(
                 &key,
                 pool.iter().map(|&i| &offers[i].routable),
                 &pricing.fx,
                 pricing.retail_currency,
-                |_| true,
             );
             let cheapest = ranked.first()?;
             let cheapest_offer = pool
@@ -163,6 +162,7 @@ mod tests {
             fx: FxRates::builtin(),
             retail_currency: Currency::USD,
             markup_percent: Decimal::from(20),
+            min_margin_percent: Decimal::ZERO,
         }
     }
 

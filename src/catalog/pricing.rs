@@ -1,6 +1,7 @@
 //! Retail prices: the cheapest eligible wholesale cost, converted into the retail currency
 //! and marked up, rounded up to the retail currency's minor unit (cents, whole yen, fils) so
-//! a price never undercuts its cost.
+//! a price never undercuts its cost, and never below cost + the minimum margin
+//! (`MIN_MARGIN_PERCENT`, a share of the retail price: price ≥ cost / (1 − min %)).
 
 use rust_decimal::Decimal;
 
@@ -14,6 +15,8 @@ pub struct Pricing {
     pub fx: FxRates,
     pub retail_currency: Currency,
     pub markup_percent: Decimal,
+    /// The least margin as a percentage of the retail price (below 100).
+    pub min_margin_percent: Decimal,
 }
 
 impl Pricing {
@@ -23,10 +26,24 @@ impl Pricing {
             .convert(cost.amount, cost.currency, self.retail_currency)
     }
 
-    /// cost × (1 + markup %), in the retail currency, rounded up to its minor unit.
+    /// cost × (1 + markup %), raised to cost / (1 − min margin %) when that is more, in
+    /// the retail currency, rounded up to its minor unit.
     pub fn retail_from_retail_cost(&self, cost_in_retail: Decimal) -> Money {
         let factor = Decimal::ONE + self.markup_percent / Decimal::ONE_HUNDRED;
-        Money::new(cost_in_retail * factor, self.retail_currency).round_up_to_minor_unit()
+        let marked_up = cost_in_retail * factor;
+        let keep = Decimal::ONE - self.min_margin_percent / Decimal::ONE_HUNDRED;
+        let floor = if keep > Decimal::ZERO {
+            cost_in_retail / keep
+        } else {
+            marked_up
+        };
+        Money::new(marked_up.max(floor), self.retail_currency).round_up_to_minor_unit()
+    }
+
+    /// The most an order priced `price` (retail currency) may cost and keep the minimum
+    /// margin: price × (1 − min margin %).
+    pub fn max_cost_for(&self, price: Decimal) -> Decimal {
+        price * (Decimal::ONE - self.min_margin_percent / Decimal::ONE_HUNDRED)
     }
 
     pub fn retail_price(&self, cost: Money) -> Option<Money> {
@@ -47,6 +64,7 @@ mod tests {
             fx: FxRates::builtin(),
             retail_currency: Currency::USD,
             markup_percent: dec(markup),
+            min_margin_percent: Decimal::ZERO,
         }
     }
 
@@ -106,6 +124,24 @@ mod tests {
         // 6.50 USD = 2 KWD exactly: three decimals shown.
         let usd = Money::new(dec("6.50"), Currency::USD);
         assert_eq!(p.retail_price(usd).unwrap().amount.to_string(), "2.000");
+    }
+
+    #[test]
+    fn the_minimum_margin_floors_the_price_above_a_small_markup() {
+        let p = Pricing {
+            min_margin_percent: dec("10"),
+            ..pricing("5")
+        };
+        // 9.00 × 1.05 = 9.45 keeps 4.8 %; 9.00 / 0.9 = 10.00 keeps 10 %.
+        let usd = Money::new(dec("9.00"), Currency::USD);
+        assert_eq!(p.retail_price(usd).unwrap().amount, dec("10.00"));
+        assert_eq!(p.max_cost_for(dec("10.00")), dec("9.00"));
+        // A markup above the floor wins.
+        let p = Pricing {
+            min_margin_percent: dec("10"),
+            ..pricing("20")
+        };
+        assert_eq!(p.retail_price(usd).unwrap().amount, dec("10.80"));
     }
 
     #[test]

@@ -24,7 +24,9 @@ use crate::{
         paging::{self, Cursor},
         plans::plan_not_found,
     },
-    ordering::{Ctx, breaker::BreakerState, health, provision, purchase, view},
+    ordering::{
+        Ctx, breaker::BreakerState, choice::RoutingChoice, health, provision, purchase, view,
+    },
     store,
     vendors::{VendorId, registry::VendorMode},
 };
@@ -35,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync_now))
         .routes(routes!(plan_offers))
         .routes(routes!(list_orders))
+        .routes(routes!(get_order))
         .routes(routes!(reconcile_order))
         .routes(routes!(fail_order))
         .routes(routes!(list_vendor_events))
@@ -122,7 +125,8 @@ pub struct VendorList {
     )
 )]
 async fn list_vendors(_: Admin, State(state): State<AppState>) -> ApiResult<Json<VendorList>> {
-    let reports = health::vendors_status(&Ctx::from_state(&state)).await?;
+    let ctx = Ctx::from_state(&state);
+    let reports = health::vendors_status(&ctx).await?;
     let data = reports
         .into_iter()
         .map(|r| {
@@ -149,7 +153,7 @@ async fn list_vendors(_: Admin, State(state): State<AppState>) -> ApiResult<Json
                     consecutive_failures: r.breaker.consecutive_failures,
                 },
                 attempts: VendorAttempts {
-                    window_seconds: health::ATTEMPT_WINDOW.as_secs(),
+                    window_seconds: ctx.routing.health_window.as_secs(),
                     placed: r.attempts.placed.max(0) as u64,
                     refused: r.attempts.refused.max(0) as u64,
                     unknown: r.attempts.unknown.max(0) as u64,
@@ -267,10 +271,16 @@ pub struct PlanOffers {
     pub plan_id: String,
     pub price: Money,
     pub markup_percent: Decimal,
+    /// The offers an order for one unit would try now, in order (offers left out are in
+    /// `routing.excluded`).
     pub data: Vec<PlanOffer>,
+    /// The ranking as an order would record it: candidates with their records, exclusions,
+    /// and the rule that decided.
+    pub routing: RoutingChoice,
 }
 
-/// The vendor offers behind a plan, cheapest first: the routing decision made visible.
+/// The vendor offers behind a plan in the order an order would try them now (same vendor
+/// records, breakers, near-tie rule and minimum margin): the routing decision made visible.
 #[utoipa::path(
     get, path = "/admin/plans/{plan_id}/offers", tag = "admin",
     params(("plan_id" = String, Path, example = "jp-10gb-7d", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64)),
@@ -289,7 +299,7 @@ async fn plan_offers(
 ) -> ApiResult<Json<PlanOffers>> {
     let plan_id = PlanId::parse(&plan_id).map_err(|_| plan_not_found())?;
     let ctx = Ctx::from_state(&state);
-    let (plan, offers) = purchase::plan_offers(&ctx, plan_id.as_str()).await?;
+    let (plan, offers, routing) = purchase::plan_offers(&ctx, plan_id.as_str()).await?;
     let pricing = &ctx.pricing;
     let data = offers
         .into_iter()
@@ -324,6 +334,7 @@ async fn plan_offers(
         ),
         markup_percent: pricing.markup_percent,
         data,
+        routing,
     }))
 }
 
@@ -339,6 +350,8 @@ pub struct AttemptView {
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub cost: Option<Money>,
+    /// What the vendor said it charged, when its answer says (eSIM Go's order total).
+    pub charged: Option<Money>,
     pub latency_ms: Option<i64>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -361,6 +374,18 @@ pub struct AdminOrder {
     /// an operator should reconcile it (or fail it). Storefronts keep seeing `provisioning`.
     pub attention: Option<AttentionView>,
     pub attempts: Vec<AttemptView>,
+    /// Why each vendor was chosen: one entry per ranking (at intake, and each time the
+    /// purchase loop ranked again), oldest first.
+    pub routing: Vec<RoutingRecord>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RoutingRecord {
+    /// The attempt this ranking led to (`attempts[].seq`); null when nothing was left.
+    pub attempt_seq: Option<i32>,
+    pub ranked_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub choice: RoutingChoice,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -396,6 +421,7 @@ fn admin_order(details: view::OrderDetails) -> AdminOrder {
         order,
         esims,
         attempts,
+        routings,
     } = details;
     let o = &order;
     let retail_currency = o.price_currency.trim();
@@ -410,11 +436,29 @@ fn admin_order(details: view::OrderDetails) -> AdminOrder {
         cost: money(o.cost_amount, o.cost_currency.as_deref()),
         cost_in_retail,
         margin,
+        routing: routings
+            .into_iter()
+            .filter_map(|r| {
+                Some(RoutingRecord {
+                    attempt_seq: r
+                        .attempt_id
+                        .and_then(|id| attempts.iter().find(|a| a.id == id))
+                        .map(|a| a.seq),
+                    ranked_at: r.created_at,
+                    choice: serde_json::from_value(r.choice).ok()?,
+                })
+            })
+            .collect(),
+        // A finished order keeps a flag only when it sold below cost.
         attention: match (&o.attention_reason, o.attention_at) {
-            (Some(reason), Some(since)) if o.status.is_unfinished() => Some(AttentionView {
-                reason: reason.clone(),
-                since,
-            }),
+            (Some(reason), Some(since))
+                if o.status.is_unfinished() || margin.is_some_and(|m| m.amount.is_sign_negative()) =>
+            {
+                Some(AttentionView {
+                    reason: reason.clone(),
+                    since,
+                })
+            }
             _ => None,
         },
         attempts: attempts
@@ -422,6 +466,7 @@ fn admin_order(details: view::OrderDetails) -> AdminOrder {
             .map(|a| AttemptView {
                 seq: a.seq,
                 cost: money(a.cost_amount, a.cost_currency.as_deref()),
+                charged: money(a.charged_amount, a.charged_currency.as_deref()),
                 vendor: a.vendor,
                 sku: a.sku,
                 outcome: a.outcome.as_str().to_string(),
@@ -483,6 +528,28 @@ async fn list_orders(
         data,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// One order of any storefront with everything an operator sees: vendor, cost, margin,
+/// attempts and why each vendor was chosen (`routing`).
+#[utoipa::path(
+    get, path = "/admin/orders/{order_id}", tag = "admin",
+    params(("order_id" = String, Path, pattern = "^ord_[0-9A-HJKMNP-TV-Z]{26}$")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = AdminOrder),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+async fn get_order(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(order_id): ApiPath<String>,
+) -> ApiResult<Json<AdminOrder>> {
+    let order_id = crate::http::orders::path_order_id(&order_id)?.into_string();
+    admin_order_by_id(&state, &order_id).await
 }
 
 /// Ask the vendor now what happened to an unfinished order (unknown outcome, or eSIMs not

@@ -137,12 +137,15 @@ pub fn export(vendor: VendorId, current: BreakerState) {
     }
 }
 
-/// Whether new orders may call each vendor: `Some(None)` freely, `Some(Some(v))` as the
-/// half-open probe holding version `v`, `None` not at all. `vendors` are the candidates.
+/// Each vendor's breaker state and whether new orders may call it: `Some(None)` freely,
+/// `Some(Some(v))` as the half-open probe holding version `v`, `None` not at all.
+/// `vendors` are the candidates. With `claim` false (a view, not an order) a half-open
+/// vendor counts as admitted without claiming its probe.
 pub async fn admit(
     ctx: &Ctx,
     vendors: &[VendorId],
-) -> sqlx::Result<Vec<(VendorId, Option<Option<i64>>)>> {
+    claim_probes: bool,
+) -> sqlx::Result<Vec<(VendorId, BreakerState, Option<Option<i64>>)>> {
     let (rows, now) = store::breakers::all(&ctx.pool).await?;
     let mut out = Vec::with_capacity(vendors.len());
     for &v in vendors {
@@ -152,9 +155,10 @@ pub async fn admit(
         let admitted = match st {
             BreakerState::Closed => Some(None),
             BreakerState::Open => None,
+            BreakerState::HalfOpen if !claim_probes => Some(None),
             BreakerState::HalfOpen => claim(ctx, v).await?.map(Some),
         };
-        out.push((v, admitted));
+        out.push((v, st, admitted));
     }
     Ok(out)
 }

@@ -4,7 +4,7 @@
 //!
 //! A vendor's health has three parts: its catalogue sync (below), its circuit breaker
 //! ([`super::breaker`]: routing skips a vendor whose breaker is open) and the outcome of
-//! its real order attempts over [`ATTEMPT_WINDOW`], read from the attempts every replica
+//! its real order attempts over `VENDOR_HEALTH_WINDOW` ([`super::RoutingSettings`]), read from the attempts every replica
 //! records, so that every replica reports the same numbers.
 //!
 //! The rule: a vendor is healthy when its last catalogue sync succeeded and no failed sync
@@ -52,13 +52,27 @@ pub fn of_sync(sync: Option<&SyncState>) -> Health {
     }
 }
 
+/// The record routing weighs for `vendor` (`routing::VendorStats`): its attempts in the
+/// window (`store::breakers::attempt_window`) and whether its catalogue sync is fine (a
+/// vendor never synced is not held back: only a failed sync is evidence).
+pub fn stats_of(
+    windows: &[AttemptWindow],
+    states: &[SyncState],
+    vendor: VendorId,
+) -> crate::routing::VendorStats {
+    let w = windows.iter().find(|w| w.vendor == vendor.as_str());
+    crate::routing::VendorStats {
+        placed: w.map_or(0, |w| w.placed.max(0) as u64),
+        unknown: w.map_or(0, |w| w.unknown.max(0) as u64),
+        latency_p50_ms: w.and_then(|w| w.latency_p50_ms),
+        sync_healthy: of(states, vendor) != Health::Unhealthy,
+    }
+}
+
 /// The health of `vendor` among the sync records `states`.
 pub fn of(states: &[SyncState], vendor: VendorId) -> Health {
     of_sync(states.iter().find(|s| s.vendor == vendor.as_str()))
 }
-
-/// How far back the attempt counts and latency reach.
-pub const ATTEMPT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// A vendor's circuit breaker as it stands now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +112,7 @@ pub struct VendorReport {
     /// Enabled, [`Health::Healthy`] and its breaker closed.
     pub healthy: bool,
     pub breaker: BreakerView,
-    /// Its order attempts over [`ATTEMPT_WINDOW`].
+    /// Its order attempts over the health window.
     pub attempts: AttemptWindow,
     /// Active offers in the stored catalogue.
     pub offer_count: u64,
@@ -115,7 +129,7 @@ pub async fn vendors_status(ctx: &Ctx) -> OrderingResult<Vec<VendorReport>> {
     let states = store::offers::sync_states(&ctx.pool).await?;
     let counts = store::offers::active_counts(&ctx.pool).await?;
     let (breakers, now) = store::breakers::all(&ctx.pool).await?;
-    let windows = store::breakers::attempt_window(&ctx.pool, ATTEMPT_WINDOW).await?;
+    let windows = store::breakers::attempt_window(&ctx.pool, ctx.routing.health_window).await?;
     let balances = balances(ctx).await;
     Ok(VendorId::ALL
         .into_iter()

@@ -16,6 +16,7 @@ use crate::{AppState, catalog::pricing::Pricing, vendors::registry::Vendors};
 pub mod answer;
 pub mod breaker;
 pub mod cancel;
+pub mod choice;
 pub mod error;
 pub mod events;
 pub mod health;
@@ -47,6 +48,17 @@ pub struct Ctx {
     pub reconcile_settle: Duration,
     /// When a vendor's breaker opens and for how long.
     pub breaker: breaker::BreakerSettings,
+    /// How vendors are ranked and prices guarded.
+    pub routing: RoutingSettings,
+}
+
+/// `ROUTING_NEAR_TIE_PERCENT`, `VENDOR_HEALTH_WINDOW`, `PRICE_TOLERANCE_PERCENT` (the
+/// minimum margin is in [`Pricing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoutingSettings {
+    pub near_tie_percent: rust_decimal::Decimal,
+    pub health_window: Duration,
+    pub price_tolerance_percent: rust_decimal::Decimal,
 }
 
 impl Ctx {
@@ -65,6 +77,11 @@ impl Ctx {
             breaker: breaker::BreakerSettings {
                 failures: state.config.breaker_failures,
                 cooldown: state.config.breaker_cooldown,
+            },
+            routing: RoutingSettings {
+                near_tie_percent: state.config.near_tie_percent,
+                health_window: state.config.vendor_health_window,
+                price_tolerance_percent: state.config.price_tolerance_percent,
             },
         }
     }

@@ -129,27 +129,43 @@ pub async fn place_new(
     };
     // Ranked before the claim, so that the order, its idempotency key and the first
     // attempt are one commit before the first vendor call.
-    let ranked = match &plan_key {
-        Some(k) => purchase::ranked_offers(ctx, k, &HashSet::new()).await?,
-        None => Vec::new(),
+    let routed = match &plan_key {
+        Some(key) => {
+            let demand = purchase::Demand {
+                key,
+                quantity: req.quantity,
+                price: Money::new(price, plan.price_currency.trim().parse().unwrap_or(ctx.pricing.retail_currency)),
+            };
+            Some(purchase::route(ctx, &demand, &HashSet::new()).await?)
+        }
+        None => None,
     };
     let mut tx = ctx.pool.begin().await?;
     let Some(order) = store::orders::claim(&mut *tx, &row, ctx.lease).await? else {
         drop(tx);
         // A replay calls no vendor: a half-open probe claimed for it goes back at once.
-        purchase::release_probes(ctx, &ranked).await;
+        if let Some(routed) = &routed {
+            purchase::release_probes(ctx, &routed.offers).await;
+        }
         return replay(ctx, storefront_id, key, &hash)
             .await?
             .ok_or_else(|| anyhow::anyhow!("idempotency record vanished").into());
     };
-    let first = match ranked.first() {
-        Some(c) => Some(purchase::start_attempt(&mut tx, &order, c).await?),
+    // The ranking's record commits with the attempt it led to (or alone when none is left).
+    let first = match &routed {
+        Some(r) => match r.offers.first() {
+            Some(c) => Some(purchase::start_attempt(&mut tx, &order, c, Some(&r.choice)).await?),
+            None => {
+                purchase::record_empty_choice(&mut tx, &order.id, r).await?;
+                None
+            }
+        },
         None => None,
     };
     tx.commit().await?;
     tracing::info!(order_id = %row.id, storefront_id = %row.storefront_id, kind = %row.kind, plan_id = %row.plan_id, "order accepted");
     // A plan whose key cannot be read fails in `buy`, as it would on a retry.
-    let started = plan_key.is_some().then_some((ranked.as_slice(), first));
+    let started = routed.as_ref().map(|r| (r, first));
     run_request(ctx, &order, started).await
 }
 
@@ -205,12 +221,12 @@ pub async fn place_topup(
 async fn run_request(
     ctx: &Ctx,
     order: &OrderRow,
-    started: Option<(&[purchase::Ranked], Option<AttemptRow>)>,
+    started: Option<(&purchase::Routed, Option<AttemptRow>)>,
 ) -> OrderingResult<StoredAnswer> {
     let lease = Lease::hold(&ctx.pool, &order.id, order.lease_version, ctx.lease)
         .settling_with_outcome(ctx.retry_base);
     let step = match started {
-        Some((ranked, first)) => purchase::try_offers(ctx, order, &lease, ranked, first).await,
+        Some((routed, first)) => purchase::try_offers(ctx, order, &lease, routed, first).await,
         None => provision::start(ctx, order, &lease).await,
     };
     match step {

@@ -3,18 +3,20 @@
 
 use std::{collections::HashSet, time::Instant};
 
+use rust_decimal::Decimal;
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::{
     Ctx,
-    breaker::{self, Signal},
+    breaker::{self, BreakerState, Signal},
+    choice::RoutingChoice,
     error::{OrderingError, OrderingResult},
     events::transition_order,
     lease::Lease,
 };
 use crate::{
     domain::{attempt::AttemptOutcome, money::Money, order::OrderStatus, plan::PlanKey},
-    routing::{self, RoutableOffer},
+    routing::{self, Candidate, Exclusion, RoutableOffer},
     store::{
         self,
         esims::NewEsim,
@@ -117,115 +119,231 @@ async fn plan_key(ctx: &Ctx, plan_id: &str) -> sqlx::Result<Option<PlanKey>> {
 #[derive(Debug, Clone)]
 pub struct Ranked {
     pub offer: RoutableOffer,
-    pub cost_in_retail: rust_decimal::Decimal,
+    pub cost_in_retail: Decimal,
     /// The half-open probe version this order holds for the offer's vendor, if it does.
     pub probe: Option<i64>,
+    pub stats: routing::VendorStats,
 }
 
-/// The offers that can fill `key`, cheapest first (`routing::rank`), from vendors with an
-/// adapter here, not in `tried` (offers already refused for this order) and admitted by
-/// their circuit breaker: an open breaker's offers are left out, a half-open one's only
-/// when this order claimed its probe.
-pub async fn ranked_offers(
+/// One ranking: the offers to try in turn and why they come in that order.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub offers: Vec<Ranked>,
+    pub choice: RoutingChoice,
+}
+
+/// What an order asks of routing: a plan, how many, at what total price.
+#[derive(Debug, Clone, Copy)]
+pub struct Demand<'a> {
+    pub key: &'a PlanKey,
+    pub quantity: u32,
+    pub price: Money,
+}
+
+/// The offers that can fill `demand`, in the order of trying (`routing::rank`): from
+/// vendors with an adapter here, weighed by their attempts over the health window, leaving
+/// out offers in `tried` (already refused for this order), offers that would sell below
+/// the minimum margin and vendors whose circuit breaker does not admit the order (open; or
+/// half-open with the probe claimed by another order: only with `claim_probes` does this
+/// order claim it).
+pub async fn route(
     ctx: &Ctx,
-    key: &PlanKey,
+    demand: &Demand<'_>,
     tried: &HashSet<i64>,
-) -> sqlx::Result<Vec<Ranked>> {
-    let offers = store::offers::candidates(&ctx.pool, key, &ctx.vendors.ids()).await?;
-    let health = store::offers::sync_states(&ctx.pool).await?;
-    // A vendor without a sync record yet is not held back: only a failed sync is evidence.
-    let healthy = |v| super::health::of(&health, v) != super::health::Health::Unhealthy;
-    let ranked: Vec<_> = routing::rank(
-        key,
-        offers.iter().map(|o| &o.routable),
+) -> sqlx::Result<Routed> {
+    Ok(route_with_details(ctx, demand, tried, true).await?.1)
+}
+
+async fn route_with_details(
+    ctx: &Ctx,
+    demand: &Demand<'_>,
+    tried: &HashSet<i64>,
+    claim_probes: bool,
+) -> sqlx::Result<(Vec<OfferDetail>, Routed)> {
+    let offers: Vec<OfferDetail> =
+        store::offers::candidates(&ctx.pool, demand.key, &ctx.vendors.ids())
+            .await?
+            .into_iter()
+            .filter(|o| ctx.vendors.adapter(o.routable.vendor).is_some())
+            .collect();
+    let states = store::offers::sync_states(&ctx.pool).await?;
+    let windows = store::breakers::attempt_window(&ctx.pool, ctx.routing.health_window).await?;
+    let stats = |v| super::health::stats_of(&windows, &states, v);
+    let max_cost = ctx
+        .pricing
+        .cost_in_retail(demand.price)
+        .map(|p| ctx.pricing.max_cost_for(p));
+    let quantity = Decimal::from(demand.quantity);
+    let own = |c: &Candidate<'_>| {
+        if tried.contains(&c.offer.offer_id) {
+            return Err(Exclusion::AlreadyTried);
+        }
+        if max_cost.is_some_and(|max| c.cost_in_retail * quantity > max) {
+            return Err(Exclusion::BelowMinMargin);
+        }
+        Ok(())
+    };
+    let (fx, retail, near_tie) = (
         &ctx.pricing.fx,
         ctx.pricing.retail_currency,
-        healthy,
-    )
-    .into_iter()
-    .filter(|c| !tried.contains(&c.offer.offer_id) && ctx.vendors.adapter(c.offer.vendor).is_some())
-    .collect();
-    let mut vendors: Vec<_> = ranked.iter().map(|c| c.offer.vendor).collect();
+        ctx.routing.near_tie_percent,
+    );
+    let routable = || offers.iter().map(|o| &o.routable);
+    // Breakers are asked only about vendors still in the running: asking claims a
+    // half-open vendor's probe.
+    let pre = routing::rank(demand.key, routable(), fx, retail, near_tie, own, stats);
+    let mut vendors: Vec<_> = pre.candidates.iter().map(|c| c.offer.vendor).collect();
     vendors.sort();
     vendors.dedup();
-    let admitted = super::breaker::admit(ctx, &vendors).await?;
-    Ok(ranked
-        .into_iter()
-        .filter_map(|c| {
-            let probe = admitted
-                .iter()
-                .find(|(v, _)| *v == c.offer.vendor)
-                .and_then(|(_, a)| *a)?;
-            Some(Ranked {
-                offer: c.offer.clone(),
-                cost_in_retail: c.cost_in_retail,
-                probe,
-            })
+    let admitted = super::breaker::admit(ctx, &vendors, claim_probes).await?;
+    let gate = |v| admitted.iter().find(|(x, _, _)| *x == v);
+    let ranking = routing::rank(
+        demand.key,
+        routable(),
+        fx,
+        retail,
+        near_tie,
+        |c| {
+            own(c)?;
+            match gate(c.offer.vendor) {
+                Some((_, _, Some(_))) | None => Ok(()),
+                Some((_, BreakerState::HalfOpen, None)) => Err(Exclusion::BreakerProbeTaken),
+                Some(_) => Err(Exclusion::BreakerOpen),
+            }
+        },
+        stats,
+    );
+    let choice = RoutingChoice::of(
+        &ranking,
+        retail,
+        near_tie,
+        ctx.routing.health_window.as_secs(),
+        |v| gate(v).map_or(BreakerState::Closed, |(_, st, _)| *st),
+    );
+    let ranked = ranking
+        .candidates
+        .iter()
+        .map(|c| Ranked {
+            offer: c.offer.clone(),
+            cost_in_retail: c.cost_in_retail,
+            probe: gate(c.offer.vendor).and_then(|(_, _, a)| *a).flatten(),
+            stats: c.stats,
         })
-        .collect())
+        .collect();
+    drop(ranking);
+    Ok((
+        offers,
+        Routed {
+            offers: ranked,
+            choice,
+        },
+    ))
 }
 
 /// One offer behind a plan in the order an order would try it, for operators.
 #[derive(Debug, Clone)]
 pub struct PlanOffer {
     pub detail: OfferDetail,
-    pub cost_in_retail: rust_decimal::Decimal,
+    pub cost_in_retail: Decimal,
     pub vendor_healthy: bool,
 }
 
-/// The vendor offers behind a stored plan, cheapest first: the routing decision shown to
-/// operators.
-/// Every vendor is ranked as healthy here, so the list shows the offers by cost alone.
+/// The vendor offers behind a stored plan in the order one unit of it would be bought
+/// now (same records, breakers and minimum margin as an order; a half-open vendor is shown
+/// as an order holding its probe would see it), and the ranking's record.
 pub async fn plan_offers(
     ctx: &Ctx,
     plan_id: &str,
-) -> OrderingResult<(store::plans::PlanRecord, Vec<PlanOffer>)> {
+) -> OrderingResult<(store::plans::PlanRecord, Vec<PlanOffer>, RoutingChoice)> {
     let plan = store::plans::get(&ctx.pool, plan_id)
         .await?
         .ok_or(OrderingError::PlanNotFound)?;
     let key = key_of(&plan).ok_or_else(|| anyhow::anyhow!("stored plan has unknown data kind"))?;
-    let offers = store::offers::candidates(&ctx.pool, &key, &ctx.vendors.ids()).await?;
-    let ranked = routing::rank(
-        &key,
-        offers.iter().map(|o| &o.routable),
-        &ctx.pricing.fx,
-        ctx.pricing.retail_currency,
-        |_| true,
-    );
-    let data = ranked
+    let price = plan_price(&plan, 1)
+        .ok_or_else(|| anyhow::anyhow!("stored plan has an unknown currency"))?;
+    let demand = Demand {
+        key: &key,
+        quantity: 1,
+        price,
+    };
+    let (details, routed) = route_with_details(ctx, &demand, &HashSet::new(), false).await?;
+    let data = routed
+        .offers
         .iter()
         .filter_map(|c| {
-            let detail = offers
+            let detail = details
                 .iter()
                 .find(|o| o.routable.offer_id == c.offer.offer_id)?;
             Some(PlanOffer {
                 detail: detail.clone(),
                 cost_in_retail: c.cost_in_retail,
-                vendor_healthy: c.vendor_healthy,
+                vendor_healthy: c.stats.sync_healthy,
             })
         })
         .collect();
-    Ok((plan, data))
+    Ok((plan, data, routed.choice))
+}
+
+/// The total price of `quantity` of a stored plan.
+pub fn plan_price(plan: &store::plans::PlanRecord, quantity: u32) -> Option<Money> {
+    Some(Money::new(
+        plan.price_amount * Decimal::from(quantity),
+        plan.price_currency.trim().parse().ok()?,
+    ))
 }
 
 /// Records that `candidate` is about to be called for `order`, in the caller's
-/// transaction (which must commit before the call).
+/// transaction (which must commit before the call), with the ranking that chose it when
+/// it is that ranking's first attempt.
 pub async fn start_attempt(
     conn: &mut PgConnection,
     order: &OrderRow,
     candidate: &Ranked,
+    choice: Option<&RoutingChoice>,
 ) -> sqlx::Result<AttemptRow> {
     let offer = &candidate.offer;
-    let total_cost = offer.cost_amount * rust_decimal::Decimal::from(order.quantity);
-    store::orders::start_attempt(
-        conn,
+    let total_cost = offer.cost_amount * Decimal::from(order.quantity);
+    let attempt = store::orders::start_attempt(
+        &mut *conn,
         &order.id,
         offer.vendor.as_str(),
         offer.offer_id,
         &offer.sku,
         (total_cost, offer.cost_currency.as_str()),
     )
-    .await
+    .await?;
+    if let Some(choice) = choice {
+        store::routings::record(&mut *conn, &order.id, Some(attempt.id), &choice.to_json()).await?;
+    }
+    Ok(attempt)
+}
+
+/// Records a ranking that left no candidate, in the caller's transaction.
+pub async fn record_empty_choice(
+    conn: &mut PgConnection,
+    order_id: &str,
+    routed: &Routed,
+) -> sqlx::Result<()> {
+    if routed.offers.is_empty() {
+        store::routings::record(conn, order_id, None, &routed.choice.to_json()).await?;
+    }
+    Ok(())
+}
+
+/// The demand behind an order.
+fn demand_of<'a>(order: &OrderRow, key: &'a PlanKey) -> Demand<'a> {
+    Demand {
+        key,
+        quantity: order.quantity.max(0) as u32,
+        price: Money::new(
+            order.price_amount,
+            order
+                .price_currency
+                .trim()
+                .parse()
+                .unwrap_or(crate::domain::money::Currency::USD),
+        ),
+    }
 }
 
 /// Runs the candidate loop for a new-eSIM order from wherever its attempts left off.
@@ -237,22 +355,29 @@ pub async fn buy(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step, Pur
     let Some(key) = plan_key(ctx, &order.plan_id).await? else {
         return fail(ctx, lease, "plan_unavailable", "the plan is no longer sold").await;
     };
-    let ranked = ranked_offers(ctx, &key, &tried).await?;
-    try_offers(ctx, order, lease, &ranked, None).await
+    let routed = route(ctx, &demand_of(order, &key), &tried).await?;
+    if routed.offers.is_empty() {
+        let (mut tx, _) = fenced(ctx, lease).await?;
+        record_empty_choice(&mut tx, &order.id, &routed).await?;
+        tx.commit().await?;
+    }
+    try_offers(ctx, order, lease, &routed, None).await
 }
 
-/// Tries `ranked` in turn until a vendor takes the order or gives an unknown outcome.
-/// `first`, when given, is the attempt on `ranked[0]` already committed with the order
-/// itself (a new order's intake); every other attempt is committed here before its call.
+/// Tries `routed` in turn until a vendor takes the order or gives an unknown outcome.
+/// `first`, when given, is the attempt on its first offer already committed with the
+/// order itself and the ranking's record (a new order's intake); every other attempt is
+/// committed here before its call, the first of them with the ranking's record.
 pub async fn try_offers(
     ctx: &Ctx,
     order: &OrderRow,
     lease: &Lease,
-    ranked: &[Ranked],
+    routed: &Routed,
     first: Option<AttemptRow>,
 ) -> Result<Step, PurchaseError> {
-    let step = try_in_turn(ctx, order, lease, ranked, first).await;
-    release_probes(ctx, ranked).await;
+    let choice = first.is_none().then_some(&routed.choice);
+    let step = try_in_turn(ctx, order, lease, &routed.offers, first, choice).await;
+    release_probes(ctx, &routed.offers).await;
     step
 }
 
@@ -275,6 +400,7 @@ async fn try_in_turn(
     lease: &Lease,
     ranked: &[Ranked],
     mut first: Option<AttemptRow>,
+    mut choice: Option<&RoutingChoice>,
 ) -> Result<Step, PurchaseError> {
     let placed_at = order.created_at;
     for candidate in ranked {
@@ -288,7 +414,7 @@ async fn try_in_turn(
             None => {
                 // The attempt is committed, under the fence, before the vendor hears of it.
                 let (mut tx, _) = fenced(ctx, lease).await?;
-                let attempt = start_attempt(&mut tx, order, candidate).await?;
+                let attempt = start_attempt(&mut tx, order, candidate, choice.take()).await?;
                 tx.commit().await?;
                 attempt
             }
@@ -300,11 +426,12 @@ async fn try_in_turn(
                 sku: offer.sku.clone(),
                 quantity: order.quantity as u32,
                 expected_unit_cost: Some(unit_cost),
+                price_tolerance_percent: ctx.routing.price_tolerance_percent,
                 placed_at,
             })
             .await;
         let latency = started.elapsed().as_millis() as i64;
-        let retail_cost = candidate.cost_in_retail * rust_decimal::Decimal::from(order.quantity);
+        let retail_cost = candidate.cost_in_retail * Decimal::from(order.quantity);
         let signal = match &result {
             Ok(_) | Err(VendorError::Rejected { .. } | VendorError::Unsupported) => {
                 Signal::Answered
@@ -425,7 +552,7 @@ pub async fn placed(
     attempt: &AttemptRow,
     state: OrderState,
     latency: Option<i64>,
-    retail_cost: Option<rust_decimal::Decimal>,
+    retail_cost: Option<Decimal>,
 ) -> Result<Step, PurchaseError> {
     let retail_cost = match retail_cost {
         Some(c) => Some(c),
@@ -642,6 +769,7 @@ pub(super) async fn resend(
             sku: attempt.sku.clone().unwrap_or_default(),
             quantity: order.kind.vendor_quantity(order.quantity),
             expected_unit_cost: None,
+            price_tolerance_percent: Decimal::ZERO,
             placed_at: attempt.started_at,
         })
         .await

@@ -148,13 +148,16 @@ pub struct OrderDetails {
     pub order: OrderRow,
     pub esims: Vec<EsimRow>,
     pub attempts: Vec<AttemptRow>,
+    /// Why each ranking chose its vendor (`ordering::choice`), oldest first.
+    pub routings: Vec<store::routings::RoutingRow>,
 }
 
-/// The details of `orders`, their eSIMs and attempts read in two queries in all.
+/// The details of `orders`, their eSIMs, attempts and rankings read in three queries.
 pub async fn details(ctx: &Ctx, orders: &[OrderRow]) -> OrderingResult<Vec<OrderDetails>> {
     let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
     let esims = store::esims::for_orders(&ctx.pool, &ids).await?;
     let attempts = store::orders::attempts_for(&ctx.pool, &ids).await?;
+    let routings = store::routings::for_orders(&ctx.pool, &ids).await?;
     Ok(orders
         .iter()
         .map(|o| OrderDetails {
@@ -167,6 +170,11 @@ pub async fn details(ctx: &Ctx, orders: &[OrderRow]) -> OrderingResult<Vec<Order
             attempts: attempts
                 .iter()
                 .filter(|a| a.order_id == o.id)
+                .cloned()
+                .collect(),
+            routings: routings
+                .iter()
+                .filter(|r| r.order_id == o.id)
                 .cloned()
                 .collect(),
         })

@@ -8,6 +8,7 @@ pub mod offers;
 pub mod orders;
 pub mod outbox;
 pub mod plans;
+pub mod routings;
 pub mod storefronts;
 
 use std::{str::FromStr, time::Duration};

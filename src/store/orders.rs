@@ -226,6 +226,9 @@ pub struct AttemptRow {
     pub error_message: Option<String>,
     pub cost_amount: Option<Decimal>,
     pub cost_currency: Option<String>,
+    /// What the vendor said it charged, when it says (`store::routings::set_charged`).
+    pub charged_amount: Option<Decimal>,
+    pub charged_currency: Option<String>,
     pub latency_ms: Option<i64>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,

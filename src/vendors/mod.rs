@@ -175,6 +175,9 @@ pub struct PlaceOrder {
     pub quantity: u32,
     /// The unit cost the catalogue saw; vendors that can guard against price changes get it.
     pub expected_unit_cost: Option<Money>,
+    /// How far above `expected_unit_cost` (percent) an adapter that checks the price before
+    /// buying (eSIM Go's `type: validate`) still buys; above it refuses `PriceChanged`.
+    pub price_tolerance_percent: rust_decimal::Decimal,
     /// When the order was first attempted, so reconciliation can search a time window.
     pub placed_at: DateTime<Utc>,
 }
@@ -298,6 +301,8 @@ pub struct OrderState {
     pub status: VendorOrderStatus,
     /// Issued eSIMs; complete when `status` is `Completed`.
     pub esims: Vec<EsimProfile>,
+    /// What the vendor says it charged for the whole order, when its answer says.
+    pub charged: Option<Money>,
 }
 
 /// What `place_order`/`topup` return: the vendor has accepted the order.

@@ -365,6 +365,7 @@ pub fn combine(
         .filter_map(|p| p.vendor_reference.clone())
         .collect();
     OrderState {
+        charged: None,
         vendor_reference: (!refs.is_empty()).then(|| refs.join(",")),
         status,
         esims: parts.into_iter().flat_map(|p| p.esims).collect(),
@@ -767,6 +768,7 @@ mod tests {
             vendor_reference: r.map(String::from),
             status,
             esims: Vec::new(),
+            charged: None,
         };
         let c = combine(
             vec![

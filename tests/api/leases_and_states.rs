@@ -677,6 +677,7 @@ async fn a_vendor_answer_naming_another_orders_purchase_is_not_recorded() {
             status: EsimStatus::Ready,
             expires_at: None,
         }],
+        charged: None,
     };
     let step = purchase::placed(&ctx, &order, &lease, &attempt, wrong, None, None)
         .await

@@ -388,6 +388,7 @@ fn new_order(sku: &str) -> PlaceOrder {
         sku: sku.to_string(),
         quantity: 1,
         expected_unit_cost: None,
+        price_tolerance_percent: rust_decimal::Decimal::ZERO,
         placed_at: Utc::now(),
     }
 }

@@ -65,6 +65,7 @@ fn order(id: &str, sku: &str, quantity: u32) -> PlaceOrder {
         sku: sku.to_string(),
         quantity,
         expected_unit_cost: None,
+        price_tolerance_percent: rust_decimal::Decimal::ZERO,
         placed_at: Utc::now(),
     }
 }

@@ -129,6 +129,7 @@ async fn every_request_the_adapter_sends_is_a_documented_operation() {
         sku: sku.clone(),
         quantity: 1,
         expected_unit_cost: None,
+        price_tolerance_percent: rust_decimal::Decimal::ZERO,
         placed_at: Utc::now(),
     };
     let placed = vendor.place_order(&req).await.unwrap();

@@ -310,6 +310,7 @@ impl EsimAccess {
 
 fn pending(vendor_reference: Option<String>) -> OrderState {
     OrderState {
+        charged: None,
         vendor_reference,
         status: VendorOrderStatus::Pending,
         esims: Vec::new(),
@@ -326,6 +327,7 @@ fn order_state(order_no: &str, esims: &[wire::Esim]) -> Result<OrderState, Vendo
         .iter()
         .all(|p| p.status == crate::vendors::EsimStatus::Cancelled);
     Ok(OrderState {
+        charged: None,
         vendor_reference: Some(order_no.to_string()),
         status: if all_cancelled {
             VendorOrderStatus::Cancelled
@@ -501,6 +503,7 @@ impl Vendor for EsimAccess {
             .call("topup", "/esim/topup", &body, Effect::Money)
             .await?;
         Ok(OrderState {
+            charged: None,
             vendor_reference: Some(done.transaction_id.unwrap_or_else(|| req.order_id.clone())),
             status: VendorOrderStatus::Completed,
             esims: Vec::new(),

@@ -228,6 +228,7 @@ impl EsimFx {
         let status = wire::order_status(order.status.as_deref());
         let Some(iccid) = order.iccid.as_deref().filter(|i| !i.trim().is_empty()) else {
             return Ok(OrderState {
+                charged: None,
                 vendor_reference: Some(vendor_order_id.to_string()),
                 status: if status == VendorOrderStatus::Completed {
                     VendorOrderStatus::Pending
@@ -243,6 +244,7 @@ impl EsimFx {
         let profile = wire::esim_profile(&esim, vendor_order_id, order.subscription.as_ref())
             .ok_or_else(|| garbled("get_esim_status without a usable LPA"))?;
         Ok(OrderState {
+            charged: None,
             vendor_reference: Some(vendor_order_id.to_string()),
             status,
             esims: vec![profile],
@@ -512,6 +514,7 @@ impl Vendor for EsimFx {
             .into_iter()
             .collect();
         Ok(OrderState {
+            charged: None,
             vendor_reference: Some(order.id.clone()),
             status: wire::order_status(order.status.as_deref()),
             esims,

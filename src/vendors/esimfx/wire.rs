@@ -505,6 +505,7 @@ impl Order {
             None => Vec::new(),
         };
         Ok(OrderState {
+            charged: None,
             vendor_reference: Some(self.id.clone()),
             status,
             esims,

@@ -475,6 +475,12 @@ impl Order {
         assumptions::order_status(self.status.as_deref().unwrap_or(""))
     }
 
+    /// What the order cost, as its answer states it (`total` in `currency`).
+    pub fn charged(&self) -> Option<Money> {
+        let currency = self.currency.as_deref()?.trim().parse().ok()?;
+        Some(Money::new(self.total?, currency))
+    }
+
     /// The normalized state, given the profiles found (in the order or by a follow-up call).
     pub fn to_state(&self, esims: Vec<EsimProfile>) -> OrderState {
         let complete = esims.len() as u32 >= self.expected_esims().max(1);
@@ -484,6 +490,7 @@ impl Order {
             s => s,
         };
         OrderState {
+            charged: self.charged(),
             vendor_reference: self.order_reference.clone(),
             status,
             esims,

@@ -292,6 +292,7 @@ fn is_processing(e: &VendorError) -> bool {
 
 fn pending(vendor_reference: Option<String>) -> OrderState {
     OrderState {
+        charged: None,
         vendor_reference,
         status: VendorOrderStatus::Pending,
         esims: Vec::new(),

@@ -529,6 +529,7 @@ impl TopupDetail {
             && self.success_number == self.number
             && esims.len() == self.number as usize;
         Ok(OrderState {
+            charged: None,
             vendor_reference: (!self.topup_id.is_empty()).then(|| self.topup_id.clone()),
             status: if complete {
                 VendorOrderStatus::Completed

@@ -311,6 +311,7 @@ impl Order {
             _ => VendorOrderStatus::Pending,
         };
         OrderState {
+            charged: None,
             vendor_reference: self.order_id,
             status,
             esims: Vec::new(),
@@ -324,6 +325,7 @@ pub fn combine(orders: Vec<Order>) -> OrderState {
     let parts = orders
         .iter()
         .map(|o| OrderState {
+            charged: None,
             vendor_reference: o.order_id.clone(),
             status: if o.is_failed() {
                 VendorOrderStatus::Failed
