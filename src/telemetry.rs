@@ -38,6 +38,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                 ])
                 .expect("static buckets are valid")
+                // A share of the retail price, not seconds: below zero is a loss.
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("order_margin_ratio".into()),
+                    &[-0.5, -0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5],
+                )
+                .expect("static buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; then ours just stays empty.

@@ -610,6 +610,25 @@ pub async fn placed(
         },
     )
     .await?;
+    // What the vendor says it charged, when it says, is the cost; else the synced cost.
+    let charged = state.charged.filter(|_| order.kind.delivers_esims());
+    let retail_cost = match charged {
+        Some(m) => {
+            store::routings::set_charged(&mut tx, attempt.id, m.amount, m.currency.as_str())
+                .await?;
+            ctx.pricing.cost_in_retail(m).or(retail_cost)
+        }
+        None => retail_cost,
+    };
+    let margin = retail_cost.map(|c| order.price_amount - c);
+    if let Some(m) = margin.filter(|m| m.is_sign_negative() && !m.is_zero()) {
+        let reason = format!(
+            "negative margin: {} charged more than the order's price ({m} {})",
+            attempt.vendor,
+            order.price_currency.trim()
+        );
+        store::orders::flag_attention(&mut tx, &order.id, &reason).await?;
+    }
     store::orders::mark_placed(
         &mut tx,
         &order.id,
@@ -624,7 +643,29 @@ pub async fn placed(
     metrics::counter!("order_attempts_total", "vendor" => attempt.vendor.clone(), "outcome" => "placed")
         .increment(1);
     count_outcome(&attempt.vendor, &step);
+    if let Some(m) = margin {
+        record_margin(order, &attempt.vendor, m);
+    }
     Ok(step)
+}
+
+/// `order_margin_ratio{vendor}` (margin ÷ retail price of each purchase) and, below zero,
+/// the negative-margin alert: a WARN and `order_negative_margin_total{vendor}` (the order is
+/// flagged for attention in the purchase's transaction).
+fn record_margin(order: &OrderRow, vendor: &str, margin: Decimal) {
+    use rust_decimal::prelude::ToPrimitive;
+    let vendor = vendor
+        .parse::<crate::vendors::VendorId>()
+        .map_or("unknown", |v| v.as_str());
+    if order.price_amount > Decimal::ZERO {
+        if let Some(ratio) = (margin / order.price_amount).to_f64() {
+            metrics::histogram!("order_margin_ratio", "vendor" => vendor).record(ratio);
+        }
+    }
+    if margin.is_sign_negative() && !margin.is_zero() {
+        tracing::warn!(order_id = %order.id, vendor, margin = %margin, currency = order.price_currency.trim(), "negative margin: the vendor charged more than the order's price");
+        metrics::counter!("order_negative_margin_total", "vendor" => vendor).increment(1);
+    }
 }
 
 fn count_outcome(vendor: &str, step: &Step) {

@@ -18,9 +18,10 @@ use axum::{
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, post, put},
 };
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -131,6 +132,8 @@ pub struct SimCore {
     callback_url: Arc<RwLock<Option<url::Url>>>,
     orders: Arc<Mutex<Vec<SimOrderRecord>>>,
     deliveries: Arc<Mutex<Vec<DeliveryRecord>>>,
+    /// Percent the prices charged are above the catalogue's (see [`SimCore::raise_prices`]).
+    price_rise: Arc<RwLock<Decimal>>,
     client: reqwest::Client,
 }
 
@@ -143,6 +146,7 @@ impl SimCore {
             callback_url: Arc::new(RwLock::new(None)),
             orders: Arc::default(),
             deliveries: Arc::default(),
+            price_rise: Arc::default(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -165,6 +169,19 @@ impl SimCore {
 
     pub fn callback_url(&self) -> Option<url::Url> {
         self.callback_url.read().expect("callback lock").clone()
+    }
+
+    /// From now on orders are charged `percent` above the catalogue price (negative: below):
+    /// a vendor whose price moved after the gateway's last catalogue sync. Simulators that
+    /// answer prices on orders apply it (eSIM Go); the catalogue listing keeps its prices.
+    pub fn raise_prices(&self, percent: Decimal) {
+        *self.price_rise.write().expect("price lock") = percent;
+    }
+
+    /// `price` as charged now (rounded to cents).
+    pub fn charged_price(&self, price: Decimal) -> Decimal {
+        let rise = *self.price_rise.read().expect("price lock");
+        (price * (Decimal::ONE + rise / Decimal::ONE_HUNDRED)).round_dp(2)
     }
 
     pub fn record_order(&self, record: SimOrderRecord) {
@@ -279,6 +296,11 @@ pub async fn serve(router: Router) -> std::io::Result<RunningSim> {
 }
 
 #[derive(Debug, Deserialize)]
+struct PriceRise {
+    percent: Decimal,
+}
+
+#[derive(Debug, Deserialize)]
 struct InjectFault {
     operation: String,
     fault: Fault,
@@ -288,7 +310,8 @@ struct InjectFault {
 
 /// `/_sandbox/*`: drive a running simulator from outside (demo, manual testing).
 /// `POST /_sandbox/faults` `{"operation","fault":{"kind",…},"times"?}`, `DELETE /_sandbox/faults`,
-/// `GET /_sandbox/orders`, `GET|PUT /_sandbox/settings`, `GET /_sandbox/callbacks`.
+/// `GET /_sandbox/orders`, `GET|PUT /_sandbox/settings`, `GET /_sandbox/callbacks`,
+/// `PUT /_sandbox/prices` `{"percent"}` ([`SimCore::raise_prices`]).
 pub fn control_router(core: SimCore) -> Router {
     async fn inject(State(core): State<SimCore>, Json(req): Json<InjectFault>) -> StatusCode {
         let times = match req.times {
@@ -316,8 +339,13 @@ pub fn control_router(core: SimCore) -> Router {
         core.set_settings(s);
         Json(s).into_response()
     }
+    async fn prices(State(core): State<SimCore>, Json(p): Json<PriceRise>) -> StatusCode {
+        core.raise_prices(p.percent);
+        StatusCode::NO_CONTENT
+    }
     Router::new()
         .route("/_sandbox/faults", post(inject).delete(clear))
+        .route("/_sandbox/prices", put(prices))
         .route("/_sandbox/orders", get(orders))
         .route("/_sandbox/callbacks", get(callbacks))
         .route("/_sandbox/settings", get(get_settings).put(put_settings))

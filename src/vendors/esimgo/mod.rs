@@ -197,6 +197,78 @@ impl EsimGo {
         Ok(order)
     }
 
+    /// Before buying with an expected cost: `POST /orders` `type: validate` (a documented
+    /// dry run that answers the `total` and buys nothing). A total above expected ×
+    /// quantity × (1 + tolerance) is refused as `PriceChanged`; the transaction is not
+    /// sent. Any other failure of the dry run (timeout, dropped connection, 5xx, an answer
+    /// we cannot read) is `Unreachable`: validate buys nothing and the transaction was
+    /// never sent, so nothing was bought, and the next vendor may be tried.
+    async fn check_price(&self, req: &PlaceOrder) -> Result<(), VendorError> {
+        let Some(expected) = req.expected_unit_cost else {
+            return Ok(());
+        };
+        let body = OrderRequest {
+            kind: "validate",
+            assign: true,
+            order: vec![line(&req.sku, req.quantity, Vec::new())],
+        };
+        let answer = async {
+            let url = self.url(&["orders"])?;
+            let resp = self
+                .call("validate_order", self.request(Method::POST, url).json(&body))
+                .await?;
+            parse::<Order>("validate_order", &resp)
+        }
+        .await;
+        let order = match answer {
+            Ok(order) => order,
+            // A 400/401/403 to the dry run is the vendor's definite answer (balance, bundle).
+            Err(e @ VendorError::Rejected { .. }) => return Err(e),
+            Err(e) => {
+                return Err(VendorError::Unreachable(format!(
+                    "price check (type: validate) failed, no transaction sent: {e}"
+                )));
+            }
+        };
+        if order.valid == Some(false) {
+            return Err(VendorError::rejected(
+                RejectKind::InvalidRequest,
+                "validate_invalid",
+                "the price check (type: validate) answered valid: false",
+            ));
+        }
+        let Some(total) = order.total else {
+            return Err(VendorError::Unreachable(
+                "price check (type: validate) answered no total; no transaction sent".into(),
+            ));
+        };
+        let currency = order
+            .currency
+            .as_deref()
+            .and_then(|c| c.trim().parse::<Currency>().ok())
+            .unwrap_or(expected.currency);
+        let quantity = Decimal::from(req.quantity);
+        let limit = expected.amount
+            * quantity
+            * (Decimal::ONE + req.price_tolerance_percent / Decimal::ONE_HUNDRED);
+        if currency != expected.currency || total > limit {
+            return Err(VendorError::rejected(
+                RejectKind::PriceChanged,
+                "price_above_expected",
+                format!(
+                    "price check: {total} {currency} for {} × {}, expected {} {} each \
+                     (+{}% tolerance); not bought",
+                    req.quantity,
+                    req.sku,
+                    expected.amount,
+                    expected.currency,
+                    req.price_tolerance_percent
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     async fn get_order(&self, reference: &str) -> Result<Order, VendorError> {
         self.get_json("fetch_order", self.url(&["orders", reference])?)
             .await
@@ -562,6 +634,7 @@ impl Vendor for EsimGo {
     }
 
     async fn place_order(&self, req: &PlaceOrder) -> Result<Placed, VendorError> {
+        self.check_price(req).await?;
         let body = OrderRequest {
             kind: "transaction",
             assign: true,

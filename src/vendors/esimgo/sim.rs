@@ -65,6 +65,9 @@ pub mod ops {
     pub const LIST: &str = "list";
     /// `POST /orders` for new eSIMs.
     pub const ORDER: &str = "order";
+    /// `POST /orders` with `type: validate` (the dry run; faults armed for `order` leave it
+    /// alone).
+    pub const VALIDATE: &str = "validate_order";
     /// `POST /orders` with `iccids` (a bundle onto existing eSIMs).
     pub const TOPUP: &str = "topup";
     /// `GET /orders`, `GET /orders/{ref}`, `GET /esims/assignments`, `GET /esims`,
@@ -825,11 +828,14 @@ async fn create_order(State(sim): State<Arc<Inner>>, body: Bytes) -> Response {
         return bad_request("Invalid request body");
     };
     let topup = req.order.iter().any(|l| !l.iccids.is_empty());
-    let fault = match sim
-        .core
-        .faults
-        .begin(if topup { ops::TOPUP } else { ops::ORDER }, reject)
-    {
+    let operation = if req.kind == "validate" {
+        ops::VALIDATE
+    } else if topup {
+        ops::TOPUP
+    } else {
+        ops::ORDER
+    };
+    let fault = match sim.core.faults.begin(operation, reject) {
         Ok(fault) => fault,
         Err(refusal) => return *refusal,
     };
@@ -881,7 +887,7 @@ fn place(sim: &Inner, req: &OrderBody) -> Response {
             item: l.item.clone(),
             quantity: l.quantity,
             iccids: l.iccids.clone(),
-            price_per_unit: bundle.price,
+            price_per_unit: sim.core.charged_price(bundle.price),
         });
     }
     let total: Decimal = lines
@@ -936,7 +942,7 @@ fn place(sim: &Inner, req: &OrderBody) -> Response {
                 initial: bundle.bytes(),
                 used: 0,
                 days: bundle.days,
-                price: bundle.price,
+                price: line.price_per_unit,
                 reference: reference.clone(),
                 assigned_at: now,
                 started_at: None,
