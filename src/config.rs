@@ -314,17 +314,14 @@ impl Config {
         let near_tie_percent = env.parse("ROUTING_NEAR_TIE_PERCENT", Decimal::ONE, |s| {
             percent(s, Decimal::ONE_HUNDRED)
         })?;
-        let vendor_health_window = env.parse(
-            "VENDOR_HEALTH_WINDOW",
-            Duration::from_secs(15 * 60),
-            |s| {
+        let vendor_health_window =
+            env.parse("VENDOR_HEALTH_WINDOW", Duration::from_secs(15 * 60), |s| {
                 let d = parse_duration(s)?;
                 if d < Duration::from_secs(1) || d > Duration::from_secs(7 * 24 * 3600) {
                     return Err("must be between 1s and 7 days".into());
                 }
                 Ok(d)
-            },
-        )?;
+            })?;
         let price_tolerance_percent =
             env.parse("PRICE_TOLERANCE_PERCENT", Decimal::from(2), |s| {
                 percent(s, Decimal::ONE_HUNDRED)
@@ -435,7 +432,11 @@ mod tests {
         assert_eq!(c.vendor_health_window, Duration::from_secs(900));
         assert_eq!(c.price_tolerance_percent, Decimal::from(2));
         assert_eq!(c.min_margin_percent, Decimal::ZERO);
-        let c = cfg(&[("VENDOR_HEALTH_WINDOW", "5m"), ("MIN_MARGIN_PERCENT", "7.5")]).unwrap();
+        let c = cfg(&[
+            ("VENDOR_HEALTH_WINDOW", "5m"),
+            ("MIN_MARGIN_PERCENT", "7.5"),
+        ])
+        .unwrap();
         assert_eq!(c.vendor_health_window, Duration::from_secs(300));
         assert_eq!(c.min_margin_percent, "7.5".parse::<Decimal>().unwrap());
         for (var, bad) in [

@@ -593,12 +593,18 @@ mod tests {
                 "USD",
             ),
         ];
-        let ranked = rank(&p, &offers, &fx, Currency::USD, dec("1"), |_| Ok(()), |v| {
-            VendorStats {
+        let ranked = rank(
+            &p,
+            &offers,
+            &fx,
+            Currency::USD,
+            dec("1"),
+            |_| Ok(()),
+            |v| VendorStats {
                 sync_healthy: v != VendorId::EsimAccess,
                 ..VendorStats::default()
-            }
-        });
+            },
+        );
         let ids: Vec<i64> = ranked.candidates.iter().map(|c| c.offer.offer_id).collect();
         assert_eq!(ids, [3, 1, 2]);
         assert_eq!(ranked.rule, Rule::TieStableOrder);
@@ -622,7 +628,16 @@ mod tests {
     }
 
     fn jp(id: i64, vendor: VendorId, cost: &str) -> RoutableOffer {
-        offer(id, vendor, &["JP"], DataKind::Total, Some(1), 7, cost, "USD")
+        offer(
+            id,
+            vendor,
+            &["JP"],
+            DataKind::Total,
+            Some(1),
+            7,
+            cost,
+            "USD",
+        )
     }
 
     fn record(placed: u64, unknown: u64, p50: Option<i64>) -> VendorStats {
@@ -649,7 +664,10 @@ mod tests {
             |_| Ok(()),
             stats,
         );
-        (r.candidates.iter().map(|c| c.offer.offer_id).collect(), r.rule)
+        (
+            r.candidates.iter().map(|c| c.offer.offer_id).collect(),
+            r.rule,
+        )
     }
 
     #[test]
@@ -669,10 +687,19 @@ mod tests {
             (vec![2, 1, 3], Rule::NearTieSuccessRate)
         );
         // With no band, cost alone decides.
-        assert_eq!(ranked_ids(&offers, "0", flaky), (vec![1, 2, 3], Rule::Cheapest));
+        assert_eq!(
+            ranked_ids(&offers, "0", flaky),
+            (vec![1, 2, 3], Rule::Cheapest)
+        );
         // The band is relative to the cheapest: 10.20 is a near-tie of nothing cheaper.
-        let offers = [jp(1, VendorId::EsimFx, "10.00"), jp(3, VendorId::EsimAccess, "10.20")];
-        assert_eq!(ranked_ids(&offers, "1", flaky), (vec![1, 3], Rule::Cheapest));
+        let offers = [
+            jp(1, VendorId::EsimFx, "10.00"),
+            jp(3, VendorId::EsimAccess, "10.20"),
+        ];
+        assert_eq!(
+            ranked_ids(&offers, "1", flaky),
+            (vec![1, 3], Rule::Cheapest)
+        );
     }
 
     #[test]
@@ -707,13 +734,19 @@ mod tests {
             VendorId::MicroEsim => record(8, 0, Some(400)),
             _ => VendorStats::default(),
         };
-        assert_eq!(ranked_ids(&offers, "1", proven_micro), (vec![1, 2], Rule::Cheapest));
+        assert_eq!(
+            ranked_ids(&offers, "1", proven_micro),
+            (vec![1, 2], Rule::Cheapest)
+        );
         // Proven clean and cheaper vs unproven: the proven one stays first.
         let proven_fx = |v| match v {
             VendorId::EsimFx => record(8, 0, Some(400)),
             _ => VendorStats::default(),
         };
-        assert_eq!(ranked_ids(&offers, "1", proven_fx), (vec![1, 2], Rule::Cheapest));
+        assert_eq!(
+            ranked_ids(&offers, "1", proven_fx),
+            (vec![1, 2], Rule::Cheapest)
+        );
         // A vendor that failed recently comes after one with no record.
         let failed_fx = |v| match v {
             VendorId::EsimFx => record(1, 1, Some(400)),

@@ -452,7 +452,8 @@ fn admin_order(details: view::OrderDetails) -> AdminOrder {
         // A finished order keeps a flag only when it sold below cost.
         attention: match (&o.attention_reason, o.attention_at) {
             (Some(reason), Some(since))
-                if o.status.is_unfinished() || margin.is_some_and(|m| m.amount.is_sign_negative()) =>
+                if o.status.is_unfinished()
+                    || margin.is_some_and(|m| m.amount.is_sign_negative()) =>
             {
                 Some(AttentionView {
                     reason: reason.clone(),

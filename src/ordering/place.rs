@@ -134,7 +134,13 @@ pub async fn place_new(
             let demand = purchase::Demand {
                 key,
                 quantity: req.quantity,
-                price: Money::new(price, plan.price_currency.trim().parse().unwrap_or(ctx.pricing.retail_currency)),
+                price: Money::new(
+                    price,
+                    plan.price_currency
+                        .trim()
+                        .parse()
+                        .unwrap_or(ctx.pricing.retail_currency),
+                ),
             };
             Some(purchase::route(ctx, &demand, &HashSet::new()).await?)
         }

@@ -146,11 +146,7 @@ pub struct Demand<'a> {
 /// the minimum margin and vendors whose circuit breaker does not admit the order (open; or
 /// half-open with the probe claimed by another order: only with `claim_probes` does this
 /// order claim it).
-pub async fn route(
-    ctx: &Ctx,
-    demand: &Demand<'_>,
-    tried: &HashSet<i64>,
-) -> sqlx::Result<Routed> {
+pub async fn route(ctx: &Ctx, demand: &Demand<'_>, tried: &HashSet<i64>) -> sqlx::Result<Routed> {
     Ok(route_with_details(ctx, demand, tried, true).await?.1)
 }
 

@@ -21,8 +21,8 @@ use axum::{
     routing::{get, post, put},
 };
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use rand::Rng;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio::{net::TcpListener, task::JoinHandle};
 

@@ -49,11 +49,13 @@ pub async fn set_charged(
     amount: Decimal,
     currency: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE order_attempts SET charged_amount = $2, charged_currency = $3 WHERE id = $1")
-        .bind(attempt_id)
-        .bind(amount)
-        .bind(currency)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE order_attempts SET charged_amount = $2, charged_currency = $3 WHERE id = $1",
+    )
+    .bind(attempt_id)
+    .bind(amount)
+    .bind(currency)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }

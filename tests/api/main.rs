@@ -17,6 +17,7 @@ mod operations;
 mod orders;
 mod outbox;
 mod read_cache;
+mod routing;
 mod sandbox_catalog;
 mod server_limits;
 mod shutdown;

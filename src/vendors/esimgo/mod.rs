@@ -215,7 +215,10 @@ impl EsimGo {
         let answer = async {
             let url = self.url(&["orders"])?;
             let resp = self
-                .call("validate_order", self.request(Method::POST, url).json(&body))
+                .call(
+                    "validate_order",
+                    self.request(Method::POST, url).json(&body),
+                )
                 .await?;
             parse::<Order>("validate_order", &resp)
         }
