@@ -607,8 +607,7 @@ pub async fn placed(
     )
     .await?;
     // What the vendor says it charged, when it says, is the cost; else the synced cost.
-    let charged = state.charged.filter(|_| order.kind.delivers_esims());
-    let retail_cost = match charged {
+    let retail_cost = match state.charged {
         Some(m) => {
             store::routings::set_charged(&mut tx, attempt.id, m.amount, m.currency.as_str())
                 .await?;

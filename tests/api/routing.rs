@@ -120,7 +120,7 @@ async fn a_near_tie_goes_to_the_more_reliable_vendor_and_beyond_the_band_cost_wi
         Fault::Reset {
             after_processing: false,
         },
-        Some(2),
+        None,
     );
     for i in 0..2 {
         let id = order(&s, &format!("k-rt-flaky-{i}"), &beyond_plan).await;
@@ -170,8 +170,8 @@ async fn a_near_tie_goes_to_the_more_reliable_vendor_and_beyond_the_band_cost_wi
         .iter()
         .find(|c| c["vendor"] == flaky.as_str())
         .unwrap_or_else(|| panic!("{flaky} not among the candidates: {r}"));
-    assert_eq!(dec(&bad["success_rate"]), Decimal::ZERO, "{r}");
-    assert!(bad["unknown"].as_u64().unwrap() >= 2, "{r}");
+    assert!(dec(&bad["success_rate"]) < Decimal::ONE, "{r}");
+    assert!(bad["unknown"].as_u64().unwrap() >= 1, "{r}");
     assert_eq!(bad["breaker"], "closed", "{r}");
     for c in candidates {
         for field in [
@@ -186,6 +186,7 @@ async fn a_near_tie_goes_to_the_more_reliable_vendor_and_beyond_the_band_cost_wi
     }
 
     // Beyond the band the cheaper vendor wins, whatever its record.
+    s.core(flaky).faults.clear();
     let id = order(&s, "k-rt-beyond", &beyond_plan).await;
     let done = s.settle(&id, Duration::from_secs(20)).await;
     assert_eq!(done["status"], "completed", "{done}");
@@ -242,6 +243,23 @@ async fn a_price_rise_at_esim_go_is_caught_before_buying_and_the_next_vendor_sel
     let (cost, charged) = (dec(&a["cost"]["amount"]), dec(&a["charged"]["amount"]));
     assert_eq!(charged, (cost * Decimal::new(101, 2)).round_dp(2), "{a}");
     assert!(o["attention"].is_null(), "{o}");
+
+    // A dry run without an answer bought nothing and sent no transaction: the next vendor
+    // sells at once, without waiting for a reconcile.
+    esimgo.faults.inject(
+        "validate_order",
+        Fault::Reset {
+            after_processing: false,
+        },
+    );
+    let bought_before = esimgo.orders().len();
+    let id = order(&s, "k-rt-validate-lost", &plan).await;
+    let done = s.settle(&id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(esimgo.orders().len(), bought_before);
+    let o = admin_order(&s, &id).await;
+    assert_eq!(attempted(&o), [VendorId::EsimGo.as_str(), next.as_str()]);
+    assert_eq!(o["attempts"][0]["outcome"], "unreachable", "{o}");
 }
 
 #[tokio::test]

@@ -7,7 +7,9 @@
 //!   organisation's currency (GBP here).
 //! - `POST /orders` (`type` validate|transaction, `assign`, `order`/`Order` lines) is
 //!   synchronous: with `assign: true` the answer carries the new eSIMs; with `iccids` it tops
-//!   up existing ones. No idempotency key: every transaction is a new order.
+//!   up existing ones. No idempotency key: every transaction is a new order. Validate and
+//!   transaction charge the catalogue price raised by `SimCore::raise_prices` (a price that
+//!   moved after the gateway's sync); validate has its own fault operation.
 //! - `GET /orders` (`createdAt=gte:…&createdAt=lte:…`, `page`, `limit`) answers a bare array
 //!   with eSIM data included (v2.3+); `GET /orders/{ref}` omits it, as the OpenAPI text shows,
 //!   so clients read `GET /esims/assignments?reference=` (CSV by default, JSON on request).
