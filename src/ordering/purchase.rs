@@ -226,7 +226,6 @@ async fn route_with_details(
             stats: c.stats,
         })
         .collect();
-    drop(ranking);
     Ok((
         offers,
         Routed {

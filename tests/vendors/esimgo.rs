@@ -678,3 +678,59 @@ async fn callbacks_are_signed_with_the_api_key_and_parse() {
     assert_eq!(e.kind, VendorEventKind::LowBalance { exhausted: true });
     let _ = messages::INSUFFICIENT_BALANCE;
 }
+
+#[tokio::test]
+async fn with_an_expected_cost_the_price_is_validated_before_buying() {
+    let env = start_with(short_timeout()).await;
+    let sku = one_gb_sku(&env.sim);
+    let offers = env.vendor.list_offers().await.unwrap();
+    let cost = offers.iter().find(|o| o.sku == sku).unwrap().cost;
+    let guarded = |id: &str, tolerance: i64| PlaceOrder {
+        expected_unit_cost: Some(cost),
+        price_tolerance_percent: Decimal::from(tolerance),
+        ..order(id, &sku)
+    };
+
+    // 5 % above the synced cost, 2 % allowed: refused by the dry run, nothing bought.
+    env.sim.core().raise_prices(Decimal::from(5));
+    let r = env.vendor.place_order(&guarded("ord-price-1", 2)).await;
+    assert_eq!(reject_kind(r), RejectKind::PriceChanged);
+    assert!(env.sim.core().orders().is_empty());
+
+    // Within the tolerance it buys, and the answer tells what was charged.
+    let placed = env
+        .vendor
+        .place_order(&guarded("ord-price-2", 10))
+        .await
+        .unwrap();
+    let charged = placed.charged.expect("eSIM Go states the order total");
+    assert_eq!(charged.currency, cost.currency);
+    assert_eq!(
+        charged.amount,
+        (cost.amount * Decimal::new(105, 2)).round_dp(2)
+    );
+    assert_eq!(env.sim.core().orders().len(), 1);
+
+    // A dry run without a usable answer: nothing was bought and no transaction was sent,
+    // so it is unreachable (try elsewhere), not unknown.
+    env.sim.core().faults.inject(ops::VALIDATE, Fault::Garbled);
+    let r = env.vendor.place_order(&guarded("ord-price-3", 10)).await;
+    assert!(matches!(r, Err(VendorError::Unreachable(_))), "{r:?}");
+    env.sim.core().faults.inject(
+        ops::VALIDATE,
+        Fault::Delay {
+            millis: short_timeout().timeout.as_millis() as u64 + 300,
+        },
+    );
+    let r = env.vendor.place_order(&guarded("ord-price-4", 10)).await;
+    assert!(matches!(r, Err(VendorError::Unreachable(_))), "{r:?}");
+    assert_eq!(env.sim.core().orders().len(), 1);
+
+    // Without an expected cost (a re-send) there is no dry run.
+    env.sim.core().faults.inject(ops::VALIDATE, Fault::Garbled);
+    env.vendor
+        .place_order(&order("ord-price-5", &sku))
+        .await
+        .unwrap();
+    assert_eq!(env.sim.core().orders().len(), 2);
+}
