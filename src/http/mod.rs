@@ -2,6 +2,7 @@
 //! call one service function and map the result; nothing here talks to a vendor.
 
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod docs;
 pub mod error;
@@ -93,6 +94,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(esims::router())
         .merge(webhooks::router())
         .merge(admin::router())
+        .merge(alerts::router())
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {

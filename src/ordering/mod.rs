@@ -14,6 +14,7 @@ pub use crate::domain::order::OrderStatus;
 use crate::{AppState, catalog::pricing::Pricing, vendors::registry::Vendors};
 
 pub mod answer;
+pub mod balances;
 pub mod breaker;
 pub mod cancel;
 pub mod error;
@@ -47,6 +48,8 @@ pub struct Ctx {
     pub reconcile_settle: Duration,
     /// When a vendor's breaker opens and for how long.
     pub breaker: breaker::BreakerSettings,
+    /// How vendor balances are read and judged low.
+    pub balances: balances::BalanceSettings,
 }
 
 impl Ctx {
@@ -65,6 +68,10 @@ impl Ctx {
             breaker: breaker::BreakerSettings {
                 failures: state.config.breaker_failures,
                 cooldown: state.config.breaker_cooldown,
+            },
+            balances: balances::BalanceSettings {
+                config: state.config.balances.clone(),
+                deliver_alerts: state.config.operator_webhook.is_some(),
             },
         }
     }

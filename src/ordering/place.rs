@@ -130,7 +130,7 @@ pub async fn place_new(
     // Ranked before the claim, so that the order, its idempotency key and the first
     // attempt are one commit before the first vendor call.
     let ranked = match &plan_key {
-        Some(k) => purchase::ranked_offers(ctx, k, &HashSet::new()).await?,
+        Some(k) => purchase::ranked_offers(ctx, k, &HashSet::new(), req.quantity).await?,
         None => Vec::new(),
     };
     let mut tx = ctx.pool.begin().await?;

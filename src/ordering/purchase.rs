@@ -123,15 +123,18 @@ pub struct Ranked {
 }
 
 /// The offers that can fill `key`, cheapest first (`routing::rank`), from vendors with an
-/// adapter here, not in `tried` (offers already refused for this order) and admitted by
-/// their circuit breaker: an open breaker's offers are left out, a half-open one's only
-/// when this order claimed its probe.
+/// adapter here, not in `tried` (offers already refused for this order), whose last known
+/// balance pays for `quantity` (`balances::shortfall`) and admitted by their circuit
+/// breaker: an open breaker's offers are left out, a half-open one's only when this order
+/// claimed its probe.
 pub async fn ranked_offers(
     ctx: &Ctx,
     key: &PlanKey,
     tried: &HashSet<i64>,
+    quantity: u32,
 ) -> sqlx::Result<Vec<Ranked>> {
     let offers = store::offers::candidates(&ctx.pool, key, &ctx.vendors.ids()).await?;
+    let balances = store::balances::all(&ctx.pool).await?;
     let health = store::offers::sync_states(&ctx.pool).await?;
     // A vendor without a sync record yet is not held back: only a failed sync is evidence.
     let healthy = |v| super::health::of(&health, v) != super::health::Health::Unhealthy;
@@ -144,6 +147,7 @@ pub async fn ranked_offers(
     )
     .into_iter()
     .filter(|c| !tried.contains(&c.offer.offer_id) && ctx.vendors.adapter(c.offer.vendor).is_some())
+    .filter(|c| super::balances::pays(&balances, c.offer, quantity, &ctx.pricing.fx))
     .collect();
     let mut vendors: Vec<_> = ranked.iter().map(|c| c.offer.vendor).collect();
     vendors.sort();
@@ -237,7 +241,7 @@ pub async fn buy(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step, Pur
     let Some(key) = plan_key(ctx, &order.plan_id).await? else {
         return fail(ctx, lease, "plan_unavailable", "the plan is no longer sold").await;
     };
-    let ranked = ranked_offers(ctx, &key, &tried).await?;
+    let ranked = ranked_offers(ctx, &key, &tried, order.quantity as u32).await?;
     try_offers(ctx, order, lease, &ranked, None).await
 }
 
@@ -497,6 +501,9 @@ pub async fn placed(
     metrics::counter!("order_attempts_total", "vendor" => attempt.vendor.clone(), "outcome" => "placed")
         .increment(1);
     count_outcome(&attempt.vendor, &step);
+    if let Ok(vendor) = attempt.vendor.parse() {
+        super::balances::nudge(ctx, vendor);
+    }
     Ok(step)
 }
 
