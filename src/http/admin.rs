@@ -20,11 +20,12 @@ use crate::{
     http::error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::Admin,
+        balances::VendorBalance,
         extract::ApiPath,
         paging::{self, Cursor},
         plans::plan_not_found,
     },
-    ordering::{Ctx, balances, breaker::BreakerState, health, provision, purchase, view},
+    ordering::{Ctx, breaker::BreakerState, health, provision, purchase, view},
     store,
     vendors::{VendorId, registry::VendorMode},
 };
@@ -64,32 +65,9 @@ pub struct VendorStatus {
     pub last_sync_duration_ms: Option<i64>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
-    /// Prepaid balance at the vendor as last read (every `BALANCE_REFRESH_INTERVAL` and
-    /// shortly after each order placed there), in the vendor's currency; null when never
-    /// read, or when the vendor's API has no balance operation.
-    pub balance: Option<Money>,
-    /// When `balance` was read.
-    pub balance_read_at: Option<DateTime<Utc>>,
-    /// Why the latest read failed (`balance` is then the last known one); null after a
-    /// good read.
-    pub balance_error: Option<String>,
-    pub balance_error_at: Option<DateTime<Utc>>,
-    pub balance_status: BalanceStatus,
-    /// Below its low threshold: `vendor.balance_low` was raised when it fell below.
-    pub balance_low: bool,
-    /// The threshold the last read was judged by; null when none applies.
-    pub balance_low_threshold: Option<Money>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BalanceStatus {
-    /// `balance` holds the last balance read.
-    Read,
-    /// Not read successfully yet (or the vendor is not enabled).
-    NotRead,
-    /// The vendor's API offers no balance operation: routing never skips it for balance.
-    NotOffered,
+    /// The prepaid balance as last read and stored.
+    #[serde(flatten)]
+    pub balance: VendorBalance,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -150,13 +128,6 @@ async fn list_vendors(_: Admin, State(state): State<AppState>) -> ApiResult<Json
         .into_iter()
         .map(|r| {
             let sync = r.sync.as_ref();
-            let b = r.balance.as_ref();
-            let balance = b.and_then(balances::known);
-            let balance_status = match b {
-                Some(b) if !b.supported => BalanceStatus::NotOffered,
-                _ if balance.is_some() => BalanceStatus::Read,
-                _ => BalanceStatus::NotRead,
-            };
             VendorStatus {
                 id: r.id,
                 name: r.id.display_name().to_string(),
@@ -186,15 +157,7 @@ async fn list_vendors(_: Admin, State(state): State<AppState>) -> ApiResult<Json
                 last_sync_duration_ms: sync.and_then(|s| s.last_duration_ms),
                 last_error: sync.and_then(|s| s.last_error.clone()),
                 last_error_at: sync.and_then(|s| s.last_error_at),
-                balance_read_at: balance.and(b.and_then(|b| b.read_at)),
-                balance_low_threshold: balance
-                    .zip(b.and_then(|b| b.threshold))
-                    .map(|(m, t)| Money::new(t, m.currency)),
-                balance,
-                balance_error: b.and_then(|b| b.last_error.clone()),
-                balance_error_at: b.and_then(|b| b.last_error_at),
-                balance_status,
-                balance_low: b.is_some_and(|b| b.low),
+                balance: VendorBalance::of(r.balance.as_ref()),
             }
         })
         .collect();

@@ -2,8 +2,8 @@
 //! call one service function and map the result; nothing here talks to a vendor.
 
 pub mod admin;
-pub mod alerts;
 pub mod auth;
+pub mod balances;
 pub mod docs;
 pub mod error;
 pub mod esims;
@@ -94,7 +94,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(esims::router())
         .merge(webhooks::router())
         .merge(admin::router())
-        .merge(alerts::router())
+        .merge(balances::router())
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {

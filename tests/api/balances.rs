@@ -12,11 +12,15 @@ use esim_gateway::{
     workers::outbox::OutboxWorker,
 };
 use hmac::{Hmac, Mac};
+use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::{breaker::plan_of_two, outbox::start_receiver, sandbox_app::SandboxApp};
+use crate::{
+    breaker::plan_of_two, helpers::assert_error_shape, outbox::start_receiver,
+    sandbox_app::SandboxApp,
+};
 
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
@@ -71,9 +75,29 @@ async fn a_vendor_whose_balance_cannot_pay_is_skipped_and_the_next_vendor_gets_t
     );
     assert_eq!(s.vendor_orders_for(id), [(next, 1)]);
 
-    // Once the balance is topped up and read again, the vendor gets orders again.
+    // Once the balance is topped up and read again (on demand), the vendor gets orders again.
     s.sandbox.set_balance(broke, dec("1000"));
-    balances::refresh(&ctx, broke).await.unwrap();
+    let read = s
+        .app
+        .admin(
+            Method::POST,
+            &format!("/admin/vendors/{broke}/balance/refresh"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let read: Value = read.json().await.unwrap();
+    assert_eq!(read["vendor"], broke.as_str());
+    assert_eq!(read["balance"]["amount"], "1000", "{read}");
+    assert_eq!(read["balance_status"], "read");
+    let unknown = s
+        .app
+        .admin(Method::POST, "/admin/vendors/nobody/balance/refresh")
+        .send()
+        .await
+        .unwrap();
+    assert_error_shape(unknown, 404).await;
     let (code, order) = s
         .post_order("balance-skip-2", &json!({"plan_id": plan}))
         .await;
