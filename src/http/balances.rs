@@ -35,9 +35,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A vendor's prepaid balance as stored (flattened into [`super::admin::VendorStatus`]).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VendorBalance {
-    /// Prepaid balance at the vendor as last read (every `BALANCE_REFRESH_INTERVAL` and
-    /// shortly after each order placed there), in the vendor's currency; null when never
-    /// read, or when the vendor's API has no balance operation.
+    /// Prepaid balance at the vendor as last read (every `BALANCE_REFRESH_INTERVAL`,
+    /// shortly after each order placed there, and on the first look at a vendor never
+    /// read), in the vendor's currency; null when not read yet, or when the vendor's API
+    /// has no balance operation.
     pub balance: Option<Money>,
     /// When `balance` was read.
     pub balance_read_at: Option<DateTime<Utc>>,

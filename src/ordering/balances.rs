@@ -201,9 +201,10 @@ impl Crossing {
     }
 }
 
-/// The stored row after `read` at `now`, judged by `threshold`, and the crossing it makes.
-/// A failed read changes neither the balance nor the low flag; a vendor without a balance
-/// operation is never low.
+/// The stored row after `read`, started at `now`, judged by `threshold`, and the crossing
+/// it makes. A failed read changes neither the balance nor the low flag; a vendor without
+/// a balance operation is never low; a read older than the stored one (a slower replica's)
+/// changes nothing.
 pub fn after_read(
     row: &BalanceRow,
     read: &Read,
@@ -211,6 +212,9 @@ pub fn after_read(
     now: DateTime<Utc>,
 ) -> (BalanceRow, Option<Crossing>) {
     let mut next = row.clone();
+    if row.read_at.is_some_and(|last| last > now) {
+        return (next, None);
+    }
     match read {
         Read::Failed(e) => {
             next.last_error = Some(e.clone());
@@ -260,6 +264,7 @@ pub async fn refresh(ctx: &Ctx, vendor: VendorId) -> sqlx::Result<Option<Balance
     let Some(adapter) = ctx.vendors.adapter(vendor) else {
         return Ok(None);
     };
+    let started = store::balances::db_now(&ctx.pool).await?;
     let read = match tokio::time::timeout(READ_TIMEOUT, adapter.balance()).await {
         Ok(Ok(m)) => Read::Balance(m),
         Ok(Err(VendorError::Unsupported)) => Read::Unsupported,
@@ -280,8 +285,8 @@ pub async fn refresh(ctx: &Ctx, vendor: VendorId) -> sqlx::Result<Option<Balance
         _ => None,
     };
     let mut tx = ctx.pool.begin().await?;
-    let (row, now) = store::balances::lock(&mut tx, vendor.as_str()).await?;
-    let (next, crossing) = after_read(&row, &read, threshold, now);
+    let row = store::balances::lock(&mut tx, vendor.as_str()).await?;
+    let (next, crossing) = after_read(&row, &read, threshold, started);
     store::balances::save(&mut tx, &next).await?;
     if let Some(c) = crossing {
         let payload = alert_payload(vendor, &next, threshold);
@@ -346,12 +351,30 @@ fn alert_payload(
     })
 }
 
-/// Reads every enabled vendor's balance now, concurrently (each read bounded by
-/// [`READ_TIMEOUT`]); a database error on one vendor is logged, the others go on.
-pub async fn refresh_all(ctx: &Ctx) {
-    let tasks: Vec<_> = ctx
+/// Reads now the balance of each enabled vendor never read yet (not even a failed read),
+/// so that the first look after a start need not wait for the schedule: concurrently,
+/// each read bounded by [`READ_TIMEOUT`], and once per vendor, since a failed read is
+/// recorded too.
+pub async fn read_unread(ctx: &Ctx) -> sqlx::Result<()> {
+    let rows = store::balances::all(&ctx.pool).await?;
+    let unread: Vec<VendorId> = ctx
         .vendors
         .ids()
+        .into_iter()
+        .filter(|v| {
+            !rows.iter().any(|r| {
+                r.vendor == v.as_str() && (r.read_at.is_some() || r.last_error_at.is_some())
+            })
+        })
+        .collect();
+    refresh_each(ctx, unread).await;
+    Ok(())
+}
+
+/// Reads these vendors' balances concurrently; a database error on one is logged, the
+/// others go on.
+async fn refresh_each(ctx: &Ctx, vendors: Vec<VendorId>) {
+    let tasks: Vec<_> = vendors
         .into_iter()
         .map(|v| {
             let ctx = ctx.clone();
@@ -525,6 +548,9 @@ mod tests {
         assert_eq!(row.last_error, None);
         let (row, c) = read(&row, "49.99", "50", 5);
         assert_eq!((row.low, c), (true, Some(Crossing::WentLow)));
+        // A read that started before the stored one (a slower replica's) changes nothing.
+        let (stale, c) = read(&row, "500", "50", 4);
+        assert_eq!((&stale, c), (&row, None));
         // A vendor without a balance operation is never low, and says so.
         let (row, c) = after_read(&row, &Read::Unsupported, None, at(6));
         assert_eq!(

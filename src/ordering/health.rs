@@ -114,6 +114,7 @@ pub async fn vendors_status(ctx: &Ctx) -> OrderingResult<Vec<VendorReport>> {
     let counts = store::offers::active_counts(&ctx.pool).await?;
     let (breakers, now) = store::breakers::all(&ctx.pool).await?;
     let windows = store::breakers::attempt_window(&ctx.pool, ATTEMPT_WINDOW).await?;
+    super::balances::read_unread(ctx).await?;
     let balances = super::balances::export_stored(ctx).await?;
     Ok(VendorId::ALL
         .into_iter()

@@ -56,12 +56,14 @@ pub async fn claim_refresh(pool: &PgPool, vendor: &str, not_since: Duration) -> 
     Ok(claimed.is_some())
 }
 
+/// The database's clock: every replica dates its reads by it.
+pub async fn db_now(pool: &PgPool) -> sqlx::Result<DateTime<Utc>> {
+    sqlx::query_scalar("SELECT now()").fetch_one(pool).await
+}
+
 /// The vendor's row locked for update in the caller's transaction (created empty if
-/// missing), with the transaction's clock.
-pub async fn lock(
-    conn: &mut PgConnection,
-    vendor: &str,
-) -> sqlx::Result<(BalanceRow, DateTime<Utc>)> {
+/// missing).
+pub async fn lock(conn: &mut PgConnection, vendor: &str) -> sqlx::Result<BalanceRow> {
     sqlx::query("INSERT INTO vendor_balances (vendor) VALUES ($1) ON CONFLICT (vendor) DO NOTHING")
         .bind(vendor)
         .execute(&mut *conn)
@@ -72,10 +74,7 @@ pub async fn lock(
     .bind(vendor)
     .fetch_one(&mut *conn)
     .await?;
-    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok((row, now))
+    Ok(row)
 }
 
 /// Writes back a row read by [`lock`] in the same transaction.
