@@ -151,7 +151,8 @@ pub struct AlertQuery {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OperatorAlert {
-    /// The event id, also the `id` of the webhook delivery.
+    /// The event id, also the `id` of the webhook delivery; a delivered or dead alert is
+    /// sent again with `POST /admin/events/{event_id}/replay`.
     pub id: String,
     /// `vendor.balance_low` (a balance fell below its threshold) or
     /// `vendor.balance_recovered` (back at or above it); one per crossing.
