@@ -111,10 +111,12 @@ pub async fn apply(
     match &ev.kind {
         VendorEventKind::Ping | VendorEventKind::Other { .. } => Ok(Applied::Ignored),
         VendorEventKind::LowBalance { exhausted } => {
-            // An account alert for operators; `/admin/vendors` shows the balance itself.
+            // An account alert for operators; `/admin/vendors` shows the balance itself,
+            // read again now (debounced) so routing and our own low-balance alert see it.
             metrics::counter!("vendor_low_balance_alerts_total", "vendor" => vendor.as_str())
                 .increment(1);
             tracing::warn!(%vendor, exhausted, "vendor reports our prepaid balance is low");
+            crate::ordering::balances::nudge(ctx, vendor);
             Ok(Applied::Applied)
         }
         VendorEventKind::OrderReady | VendorEventKind::OrderFailed => {

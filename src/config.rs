@@ -15,8 +15,12 @@ use crate::{
     domain::{
         money::{Currency, FxRates},
         secret::{ExposeSecret, SecretString},
+        webhook_url,
     },
-    vendors::credentials::{CredentialEnv, EnvError, parse_http_url},
+    vendors::{
+        VendorId,
+        credentials::{CredentialEnv, EnvError, parse_http_url},
+    },
 };
 
 /// Every vendor's credentials, read by the vendor table (`vendors::credentials`).
@@ -68,11 +72,68 @@ pub struct Config {
     /// `MIN_MARGIN_PERCENT`: the least margin, as a share of the retail price, a plan is
     /// priced at and an order is bought at.
     pub min_margin_percent: Decimal,
+    /// Vendor balances and their low-balance alerts.
+    pub balances: BalanceConfig,
+    /// `OPERATOR_WEBHOOK_URL` and `OPERATOR_WEBHOOK_SECRET`: where operator alerts go.
+    pub operator_webhook: Option<OperatorWebhook>,
     pub server: ServerLimits,
     /// `CALLBACK_RATE_LIMIT`: callbacks per second accepted per vendor route (burst of twice
     /// that); beyond it a 429, before the body is read.
     pub callback_rate_limit: u32,
     pub vendors: VendorCredentials,
+}
+
+/// How vendor balances are read and when they count as low.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceConfig {
+    /// `BALANCE_REFRESH_INTERVAL`: how often each vendor's balance is read.
+    pub refresh_interval: Duration,
+    /// `BALANCE_LOW_THRESHOLDS=esimgo=50,esimaccess=20`: a vendor's balance is low below its
+    /// amount, in the currency of that vendor's balance.
+    pub low_thresholds: Vec<(VendorId, Decimal)>,
+    /// `BALANCE_LOW_ORDERS`: for a vendor without an absolute threshold, low is less than
+    /// this many average orders (from its recent placed orders); 0 turns it off.
+    pub low_orders: u32,
+}
+
+impl Default for BalanceConfig {
+    fn default() -> Self {
+        BalanceConfig {
+            refresh_interval: Duration::from_secs(5 * 60),
+            low_thresholds: Vec::new(),
+            low_orders: 20,
+        }
+    }
+}
+
+/// Where operator alerts (`vendor.balance_low`, …) are sent, signed like storefront events.
+#[derive(Debug, Clone)]
+pub struct OperatorWebhook {
+    pub url: String,
+    pub secret: SecretString,
+}
+
+/// `esimgo=50,esimaccess=20`: one non-negative amount per vendor, each vendor once.
+fn parse_low_thresholds(s: &str) -> Result<Vec<(VendorId, Decimal)>, String> {
+    let mut out: Vec<(VendorId, Decimal)> = Vec::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (vendor, amount) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("expected vendor=amount pairs, got {pair:?}"))?;
+        let vendor: VendorId = vendor
+            .trim()
+            .parse()
+            .map_err(|_| format!("unknown vendor {:?}", vendor.trim()))?;
+        let amount = Decimal::from_str(amount.trim())
+            .ok()
+            .filter(|a| *a >= Decimal::ZERO)
+            .ok_or_else(|| format!("threshold for {vendor} is not a non-negative decimal"))?;
+        if out.iter().any(|(v, _)| *v == vendor) {
+            return Err(format!("{vendor} is given twice"));
+        }
+        out.push((vendor, amount));
+    }
+    Ok(out)
 }
 
 /// Connection limits of the HTTP server (slow or idle clients cannot hold sockets forever).
@@ -356,8 +417,35 @@ impl Config {
                 _ => Err("expected callbacks per second per vendor, 1 to 100000".into()),
             })?;
 
+        let defaults_b = BalanceConfig::default();
+        let balances = BalanceConfig {
+            refresh_interval: env.parse(
+                "BALANCE_REFRESH_INTERVAL",
+                defaults_b.refresh_interval,
+                |s| {
+                    let d = parse_duration(s)?;
+                    if d < Duration::from_secs(1) {
+                        return Err("must be at least 1s".into());
+                    }
+                    Ok(d)
+                },
+            )?,
+            low_thresholds: env.parse(
+                "BALANCE_LOW_THRESHOLDS",
+                Vec::new(),
+                parse_low_thresholds,
+            )?,
+            low_orders: env.parse("BALANCE_LOW_ORDERS", defaults_b.low_orders, |s| {
+                match s.parse::<u32>() {
+                    Ok(n) if n <= 100_000 => Ok(n),
+                    _ => Err("expected a number of orders from 0 to 100000".into()),
+                }
+            })?,
+        };
+
         let vendors = Self::vendor_credentials(&env)?;
         let sandbox = env.parse("SANDBOX", !vendors.any_live(), parse_bool)?;
+        let operator_webhook = Self::operator_webhook(&env, sandbox)?;
         let sandbox_catalog_size =
             env.parse("SANDBOX_CATALOG_SIZE", None, |s| match s.parse::<usize>() {
                 Ok(n) if (1..=30_000).contains(&n) => Ok(Some(n)),
@@ -388,10 +476,42 @@ impl Config {
             vendor_health_window,
             price_tolerance_percent,
             min_margin_percent,
+            balances,
+            operator_webhook,
             server,
             callback_rate_limit,
             vendors,
         })
+    }
+
+    /// `OPERATOR_WEBHOOK_URL` under the storefront webhook rules of this mode, with its
+    /// `OPERATOR_WEBHOOK_SECRET` (required with it, at least 16 characters, never echoed).
+    fn operator_webhook(
+        env: &Env<'_>,
+        sandbox: bool,
+    ) -> Result<Option<OperatorWebhook>, ConfigError> {
+        let secret = env.secret("OPERATOR_WEBHOOK_SECRET");
+        let Some(url) = env.raw("OPERATOR_WEBHOOK_URL") else {
+            return match secret {
+                Some(_) => Err(ConfigError {
+                    var: "OPERATOR_WEBHOOK_SECRET",
+                    reason: "set without OPERATOR_WEBHOOK_URL".into(),
+                }),
+                None => Ok(None),
+            };
+        };
+        let url =
+            webhook_url::validate(url.trim().to_string(), sandbox).map_err(|e| ConfigError {
+                var: "OPERATOR_WEBHOOK_URL",
+                reason: e.to_string().replacen("webhook_url", "the URL", 1),
+            })?;
+        let secret = secret
+            .filter(|s| s.expose_secret().len() >= 16)
+            .ok_or_else(|| ConfigError {
+                var: "OPERATOR_WEBHOOK_SECRET",
+                reason: "required with OPERATOR_WEBHOOK_URL, at least 16 characters".into(),
+            })?;
+        Ok(Some(OperatorWebhook { url, secret }))
     }
 
     /// The vendor table reads each vendor's own variables (`vendors::<vendor>::credentials`).
@@ -447,6 +567,47 @@ mod tests {
         ] {
             assert_eq!(cfg(&[(var, bad)]).unwrap_err().var, var);
         }
+        assert_eq!(c.balances, BalanceConfig::default());
+        assert!(c.operator_webhook.is_none());
+    }
+
+    #[test]
+    fn balance_thresholds_and_the_operator_webhook_parse() {
+        let c = cfg(&[
+            ("BALANCE_LOW_THRESHOLDS", "esimgo=50, esimaccess=20.5"),
+            ("BALANCE_LOW_ORDERS", "0"),
+            ("BALANCE_REFRESH_INTERVAL", "2m"),
+            ("OPERATOR_WEBHOOK_URL", "https://ops.example.com/alerts"),
+            ("OPERATOR_WEBHOOK_SECRET", "0123456789abcdefXYZ"),
+        ])
+        .unwrap();
+        let dec = |s: &str| Decimal::from_str(s).unwrap();
+        assert_eq!(
+            c.balances.low_thresholds,
+            [
+                (VendorId::EsimGo, dec("50")),
+                (VendorId::EsimAccess, dec("20.5"))
+            ]
+        );
+        assert_eq!(c.balances.low_orders, 0);
+        assert_eq!(c.balances.refresh_interval, Duration::from_secs(120));
+        assert!(!format!("{c:?}").contains("0123456789abcdefXYZ"));
+        for bad in ["esimgo:50", "nobody=5", "esimgo=-1", "esimgo=1,esimgo=2"] {
+            let e = cfg(&[("BALANCE_LOW_THRESHOLDS", bad)]).unwrap_err();
+            assert_eq!(e.var, "BALANCE_LOW_THRESHOLDS", "{bad}");
+        }
+        let e = cfg(&[("OPERATOR_WEBHOOK_URL", "https://ops.example.com/a")]).unwrap_err();
+        assert_eq!(e.var, "OPERATOR_WEBHOOK_SECRET");
+        let e = cfg(&[("OPERATOR_WEBHOOK_SECRET", "0123456789abcdefXYZ")]).unwrap_err();
+        assert_eq!(e.var, "OPERATOR_WEBHOOK_SECRET");
+        // Live mode: no internal hosts, as for storefront webhooks.
+        let e = cfg(&[
+            ("ESIMGO_API_KEY", "k"),
+            ("OPERATOR_WEBHOOK_URL", "https://127.0.0.1/a"),
+            ("OPERATOR_WEBHOOK_SECRET", "0123456789abcdefXYZ"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "OPERATOR_WEBHOOK_URL");
     }
 
     #[test]

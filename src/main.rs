@@ -215,11 +215,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         vendors,
     };
     let provisioner = workers::provisioner::spawn(esim_gateway::ordering::Ctx::from_state(&state));
+    let balances = workers::balances::spawn(esim_gateway::ordering::Ctx::from_state(&state));
     let outbox = workers::outbox::OutboxWorker::new(
         state.pool.clone(),
         std::time::Duration::from_secs(10),
         state.config.sandbox,
     )
+    .with_operator(state.config.operator_webhook.clone())
     .spawn();
     let limits = state.config.server;
     esim_gateway::serve_with(listener, build_app(state), limits, shutdown_signal())
@@ -227,7 +229,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("server error")?;
     // Work in progress is safe to drop: leases expire and other replicas (or the next
     // start) pick it up from the database.
-    for task in [sync, provisioner, outbox] {
+    for task in [sync, provisioner, balances, outbox] {
         task.abort();
     }
     tracing::info!("shut down cleanly");

@@ -112,6 +112,8 @@ pub enum Exclusion {
     AlreadyTried,
     /// Cost × quantity is above the order's price minus the minimum margin.
     BelowMinMargin,
+    /// The vendor's last known balance cannot pay cost × quantity.
+    BalanceBelowCost,
 }
 
 impl Exclusion {
@@ -121,6 +123,7 @@ impl Exclusion {
             Exclusion::BreakerProbeTaken => "breaker_probe_taken",
             Exclusion::AlreadyTried => "already_tried",
             Exclusion::BelowMinMargin => "below_min_margin",
+            Exclusion::BalanceBelowCost => "balance_below_cost",
         }
     }
 }

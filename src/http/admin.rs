@@ -20,6 +20,7 @@ use crate::{
     http::error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::Admin,
+        balances::VendorBalance,
         extract::ApiPath,
         paging::{self, Cursor},
         plans::plan_not_found,
@@ -67,9 +68,9 @@ pub struct VendorStatus {
     pub last_sync_duration_ms: Option<i64>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
-    /// Prepaid balance at the vendor, read now; null when it could not be read.
-    pub balance: Option<Money>,
-    pub balance_error: Option<String>,
+    /// The prepaid balance as last read and stored.
+    #[serde(flatten)]
+    pub balance: VendorBalance,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -131,11 +132,6 @@ async fn list_vendors(_: Admin, State(state): State<AppState>) -> ApiResult<Json
         .into_iter()
         .map(|r| {
             let sync = r.sync.as_ref();
-            let (balance, balance_error) = match r.balance {
-                Some(Ok(m)) => (Some(m), None),
-                Some(Err(e)) => (None, Some(e)),
-                None => (None, None),
-            };
             VendorStatus {
                 id: r.id,
                 name: r.id.display_name().to_string(),
@@ -165,8 +161,7 @@ async fn list_vendors(_: Admin, State(state): State<AppState>) -> ApiResult<Json
                 last_sync_duration_ms: sync.and_then(|s| s.last_duration_ms),
                 last_error: sync.and_then(|s| s.last_error.clone()),
                 last_error_at: sync.and_then(|s| s.last_error_at),
-                balance,
-                balance_error,
+                balance: VendorBalance::of(r.balance.as_ref()),
             }
         })
         .collect();

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod balances;
 pub mod docs;
 pub mod error;
 pub mod esims;
@@ -93,6 +94,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(esims::router())
         .merge(webhooks::router())
         .merge(admin::router())
+        .merge(balances::router())
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {

@@ -62,7 +62,8 @@ pub struct RoutingExclusion {
     pub sku: String,
     pub cost: Money,
     pub cost_in_retail: Money,
-    /// `breaker_open`, `breaker_probe_taken`, `already_tried`, `below_min_margin` (the set
+    /// `breaker_open`, `breaker_probe_taken`, `already_tried`, `below_min_margin`,
+    /// `balance_below_cost` (the set
     /// may grow; treat unknown values as "left out").
     #[schema(example = "breaker_open")]
     pub reason: String,

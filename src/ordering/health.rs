@@ -1,6 +1,6 @@
 //! Whether a vendor is healthy, the one model routing and the admin API share, and the
 //! vendors' status as operators see it (sync health, circuit breaker, recent order
-//! attempts, offers, prepaid balance).
+//! attempts, offers, prepaid balance as last stored by `super::balances`).
 //!
 //! A vendor's health has three parts: its catalogue sync (below), its circuit breaker
 //! ([`super::breaker`]: routing skips a vendor whose breaker is open) and the outcome of
@@ -12,8 +12,6 @@
 //! it back (it has no synced offers to route to anyway), the admin view does not call it
 //! healthy.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 
 use super::{
@@ -22,9 +20,9 @@ use super::{
     error::OrderingResult,
 };
 use crate::{
-    domain::money::Money,
     store::{
         self,
+        balances::BalanceRow,
         breakers::{AttemptWindow, BreakerRow},
         offers::SyncState,
     },
@@ -117,12 +115,10 @@ pub struct VendorReport {
     /// Active offers in the stored catalogue.
     pub offer_count: u64,
     pub sync: Option<SyncState>,
-    /// The prepaid balance read now; `None` for a vendor not enabled.
-    pub balance: Option<Result<Money, String>>,
+    /// The prepaid balance as last read and stored (`super::balances`); `None` for a
+    /// vendor not enabled or never read.
+    pub balance: Option<BalanceRow>,
 }
-
-/// How long one vendor's balance may take before the report goes on without it.
-const BALANCE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Every vendor, enabled or not: sync health, offers and balance.
 pub async fn vendors_status(ctx: &Ctx) -> OrderingResult<Vec<VendorReport>> {
@@ -130,7 +126,8 @@ pub async fn vendors_status(ctx: &Ctx) -> OrderingResult<Vec<VendorReport>> {
     let counts = store::offers::active_counts(&ctx.pool).await?;
     let (breakers, now) = store::breakers::all(&ctx.pool).await?;
     let windows = store::breakers::attempt_window(&ctx.pool, ctx.routing.health_window).await?;
-    let balances = balances(ctx).await;
+    super::balances::read_unread(ctx).await?;
+    let balances = super::balances::export_stored(ctx).await?;
     Ok(VendorId::ALL
         .into_iter()
         .map(|id| {
@@ -162,39 +159,11 @@ pub async fn vendors_status(ctx: &Ctx) -> OrderingResult<Vec<VendorReport>> {
                 sync,
                 balance: balances
                     .iter()
-                    .find(|(v, _)| *v == id)
-                    .map(|(_, b)| b.clone()),
+                    .find(|b| mode.is_some() && b.vendor == id.as_str())
+                    .cloned(),
             }
         })
         .collect())
-}
-
-/// Balances of all enabled vendors, read concurrently, each bounded so one slow vendor
-/// cannot hold the page.
-async fn balances(ctx: &Ctx) -> Vec<(VendorId, Result<Money, String>)> {
-    let tasks: Vec<_> = ctx
-        .vendors
-        .iter()
-        .map(|(id, e)| {
-            let adapter = e.adapter.clone();
-            tokio::spawn(async move {
-                let r = tokio::time::timeout(BALANCE_TIMEOUT, adapter.balance()).await;
-                let r = match r {
-                    Ok(Ok(m)) => Ok(m),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("timed out".to_string()),
-                };
-                (id, r)
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        if let Ok(r) = t.await {
-            out.push(r);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub use crate::domain::order::OrderStatus;
 use crate::{AppState, catalog::pricing::Pricing, vendors::registry::Vendors};
 
 pub mod answer;
+pub mod balances;
 pub mod breaker;
 pub mod cancel;
 pub mod choice;
@@ -50,6 +51,8 @@ pub struct Ctx {
     pub breaker: breaker::BreakerSettings,
     /// How vendors are ranked and prices guarded.
     pub routing: RoutingSettings,
+    /// How vendor balances are read and judged low.
+    pub balances: balances::BalanceSettings,
 }
 
 /// `ROUTING_NEAR_TIE_PERCENT`, `VENDOR_HEALTH_WINDOW`, `PRICE_TOLERANCE_PERCENT` (the
@@ -82,6 +85,10 @@ impl Ctx {
                 near_tie_percent: state.config.near_tie_percent,
                 health_window: state.config.vendor_health_window,
                 price_tolerance_percent: state.config.price_tolerance_percent,
+            },
+            balances: balances::BalanceSettings {
+                config: state.config.balances.clone(),
+                deliver_alerts: state.config.operator_webhook.is_some(),
             },
         }
     }

@@ -163,6 +163,7 @@ async fn route_with_details(
             .filter(|o| ctx.vendors.adapter(o.routable.vendor).is_some())
             .collect();
     let states = store::offers::sync_states(&ctx.pool).await?;
+    let balances = store::balances::all(&ctx.pool).await?;
     let windows = store::breakers::attempt_window(&ctx.pool, ctx.routing.health_window).await?;
     let stats = |v| super::health::stats_of(&windows, &states, v);
     let max_cost = ctx
@@ -176,6 +177,9 @@ async fn route_with_details(
         }
         if max_cost.is_some_and(|max| c.cost_in_retail * quantity > max) {
             return Err(Exclusion::BelowMinMargin);
+        }
+        if !super::balances::pays(&balances, c.offer, demand.quantity, &ctx.pricing.fx) {
+            return Err(Exclusion::BalanceBelowCost);
         }
         Ok(())
     };
@@ -639,6 +643,9 @@ pub async fn placed(
     count_outcome(&attempt.vendor, &step);
     if let Some(m) = margin {
         record_margin(order, &attempt.vendor, m);
+    }
+    if let Ok(vendor) = attempt.vendor.parse() {
+        super::balances::nudge(ctx, vendor);
     }
     Ok(step)
 }

@@ -1,6 +1,7 @@
 //! Postgres access: plain SQL grouped by table family. Runtime-checked queries, each covered
 //! by tests against a real database.
 
+pub mod balances;
 pub mod breakers;
 pub mod esims;
 pub mod events;

@@ -1,5 +1,6 @@
 //! `outbox`: storefront events, written in the same transaction as the change they describe
-//! and delivered at least once by `workers::outbox`.
+//! and delivered at least once by `workers::outbox`. A row without a storefront is an
+//! operator alert (`store::balances::insert_alert`), sent to the operator webhook instead.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -26,10 +27,27 @@ pub async fn insert(
     .await
 }
 
+/// Queues operator alert `id` (recorded in `operator_alerts`) for the operator webhook.
+pub async fn insert_operator(
+    conn: &mut PgConnection,
+    id: &str,
+    event_type: &str,
+    payload: &serde_json::Value,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO outbox (id, event_type, payload) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(event_type)
+        .bind(payload)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Delivery {
     pub id: String,
-    pub storefront_id: String,
+    /// `None`: an operator alert.
+    pub storefront_id: Option<String>,
     pub event_type: String,
     pub payload: serde_json::Value,
     pub status: String,
@@ -39,31 +57,43 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub webhook_url: Option<String>,
-    pub webhook_secret: String,
+    /// The storefront's; `None` for an operator alert.
+    pub webhook_secret: Option<String>,
     /// The claim's fence: the outcome is recorded only while it is still current.
     pub lease_version: i64,
 }
 
 /// Claims due events; pushing `next_attempt_at` forward by `lease_secs` is the claim (a
 /// crashed worker's events come due again) and the bumped `lease_version` its fence.
-/// `SKIP LOCKED` keeps workers on disjoint rows.
-pub async fn claim_due(pool: &PgPool, limit: i64, lease_secs: i64) -> sqlx::Result<Vec<Delivery>> {
+/// `SKIP LOCKED` keeps workers on disjoint rows. Operator alerts are claimed only by a
+/// worker that has the operator webhook (`operator`).
+pub async fn claim_due(
+    pool: &PgPool,
+    limit: i64,
+    lease_secs: i64,
+    operator: bool,
+) -> sqlx::Result<Vec<Delivery>> {
     sqlx::query_as(
         "WITH due AS (
              SELECT id FROM outbox
              WHERE status = 'pending' AND next_attempt_at <= now()
+               AND (storefront_id IS NOT NULL OR $3)
              ORDER BY next_attempt_at LIMIT $1
              FOR UPDATE SKIP LOCKED)
          UPDATE outbox o SET next_attempt_at = now() + make_interval(secs => $2),
              lease_version = o.lease_version + 1
-         FROM due, storefronts s
-         WHERE o.id = due.id AND s.id = o.storefront_id
+         FROM due
+         WHERE o.id = due.id
          RETURNING o.id, o.storefront_id, o.event_type, o.payload, o.status, o.attempts,
-             o.next_attempt_at, o.last_error, o.created_at, o.delivered_at, s.webhook_url,
-             s.webhook_secret, o.lease_version",
+             o.next_attempt_at, o.last_error, o.created_at, o.delivered_at,
+             (SELECT s.webhook_url FROM storefronts s WHERE s.id = o.storefront_id) AS webhook_url,
+             (SELECT s.webhook_secret FROM storefronts s WHERE s.id = o.storefront_id)
+                 AS webhook_secret,
+             o.lease_version",
     )
     .bind(limit)
     .bind(lease_secs as f64)
+    .bind(operator)
     .fetch_all(pool)
     .await
 }
@@ -163,7 +193,8 @@ pub async fn list(
         "SELECT id, storefront_id, event_type, payload, status, attempts, next_attempt_at,
                 last_error, created_at, delivered_at
          FROM outbox
-         WHERE ($1::text IS NULL OR storefront_id = $1) AND ($2::text IS NULL OR status = $2)
+         WHERE storefront_id IS NOT NULL
+           AND ($1::text IS NULL OR storefront_id = $1) AND ($2::text IS NULL OR status = $2)
            AND ($3::text IS NULL OR id < $3)
          ORDER BY id DESC LIMIT $4",
     )

@@ -57,6 +57,21 @@ macro_rules! define_sandbox {
                     $(VendorId::$id => self.$module.core(),)*
                 }
             }
+
+            /// The simulated prepaid balance, in the vendor's own currency.
+            pub fn balance(&self, vendor: VendorId) -> rust_decimal::Decimal {
+                match vendor {
+                    $(VendorId::$id => self.$module.balance(),)*
+                }
+            }
+
+            /// Sets the simulated prepaid balance (in the vendor's own currency): orders it
+            /// cannot pay are refused the vendor's way, and its balance operation reports it.
+            pub fn set_balance(&self, vendor: VendorId, amount: rust_decimal::Decimal) {
+                match vendor {
+                    $(VendorId::$id => self.$module.set_balance(amount),)*
+                }
+            }
         }
     };
 }

@@ -1,5 +1,6 @@
 //! Delivers storefront events: at least once, signed, retried with exponential backoff and
-//! jitter for more than 24 hours, every attempt recorded.
+//! jitter for more than 24 hours, every attempt recorded. Operator alerts (outbox rows with
+//! no storefront) go the same way to `OPERATOR_WEBHOOK_URL`, signed with its secret.
 
 use std::{
     sync::Arc,
@@ -14,7 +15,8 @@ use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
 use crate::{
-    domain::webhook_url,
+    config::OperatorWebhook,
+    domain::{secret::ExposeSecret, webhook_url},
     store::{self, outbox::Delivery},
     workers::webhook_dns::{InternalAddress, SystemDns, WebhookDns, refused_internal},
 };
@@ -55,6 +57,8 @@ pub struct OutboxWorker {
     pub base_delay: Duration,
     /// Sandbox mode allows webhooks to loopback and private hosts; live mode does not.
     pub sandbox: bool,
+    /// Where operator alerts go; without it this worker leaves them alone.
+    pub operator: Option<OperatorWebhook>,
 }
 
 impl OutboxWorker {
@@ -64,7 +68,14 @@ impl OutboxWorker {
             client: client(sandbox, Arc::new(SystemDns)),
             base_delay,
             sandbox,
+            operator: None,
         }
+    }
+
+    /// Also delivers operator alerts, to `operator` (`OPERATOR_WEBHOOK_URL`).
+    pub fn with_operator(mut self, operator: Option<OperatorWebhook>) -> Self {
+        self.operator = operator;
+        self
     }
 
     /// Resolves webhook hosts with `dns` instead of the system resolver (live mode still
@@ -76,7 +87,8 @@ impl OutboxWorker {
 
     /// Delivers what is due now; returns how many events were tried.
     pub async fn tick(&self) -> sqlx::Result<usize> {
-        let due = store::outbox::claim_due(&self.pool, BATCH, LEASE_SECS).await?;
+        let due = store::outbox::claim_due(&self.pool, BATCH, LEASE_SECS, self.operator.is_some())
+            .await?;
         let n = due.len();
         let mut work = tokio::task::JoinSet::new();
         for d in due {
@@ -91,19 +103,29 @@ impl OutboxWorker {
         Ok(n)
     }
 
+    /// Where an event goes and the secret that signs it: its storefront's webhook, or the
+    /// operator's for an alert.
+    fn target(&self, d: &Delivery) -> Result<(String, String), &'static str> {
+        if d.storefront_id.is_none() {
+            let op = self.operator.as_ref().ok_or("no OPERATOR_WEBHOOK_URL")?;
+            return Ok((op.url.to_string(), op.secret.expose_secret().to_string()));
+        }
+        match (&d.webhook_url, &d.webhook_secret) {
+            (Some(url), Some(secret)) => Ok((url.clone(), secret.clone())),
+            _ => Err("storefront has no webhook_url"),
+        }
+    }
+
     async fn deliver(&self, d: &Delivery) -> sqlx::Result<()> {
-        let Some(url) = &d.webhook_url else {
-            store::outbox::mark_failed(
-                &self.pool,
-                &d.id,
-                d.lease_version,
-                "storefront has no webhook_url",
-                0,
-                true,
-            )
-            .await?;
-            return Ok(());
+        let (url, secret) = match self.target(d) {
+            Ok(t) => t,
+            Err(why) => {
+                store::outbox::mark_failed(&self.pool, &d.id, d.lease_version, why, 0, true)
+                    .await?;
+                return Ok(());
+            }
         };
+        let url = &url;
         let body = serde_json::to_vec(&serde_json::json!({
             "id": d.id,
             "type": d.event_type,
@@ -129,7 +151,7 @@ impl OutboxWorker {
             .client
             .post(url)
             .header("content-type", "application/json")
-            .header("gateway-signature", signature(&d.webhook_secret, ts, &body))
+            .header("gateway-signature", signature(&secret, ts, &body))
             .header("gateway-event-id", &d.id)
             .header("gateway-event-type", &d.event_type)
             .body(body)
@@ -148,7 +170,7 @@ impl OutboxWorker {
         match error {
             None => {
                 store::outbox::record_attempt(&self.pool, &d.id, status, None, ms).await?;
-                metrics::counter!("storefront_events_total", "result" => "delivered").increment(1);
+                metrics::counter!(counter_of(d), "result" => "delivered").increment(1);
                 store::outbox::mark_delivered(&self.pool, &d.id, d.lease_version).await
             }
             Some(e) => self.failed(d, status, &e, ms).await,
@@ -164,7 +186,7 @@ impl OutboxWorker {
         ms: i64,
     ) -> sqlx::Result<()> {
         store::outbox::record_attempt(&self.pool, &d.id, status, Some(error), ms).await?;
-        metrics::counter!("storefront_events_total", "result" => "failed").increment(1);
+        metrics::counter!(counter_of(d), "result" => "failed").increment(1);
         let attempt = d.attempts + 1;
         let give_up = Utc::now() - d.created_at > RETRY_WINDOW;
         let delay = backoff(attempt, self.base_delay);
@@ -194,6 +216,14 @@ impl OutboxWorker {
                 tokio::time::sleep(idle).await;
             }
         })
+    }
+}
+
+/// Storefront events and operator alerts are counted apart.
+fn counter_of(d: &Delivery) -> &'static str {
+    match d.storefront_id {
+        Some(_) => "storefront_events_total",
+        None => "operator_alerts_sent_total",
     }
 }
 

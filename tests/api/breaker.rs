@@ -34,7 +34,7 @@ async fn start(failures: &str, cooldown: &str) -> SandboxApp {
 }
 
 /// A plan whose cheapest vendor is one of [`SIMPLE`], that vendor and the next one.
-async fn plan_of_two(s: &SandboxApp) -> (String, VendorId, VendorId) {
+pub(crate) async fn plan_of_two(s: &SandboxApp) -> (String, VendorId, VendorId) {
     for v in SIMPLE {
         let Ok((plan, ranking)) =
             tokio::time::timeout(Duration::from_secs(30), s.plan_with(2, Some(v))).await

@@ -586,7 +586,9 @@ async fn an_outbox_claim_that_lapsed_and_was_taken_over_cannot_record_its_outcom
             .execute(&app.pool)
             .await
             .unwrap();
-        let mut due = store::outbox::claim_due(&app.pool, 10, 3600).await.unwrap();
+        let mut due = store::outbox::claim_due(&app.pool, 10, 3600, false)
+            .await
+            .unwrap();
         assert_eq!(due.len(), 1);
         due.remove(0)
     };

@@ -5,6 +5,7 @@ mod sandbox_app;
 mod test_db;
 
 mod auth;
+mod balances;
 mod breaker;
 mod callback_abuse;
 mod catalog;

@@ -23,9 +23,9 @@ use sha2::Sha256;
 use crate::helpers::TestApp;
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     /// (headers, body) of every request received.
-    seen: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    pub(crate) seen: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
     /// Answer 500 to this many requests first.
     fail_first: Arc<Mutex<usize>>,
 }
@@ -41,7 +41,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     }
 }
 
-async fn start_receiver(fail_first: usize) -> (Receiver, String) {
+pub(crate) async fn start_receiver(fail_first: usize) -> (Receiver, String) {
     let r = Receiver::default();
     *r.fail_first.lock().unwrap() = fail_first;
     let app = Router::new()
