@@ -18,10 +18,7 @@ use crate::{
         extract::{ApiPath, ApiQuery},
         paging,
     },
-    ordering::{
-        Ctx,
-        balances::{self, BALANCE_LOW_EVENT, BALANCE_RECOVERED_EVENT},
-    },
+    ordering::{Ctx, alerts, balances},
     store::{self, balances::BalanceRow},
     vendors::VendorId,
 };
@@ -130,14 +127,12 @@ async fn refresh_balance(
     }))
 }
 
-/// Every alert type there is.
-const ALERT_TYPES: &[&str] = &[BALANCE_LOW_EVENT, BALANCE_RECOVERED_EVENT];
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
-    /// Only alerts of this type: `vendor.balance_low` or `vendor.balance_recovered`.
+    /// Only alerts of this type: `vendor.balance_low`, `vendor.balance_recovered` or
+    /// `order.negative_margin`.
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub event_type: Option<String>,
@@ -155,12 +150,15 @@ pub struct OperatorAlert {
     /// sent again with `POST /admin/events/{event_id}/replay`.
     pub id: String,
     /// `vendor.balance_low` (a balance fell below its threshold) or
-    /// `vendor.balance_recovered` (back at or above it); one per crossing.
+    /// `vendor.balance_recovered` (back at or above it), one per crossing; or
+    /// `order.negative_margin` (a vendor charged more than the order's price), one per order.
     #[serde(rename = "type")]
     pub event_type: String,
     pub vendor: Option<String>,
-    /// What the webhook delivers as `data`: `vendor`, `balance` and `threshold`
-    /// (`{amount, currency}`), `threshold_rule` (`absolute` or `average_orders`), `read_at`.
+    /// What the webhook delivers as `data`. Balance alerts: `vendor`, `balance` and
+    /// `threshold` (`{amount, currency}`), `threshold_rule` (`absolute` or
+    /// `average_orders`), `read_at`. `order.negative_margin`: `order_id`, `vendor`, `price`
+    /// and `charged` (`{amount, currency}`, `charged` in the retail currency), `margin`.
     pub data: serde_json::Value,
     pub created_at: DateTime<Utc>,
     /// Its delivery to `OPERATOR_WEBHOOK_URL`: `pending`, `delivered` or `dead`; null when
@@ -196,11 +194,11 @@ async fn list_alerts(
 ) -> ApiResult<Json<OperatorAlertList>> {
     let limit = paging::limit(q.limit)?;
     if let Some(t) = q.event_type.as_deref()
-        && !ALERT_TYPES.contains(&t)
+        && !alerts::TYPES.contains(&t)
     {
         return Err(ApiError::bad_request(
             "invalid_parameter",
-            format!("type: expected one of {}", ALERT_TYPES.join(", ")),
+            format!("type: expected one of {}", alerts::TYPES.join(", ")),
         ));
     }
     let before: Option<EventId> = paging::read_cursor(q.cursor.as_deref())?;

@@ -27,11 +27,6 @@ use crate::{
     vendors::{VendorError, VendorId},
 };
 
-/// The alert raised when a balance falls below its threshold…
-pub const BALANCE_LOW_EVENT: &str = "vendor.balance_low";
-/// …and the one raised when it is back at or above it.
-pub const BALANCE_RECOVERED_EVENT: &str = "vendor.balance_recovered";
-
 /// How long one balance read may take.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -188,8 +183,8 @@ pub enum Crossing {
 impl Crossing {
     pub fn event_type(self) -> &'static str {
         match self {
-            Crossing::WentLow => BALANCE_LOW_EVENT,
-            Crossing::Recovered => BALANCE_RECOVERED_EVENT,
+            Crossing::WentLow => super::alerts::BALANCE_LOW,
+            Crossing::Recovered => super::alerts::BALANCE_RECOVERED,
         }
     }
 }
@@ -283,12 +278,7 @@ pub async fn refresh(ctx: &Ctx, vendor: VendorId) -> sqlx::Result<Option<Balance
     store::balances::save(&mut tx, &next).await?;
     if let Some(c) = crossing {
         let payload = alert_payload(vendor, &next, threshold);
-        let id =
-            store::balances::insert_alert(&mut tx, c.event_type(), Some(vendor.as_str()), &payload)
-                .await?;
-        if ctx.balances.deliver_alerts {
-            store::outbox::insert_operator(&mut tx, &id, c.event_type(), &payload).await?;
-        }
+        super::alerts::raise(&mut tx, ctx, c.event_type(), Some(vendor), &payload).await?;
     }
     tx.commit().await?;
     match (&read, crossing) {

@@ -13,6 +13,7 @@ pub use self::error::{OrderingError, OrderingResult};
 pub use crate::domain::order::OrderStatus;
 use crate::{AppState, catalog::pricing::Pricing, vendors::registry::Vendors};
 
+pub mod alerts;
 pub mod answer;
 pub mod balances;
 pub mod breaker;

@@ -626,6 +626,23 @@ pub async fn placed(
             order.price_currency.trim()
         );
         store::orders::flag_attention(&mut tx, &order.id, &reason).await?;
+        let currency = order.price_currency.trim();
+        let payload = serde_json::json!({
+            "order_id": order.id,
+            "vendor": attempt.vendor,
+            "price": {"amount": order.price_amount.to_string(), "currency": currency},
+            "charged": retail_cost.map(|c| serde_json::json!({"amount": c.to_string(), "currency": currency})),
+            "margin": {"amount": m.to_string(), "currency": currency},
+        });
+        let vendor = attempt.vendor.parse().ok();
+        super::alerts::raise(
+            &mut tx,
+            ctx,
+            super::alerts::NEGATIVE_MARGIN,
+            vendor,
+            &payload,
+        )
+        .await?;
     }
     store::orders::mark_placed(
         &mut tx,

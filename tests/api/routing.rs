@@ -277,6 +277,15 @@ async fn a_price_known_only_after_buying_below_the_retail_price_is_a_negative_ma
     assert!(dec(&o["margin"]["amount"]) < Decimal::ZERO, "{o}");
     let reason = o["attention"]["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with("negative margin"), "{o}");
+    // One operator alert for the order, with what it cost against what it sold for.
+    let alerts = s
+        .admin_get("/admin/alerts?type=order.negative_margin")
+        .await;
+    let alerts = alerts["data"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["vendor"], "esimgo");
+    assert_eq!(alerts[0]["data"]["order_id"], id.as_str());
+    assert!(dec(&alerts[0]["data"]["margin"]["amount"]) < Decimal::ZERO);
     let metrics = s
         .app
         .get("/metrics")
