@@ -158,7 +158,9 @@ pub fn threshold(
     Some(Threshold {
         amount: average
             .checked_mul(Decimal::from(cfg.low_orders))?
-            .round_dp(6),
+            // Shown and compared in the balance's own minor units.
+            .round_dp(currency.minor_units())
+            .normalize(),
         rule: ThresholdRule::AverageOrders(cfg.low_orders),
     })
 }

@@ -9,7 +9,7 @@ use esim_gateway::{
     ordering::{Ctx, balances},
     sandbox::SimSettings,
     vendors::VendorId,
-    workers::outbox::OutboxWorker,
+    workers::{self, outbox::OutboxWorker},
 };
 use hmac::{Hmac, Mac};
 use reqwest::Method;
@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::{
-    breaker::plan_of_two, helpers::assert_error_shape, outbox::start_receiver,
+    breaker::{plan_of_two, vendor_status},
+    helpers::assert_error_shape,
+    outbox::start_receiver,
     sandbox_app::SandboxApp,
 };
 
@@ -26,15 +28,58 @@ fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
-async fn vendor_status(s: &SandboxApp, v: VendorId) -> Value {
-    let list = s.admin_get("/admin/vendors").await;
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["id"] == v.as_str())
-        .cloned()
-        .unwrap_or_else(|| panic!("{v} not in /admin/vendors: {list}"))
+#[tokio::test]
+async fn balances_are_read_after_each_order_and_on_the_schedule() {
+    let s = SandboxApp::start().await;
+    let ctx = Ctx::from_state(&s.app.state);
+    let (plan, v, _) = plan_of_two(&s).await;
+    s.sandbox.set_balance(v, dec("500"));
+    balances::refresh(&ctx, v).await.unwrap().expect("enabled");
+    let before = vendor_status(&s, v).await;
+    assert_eq!(before["balance"]["amount"], "500", "{before}");
+
+    // After an order placed there, the vendor's balance is read again on its own (no
+    // refresh asked for): the stored one drops by what the simulator charged.
+    let (code, order) = s
+        .post_order("balance-after-order", &json!({"plan_id": plan}))
+        .await;
+    assert_eq!(code, 201, "{order}");
+    let id = order["id"].as_str().unwrap();
+    let done = s.settle(id, Duration::from_secs(10)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(s.vendor_orders_for(id), [(v, 1)]);
+    let charged = s.sandbox.balance(v);
+    assert!(charged < dec("500"), "the simulator charged the order");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = vendor_status(&s, v).await;
+        if now["balance"]["amount"].as_str().map(dec) == Some(charged) {
+            assert!(now["balance_read_at"].as_str() > before["balance_read_at"].as_str());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "balance not read again after the order: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The scheduled tick reads a vendor only once per interval, across replicas: a second
+    // tick within the interval reads nothing, one after it reads the new balance.
+    s.sandbox.set_balance(v, dec("321"));
+    let interval = Duration::from_secs(1);
+    tokio::time::sleep(interval).await;
+    workers::balances::tick(&ctx, interval).await.unwrap();
+    assert_eq!(vendor_status(&s, v).await["balance"]["amount"], "321");
+    s.sandbox.set_balance(v, dec("123"));
+    workers::balances::tick(&ctx, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        vendor_status(&s, v).await["balance"]["amount"],
+        "321",
+        "read within the interval already"
+    );
 }
 
 #[tokio::test]
@@ -242,15 +287,7 @@ async fn a_low_balance_alerts_once_per_crossing_signed_to_the_operator_webhook()
     assert_eq!(status["balance"]["amount"], "10");
     assert_eq!(status["balance_low"], true);
     assert_eq!(status["balance_low_threshold"]["amount"], "100");
-    let metrics = s
-        .app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.app.metrics().await;
     assert!(
         metrics.contains(r#"vendor_balance{vendor="esimaccess"}"#),
         "{metrics}"

@@ -67,7 +67,7 @@ async fn plan_of_simple_vendors(s: &SandboxApp) -> (String, Vec<VendorId>) {
     panic!("no plan sold only by simple vendors");
 }
 
-async fn vendor_status(s: &SandboxApp, v: VendorId) -> Value {
+pub(crate) async fn vendor_status(s: &SandboxApp, v: VendorId) -> Value {
     let list = s.admin_get("/admin/vendors").await;
     list["data"]
         .as_array()
@@ -164,15 +164,7 @@ async fn timeouts_open_the_breaker_later_orders_skip_the_vendor_and_a_probe_clos
     let status = vendor_status(&s, broken).await;
     assert_eq!(status["breaker"]["state"], "closed", "{status}");
     assert_eq!(status["breaker"]["consecutive_failures"], 0, "{status}");
-    let metrics = s
-        .app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.app.metrics().await;
     assert!(
         metrics
             .lines()

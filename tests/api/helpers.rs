@@ -124,6 +124,17 @@ impl TestApp {
         self.client.get(self.url(path))
     }
 
+    /// The `/metrics` page as text.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(path))
     }

@@ -468,15 +468,7 @@ async fn an_order_past_its_deadline_is_flagged_and_an_operator_can_fail_it() {
         s.get(&format!("/v1/orders/{id}")).await["status"],
         "provisioning"
     );
-    let metrics = s
-        .app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.app.metrics().await;
     assert!(
         metrics
             .lines()

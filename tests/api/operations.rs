@@ -70,14 +70,7 @@ async fn metric_labels_come_from_closed_sets_whatever_the_method() {
             .send()
             .await;
     }
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains(r#"method="other""#),
         "{}",

@@ -286,15 +286,7 @@ async fn a_price_known_only_after_buying_below_the_retail_price_is_a_negative_ma
     assert_eq!(alerts[0]["vendor"], "esimgo");
     assert_eq!(alerts[0]["data"]["order_id"], id.as_str());
     assert!(dec(&alerts[0]["data"]["margin"]["amount"]) < Decimal::ZERO);
-    let metrics = s
-        .app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.app.metrics().await;
     assert!(
         metrics
             .lines()
