@@ -1,6 +1,7 @@
 //! The vendor circuit breaker against the sandbox vendors: timeouts open it and later orders
 //! go to the next vendor without calling the broken one; after the cool-down one order
-//! probes it and closes it again; a definite refusal is no failure; in half-open only one of
+//! probes it and closes it again, while reconciles of the orders it timed out go on; a
+//! definite refusal is no failure; in half-open only one of
 //! two concurrent orders probes.
 
 use std::time::{Duration, Instant};
@@ -117,9 +118,11 @@ async fn timeouts_open_the_breaker_later_orders_skip_the_vendor_and_a_probe_clos
         },
         None,
     );
+    let mut timed_out = Vec::new();
     for i in 0..3 {
         let (id, _) = order(&s, &format!("k-brk-timeout-{i}"), &plan).await;
         assert_eq!(attempted(&s, &id).await, [broken.as_str()]);
+        timed_out.push(id);
     }
     let status = vendor_status(&s, broken).await;
     assert_eq!(status["breaker"]["state"], "open", "{status}");
@@ -148,6 +151,19 @@ async fn timeouts_open_the_breaker_later_orders_skip_the_vendor_and_a_probe_clos
             .is_none_or(|r| !r.starts_with(&id))),
         "the broken vendor heard of {id}"
     );
+    // Reconciles go on while the breaker keeps new orders away: once the vendor answers
+    // again, each timed-out order is found at the vendor that took it, once, and that does
+    // not close the breaker (only a probe order does).
+    s.core(broken).faults.clear();
+    for id in &timed_out {
+        let done = s.settle(id, Duration::from_secs(20)).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        assert_eq!(s.vendor_orders_for(id), [(broken, 1)]);
+    }
+    assert_ne!(
+        vendor_status(&s, broken).await["breaker"]["state"],
+        "closed"
+    );
 
     // After the cool-down, with the vendor mended, one order tries it and closes the breaker.
     wait_out_cooldown(&s, broken).await;
@@ -155,7 +171,6 @@ async fn timeouts_open_the_breaker_later_orders_skip_the_vendor_and_a_probe_clos
         vendor_status(&s, broken).await["breaker"]["state"],
         "half_open"
     );
-    s.core(broken).faults.clear();
     let (id, _) = order(&s, "k-brk-probe", &plan).await;
     assert_eq!(attempted(&s, &id).await, [broken.as_str()]);
     let done = s.settle(&id, Duration::from_secs(20)).await;
