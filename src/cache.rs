@@ -47,6 +47,7 @@ pub struct CachedKey {
     pub storefront_id: String,
     pub key_hash: Vec<u8>,
     pub revoked: bool,
+    pub livemode: bool,
     /// Unix seconds of the last use handed to the usage log.
     last_marked: AtomicI64,
 }
@@ -157,6 +158,7 @@ impl ReplicaCache {
                     storefront_id: row.storefront_id,
                     key_hash: row.key_hash,
                     revoked: row.revoked_at.is_some(),
+                    livemode: row.livemode,
                     last_marked: AtomicI64::new(0),
                 })
             });

@@ -33,7 +33,12 @@ pub struct Config {
     pub retail_currency: Currency,
     pub fx_rates: FxRates,
     pub markup_percent: Decimal,
+    /// `SANDBOX`: no live vendors even when credentials are set (every key is then served
+    /// by test mode); also relaxes the storefront `webhook_url` rules to allow loopback.
     pub sandbox: bool,
+    /// `TEST_MODE`: run the built-in simulators as the test-mode vendors (default on);
+    /// `off` makes test keys answer 403.
+    pub test_mode: bool,
     /// `SANDBOX_CATALOG_SIZE`: offers per simulated vendor; unset = the hand-written seed
     /// catalogue.
     pub sandbox_catalog_size: Option<usize>,
@@ -317,6 +322,15 @@ impl Config {
 
         let vendors = Self::vendor_credentials(&env)?;
         let sandbox = env.parse("SANDBOX", !vendors.any_live(), parse_bool)?;
+        let test_mode = env.parse("TEST_MODE", true, parse_bool)?;
+        if !test_mode && sandbox {
+            return Err(ConfigError {
+                var: "TEST_MODE",
+                reason: "cannot be off without live vendors (SANDBOX is on, or no vendor \
+                         has credentials): nothing could be sold"
+                    .into(),
+            });
+        }
         let sandbox_catalog_size =
             env.parse("SANDBOX_CATALOG_SIZE", None, |s| match s.parse::<usize>() {
                 Ok(n) if (1..=30_000).contains(&n) => Ok(Some(n)),
@@ -332,6 +346,7 @@ impl Config {
             fx_rates,
             markup_percent,
             sandbox,
+            test_mode,
             sandbox_catalog_size,
             log_format,
             request_timeout,
@@ -419,6 +434,15 @@ mod tests {
         assert!(c.vendors.esimgo.is_some());
         let c = cfg(&[("ESIMGO_API_KEY", "k"), ("SANDBOX", "true")]).unwrap();
         assert!(c.sandbox);
+    }
+
+    #[test]
+    fn test_mode_is_on_unless_turned_off_beside_live_vendors() {
+        assert!(cfg(&[]).unwrap().test_mode);
+        let c = cfg(&[("ESIMGO_API_KEY", "k"), ("TEST_MODE", "off")]).unwrap();
+        assert!(!c.test_mode);
+        let e = cfg(&[("TEST_MODE", "off")]).unwrap_err();
+        assert_eq!(e.var, "TEST_MODE");
     }
 
     #[test]

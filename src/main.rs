@@ -129,20 +129,44 @@ async fn migrate(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     Ok(pool)
 }
 
-/// The enabled vendors: all five simulators in sandbox mode, else those with credentials.
-/// The returned sandbox must outlive the vendors (it owns the simulators' listeners).
-async fn enabled_vendors(config: &Config) -> anyhow::Result<(Vendors, Option<Sandbox>)> {
-    let opts = AdapterOptions::default();
-    if !config.sandbox {
-        return Ok((
-            Vendors::from_credentials(&config.vendors, &opts, VendorMode::Live),
-            None,
-        ));
+/// The two vendor sets: live (those with credentials, none when `SANDBOX` is on) and test
+/// (all five simulators, unless `TEST_MODE=off`). The returned sandbox must outlive the
+/// vendors (it owns the simulators' listeners).
+struct EnabledVendors {
+    live: Vendors,
+    test: Vendors,
+    _sandbox: Option<Sandbox>,
+}
+
+impl EnabledVendors {
+    /// The deployment's own mode: live when it has live vendors.
+    fn deployment(&self) -> &Vendors {
+        if self.live.is_empty() {
+            &self.test
+        } else {
+            &self.live
+        }
     }
-    if config.vendors.any_live() {
-        tracing::warn!(
-            "SANDBOX is on: vendor credentials are ignored and all five vendors are simulated"
-        );
+}
+
+async fn enabled_vendors(config: &Config) -> anyhow::Result<EnabledVendors> {
+    let opts = AdapterOptions::default();
+    let live = if config.sandbox {
+        if config.vendors.any_live() {
+            tracing::warn!(
+                "SANDBOX is on: vendor credentials are ignored; every key is served in test mode"
+            );
+        }
+        Vendors::default()
+    } else {
+        Vendors::from_credentials(&config.vendors, &opts, VendorMode::Live)
+    };
+    if !config.test_mode {
+        return Ok(EnabledVendors {
+            live,
+            test: Vendors::default(),
+            _sandbox: None,
+        });
     }
     let settings = SimSettings {
         catalog_size: config.sandbox_catalog_size,
@@ -152,9 +176,16 @@ async fn enabled_vendors(config: &Config) -> anyhow::Result<(Vendors, Option<San
         .await
         .context("cannot start the sandbox simulators")?;
     for (vendor, url) in sandbox.base_urls() {
-        tracing::warn!(%vendor, %url, "SANDBOX MODE: simulated vendor (no real eSIMs are bought)");
+        tracing::info!(%vendor, %url, "test mode: simulated vendor for sk_test_ keys (no real eSIMs are bought)");
     }
-    Ok((sandbox.vendors(&opts), Some(sandbox)))
+    if live.is_empty() {
+        tracing::warn!("no live vendor: only test mode (sk_test_ keys) is available");
+    }
+    Ok(EnabledVendors {
+        live,
+        test: sandbox.vendors(&opts),
+        _sandbox: Some(sandbox),
+    })
 }
 
 /// `sandbox --vendors-only`: the simulators alone, described for a gateway elsewhere.
@@ -188,11 +219,16 @@ async fn vendors_only(config: Config, args: SandboxArgs) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let pool = migrate(&config).await?;
-    let (vendors, _sandbox) = enabled_vendors(&config).await?;
-    if vendors.is_empty() {
-        tracing::warn!("no vendor is enabled: set vendor credentials or SANDBOX=true");
+    let enabled = enabled_vendors(&config).await?;
+    let adopted = store::modes::adopt_legacy(&pool, !enabled.live.is_empty()).await?;
+    if adopted > 0 {
+        tracing::info!(
+            adopted,
+            livemode = !enabled.live.is_empty(),
+            "rows from before test mode adopted into this deployment's mode"
+        );
     }
-    let vendors = Arc::new(vendors);
+    let vendors = Arc::new(enabled.deployment().clone());
 
     let listener = TcpListener::bind(config.bind_addr)
         .await
@@ -212,7 +248,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         pool,
         config: Arc::new(config),
         metrics: telemetry::metrics_handle(),
-        vendors,
+        live_vendors: Arc::new(enabled.live.clone()),
+        test_vendors: Arc::new(enabled.test.clone()),
     };
     let provisioner = workers::provisioner::spawn(esim_gateway::ordering::Ctx::from_state(&state));
     let outbox = workers::outbox::OutboxWorker::new(
@@ -236,8 +273,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn sync_once(config: Config) -> anyhow::Result<()> {
     let pool = migrate(&config).await?;
-    let (vendors, _sandbox) = enabled_vendors(&config).await?;
-    let vendors = Arc::new(vendors);
+    let enabled = enabled_vendors(&config).await?;
+    let vendors = Arc::new(enabled.deployment().clone());
     workers::catalog_sync::sync_all(&pool, &vendors, &Pricing::from_config(&config)).await;
     for s in store::offers::sync_states(&pool).await? {
         match &s.last_error {
@@ -252,7 +289,8 @@ async fn sync_once(config: Config) -> anyhow::Result<()> {
 }
 
 async fn vendors_command(config: Config, command: VendorsCommand) -> anyhow::Result<()> {
-    let (vendors, _sandbox) = enabled_vendors(&config).await?;
+    let enabled = enabled_vendors(&config).await?;
+    let vendors = enabled.deployment();
     match command {
         VendorsCommand::Check => {
             if vendors.is_empty() {

@@ -205,14 +205,21 @@ async fn sync_now(
     let id: VendorId = vendor.parse().map_err(|e: crate::vendors::UnknownVendor| {
         ApiError::not_found("vendor_not_found", e.to_string())
     })?;
-    let adapter = state.vendors.adapter(id).ok_or_else(|| {
+    let adapter = state.deployment_vendors().adapter(id).ok_or_else(|| {
         ApiError::conflict(
             "vendor_disabled",
             format!("{id} has no credentials and the sandbox is off"),
         )
     })?;
     let pricing = Pricing::from_config(&state.config);
-    match sync_vendor(&state.pool, adapter.as_ref(), &state.vendors, &pricing).await {
+    match sync_vendor(
+        &state.pool,
+        adapter.as_ref(),
+        state.deployment_vendors(),
+        &pricing,
+    )
+    .await
+    {
         Ok(SyncOutcome::Synced {
             offers,
             unparsed,

@@ -53,7 +53,7 @@ impl Ctx {
     pub fn from_state(state: &AppState) -> Self {
         Ctx {
             pool: state.pool.clone(),
-            vendors: state.vendors.clone(),
+            vendors: state.deployment_vendors().clone(),
             pricing: Pricing::from_config(&state.config),
             retry_base: state.config.provision_retry_base,
             max_retry: Duration::from_secs(60),

@@ -4,6 +4,7 @@
 pub mod breakers;
 pub mod esims;
 pub mod events;
+pub mod modes;
 pub mod offers;
 pub mod orders;
 pub mod outbox;

@@ -13,6 +13,7 @@ mod errors;
 mod exactly_once;
 mod hostile_input;
 mod leases_and_states;
+mod modes;
 mod operations;
 mod orders;
 mod outbox;

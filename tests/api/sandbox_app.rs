@@ -56,7 +56,7 @@ impl SandboxApp {
         let sf = app.create_storefront("Sandbox Shop").await;
         sync_all(
             &app.pool,
-            &app.state.vendors,
+            &app.state.test_vendors,
             &Pricing::from_config(&app.state.config),
         )
         .await;
@@ -108,6 +108,8 @@ impl SandboxApp {
         let sf = Storefront {
             id: sf.id.clone(),
             api_key: sf.api_key.clone(),
+            test_api_key: sf.test_api_key.clone(),
+            live_api_key: sf.live_api_key.clone(),
             webhook_secret: sf.webhook_secret.clone(),
         };
         drop(self);
