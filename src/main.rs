@@ -228,7 +228,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "rows from before test mode adopted into this deployment's mode"
         );
     }
-    let vendors = Arc::new(enabled.deployment().clone());
+    let (live, test) = (
+        Arc::new(enabled.live.clone()),
+        Arc::new(enabled.test.clone()),
+    );
 
     let listener = TcpListener::bind(config.bind_addr)
         .await
@@ -237,19 +240,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if config.admin_token.is_none() {
         tracing::warn!("ADMIN_TOKEN is not set: the admin API is disabled");
     }
-    let sync = workers::catalog_sync::spawn(
-        pool.clone(),
-        vendors.clone(),
-        Pricing::from_config(&config),
-        config.catalog_sync_interval,
-    );
+    // One catalogue per mode, each from its own vendors.
+    let syncs = [&live, &test].map(|vendors| {
+        workers::catalog_sync::spawn(
+            pool.clone(),
+            vendors.clone(),
+            Pricing::from_config(&config),
+            config.catalog_sync_interval,
+        )
+    });
     let state = AppState {
         cache: esim_gateway::cache::ReplicaCache::new(pool.clone()),
         pool,
         config: Arc::new(config),
         metrics: telemetry::metrics_handle(),
-        live_vendors: Arc::new(enabled.live.clone()),
-        test_vendors: Arc::new(enabled.test.clone()),
+        live_vendors: live,
+        test_vendors: test,
     };
     let provisioner = workers::provisioner::spawn(esim_gateway::ordering::Ctx::from_state(&state));
     let outbox = workers::outbox::OutboxWorker::new(
@@ -264,7 +270,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("server error")?;
     // Work in progress is safe to drop: leases expire and other replicas (or the next
     // start) pick it up from the database.
-    for task in [sync, provisioner, outbox] {
+    for task in syncs.into_iter().chain([provisioner, outbox]) {
         task.abort();
     }
     tracing::info!("shut down cleanly");
@@ -274,8 +280,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 async fn sync_once(config: Config) -> anyhow::Result<()> {
     let pool = migrate(&config).await?;
     let enabled = enabled_vendors(&config).await?;
-    let vendors = Arc::new(enabled.deployment().clone());
-    workers::catalog_sync::sync_all(&pool, &vendors, &Pricing::from_config(&config)).await;
+    for vendors in [&enabled.live, &enabled.test] {
+        let vendors = Arc::new(vendors.clone());
+        workers::catalog_sync::sync_all(&pool, &vendors, &Pricing::from_config(&config)).await;
+    }
     for s in store::offers::sync_states(&pool).await? {
         match &s.last_error {
             Some(e) => println!("{:<11} FAILED  {e}", s.vendor),

@@ -38,10 +38,4 @@ impl AppState {
             self.config.test_mode
         }
     }
-
-    /// The vendors of the deployment's own mode (live when it has live vendors): what
-    /// workers and admin views that do not yet separate the modes use.
-    pub fn deployment_vendors(&self) -> &Arc<Vendors> {
-        self.vendors(self.mode_available(true))
-    }
 }

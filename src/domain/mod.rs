@@ -6,6 +6,7 @@ pub mod country;
 pub mod data;
 pub mod esim;
 pub mod ids;
+pub mod mode;
 pub mod money;
 pub mod order;
 pub mod plan;

@@ -42,9 +42,28 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(replay_event))
 }
 
+/// Which mode an admin view is about.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ModeQuery {
+    /// `true`: the live vendors (real credentials), `false`: the test-mode simulators.
+    /// Default: live when this gateway has live vendors, else test.
+    pub livemode: Option<bool>,
+}
+
+impl ModeQuery {
+    fn or_default(&self, state: &AppState) -> bool {
+        self.livemode.unwrap_or_else(|| state.mode_available(true))
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VendorStatus {
     pub id: VendorId,
+    /// The mode this entry is about: live vendors and the test-mode simulators are listed
+    /// separately (`?livemode=`), never mixed.
+    pub livemode: bool,
     pub name: String,
     pub enabled: bool,
     /// `live` or `sandbox`; null when disabled.
@@ -111,18 +130,25 @@ pub struct VendorList {
     pub next_cursor: Option<String>,
 }
 
-/// Every vendor: enabled or not, live or sandbox, sync health, offers and balance.
+/// Every vendor of one mode (`livemode`): enabled or not, sync health, offers and balance.
 #[utoipa::path(
     get, path = "/admin/vendors", tag = "admin",
+    params(ModeQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = VendorList),
+        (status = 400, description = "`livemode` is not a boolean", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
     )
 )]
-async fn list_vendors(_: Admin, State(state): State<AppState>) -> ApiResult<Json<VendorList>> {
-    let reports = health::vendors_status(&Ctx::from_state(&state)).await?;
+async fn list_vendors(
+    _: Admin,
+    State(state): State<AppState>,
+    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<ModeQuery>,
+) -> ApiResult<Json<VendorList>> {
+    let livemode = q.or_default(&state);
+    let reports = health::vendors_status(&Ctx::from_state(&state), livemode).await?;
     let data = reports
         .into_iter()
         .map(|r| {
@@ -134,6 +160,7 @@ async fn list_vendors(_: Admin, State(state): State<AppState>) -> ApiResult<Json
             };
             VendorStatus {
                 id: r.id,
+                livemode,
                 name: r.id.display_name().to_string(),
                 enabled: r.mode.is_some(),
                 mode: r.mode,
@@ -183,10 +210,10 @@ pub struct SyncResult {
     pub deactivated: u64,
 }
 
-/// Re-read one vendor's catalogue now and rebuild the plans.
+/// Re-read one vendor's catalogue (of one mode) now and rebuild that mode's plans.
 #[utoipa::path(
     post, path = "/admin/vendors/{vendor}/sync", tag = "admin",
-    params(("vendor" = VendorId, Path)),
+    params(("vendor" = VendorId, Path), ModeQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = SyncResult),
@@ -201,25 +228,20 @@ async fn sync_now(
     _: Admin,
     State(state): State<AppState>,
     ApiPath(vendor): ApiPath<String>,
+    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<ModeQuery>,
 ) -> ApiResult<Json<SyncResult>> {
+    let vendors = state.vendors(q.or_default(&state));
     let id: VendorId = vendor.parse().map_err(|e: crate::vendors::UnknownVendor| {
         ApiError::not_found("vendor_not_found", e.to_string())
     })?;
-    let adapter = state.deployment_vendors().adapter(id).ok_or_else(|| {
+    let adapter = vendors.adapter(id).ok_or_else(|| {
         ApiError::conflict(
             "vendor_disabled",
-            format!("{id} has no credentials and the sandbox is off"),
+            format!("{id} is not enabled in this mode"),
         )
     })?;
     let pricing = Pricing::from_config(&state.config);
-    match sync_vendor(
-        &state.pool,
-        adapter.as_ref(),
-        state.deployment_vendors(),
-        &pricing,
-    )
-    .await
-    {
+    match sync_vendor(&state.pool, adapter.as_ref(), vendors, &pricing).await {
         Ok(SyncOutcome::Synced {
             offers,
             unparsed,
@@ -280,7 +302,7 @@ pub struct PlanOffers {
 /// The vendor offers behind a plan, cheapest first: the routing decision made visible.
 #[utoipa::path(
     get, path = "/admin/plans/{plan_id}/offers", tag = "admin",
-    params(("plan_id" = String, Path, example = "jp-10gb-7d", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64)),
+    params(("plan_id" = String, Path, example = "jp-10gb-7d", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64), ModeQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = PlanOffers),
@@ -293,10 +315,12 @@ async fn plan_offers(
     _: Admin,
     State(state): State<AppState>,
     ApiPath(plan_id): ApiPath<String>,
+    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<ModeQuery>,
 ) -> ApiResult<Json<PlanOffers>> {
     let plan_id = PlanId::parse(&plan_id).map_err(|_| plan_not_found())?;
     let ctx = Ctx::from_state(&state);
-    let (plan, offers) = purchase::plan_offers(&ctx, plan_id.as_str()).await?;
+    let (plan, offers) =
+        purchase::plan_offers(&ctx, q.or_default(&state), plan_id.as_str()).await?;
     let pricing = &ctx.pricing;
     let data = offers
         .into_iter()
@@ -453,6 +477,8 @@ pub struct AdminOrderQuery {
     pub reference: Option<String>,
     /// `true`: only unfinished orders flagged for attention; `false`: only the others.
     pub attention: Option<bool>,
+    /// `true`: only live orders, `false`: only test orders; absent: both.
+    pub livemode: Option<bool>,
     /// 1–200, default 50.
     pub limit: Option<u32>,
     pub cursor: Option<String>,
@@ -483,6 +509,7 @@ async fn list_orders(
             cursor: q.cursor,
         })?;
     filter.attention = q.attention;
+    filter.livemode = q.livemode;
     let rows = store::orders::list(&state.pool, &filter).await?;
     let page = paging::page(rows, filter.limit, crate::http::orders::order_cursor);
     let data = admin_orders(&state, &page.data).await?;
@@ -605,6 +632,8 @@ pub struct VendorEventQuery {
     /// the order we placed), `waiting`, `ignored`, `unparseable` or `failed`.
     #[param(value_type = Option<VendorEventStatus>)]
     pub status: Option<String>,
+    /// `true`: only callbacks attributed to live vendors, `false`: only the simulators'.
+    pub livemode: Option<bool>,
     /// 1–200, default 50.
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
@@ -640,6 +669,8 @@ pub enum OutboxStatus {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VendorEventView {
     pub id: i64,
+    /// The mode the callback was attributed to.
+    pub livemode: bool,
     pub vendor: String,
     pub dedupe_key: String,
     pub kind: Option<String>,
@@ -686,6 +717,7 @@ async fn list_vendor_events(
     one_of("status", q.status.as_deref(), VENDOR_EVENT_STATUSES)?;
     let rows = store::events::list(
         &state.pool,
+        q.livemode,
         q.vendor.as_deref(),
         q.status.as_deref(),
         before,
@@ -699,6 +731,7 @@ async fn list_vendor_events(
             .into_iter()
             .map(|r| VendorEventView {
                 id: r.id,
+                livemode: r.livemode,
                 vendor: r.vendor,
                 dedupe_key: r.dedupe_key,
                 kind: r.kind,
@@ -724,6 +757,8 @@ pub struct EventQuery {
     pub storefront_id: Option<String>,
     #[param(value_type = Option<OutboxStatus>)]
     pub status: Option<String>,
+    /// `true`: only live-mode events, `false`: only test-mode ones; absent: both.
+    pub livemode: Option<bool>,
     /// 1–200, default 50.
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
@@ -744,6 +779,7 @@ pub struct DeliveryAttempt {
 pub struct StorefrontEvent {
     pub id: String,
     pub storefront_id: String,
+    pub livemode: bool,
     #[serde(rename = "type")]
     pub event_type: String,
     pub data: serde_json::Value,
@@ -791,6 +827,7 @@ async fn list_events(
     let rows = store::outbox::list(
         &state.pool,
         q.storefront_id.as_deref(),
+        q.livemode,
         q.status.as_deref(),
         before.as_ref().map(EventId::as_str),
         limit,
@@ -804,6 +841,7 @@ async fn list_events(
         .data
         .into_iter()
         .map(|r| StorefrontEvent {
+            livemode: r.livemode,
             deliveries: attempts
                 .iter()
                 .filter(|a| a.outbox_id == r.id)

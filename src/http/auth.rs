@@ -60,6 +60,13 @@ pub struct Storefront {
     pub livemode: bool,
 }
 
+impl Storefront {
+    /// The storefront in its mode: what every `/v1` read and write is scoped to.
+    pub fn owner(&self) -> (&str, bool) {
+        (&self.id, self.livemode)
+    }
+}
+
 impl FromRequestParts<AppState> for Storefront {
     type Rejection = ApiError;
 

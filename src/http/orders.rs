@@ -250,7 +250,7 @@ async fn create_order(
     let req = validate(req)?;
     let ctx = Ctx::from_state(&state);
     Ok(answer_response(
-        place::place_new(&ctx, &sf.id, &key, req).await?,
+        place::place_new(&ctx, sf.owner(), &key, req).await?,
     ))
 }
 
@@ -277,7 +277,7 @@ async fn get_order(
     let order_id = path_order_id(&order_id)?;
     let ctx = Ctx::from_state(&state);
     Ok(Json(
-        view::storefront_order(&ctx, &sf.id, order_id.as_str()).await?,
+        view::storefront_order(&ctx, sf.owner(), order_id.as_str()).await?,
     ))
 }
 
@@ -342,6 +342,7 @@ pub fn parse_order_filter(q: OrderListQuery) -> ApiResult<OrderFilter> {
     let before = paging::read_cursor(q.cursor.as_deref())?;
     Ok(OrderFilter {
         storefront_id: None,
+        livemode: None,
         status,
         reference: q.reference,
         attention: None,
@@ -372,6 +373,7 @@ async fn list_orders(
     ApiQuery(q): ApiQuery<OrderListQuery>,
 ) -> ApiResult<Json<OrderList>> {
     let mut filter = parse_order_filter(q)?;
+    filter.livemode = Some(sf.livemode);
     filter.storefront_id = Some(sf.id);
     let rows = store::orders::list(&state.pool, &filter).await?;
     let page = paging::page(rows, filter.limit, order_cursor);
@@ -403,6 +405,6 @@ async fn cancel_order(
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let order_id = path_order_id(&order_id)?;
     let ctx = Ctx::from_state(&state);
-    let order = cancel::cancel(&ctx, &sf.id, order_id.as_str()).await?;
+    let order = cancel::cancel(&ctx, sf.owner(), order_id.as_str()).await?;
     Ok((StatusCode::OK, Json(order)))
 }

@@ -31,7 +31,10 @@ pub mod view;
 #[derive(Clone)]
 pub struct Ctx {
     pub pool: PgPool,
-    pub vendors: Arc<Vendors>,
+    /// Vendors of live-mode orders (real credentials).
+    pub live_vendors: Arc<Vendors>,
+    /// Vendors of test-mode orders (the built-in simulators).
+    pub test_vendors: Arc<Vendors>,
     pub pricing: Pricing,
     /// First delay before the provisioner re-checks an order; doubles per check up to
     /// [`Ctx::max_retry`].
@@ -50,10 +53,20 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The only vendors an order, eSIM or callback of this mode may reach.
+    pub fn vendors(&self, livemode: bool) -> &Arc<Vendors> {
+        if livemode {
+            &self.live_vendors
+        } else {
+            &self.test_vendors
+        }
+    }
+
     pub fn from_state(state: &AppState) -> Self {
         Ctx {
             pool: state.pool.clone(),
-            vendors: state.deployment_vendors().clone(),
+            live_vendors: state.live_vendors.clone(),
+            test_vendors: state.test_vendors.clone(),
             pricing: Pricing::from_config(&state.config),
             retry_base: state.config.provision_retry_base,
             max_retry: Duration::from_secs(60),

@@ -56,11 +56,12 @@ fn request_hash(kind: OrderKind, target: Option<&str>, body: &impl Serialize) ->
 /// `Some(answer)` when this key was used before with the same request.
 async fn replay(
     ctx: &Ctx,
-    storefront_id: &str,
+    (storefront_id, livemode): (&str, bool),
     key: &str,
     hash: &[u8],
 ) -> OrderingResult<Option<StoredAnswer>> {
-    let Some(first) = store::orders::by_idempotency_key(&ctx.pool, storefront_id, key).await?
+    let Some(first) =
+        store::orders::by_idempotency_key(&ctx.pool, storefront_id, livemode, key).await?
     else {
         return Ok(None);
     };
@@ -87,18 +88,20 @@ async fn replay(
     }
 }
 
-/// Buys a plan from the cheapest vendor that has it, once per idempotency key.
+/// Buys a plan from the cheapest vendor of the storefront's mode that has it, once per
+/// idempotency key (keys are per mode).
 pub async fn place_new(
     ctx: &Ctx,
-    storefront_id: &str,
+    (storefront_id, livemode): (&str, bool),
     key: &str,
     req: NewOrder,
 ) -> OrderingResult<StoredAnswer> {
+    let owner = (storefront_id, livemode);
     let hash = request_hash(OrderKind::New, None, &req);
-    if let Some(a) = replay(ctx, storefront_id, key, &hash).await? {
+    if let Some(a) = replay(ctx, owner, key, &hash).await? {
         return Ok(a);
     }
-    let plan = store::plans::get(&ctx.pool, &req.plan_id)
+    let plan = store::plans::get(&ctx.pool, livemode, &req.plan_id)
         .await?
         .filter(|p| p.active)
         .ok_or(OrderingError::PlanNotFound)?;
@@ -116,6 +119,7 @@ pub async fn place_new(
     let row = NewOrderRow {
         id: &id,
         storefront_id,
+        livemode,
         kind: OrderKind::New,
         plan_id: &plan.id,
         quantity: req.quantity as i32,
@@ -130,15 +134,15 @@ pub async fn place_new(
     // Ranked before the claim, so that the order, its idempotency key and the first
     // attempt are one commit before the first vendor call.
     let ranked = match &plan_key {
-        Some(k) => purchase::ranked_offers(ctx, k, &HashSet::new()).await?,
+        Some(k) => purchase::ranked_offers(ctx, livemode, k, &HashSet::new()).await?,
         None => Vec::new(),
     };
     let mut tx = ctx.pool.begin().await?;
     let Some(order) = store::orders::claim(&mut *tx, &row, ctx.lease).await? else {
         drop(tx);
         // A replay calls no vendor: a half-open probe claimed for it goes back at once.
-        purchase::release_probes(ctx, &ranked).await;
-        return replay(ctx, storefront_id, key, &hash)
+        purchase::release_probes(ctx, livemode, &ranked).await;
+        return replay(ctx, owner, key, &hash)
             .await?
             .ok_or_else(|| anyhow::anyhow!("idempotency record vanished").into());
     };
@@ -162,20 +166,22 @@ struct TopupRequest<'a> {
 /// like new orders.
 pub async fn place_topup(
     ctx: &Ctx,
-    storefront_id: &str,
+    (storefront_id, livemode): (&str, bool),
     key: &str,
     iccid: &str,
     plan_id: &str,
 ) -> OrderingResult<StoredAnswer> {
+    let owner = (storefront_id, livemode);
     let hash = request_hash(OrderKind::Topup, Some(iccid), &TopupRequest { plan_id });
-    if let Some(a) = replay(ctx, storefront_id, key, &hash).await? {
+    if let Some(a) = replay(ctx, owner, key, &hash).await? {
         return Ok(a);
     }
-    let plan = topup::offered(ctx, storefront_id, iccid, plan_id).await?;
+    let plan = topup::offered(ctx, owner, iccid, plan_id).await?;
     let id = new_id("ord");
     let row = NewOrderRow {
         id: &id,
         storefront_id,
+        livemode,
         kind: OrderKind::Topup,
         plan_id,
         quantity: 1,
@@ -188,7 +194,7 @@ pub async fn place_topup(
         request_hash: &hash,
     };
     let Some(order) = store::orders::claim(&ctx.pool, &row, ctx.lease).await? else {
-        return replay(ctx, storefront_id, key, &hash)
+        return replay(ctx, owner, key, &hash)
             .await?
             .ok_or_else(|| anyhow::anyhow!("idempotency record vanished").into());
     };

@@ -105,9 +105,9 @@ pub fn key_of(p: &store::plans::PlanRecord) -> Option<PlanKey> {
     })
 }
 
-/// The plan key behind an order's plan.
-async fn plan_key(ctx: &Ctx, plan_id: &str) -> sqlx::Result<Option<PlanKey>> {
-    Ok(store::plans::get(&ctx.pool, plan_id)
+/// The plan key behind an order's plan (in the order's mode).
+async fn plan_key(ctx: &Ctx, livemode: bool, plan_id: &str) -> sqlx::Result<Option<PlanKey>> {
+    Ok(store::plans::get(&ctx.pool, livemode, plan_id)
         .await?
         .as_ref()
         .and_then(key_of))
@@ -128,11 +128,14 @@ pub struct Ranked {
 /// when this order claimed its probe.
 pub async fn ranked_offers(
     ctx: &Ctx,
+    livemode: bool,
     key: &PlanKey,
     tried: &HashSet<i64>,
 ) -> sqlx::Result<Vec<Ranked>> {
-    let offers = store::offers::candidates(&ctx.pool, key, &ctx.vendors.ids()).await?;
-    let health = store::offers::sync_states(&ctx.pool).await?;
+    let vendors_here = ctx.vendors(livemode);
+    let offers = store::offers::candidates(&ctx.pool, key, livemode, &vendors_here.ids()).await?;
+    let mut health = store::offers::sync_states(&ctx.pool).await?;
+    health.retain(|s| s.livemode == livemode);
     // A vendor without a sync record yet is not held back: only a failed sync is evidence.
     let healthy = |v| super::health::of(&health, v) != super::health::Health::Unhealthy;
     let ranked: Vec<_> = routing::rank(
@@ -143,12 +146,14 @@ pub async fn ranked_offers(
         healthy,
     )
     .into_iter()
-    .filter(|c| !tried.contains(&c.offer.offer_id) && ctx.vendors.adapter(c.offer.vendor).is_some())
+    .filter(|c| {
+        !tried.contains(&c.offer.offer_id) && vendors_here.adapter(c.offer.vendor).is_some()
+    })
     .collect();
     let mut vendors: Vec<_> = ranked.iter().map(|c| c.offer.vendor).collect();
     vendors.sort();
     vendors.dedup();
-    let admitted = super::breaker::admit(ctx, &vendors).await?;
+    let admitted = super::breaker::admit(ctx, livemode, &vendors).await?;
     Ok(ranked
         .into_iter()
         .filter_map(|c| {
@@ -178,13 +183,15 @@ pub struct PlanOffer {
 /// Every vendor is ranked as healthy here, so the list shows the offers by cost alone.
 pub async fn plan_offers(
     ctx: &Ctx,
+    livemode: bool,
     plan_id: &str,
 ) -> OrderingResult<(store::plans::PlanRecord, Vec<PlanOffer>)> {
-    let plan = store::plans::get(&ctx.pool, plan_id)
+    let plan = store::plans::get(&ctx.pool, livemode, plan_id)
         .await?
         .ok_or(OrderingError::PlanNotFound)?;
     let key = key_of(&plan).ok_or_else(|| anyhow::anyhow!("stored plan has unknown data kind"))?;
-    let offers = store::offers::candidates(&ctx.pool, &key, &ctx.vendors.ids()).await?;
+    let offers =
+        store::offers::candidates(&ctx.pool, &key, livemode, &ctx.vendors(livemode).ids()).await?;
     let ranked = routing::rank(
         &key,
         offers.iter().map(|o| &o.routable),
@@ -234,10 +241,10 @@ pub async fn buy(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step, Pur
     let attempts = store::orders::attempts(&ctx.pool, &order.id).await?;
     // Offers already refused for this order are not tried again.
     let tried: HashSet<i64> = attempts.iter().filter_map(|a| a.vendor_offer_id).collect();
-    let Some(key) = plan_key(ctx, &order.plan_id).await? else {
+    let Some(key) = plan_key(ctx, order.livemode, &order.plan_id).await? else {
         return fail(ctx, lease, "plan_unavailable", "the plan is no longer sold").await;
     };
-    let ranked = ranked_offers(ctx, &key, &tried).await?;
+    let ranked = ranked_offers(ctx, order.livemode, &key, &tried).await?;
     try_offers(ctx, order, lease, &ranked, None).await
 }
 
@@ -252,19 +259,19 @@ pub async fn try_offers(
     first: Option<AttemptRow>,
 ) -> Result<Step, PurchaseError> {
     let step = try_in_turn(ctx, order, lease, ranked, first).await;
-    release_probes(ctx, ranked).await;
+    release_probes(ctx, order.livemode, ranked).await;
     step
 }
 
 /// Gives back the half-open probes claimed for `ranked` that were not used (one that was
 /// used is already settled by its outcome; its release then does nothing).
-pub async fn release_probes(ctx: &Ctx, ranked: &[Ranked]) {
+pub async fn release_probes(ctx: &Ctx, livemode: bool, ranked: &[Ranked]) {
     let mut released = HashSet::new();
     for c in ranked {
         if let Some(v) = c.probe
             && released.insert(c.offer.vendor)
         {
-            breaker::release(ctx, c.offer.vendor, v).await;
+            breaker::release(ctx, livemode, c.offer.vendor, v).await;
         }
     }
 }
@@ -279,7 +286,8 @@ async fn try_in_turn(
     let placed_at = order.created_at;
     for candidate in ranked {
         let offer = &candidate.offer;
-        let Some(adapter) = ctx.vendors.adapter(offer.vendor) else {
+        // Only the order's own mode's vendors: a test order never reaches a live vendor.
+        let Some(adapter) = ctx.vendors(order.livemode).adapter(offer.vendor) else {
             continue;
         };
         let unit_cost = Money::new(offer.cost_amount, offer.cost_currency);
@@ -311,7 +319,7 @@ async fn try_in_turn(
             }
             Err(_) => Signal::Failed,
         };
-        breaker::record(ctx, offer.vendor, signal, candidate.probe).await;
+        breaker::record(ctx, order.livemode, offer.vendor, signal, candidate.probe).await;
         match result {
             Ok(state) => {
                 return placed(
@@ -496,13 +504,14 @@ pub async fn placed(
     tx.commit().await?;
     metrics::counter!("order_attempts_total", "vendor" => attempt.vendor.clone(), "outcome" => "placed")
         .increment(1);
-    count_outcome(&attempt.vendor, &step);
+    count_outcome(order.livemode, &attempt.vendor, &step);
     Ok(step)
 }
 
-fn count_outcome(vendor: &str, step: &Step) {
+/// `orders_total{mode, vendor, outcome}`: test orders never count as live sales.
+fn count_outcome(livemode: bool, vendor: &str, step: &Step) {
     if *step == Step::Completed {
-        metrics::counter!("orders_total", "vendor" => vendor.to_string(), "outcome" => "completed")
+        metrics::counter!("orders_total", "mode" => crate::domain::mode::label(livemode), "vendor" => vendor.to_string(), "outcome" => "completed")
             .increment(1);
     }
 }
@@ -519,7 +528,7 @@ pub async fn apply_state(
     let (mut tx, _) = fenced(ctx, lease).await?;
     let step = apply_state_in(&mut tx, order, vendor, &state).await?;
     tx.commit().await?;
-    count_outcome(vendor, &step);
+    count_outcome(order.livemode, vendor, &step);
     Ok(step)
 }
 
@@ -538,6 +547,7 @@ async fn apply_state_in(
                     iccid: &p.iccid,
                     order_id: &order.id,
                     storefront_id: &order.storefront_id,
+                    livemode: order.livemode,
                     vendor,
                     vendor_reference: state.vendor_reference.as_deref(),
                     vendor_esim_ref: p.vendor_esim_ref.as_deref(),
@@ -626,7 +636,7 @@ async fn give_up(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step, Pur
         )
     };
     let step = fail(ctx, lease, code, &message).await?;
-    metrics::counter!("orders_total", "vendor" => "none", "outcome" => "failed").increment(1);
+    metrics::counter!("orders_total", "mode" => crate::domain::mode::label(order.livemode), "vendor" => "none", "outcome" => "failed").increment(1);
     Ok(step)
 }
 

@@ -4,24 +4,28 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
-/// Queues an event for a storefront that has a webhook URL; a storefront without one gets
-/// no rows. Returns the event id when queued.
+/// Queues an event of one mode for a storefront that has a webhook URL for it (test events:
+/// `test_webhook_url` or else `webhook_url`); a storefront without one gets no rows.
+/// Returns the event id when queued.
 pub async fn insert(
     conn: &mut PgConnection,
     storefront_id: &str,
+    livemode: bool,
     event_type: &str,
     payload: &serde_json::Value,
 ) -> sqlx::Result<Option<String>> {
     let id = crate::domain::ids::new_id("evt");
     sqlx::query_scalar(
-        "INSERT INTO outbox (id, storefront_id, event_type, payload)
-         SELECT $1, s.id, $3, $4 FROM storefronts s WHERE s.id = $2 AND s.webhook_url IS NOT NULL
+        "INSERT INTO outbox (id, storefront_id, event_type, payload, livemode)
+         SELECT $1, s.id, $3, $4, $5 FROM storefronts s
+         WHERE s.id = $2 AND (s.webhook_url IS NOT NULL OR (NOT $5 AND s.test_webhook_url IS NOT NULL))
          RETURNING id",
     )
     .bind(&id)
     .bind(storefront_id)
     .bind(event_type)
     .bind(payload)
+    .bind(livemode)
     .fetch_optional(&mut *conn)
     .await
 }
@@ -30,6 +34,7 @@ pub async fn insert(
 pub struct Delivery {
     pub id: String,
     pub storefront_id: String,
+    pub livemode: bool,
     pub event_type: String,
     pub payload: serde_json::Value,
     pub status: String,
@@ -58,8 +63,10 @@ pub async fn claim_due(pool: &PgPool, limit: i64, lease_secs: i64) -> sqlx::Resu
              lease_version = o.lease_version + 1
          FROM due, storefronts s
          WHERE o.id = due.id AND s.id = o.storefront_id
-         RETURNING o.id, o.storefront_id, o.event_type, o.payload, o.status, o.attempts,
-             o.next_attempt_at, o.last_error, o.created_at, o.delivered_at, s.webhook_url,
+         RETURNING o.id, o.storefront_id, o.livemode, o.event_type, o.payload, o.status, o.attempts,
+             o.next_attempt_at, o.last_error, o.created_at, o.delivered_at,
+             CASE WHEN o.livemode THEN s.webhook_url
+                  ELSE coalesce(s.test_webhook_url, s.webhook_url) END AS webhook_url,
              s.webhook_secret, o.lease_version",
     )
     .bind(limit)
@@ -142,6 +149,7 @@ pub async fn replay(pool: &PgPool, id: &str) -> sqlx::Result<bool> {
 pub struct EventRow {
     pub id: String,
     pub storefront_id: String,
+    pub livemode: bool,
     pub event_type: String,
     pub payload: serde_json::Value,
     pub status: String,
@@ -155,22 +163,24 @@ pub struct EventRow {
 pub async fn list(
     pool: &PgPool,
     storefront_id: Option<&str>,
+    livemode: Option<bool>,
     status: Option<&str>,
     before: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(
-        "SELECT id, storefront_id, event_type, payload, status, attempts, next_attempt_at,
-                last_error, created_at, delivered_at
+        "SELECT id, storefront_id, livemode, event_type, payload, status, attempts,
+                next_attempt_at, last_error, created_at, delivered_at
          FROM outbox
          WHERE ($1::text IS NULL OR storefront_id = $1) AND ($2::text IS NULL OR status = $2)
-           AND ($3::text IS NULL OR id < $3)
+           AND ($3::text IS NULL OR id < $3) AND ($5::boolean IS NULL OR livemode = $5)
          ORDER BY id DESC LIMIT $4",
     )
     .bind(storefront_id)
     .bind(status)
     .bind(before)
     .bind(limit + 1)
+    .bind(livemode)
     .fetch_all(pool)
     .await
 }

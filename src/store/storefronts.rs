@@ -19,7 +19,7 @@ pub struct KeyRow {
     pub storefront_id: String,
     pub key_hash: Vec<u8>,
     pub revoked_at: Option<DateTime<Utc>>,
-    /// Live or test key (a key from before modes existed and not yet adopted reads as test).
+    /// Live or test key.
     pub livemode: bool,
 }
 
@@ -73,7 +73,7 @@ pub async fn get(pool: &PgPool, id: &str) -> sqlx::Result<Option<StorefrontRow>>
     sqlx::query_as(
         "SELECT s.id, s.name, s.webhook_url, s.test_webhook_url, s.created_at,
                 count(k.id) FILTER (WHERE k.revoked_at IS NULL) AS active_keys,
-                count(k.id) FILTER (WHERE k.revoked_at IS NULL AND NOT coalesce(k.livemode, false))
+                count(k.id) FILTER (WHERE k.revoked_at IS NULL AND NOT k.livemode)
                     AS active_test_keys,
                 count(k.id) FILTER (WHERE k.revoked_at IS NULL AND k.livemode) AS active_live_keys
          FROM storefronts s LEFT JOIN storefront_api_keys k ON k.storefront_id = s.id
@@ -88,7 +88,7 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<StorefrontRow>> {
     sqlx::query_as(
         "SELECT s.id, s.name, s.webhook_url, s.test_webhook_url, s.created_at,
                 count(k.id) FILTER (WHERE k.revoked_at IS NULL) AS active_keys,
-                count(k.id) FILTER (WHERE k.revoked_at IS NULL AND NOT coalesce(k.livemode, false))
+                count(k.id) FILTER (WHERE k.revoked_at IS NULL AND NOT k.livemode)
                     AS active_test_keys,
                 count(k.id) FILTER (WHERE k.revoked_at IS NULL AND k.livemode) AS active_live_keys
          FROM storefronts s LEFT JOIN storefront_api_keys k ON k.storefront_id = s.id
@@ -100,7 +100,7 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<StorefrontRow>> {
 
 pub async fn key_by_lookup(pool: &PgPool, lookup: &str) -> sqlx::Result<Option<KeyRow>> {
     sqlx::query_as(
-        "SELECT id, storefront_id, key_hash, revoked_at, coalesce(livemode, false) AS livemode
+        "SELECT id, storefront_id, key_hash, revoked_at, livemode
          FROM storefront_api_keys WHERE lookup = $1",
     )
     .bind(lookup)
@@ -119,7 +119,7 @@ async fn revoke_keys(
     let done = sqlx::query(
         "UPDATE storefront_api_keys SET revoked_at = now()
          WHERE storefront_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2
-           AND ($3::boolean IS NULL OR coalesce(livemode, false) = $3)",
+           AND ($3::boolean IS NULL OR livemode = $3)",
     )
     .bind(storefront_id)
     .bind(keep)

@@ -1,17 +1,18 @@
 //! Test mode beside live mode: every storefront has a test key and a live key, the mode
 //! follows the key, and a mode the gateway does not run answers 403 (never the other mode).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use esim_gateway::{
     sandbox::SimSettings,
-    vendors::{AdapterOptions, registry::Vendors, sandbox::Sandbox},
+    vendors::{AdapterOptions, VendorId, registry::Vendors, sandbox::Sandbox},
 };
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, assert_error_shape},
+    sandbox_app::SandboxApp,
     test_db::TestDb,
 };
 
@@ -132,26 +133,237 @@ async fn test_mode_off_makes_test_keys_403() {
     assert_eq!(probe(&app, &sf.live_api_key).await.status(), 200);
 }
 
-/// Keys from before test mode carry no mode; the gateway adopts them into the mode the
-/// deployment runs in, so a production gateway's existing keys stay live.
+/// Rows from before test mode are left in test mode by the migration, which notes that they
+/// exist; the first start with live vendors moves them to live mode, so a production
+/// gateway's existing keys stay live. Later starts move nothing.
 #[tokio::test]
 async fn legacy_keys_are_adopted_into_the_deployments_mode() {
     let (_sims, live) = stand_in_live_vendors().await;
     let app =
         TestApp::spawn_modes(Arc::new(TestDb::new().await), &[], live, Vendors::default()).await;
     let sf = app.create_storefront("Old Shop").await;
-    sqlx::query("UPDATE storefront_api_keys SET livemode = NULL")
+    // As the migration leaves a database that had storefronts before it.
+    sqlx::query("UPDATE storefront_api_keys SET livemode = false")
         .execute(&app.pool)
         .await
         .unwrap();
-    let adopted = esim_gateway::store::modes::adopt_legacy(&app.pool, true)
+    sqlx::query("INSERT INTO mode_adoption VALUES (true)")
+        .execute(&app.pool)
         .await
         .unwrap();
-    assert_eq!(adopted, 2);
+    let adopt = || esim_gateway::store::modes::adopt_legacy(&app.pool, true);
+    assert_eq!(adopt().await.unwrap(), 2);
+    assert_eq!(adopt().await.unwrap(), 0, "once per database");
     app.state.cache.keys_changed().await;
     let me: Value = probe(&app, &sf.test_api_key).await.json().await.unwrap();
     assert_eq!(
         me["livemode"], true,
         "a legacy key of a live deployment stays live"
     );
+}
+
+/// Orders each set of simulators received for this order id (our id is the vendors'
+/// reference), summed over the five vendors.
+fn orders_at(sims: &Sandbox, order_id: &str) -> usize {
+    VendorId::ALL
+        .into_iter()
+        .map(|v| {
+            sims.core(v)
+                .orders()
+                .iter()
+                .filter(|o| {
+                    o.client_reference
+                        .as_deref()
+                        .is_some_and(|r| r == order_id || r.starts_with(&format!("{order_id}-")))
+                })
+                .count()
+        })
+        .sum()
+}
+
+async fn call(s: &SandboxApp, method: Method, path: &str, key: &str) -> reqwest::Response {
+    s.app
+        .client
+        .request(method, s.app.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn order_with(s: &SandboxApp, key: &str, idem: &str, plan: &str) -> Value {
+    let resp = s
+        .app
+        .post("/v1/orders")
+        .bearer_auth(key)
+        .header("Idempotency-Key", idem)
+        .json(&json!({"plan_id": plan}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "order with {}", &key[..8]);
+    resp.json().await.unwrap()
+}
+
+/// Polls an order with `key` until it is no longer pending/provisioning.
+async fn settled(s: &SandboxApp, key: &str, id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let o: Value = call(s, Method::GET, &format!("/v1/orders/{id}"), key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let st = o["status"].as_str().unwrap_or("").to_string();
+        if !matches!(st.as_str(), "pending" | "provisioning")
+            || tokio::time::Instant::now() > deadline
+        {
+            return o;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// With live vendors and the built-in simulators both configured, a test key's orders only
+/// ever reach the simulators and a live key's only the live vendors (counted on each set
+/// of simulators); each mode sees only its own catalogue, orders, eSIMs and events; the
+/// other mode's ids read as 404; idempotency keys are per mode.
+#[tokio::test]
+async fn a_test_key_never_reaches_live_vendors_and_a_live_key_never_reaches_the_simulators() {
+    let (s, live) = SandboxApp::start_both().await;
+    let (test_key, live_key) = (s.sf.test_api_key.clone(), s.sf.live_api_key.clone());
+    assert_eq!(
+        s.sf.api_key, live_key,
+        "live vendors exist: api_key is the live key"
+    );
+
+    for (key, livemode) in [(&test_key, false), (&live_key, true)] {
+        let plans: Value = call(&s, Method::GET, "/v1/plans?country=JP", key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let data = plans["data"].as_array().unwrap();
+        assert!(!data.is_empty());
+        assert!(data.iter().all(|p| p["livemode"] == livemode), "{plans}");
+        let countries: Value = call(&s, Method::GET, "/v1/countries", key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            countries["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["livemode"] == livemode)
+        );
+    }
+
+    // The same idempotency key in both modes: two orders, one per mode.
+    let plan = "jp-1gb-7d";
+    let test_order = order_with(&s, &test_key, "same-key", plan).await;
+    let live_order = order_with(&s, &live_key, "same-key", plan).await;
+    let (test_id, live_id) = (
+        test_order["id"].as_str().unwrap().to_string(),
+        live_order["id"].as_str().unwrap().to_string(),
+    );
+    assert_ne!(test_id, live_id, "idempotency keys are per mode");
+    assert_eq!(test_order["livemode"], false);
+    assert_eq!(live_order["livemode"], true);
+    let test_order = settled(&s, &test_key, &test_id).await;
+    let live_order = settled(&s, &live_key, &live_id).await;
+    assert_eq!(test_order["status"], "completed", "{test_order}");
+    assert_eq!(live_order["status"], "completed", "{live_order}");
+
+    assert!(orders_at(&s.sandbox, &test_id) >= 1);
+    assert_eq!(
+        orders_at(&live, &test_id),
+        0,
+        "a test order reached a live vendor"
+    );
+    assert!(orders_at(&live, &live_id) >= 1);
+    assert_eq!(
+        orders_at(&s.sandbox, &live_id),
+        0,
+        "a live order reached a simulator"
+    );
+
+    // Nothing crosses modes: the other mode's order and eSIM are 404.
+    let test_iccid = test_order["esims"][0]["iccid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let live_iccid = live_order["esims"][0]["iccid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(test_order["esims"][0]["livemode"], false);
+    for (key, other_order, other_iccid) in [
+        (&live_key, &test_id, &test_iccid),
+        (&test_key, &live_id, &live_iccid),
+    ] {
+        for path in [
+            format!("/v1/orders/{other_order}"),
+            format!("/v1/esims/{other_iccid}"),
+            format!("/v1/esims/{other_iccid}/usage"),
+        ] {
+            let resp = call(&s, Method::GET, &path, key).await;
+            assert_eq!(resp.status(), 404, "{path}");
+            assert_error_shape(resp, 404).await;
+        }
+    }
+    let usage: Value = call(
+        &s,
+        Method::GET,
+        &format!("/v1/esims/{live_iccid}/usage"),
+        &live_key,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(usage["livemode"], true);
+    // Each mode lists only its own orders.
+    for (key, id) in [(&test_key, &test_id), (&live_key, &live_id)] {
+        let list: Value = call(&s, Method::GET, "/v1/orders", key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let ids: Vec<&str> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec![id.as_str()]);
+    }
+
+    // Admin: filtered by mode; the vendors of each mode separately.
+    let live_only = s.admin_get("/admin/orders?livemode=true").await;
+    let ids: Vec<&str> = live_only["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![live_id.as_str()]);
+    assert_eq!(
+        s.admin_get("/admin/orders").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    for (livemode, mode) in [(true, "live"), (false, "sandbox")] {
+        let vendors = s
+            .admin_get(&format!("/admin/vendors?livemode={livemode}"))
+            .await;
+        for v in vendors["data"].as_array().unwrap() {
+            assert_eq!(v["livemode"], livemode, "{v}");
+            assert_eq!(v["mode"], mode, "{v}");
+            assert!(v["offer_count"].as_u64().unwrap() > 0, "{v}");
+        }
+    }
 }

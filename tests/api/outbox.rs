@@ -71,7 +71,7 @@ async fn queue(app: &TestApp, sf: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         let mut conn = app.pool.acquire().await.unwrap();
-        let id = store::outbox::insert(&mut conn, sf, "order.completed", &json!({"n": i}))
+        let id = store::outbox::insert(&mut conn, sf, false, "order.completed", &json!({"n": i}))
             .await
             .unwrap()
             .expect("queued for a storefront with a webhook");
@@ -182,7 +182,7 @@ async fn storefronts_without_a_webhook_get_no_events() {
     let app = TestApp::spawn().await;
     let sf = app.create_storefront("No Hooks").await;
     let mut conn = app.pool.acquire().await.unwrap();
-    let queued = store::outbox::insert(&mut conn, &sf.id, "order.completed", &json!({}))
+    let queued = store::outbox::insert(&mut conn, &sf.id, false, "order.completed", &json!({}))
         .await
         .unwrap();
     assert!(queued.is_none());
