@@ -260,6 +260,12 @@ async fn a_test_key_never_reaches_live_vendors_and_a_live_key_never_reaches_the_
         );
     }
 
+    sqlx::query("UPDATE storefronts SET webhook_url = 'http://127.0.0.1:9/events' WHERE id = $1")
+        .bind(&s.sf.id)
+        .execute(&s.app.pool)
+        .await
+        .unwrap();
+
     // The same idempotency key in both modes: two orders, one per mode.
     let plan = "jp-1gb-7d";
     let test_order = order_with(&s, &test_key, "same-key", plan).await;
@@ -338,6 +344,19 @@ async fn a_test_key_never_reaches_live_vendors_and_a_live_key_never_reaches_the_
             .map(|o| o["id"].as_str().unwrap())
             .collect();
         assert_eq!(ids, vec![id.as_str()]);
+    }
+
+    // Events carry their mode, in the envelope and in the object.
+    for livemode in [true, false] {
+        let events = s
+            .admin_get(&format!("/admin/events?livemode={livemode}"))
+            .await;
+        let data = events["data"].as_array().unwrap();
+        assert!(!data.is_empty(), "an order.completed of each mode");
+        for e in data {
+            assert_eq!(e["livemode"], livemode, "{e}");
+            assert_eq!(e["data"]["livemode"], livemode, "{e}");
+        }
     }
 
     // Admin: filtered by mode; the vendors of each mode separately.
