@@ -11,6 +11,7 @@ pub mod money;
 pub mod order;
 pub mod plan;
 pub mod qr;
+pub mod scenario;
 pub mod secret;
 pub mod vendor;
 pub mod webhook_url;

@@ -23,6 +23,7 @@ pub mod lease;
 pub mod place;
 pub mod provision;
 pub mod purchase;
+pub mod scenario;
 pub mod topup;
 pub mod usage;
 pub mod view;

@@ -13,10 +13,10 @@ use super::{
     Ctx, answer,
     error::{OrderingError, OrderingResult},
     lease::Lease,
-    provision, purchase, topup,
+    provision, purchase, scenario, topup,
 };
 use crate::{
-    domain::{ids::new_id, money::Money, order::OrderKind},
+    domain::{ids::new_id, money::Money, order::OrderKind, scenario::TestScenario},
     store::{
         self,
         orders::{AttemptRow, NewOrderRow, OrderRow, StoredAnswer},
@@ -31,6 +31,10 @@ pub struct NewOrder {
     pub reference: Option<String>,
     pub customer_email: Option<String>,
     pub max_price: Option<Money>,
+    /// Test mode only: the scenario this order meets at the simulators. Left out of the
+    /// idempotency hash when absent, so ordinary requests hash as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_scenario: Option<TestScenario>,
 }
 
 /// How long a duplicate waits at most for the first request with its key to finish before
@@ -137,6 +141,10 @@ pub async fn place_new(
         Some(k) => purchase::ranked_offers(ctx, livemode, k, &HashSet::new()).await?,
         None => Vec::new(),
     };
+    let ranked = match req.test_scenario {
+        Some(_) if !livemode => scenario::eligible(ranked),
+        _ => ranked,
+    };
     let mut tx = ctx.pool.begin().await?;
     let Some(order) = store::orders::claim(&mut *tx, &row, ctx.lease).await? else {
         drop(tx);
@@ -151,6 +159,10 @@ pub async fn place_new(
         None => None,
     };
     tx.commit().await?;
+    if let (Some(s), false) = (req.test_scenario, livemode) {
+        // Before the first vendor call below, and scoped to this order alone.
+        scenario::arm(ctx, &order.id, s, &ranked);
+    }
     tracing::info!(order_id = %row.id, storefront_id = %row.storefront_id, kind = %row.kind, plan_id = %row.plan_id, "order accepted");
     // A plan whose key cannot be read fails in `buy`, as it would on a retry.
     let started = plan_key.is_some().then_some((ranked.as_slice(), first));

@@ -30,6 +30,9 @@ pub struct Vendors {
     /// Which mode's orders and catalogue these vendors serve: live vendors serve `sk_live_`
     /// keys, the simulators `sk_test_` ones (the default).
     pub livemode: bool,
+    /// The built-in simulators behind these adapters, when they are ours (test mode): what
+    /// storefront test scenarios arm their per-order faults on. Never set for live vendors.
+    simulators: BTreeMap<VendorId, crate::sandbox::SimCore>,
     /// The vendors' recent answers on which top-ups fit which eSIM (shared by clones).
     pub topup_answers: Arc<super::topup_cache::TopupCache>,
 }
@@ -46,6 +49,15 @@ impl Vendors {
     pub fn insert(&mut self, adapter: Arc<dyn Vendor>, mode: VendorMode) {
         self.entries
             .insert(adapter.id(), VendorEntry { adapter, mode });
+    }
+
+    pub fn attach_simulator(&mut self, id: VendorId, core: crate::sandbox::SimCore) {
+        self.simulators.insert(id, core);
+    }
+
+    /// The vendor's built-in simulator, if it is one of ours.
+    pub fn simulator(&self, id: VendorId) -> Option<&crate::sandbox::SimCore> {
+        self.simulators.get(&id)
     }
 
     pub fn get(&self, id: VendorId) -> Option<&VendorEntry> {

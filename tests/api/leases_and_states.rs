@@ -773,6 +773,7 @@ async fn a_holder_that_stops_mid_call_is_taken_over_within_one_lease() {
         reference: None,
         customer_email: None,
         max_price: None,
+        test_scenario: None,
     };
     let stopped = tokio::time::timeout(
         Duration::from_millis(300),

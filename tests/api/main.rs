@@ -19,6 +19,7 @@ mod orders;
 mod outbox;
 mod read_cache;
 mod sandbox_catalog;
+mod scenarios;
 mod server_limits;
 mod shutdown;
 mod topups;

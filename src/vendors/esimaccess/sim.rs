@@ -44,6 +44,13 @@ use crate::{
     },
 };
 
+/// How this simulator plays the storefront test scenarios (`ordering::scenario`). eSIM Access: 200011 sold out, 200009 not allowed (cancel of a used/expired profile); its order carries our id as transactionId.
+pub const SCENARIO_CODES: crate::sandbox::ScenarioCodes = crate::sandbox::ScenarioCodes {
+    sold_out: "200011",
+    cancel_refused: Some("200009"),
+    order_names_client_reference: true,
+};
+
 /// Fault-injectable operations. `auth` applies to every call, before its own operation.
 pub mod ops {
     pub const AUTH: &str = "auth";

@@ -55,6 +55,13 @@ use crate::{
     },
 };
 
+/// How this simulator plays the storefront test scenarios (`ordering::scenario`). eSIMfx: 2002 out of stock, 3005 wrong subscription state (the adapter's assumed table); its order's idempotency key is derived from our id.
+pub const SCENARIO_CODES: crate::sandbox::ScenarioCodes = crate::sandbox::ScenarioCodes {
+    sold_out: "2002",
+    cancel_refused: Some("3005"),
+    order_names_client_reference: true,
+};
+
 /// Fault-injectable operations.
 pub mod ops {
     pub const AUTH: &str = "auth";
