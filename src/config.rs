@@ -39,6 +39,9 @@ pub struct Config {
     /// `TEST_MODE`: run the built-in simulators as the test-mode vendors (default on);
     /// `off` makes test keys answer 403.
     pub test_mode: bool,
+    /// `TEST_SCENARIO_DELAY`: how long the slow test scenarios take (`slow_async_provisioning`
+    /// delivers after it, `usage_80_percent` reports usage after it).
+    pub test_scenario_delay: Duration,
     /// `SANDBOX_CATALOG_SIZE`: offers per simulated vendor; unset = the hand-written seed
     /// catalogue.
     pub sandbox_catalog_size: Option<usize>,
@@ -323,6 +326,14 @@ impl Config {
         let vendors = Self::vendor_credentials(&env)?;
         let sandbox = env.parse("SANDBOX", !vendors.any_live(), parse_bool)?;
         let test_mode = env.parse("TEST_MODE", true, parse_bool)?;
+        let test_scenario_delay =
+            env.parse("TEST_SCENARIO_DELAY", Duration::from_secs(60), |s| {
+                let d = parse_duration(s)?;
+                if d > Duration::from_secs(3600) {
+                    return Err("must be at most 1h".into());
+                }
+                Ok(d)
+            })?;
         if !test_mode && sandbox {
             return Err(ConfigError {
                 var: "TEST_MODE",
@@ -347,6 +358,7 @@ impl Config {
             markup_percent,
             sandbox,
             test_mode,
+            test_scenario_delay,
             sandbox_catalog_size,
             log_format,
             request_timeout,

@@ -9,9 +9,8 @@ macro_rules! scenarios {
     ($($variant:ident $name:literal: $doc:literal;)*) => {
         /// A scenario one test-mode order meets at the simulators.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
         pub enum TestScenario {
-            $(#[doc = $doc] $variant,)*
+            $(#[doc = $doc] #[serde(rename = $name)] $variant,)*
         }
 
         impl TestScenario {
@@ -37,6 +36,8 @@ scenarios! {
     SoldOutThenFallback "sold_out_then_fallback": "The cheapest vendor answers sold out; the order is bought from the next cheapest (`completed`, two attempts). A plan sold by one vendor only fails as `all_sold_out`.";
     AllSoldOut "all_sold_out": "Every vendor answers sold out: the order is `failed` with `failure.code` `sold_out`, nothing is charged, `order.failed` is sent.";
     VendorTimeoutThenReconciled "vendor_timeout_then_reconciled": "The vendor takes the order but its answer arrives after the gateway's timeout: the order stays `pending` (never bought elsewhere) until reconciliation with that vendor finds it, then `completed`.";
+    SlowAsyncProvisioning "slow_async_provisioning": "Bought from a vendor that delivers asynchronously, which takes `TEST_SCENARIO_DELAY` (default 60 s) to issue the eSIM: the order is `provisioning` until the vendor's callback (or the gateway's poll) brings it, then `completed` and `order.completed`. Only vendors that deliver asynchronously (the eSIM Access simulator) are tried.";
+    Usage80Percent "usage_80_percent": "Completes; `TEST_SCENARIO_DELAY` (default 60 s) later the vendor reports 80% of the data used by callback: the eSIM's usage shows it and `esim.usage_threshold` (`threshold_percent` 80) is sent. Only vendors that push usage (the eSIMfx simulator) are tried.";
     CallbackLost "callback_lost": "The vendor never delivers its callbacks for this order: an asynchronous delivery still completes, by the gateway's polling.";
     CancelRefused "cancel_refused": "The order completes, but the vendor refuses its cancellation: `POST /v1/orders/{id}/cancel` answers `409 order_not_cancellable`.";
 }

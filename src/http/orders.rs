@@ -75,13 +75,16 @@ pub struct CreateOrder {
     pub max_price: Option<PriceLimit>,
     /// Test mode only (`sk_test_` keys; `400 test_scenario_not_allowed` with a live key):
     /// make this order meet a scenario at the simulators, scoped to this order alone. An
-    /// unknown name is `400 invalid_test_scenario` listing the allowed ones.
+    /// unknown name is `400 invalid_test_scenario` listing the allowed ones. Scenario orders
+    /// are only routed to vendors whose order call carries our order id (not eSIM Go).
     ///
     /// | scenario | what the order does |
     /// |---|---|
     /// | `sold_out_then_fallback` | the cheapest vendor answers sold out; bought from the next cheapest (`completed`, two attempts); with a single vendor it fails like `all_sold_out` |
     /// | `all_sold_out` | every vendor answers sold out: `failed`, `failure.code` `sold_out`, not charged, `order.failed` |
     /// | `vendor_timeout_then_reconciled` | the vendor takes the order but answers after the gateway's timeout: `pending` (never bought elsewhere) until reconciliation finds it, then `completed` |
+    /// | `slow_async_provisioning` | bought from a vendor that delivers asynchronously and takes `TEST_SCENARIO_DELAY` (default 60 s): `provisioning` until its callback (or the gateway's poll) brings the eSIM, then `completed`. Only vendors that deliver asynchronously (the eSIM Access simulator) are tried: pick a plan it sells |
+    /// | `usage_80_percent` | completes; `TEST_SCENARIO_DELAY` later the vendor reports 80% used by callback: usage shows it and `esim.usage_threshold` (80) is sent. Only vendors that push usage (the eSIMfx simulator) are tried: pick a plan it sells |
     /// | `callback_lost` | the vendor never delivers its callbacks for this order: an asynchronous delivery completes by polling |
     /// | `cancel_refused` | completes, but `POST /v1/orders/{id}/cancel` answers `409 order_not_cancellable` |
     #[schema(example = "sold_out_then_fallback", pattern = "^[a-z0-9_]{1,64}$")]

@@ -51,6 +51,8 @@ pub struct Ctx {
     pub reconcile_settle: Duration,
     /// When a vendor's breaker opens and for how long.
     pub breaker: breaker::BreakerSettings,
+    /// `TEST_SCENARIO_DELAY`: how long the slow test scenarios take.
+    pub scenario_delay: Duration,
 }
 
 impl Ctx {
@@ -80,6 +82,7 @@ impl Ctx {
                 failures: state.config.breaker_failures,
                 cooldown: state.config.breaker_cooldown,
             },
+            scenario_delay: state.config.test_scenario_delay,
         }
     }
 

@@ -142,7 +142,7 @@ pub async fn place_new(
         None => Vec::new(),
     };
     let ranked = match req.test_scenario {
-        Some(_) if !livemode => scenario::eligible(ranked),
+        Some(s) if !livemode => scenario::eligible(s, ranked),
         _ => ranked,
     };
     let mut tx = ctx.pool.begin().await?;

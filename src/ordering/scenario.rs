@@ -7,16 +7,28 @@
 use super::{Ctx, purchase::Ranked};
 use crate::{
     domain::scenario::TestScenario,
-    sandbox::{CALLBACK_OPERATION, CANCEL_OPERATION, Fault, ORDER_OPERATIONS},
+    sandbox::{
+        CALLBACK_OPERATION, CANCEL_OPERATION, Fault, ORDER_OPERATIONS, PROVISIONING_OPERATION,
+        USAGE_SCENARIO_OPERATION,
+    },
     vendors::{VendorId, sandbox::scenario_codes},
 };
 
 /// The offers a scenario order may try: only vendors whose order call names our order id
-/// (a fault scoped to the order must be able to find it there).
-pub fn eligible(ranked: Vec<Ranked>) -> Vec<Ranked> {
+/// (a fault scoped to the order must be able to find it there) and that can play the
+/// scenario (an asynchronous delivery, usage callbacks).
+pub fn eligible(scenario: TestScenario, ranked: Vec<Ranked>) -> Vec<Ranked> {
     ranked
         .into_iter()
-        .filter(|c| scenario_codes(c.offer.vendor).order_names_client_reference)
+        .filter(|c| {
+            let codes = scenario_codes(c.offer.vendor);
+            codes.order_names_client_reference
+                && match scenario {
+                    TestScenario::SlowAsyncProvisioning => codes.async_delivery,
+                    TestScenario::Usage80Percent => codes.usage_callbacks,
+                    _ => true,
+                }
+        })
         .collect()
 }
 
@@ -54,6 +66,24 @@ pub fn arm(ctx: &Ctx, order_id: &str, scenario: TestScenario, ranked: &[Ranked])
                 for op in ORDER_OPERATIONS {
                     faults.inject_for(order_id, op, Fault::Delay { millis }, Some(1));
                 }
+            }
+            TestScenario::SlowAsyncProvisioning => {
+                let millis = ctx.scenario_delay.as_millis() as u64;
+                faults.inject_for(
+                    order_id,
+                    PROVISIONING_OPERATION,
+                    Fault::Delay { millis },
+                    None,
+                );
+            }
+            TestScenario::Usage80Percent => {
+                let millis = ctx.scenario_delay.as_millis() as u64;
+                faults.inject_for(
+                    order_id,
+                    USAGE_SCENARIO_OPERATION,
+                    Fault::Delay { millis },
+                    Some(1),
+                );
             }
             TestScenario::CallbackLost => {
                 faults.inject_for(order_id, CALLBACK_OPERATION, Fault::Garbled, None);

@@ -256,7 +256,18 @@ pub struct ScenarioCodes {
     /// Whether the vendor's order request names our order id, so that a fault can be scoped
     /// to that one order call.
     pub order_names_client_reference: bool,
+    /// The simulator delivers eSIMs asynchronously and honours a delay scoped to the order
+    /// on [`PROVISIONING_OPERATION`].
+    pub async_delivery: bool,
+    /// The simulator plays a usage callback scoped to the order on
+    /// [`USAGE_SCENARIO_OPERATION`].
+    pub usage_callbacks: bool,
 }
+
+/// Scoped `Delay` fault: how long this order's asynchronous allocation takes.
+pub const PROVISIONING_OPERATION: &str = "provisioning";
+/// Scoped `Delay` fault: after it, 80% of this order's package is used (usage callbacks).
+pub const USAGE_SCENARIO_OPERATION: &str = "usage_80_percent";
 
 /// Operation names of an order call across the simulators (Multiverse has a synchronous
 /// variant).

@@ -226,3 +226,84 @@ async fn unknown_scenarios_list_the_allowed_ones_and_live_keys_may_not_use_them(
         "test_scenario_not_allowed"
     );
 }
+
+const SLOW: &[(&str, &str)] = &[
+    ("PROVISION_RETRY_BASE", "100ms"),
+    ("MARKUP_PERCENT", "20"),
+    ("TEST_SCENARIO_DELAY", "2s"),
+];
+
+#[tokio::test]
+async fn slow_async_provisioning_completes_after_the_delay_by_callback() {
+    let s = SandboxApp::start_with(esim_gateway::sandbox::SimSettings::fast(), SLOW).await;
+    let (plan, _) = plan_where(&s, |v| v.contains(&VendorId::EsimAccess)).await;
+    let before = s.core(VendorId::EsimAccess).deliveries().len();
+    let started = std::time::Instant::now();
+    let order = scenario_order(&s, "k-slow", &plan, "slow_async_provisioning").await;
+    let id = order["id"].as_str().unwrap();
+    assert_eq!(order["status"], "provisioning", "{order}");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        s.get(&format!("/v1/orders/{id}")).await["status"],
+        "provisioning"
+    );
+    let done = s.settle(id, Duration::from_secs(15)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(s.vendor_orders_for(id), vec![(VendorId::EsimAccess, 1)]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while s.core(VendorId::EsimAccess).deliveries().len() == before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the vendor's callback was sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn usage_80_percent_reports_usage_by_callback_and_fires_the_threshold_event() {
+    let s = SandboxApp::start_with(esim_gateway::sandbox::SimSettings::fast(), SLOW).await;
+    sqlx::query("UPDATE storefronts SET webhook_url = 'http://127.0.0.1:9/events' WHERE id = $1")
+        .bind(&s.sf.id)
+        .execute(&s.app.pool)
+        .await
+        .unwrap();
+    let (plan, _) = plan_where(&s, |v| v.contains(&VendorId::EsimFx)).await;
+    let order = scenario_order(&s, "k-usage", &plan, "usage_80_percent").await;
+    let id = order["id"].as_str().unwrap();
+    let done = s.settle(id, Duration::from_secs(15)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(s.vendor_orders_for(id), vec![(VendorId::EsimFx, 1)]);
+    let iccid = done["esims"][0]["iccid"].as_str().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let event = loop {
+        let events = s.admin_get("/admin/events?livemode=false&limit=200").await;
+        let found = events["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "esim.usage_threshold" && e["data"]["iccid"] == iccid.as_str())
+            .cloned();
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no esim.usage_threshold: {events}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(event["data"]["threshold_percent"], 80, "{event}");
+    assert_eq!(event["livemode"], false);
+    let usage = s.get(&format!("/v1/esims/{iccid}/usage")).await;
+    let (used, total) = (
+        usage["used_bytes"].as_u64().unwrap(),
+        usage["total_bytes"].as_u64().unwrap(),
+    );
+    assert!(used * 100 >= total * 79 && used < total, "{usage}");
+}

@@ -60,6 +60,8 @@ pub const SCENARIO_CODES: crate::sandbox::ScenarioCodes = crate::sandbox::Scenar
     sold_out: "2002",
     cancel_refused: Some("3005"),
     order_names_client_reference: true,
+    async_delivery: false,
+    usage_callbacks: true,
 };
 
 /// Fault-injectable operations.
@@ -515,6 +517,31 @@ impl EsimFxSim {
             .insert(key.to_string(), (body.clone(), answer.clone()));
         let fresh = (!topup).then(|| ledger.orders.len() - 1);
         Ok((answer, fresh))
+    }
+
+    /// The `usage_80_percent` test scenario, when armed for this order (a scoped
+    /// `Delay` fault on [`crate::sandbox::USAGE_SCENARIO_OPERATION`]): after the delay the
+    /// traveller has used 80% of the package, and the usage callbacks go out.
+    fn schedule_scenario_usage(&self, idx: usize) {
+        let Some(crate::sandbox::Fault::Delay { millis }) = self
+            .inner
+            .core
+            .faults
+            .take(crate::sandbox::USAGE_SCENARIO_OPERATION)
+        else {
+            return;
+        };
+        let (iccid, total) = {
+            let ledger = self.ledger();
+            let order = &ledger.orders[idx];
+            (order.iccid.clone(), order.total_bytes)
+        };
+        let Some(total) = total else { return };
+        let sim = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            sim.simulate_usage(&iccid, total / 100 * 80);
+        });
     }
 
     /// The traveller's phone attaches to a network `provisioning_delay` after purchase.
@@ -1063,6 +1090,7 @@ async fn create_order(State(sim): State<EsimFxSim>, headers: HeaderMap, body: By
             Ok((data, fresh)) => {
                 if let Some(idx) = fresh {
                     sim.schedule_activation(idx);
+                    sim.schedule_scenario_usage(idx);
                 }
                 ok(data)
             }

@@ -62,6 +62,8 @@ pub const SCENARIO_CODES: crate::sandbox::ScenarioCodes = crate::sandbox::Scenar
     sold_out: "out_of_stock",
     cancel_refused: Some("not_refundable"),
     order_names_client_reference: false,
+    async_delivery: false,
+    usage_callbacks: false,
 };
 
 /// Fault-injectable operations.

@@ -52,6 +52,8 @@ pub const SCENARIO_CODES: crate::sandbox::ScenarioCodes = crate::sandbox::Scenar
     sold_out: "1008",
     cancel_refused: Some("1011"),
     order_names_client_reference: true,
+    async_delivery: false,
+    usage_callbacks: false,
 };
 
 /// Fault-injectable operations.

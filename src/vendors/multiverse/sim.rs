@@ -68,6 +68,8 @@ pub const SCENARIO_CODES: crate::sandbox::ScenarioCodes = crate::sandbox::Scenar
     sold_out: "500002",
     cancel_refused: None,
     order_names_client_reference: true,
+    async_delivery: false,
+    usage_callbacks: false,
 };
 
 /// Fault-injectable operations (`core.faults`).
