@@ -188,6 +188,21 @@ async fn enabled_vendors(config: &Config) -> anyhow::Result<EnabledVendors> {
     })
 }
 
+/// Rows from before test mode: adopted once into this deployment's mode, before anything
+/// of either mode is written (so no row of the other mode can collide with them).
+async fn adopt_legacy(pool: &sqlx::PgPool, enabled: &EnabledVendors) -> anyhow::Result<()> {
+    let live = !enabled.live.is_empty();
+    let adopted = store::modes::adopt_legacy(pool, live).await?;
+    if adopted > 0 {
+        tracing::info!(
+            adopted,
+            livemode = live,
+            "rows from before test mode adopted into live mode"
+        );
+    }
+    Ok(())
+}
+
 /// `sandbox --vendors-only`: the simulators alone, described for a gateway elsewhere.
 async fn vendors_only(config: Config, args: SandboxArgs) -> anyhow::Result<()> {
     let settings = SimSettings {
@@ -220,14 +235,7 @@ async fn vendors_only(config: Config, args: SandboxArgs) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let pool = migrate(&config).await?;
     let enabled = enabled_vendors(&config).await?;
-    let adopted = store::modes::adopt_legacy(&pool, !enabled.live.is_empty()).await?;
-    if adopted > 0 {
-        tracing::info!(
-            adopted,
-            livemode = !enabled.live.is_empty(),
-            "rows from before test mode adopted into this deployment's mode"
-        );
-    }
+    adopt_legacy(&pool, &enabled).await?;
     let (live, test) = (
         Arc::new(enabled.live.clone()),
         Arc::new(enabled.test.clone()),
@@ -280,6 +288,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 async fn sync_once(config: Config) -> anyhow::Result<()> {
     let pool = migrate(&config).await?;
     let enabled = enabled_vendors(&config).await?;
+    adopt_legacy(&pool, &enabled).await?;
     for vendors in [&enabled.live, &enabled.test] {
         let vendors = Arc::new(vendors.clone());
         workers::catalog_sync::sync_all(&pool, &vendors, &Pricing::from_config(&config)).await;

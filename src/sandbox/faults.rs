@@ -309,6 +309,25 @@ mod tests {
         assert_eq!(f.take("query"), None);
     }
 
+    /// A fault scoped to one order is taken only by a call in that scope; calls outside it
+    /// (another order, no scope) never see it.
+    #[tokio::test]
+    async fn scoped_faults_are_taken_only_in_their_scope() {
+        let f = Faults::default();
+        let sold_out = Fault::Reject {
+            code: "1008".into(),
+            message: None,
+        };
+        f.inject_for("ord_a", "order", sold_out.clone(), Some(1));
+        assert_eq!(f.scopes(), vec!["ord_a".to_string()]);
+        assert_eq!(f.take("order"), None, "no scope");
+        let other = CURRENT_SCOPE.scope(Some("ord_b".into()), async { f.take("order") });
+        assert_eq!(other.await, None, "another order");
+        let mine = CURRENT_SCOPE.scope(Some("ord_a".into()), async { f.take("order") });
+        assert_eq!(mine.await, Some(sold_out));
+        assert!(f.scopes().is_empty(), "taken once");
+    }
+
     #[test]
     fn sticky_faults_last_until_cleared() {
         let f = Faults::default();
