@@ -3,6 +3,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use base64::{Engine, engine::general_purpose::STANDARD};
+use esim_gateway::domain::secret::ExposeSecret;
 use esim_gateway::{
     sandbox::SimSettings,
     vendors::{AdapterOptions, VendorId, registry::Vendors, sandbox::Sandbox},
@@ -14,6 +16,7 @@ use crate::{
     helpers::{TestApp, assert_error_shape},
     sandbox_app::SandboxApp,
     test_db::TestDb,
+    webhooks::esimgo_sign,
 };
 
 const PROBE: &str = "/v1/storefront";
@@ -384,5 +387,46 @@ async fn a_test_key_never_reaches_live_vendors_and_a_live_key_never_reaches_the_
             assert_eq!(v["mode"], mode, "{v}");
             assert!(v["offer_count"].as_u64().unwrap() > 0, "{v}");
         }
+    }
+}
+
+/// Both modes' callbacks arrive on the same `/webhooks/<vendor>` route: a signed one belongs
+/// to the mode whose credentials verify it (each set of simulators signs with its own), the
+/// same event from each mode is stored once per mode, and one signed by neither is 401.
+#[tokio::test]
+async fn a_signed_callback_belongs_to_the_mode_whose_credentials_verify_it() {
+    let (s, live) = SandboxApp::start_both().await;
+    let key_of = |sims: &Sandbox| {
+        sims.credentials
+            .esimgo
+            .as_ref()
+            .unwrap()
+            .api_key
+            .expose_secret()
+            .to_string()
+    };
+    let body = br#"{"iccid":"8900000000000000001","alertType":"BundleStarted"}"#;
+    let post = |key: String| {
+        let sig = STANDARD.encode(esimgo_sign(&key, body));
+        s.app
+            .post("/webhooks/esimgo")
+            .header("content-type", "application/json")
+            .header("X-Signature-SHA256", sig)
+            .body(body.to_vec())
+            .send()
+    };
+    assert_eq!(post(key_of(&s.sandbox)).await.unwrap().status(), 200);
+    assert_eq!(post(key_of(&live)).await.unwrap().status(), 200);
+    let resp = post("neither-mode's-key".into()).await.unwrap();
+    assert_error_shape(resp, 401).await;
+    for livemode in [true, false] {
+        let stored = s
+            .admin_get(&format!(
+                "/admin/vendor-events?vendor=esimgo&livemode={livemode}"
+            ))
+            .await;
+        let data = stored["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "{stored}");
+        assert_eq!(data[0]["livemode"], livemode);
     }
 }
