@@ -47,6 +47,7 @@ pub struct CachedKey {
     pub storefront_id: String,
     pub key_hash: Vec<u8>,
     pub revoked: bool,
+    pub livemode: bool,
     /// Unix seconds of the last use handed to the usage log.
     last_marked: AtomicI64,
 }
@@ -61,7 +62,8 @@ struct Keys {
 
 pub struct ReplicaCache {
     pool: PgPool,
-    plans: RwLock<Arc<Snapshot>>,
+    /// The test-mode catalogue (index 0) and the live one (index 1).
+    plans: RwLock<[Arc<Snapshot>; 2]>,
     keys: RwLock<Keys>,
     /// Bumped whenever the key entries are dropped; a look-up that started before a drop
     /// does not store its (possibly older) answer.
@@ -76,7 +78,7 @@ pub struct ReplicaCache {
 impl std::fmt::Debug for ReplicaCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplicaCache")
-            .field("plans", &self.read_plans().version)
+            .field("plans", &self.read_plans(false).version)
             .finish_non_exhaustive()
     }
 }
@@ -98,7 +100,7 @@ impl ReplicaCache {
     /// A cache over `pool`. Nothing is loaded and no task runs until the first read.
     pub fn new(pool: PgPool) -> Arc<ReplicaCache> {
         let cache = Arc::new(ReplicaCache {
-            plans: RwLock::new(Arc::new(Snapshot::empty())),
+            plans: RwLock::new([Arc::new(Snapshot::empty()), Arc::new(Snapshot::empty())]),
             keys: RwLock::new(Keys::default()),
             key_generation: AtomicU64::new(0),
             usage: Default::default(),
@@ -126,14 +128,14 @@ impl ReplicaCache {
             .map(|_| ())
     }
 
-    /// The current catalogue (loading it on the first call).
-    pub async fn snapshot(self: &Arc<Self>) -> sqlx::Result<Arc<Snapshot>> {
+    /// The current catalogue of one mode (loading both on the first call).
+    pub async fn snapshot(self: &Arc<Self>, livemode: bool) -> sqlx::Result<Arc<Snapshot>> {
         self.ensure_started().await?;
-        Ok(self.read_plans())
+        Ok(self.read_plans(livemode))
     }
 
-    fn read_plans(&self) -> Arc<Snapshot> {
-        self.plans.read().unwrap_or_else(|e| e.into_inner()).clone()
+    fn read_plans(&self, livemode: bool) -> Arc<Snapshot> {
+        self.plans.read().unwrap_or_else(|e| e.into_inner())[usize::from(livemode)].clone()
     }
 
     /// The key with this lookup prefix, from memory when known.
@@ -157,6 +159,7 @@ impl ReplicaCache {
                     storefront_id: row.storefront_id,
                     key_hash: row.key_hash,
                     revoked: row.revoked_at.is_some(),
+                    livemode: row.livemode,
                     last_marked: AtomicI64::new(0),
                 })
             });
@@ -216,19 +219,29 @@ impl ReplicaCache {
         if versions.api_keys != keys_version {
             self.drop_keys(Some(versions.api_keys));
         }
-        let current = self.read_plans();
+        let current = self.read_plans(false);
         if versions.plans != current.version || !self.started.initialized() {
             let (version, records) = store::plans::load_active(&self.pool).await?;
-            let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(version, records))
-                .await
-                .map_err(|e| sqlx::Error::Protocol(format!("snapshot build failed: {e}")))?;
-            metrics::gauge!("catalog_snapshot_plans").set(snapshot.plan_count() as f64);
+            let (live, test): (Vec<_>, Vec<_>) = records.into_iter().partition(|p| p.livemode);
+            let snapshots = tokio::task::spawn_blocking(move || {
+                [
+                    Arc::new(Snapshot::build(version, test)),
+                    Arc::new(Snapshot::build(version, live)),
+                ]
+            })
+            .await
+            .map_err(|e| sqlx::Error::Protocol(format!("snapshot build failed: {e}")))?;
+            for (mode, s) in ["test", "live"].into_iter().zip(&snapshots) {
+                metrics::gauge!("catalog_snapshot_plans", "mode" => mode)
+                    .set(s.plan_count() as f64);
+            }
             tracing::debug!(
                 version,
-                plans = snapshot.plan_count(),
-                "catalogue snapshot loaded"
+                test_plans = snapshots[0].plan_count(),
+                live_plans = snapshots[1].plan_count(),
+                "catalogue snapshots loaded"
             );
-            *self.plans.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
+            *self.plans.write().unwrap_or_else(|e| e.into_inner()) = snapshots;
         }
         Ok(())
     }

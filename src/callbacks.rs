@@ -75,25 +75,29 @@ impl Applied {
     }
 }
 
-/// The order an event is about, by our id, the vendor's order number or the ICCID.
+/// The order an event is about, by our id, the vendor's order number or the ICCID; only
+/// an order of the callback's mode (a simulator's callback never touches a live order).
 async fn find_order(
     ctx: &Ctx,
+    livemode: bool,
     vendor: VendorId,
     ev: &VendorEvent,
 ) -> sqlx::Result<Option<OrderRow>> {
     if let Some(id) = &ev.order_id {
         if let Some(o) = store::orders::get(&ctx.pool, id).await? {
-            return Ok(Some(o));
+            if o.livemode == livemode {
+                return Ok(Some(o));
+            }
         }
     }
     if let Some(r) = &ev.vendor_reference {
-        let found = store::orders::by_vendor_reference(&ctx.pool, vendor, r).await?;
+        let found = store::orders::by_vendor_reference(&ctx.pool, livemode, vendor, r).await?;
         if found.is_some() {
             return Ok(found);
         }
     }
     if let Some(iccid) = &ev.iccid {
-        if let Some(e) = store::esims::get(&ctx.pool, iccid).await? {
+        if let Some(e) = own_esim(ctx, livemode, iccid).await? {
             if e.vendor == vendor.as_str() {
                 return store::orders::get(&ctx.pool, &e.order_id).await;
             }
@@ -102,8 +106,20 @@ async fn find_order(
     Ok(None)
 }
 
+/// The eSIM with this ICCID if it is of this mode.
+async fn own_esim(
+    ctx: &Ctx,
+    livemode: bool,
+    iccid: &str,
+) -> sqlx::Result<Option<store::esims::EsimRow>> {
+    Ok(store::esims::get(&ctx.pool, iccid)
+        .await?
+        .filter(|e| e.livemode == livemode))
+}
+
 pub async fn apply(
     ctx: &Ctx,
+    livemode: bool,
     vendor: VendorId,
     trust: CallbackTrust,
     ev: &VendorEvent,
@@ -116,11 +132,11 @@ pub async fn apply(
             metrics::counter!("vendor_low_balance_alerts_total", "vendor" => vendor.as_str())
                 .increment(1);
             tracing::warn!(%vendor, exhausted, "vendor reports our prepaid balance is low");
-            crate::ordering::balances::nudge(ctx, vendor);
+            crate::ordering::balances::nudge(ctx, livemode, vendor);
             Ok(Applied::Applied)
         }
         VendorEventKind::OrderReady | VendorEventKind::OrderFailed => {
-            let Some(order) = find_order(ctx, vendor, ev).await? else {
+            let Some(order) = find_order(ctx, livemode, vendor, ev).await? else {
                 return Ok(Applied::Waiting);
             };
             if !order.status.is_unfinished() {
@@ -206,7 +222,7 @@ pub async fn apply(
             let Some(iccid) = ev.iccid.as_deref() else {
                 return Ok(Applied::Ignored);
             };
-            let Some(esim) = store::esims::get(&ctx.pool, iccid).await? else {
+            let Some(esim) = own_esim(ctx, livemode, iccid).await? else {
                 return Ok(Applied::Waiting);
             };
             match trust {
@@ -229,7 +245,7 @@ pub async fn apply(
             let Some(iccid) = ev.iccid.as_deref() else {
                 return Ok(Applied::Ignored);
             };
-            let Some(esim) = store::esims::get(&ctx.pool, iccid).await? else {
+            let Some(esim) = own_esim(ctx, livemode, iccid).await? else {
                 return Ok(Applied::Waiting);
             };
             let used = used_bytes.or_else(|| {
@@ -257,7 +273,7 @@ pub async fn apply(
             Ok(Applied::Applied)
         }
         VendorEventKind::ValidityEnding { .. } => {
-            Ok(if find_order(ctx, vendor, ev).await?.is_some() {
+            Ok(if find_order(ctx, livemode, vendor, ev).await?.is_some() {
                 Applied::Applied
             } else {
                 Applied::Waiting
@@ -278,6 +294,7 @@ fn refresh_later(ctx: &Ctx, esim: store::esims::EsimRow) {
 /// result label per event, for metrics.
 pub async fn receive(
     ctx: &Ctx,
+    livemode: bool,
     vendor: VendorId,
     trust: CallbackTrust,
     headers: serde_json::Value,
@@ -292,6 +309,7 @@ pub async fn receive(
         let inserted = store::events::insert(
             &ctx.pool,
             &NewEvent {
+                livemode,
                 vendor: vendor.as_str(),
                 dedupe_key: &ev.dedupe_key,
                 kind: kind.as_deref(),
@@ -308,7 +326,9 @@ pub async fn receive(
         let id = match inserted {
             Some(id) => id,
             None => {
-                match store::events::by_key(&ctx.pool, vendor.as_str(), &ev.dedupe_key).await? {
+                match store::events::by_key(&ctx.pool, livemode, vendor.as_str(), &ev.dedupe_key)
+                    .await?
+                {
                     Some(row) if !store::events::FINAL.contains(&row.status.as_str()) => row.id,
                     _ => {
                         results.push("duplicate");
@@ -356,7 +376,7 @@ pub async fn apply_leased(
     let ev = match parsed {
         Some(ev) => ev,
         None => {
-            let Some(adapter) = ctx.vendors.adapter(vendor) else {
+            let Some(adapter) = ctx.vendors(row.livemode).adapter(vendor) else {
                 store::events::finish(
                     &ctx.pool,
                     row.id,
@@ -390,7 +410,7 @@ pub async fn apply_leased(
             ev
         }
     };
-    let (status, error) = match apply(ctx, vendor, trust, ev).await {
+    let (status, error) = match apply(ctx, row.livemode, vendor, trust, ev).await {
         Ok(applied) => (applied.as_str(), None),
         // Error text may quote what the vendor sent: stored printable and bounded.
         Err(e) => ("failed", Some(printable(&e.to_string(), 1000))),

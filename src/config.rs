@@ -37,7 +37,15 @@ pub struct Config {
     pub retail_currency: Currency,
     pub fx_rates: FxRates,
     pub markup_percent: Decimal,
+    /// `SANDBOX`: no live vendors even when credentials are set (every key is then served
+    /// by test mode); also relaxes the storefront `webhook_url` rules to allow loopback.
     pub sandbox: bool,
+    /// `TEST_MODE`: run the built-in simulators as the test-mode vendors (default on);
+    /// `off` makes test keys answer 403.
+    pub test_mode: bool,
+    /// `TEST_SCENARIO_DELAY`: how long the slow test scenarios take (`slow_async_provisioning`
+    /// delivers after it, `usage_80_percent` reports usage after it).
+    pub test_scenario_delay: Duration,
     /// `SANDBOX_CATALOG_SIZE`: offers per simulated vendor; unset = the hand-written seed
     /// catalogue.
     pub sandbox_catalog_size: Option<usize>,
@@ -446,6 +454,23 @@ impl Config {
         let vendors = Self::vendor_credentials(&env)?;
         let sandbox = env.parse("SANDBOX", !vendors.any_live(), parse_bool)?;
         let operator_webhook = Self::operator_webhook(&env, sandbox)?;
+        let test_mode = env.parse("TEST_MODE", true, parse_bool)?;
+        let test_scenario_delay =
+            env.parse("TEST_SCENARIO_DELAY", Duration::from_secs(60), |s| {
+                let d = parse_duration(s)?;
+                if d > Duration::from_secs(3600) {
+                    return Err("must be at most 1h".into());
+                }
+                Ok(d)
+            })?;
+        if !test_mode && sandbox {
+            return Err(ConfigError {
+                var: "TEST_MODE",
+                reason: "cannot be off without live vendors (SANDBOX is on, or no vendor \
+                         has credentials): nothing could be sold"
+                    .into(),
+            });
+        }
         let sandbox_catalog_size =
             env.parse("SANDBOX_CATALOG_SIZE", None, |s| match s.parse::<usize>() {
                 Ok(n) if (1..=30_000).contains(&n) => Ok(Some(n)),
@@ -461,6 +486,8 @@ impl Config {
             fx_rates,
             markup_percent,
             sandbox,
+            test_mode,
+            test_scenario_delay,
             sandbox_catalog_size,
             log_format,
             request_timeout,
@@ -644,6 +671,15 @@ mod tests {
         assert!(c.vendors.esimgo.is_some());
         let c = cfg(&[("ESIMGO_API_KEY", "k"), ("SANDBOX", "true")]).unwrap();
         assert!(c.sandbox);
+    }
+
+    #[test]
+    fn test_mode_is_on_unless_turned_off_beside_live_vendors() {
+        assert!(cfg(&[]).unwrap().test_mode);
+        let c = cfg(&[("ESIMGO_API_KEY", "k"), ("TEST_MODE", "off")]).unwrap();
+        assert!(!c.test_mode);
+        let e = cfg(&[("TEST_MODE", "off")]).unwrap_err();
+        assert_eq!(e.var, "TEST_MODE");
     }
 
     #[test]

@@ -129,20 +129,44 @@ async fn migrate(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     Ok(pool)
 }
 
-/// The enabled vendors: all five simulators in sandbox mode, else those with credentials.
-/// The returned sandbox must outlive the vendors (it owns the simulators' listeners).
-async fn enabled_vendors(config: &Config) -> anyhow::Result<(Vendors, Option<Sandbox>)> {
-    let opts = AdapterOptions::default();
-    if !config.sandbox {
-        return Ok((
-            Vendors::from_credentials(&config.vendors, &opts, VendorMode::Live),
-            None,
-        ));
+/// The two vendor sets: live (those with credentials, none when `SANDBOX` is on) and test
+/// (all five simulators, unless `TEST_MODE=off`). The returned sandbox must outlive the
+/// vendors (it owns the simulators' listeners).
+struct EnabledVendors {
+    live: Vendors,
+    test: Vendors,
+    _sandbox: Option<Sandbox>,
+}
+
+impl EnabledVendors {
+    /// The deployment's own mode: live when it has live vendors.
+    fn deployment(&self) -> &Vendors {
+        if self.live.is_empty() {
+            &self.test
+        } else {
+            &self.live
+        }
     }
-    if config.vendors.any_live() {
-        tracing::warn!(
-            "SANDBOX is on: vendor credentials are ignored and all five vendors are simulated"
-        );
+}
+
+async fn enabled_vendors(config: &Config) -> anyhow::Result<EnabledVendors> {
+    let opts = AdapterOptions::default();
+    let live = if config.sandbox {
+        if config.vendors.any_live() {
+            tracing::warn!(
+                "SANDBOX is on: vendor credentials are ignored; every key is served in test mode"
+            );
+        }
+        Vendors::default()
+    } else {
+        Vendors::from_credentials(&config.vendors, &opts, VendorMode::Live)
+    };
+    if !config.test_mode {
+        return Ok(EnabledVendors {
+            live,
+            test: Vendors::default(),
+            _sandbox: None,
+        });
     }
     let settings = SimSettings {
         catalog_size: config.sandbox_catalog_size,
@@ -152,9 +176,31 @@ async fn enabled_vendors(config: &Config) -> anyhow::Result<(Vendors, Option<San
         .await
         .context("cannot start the sandbox simulators")?;
     for (vendor, url) in sandbox.base_urls() {
-        tracing::warn!(%vendor, %url, "SANDBOX MODE: simulated vendor (no real eSIMs are bought)");
+        tracing::info!(%vendor, %url, "test mode: simulated vendor for sk_test_ keys (no real eSIMs are bought)");
     }
-    Ok((sandbox.vendors(&opts), Some(sandbox)))
+    if live.is_empty() {
+        tracing::warn!("no live vendor: only test mode (sk_test_ keys) is available");
+    }
+    Ok(EnabledVendors {
+        live,
+        test: sandbox.vendors(&opts),
+        _sandbox: Some(sandbox),
+    })
+}
+
+/// Rows from before test mode: adopted once into this deployment's mode, before anything
+/// of either mode is written (so no row of the other mode can collide with them).
+async fn adopt_legacy(pool: &sqlx::PgPool, enabled: &EnabledVendors) -> anyhow::Result<()> {
+    let live = !enabled.live.is_empty();
+    let adopted = store::modes::adopt_legacy(pool, live).await?;
+    if adopted > 0 {
+        tracing::info!(
+            adopted,
+            livemode = live,
+            "rows from before test mode adopted into live mode"
+        );
+    }
+    Ok(())
 }
 
 /// `sandbox --vendors-only`: the simulators alone, described for a gateway elsewhere.
@@ -188,11 +234,12 @@ async fn vendors_only(config: Config, args: SandboxArgs) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let pool = migrate(&config).await?;
-    let (vendors, _sandbox) = enabled_vendors(&config).await?;
-    if vendors.is_empty() {
-        tracing::warn!("no vendor is enabled: set vendor credentials or SANDBOX=true");
-    }
-    let vendors = Arc::new(vendors);
+    let enabled = enabled_vendors(&config).await?;
+    adopt_legacy(&pool, &enabled).await?;
+    let (live, test) = (
+        Arc::new(enabled.live.clone()),
+        Arc::new(enabled.test.clone()),
+    );
 
     let listener = TcpListener::bind(config.bind_addr)
         .await
@@ -201,18 +248,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if config.admin_token.is_none() {
         tracing::warn!("ADMIN_TOKEN is not set: the admin API is disabled");
     }
-    let sync = workers::catalog_sync::spawn(
-        pool.clone(),
-        vendors.clone(),
-        Pricing::from_config(&config),
-        config.catalog_sync_interval,
-    );
+    // One catalogue per mode, each from its own vendors.
+    let syncs = [&live, &test].map(|vendors| {
+        workers::catalog_sync::spawn(
+            pool.clone(),
+            vendors.clone(),
+            Pricing::from_config(&config),
+            config.catalog_sync_interval,
+        )
+    });
     let state = AppState {
         cache: esim_gateway::cache::ReplicaCache::new(pool.clone()),
         pool,
         config: Arc::new(config),
         metrics: telemetry::metrics_handle(),
-        vendors,
+        live_vendors: live,
+        test_vendors: test,
     };
     let provisioner = workers::provisioner::spawn(esim_gateway::ordering::Ctx::from_state(&state));
     let balances = workers::balances::spawn(esim_gateway::ordering::Ctx::from_state(&state));
@@ -229,7 +280,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("server error")?;
     // Work in progress is safe to drop: leases expire and other replicas (or the next
     // start) pick it up from the database.
-    for task in [sync, provisioner, balances, outbox] {
+    for task in syncs.into_iter().chain([provisioner, balances, outbox]) {
         task.abort();
     }
     tracing::info!("shut down cleanly");
@@ -238,9 +289,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn sync_once(config: Config) -> anyhow::Result<()> {
     let pool = migrate(&config).await?;
-    let (vendors, _sandbox) = enabled_vendors(&config).await?;
-    let vendors = Arc::new(vendors);
-    workers::catalog_sync::sync_all(&pool, &vendors, &Pricing::from_config(&config)).await;
+    let enabled = enabled_vendors(&config).await?;
+    adopt_legacy(&pool, &enabled).await?;
+    for vendors in [&enabled.live, &enabled.test] {
+        let vendors = Arc::new(vendors.clone());
+        workers::catalog_sync::sync_all(&pool, &vendors, &Pricing::from_config(&config)).await;
+    }
     for s in store::offers::sync_states(&pool).await? {
         match &s.last_error {
             Some(e) => println!("{:<11} FAILED  {e}", s.vendor),
@@ -254,7 +308,8 @@ async fn sync_once(config: Config) -> anyhow::Result<()> {
 }
 
 async fn vendors_command(config: Config, command: VendorsCommand) -> anyhow::Result<()> {
-    let (vendors, _sandbox) = enabled_vendors(&config).await?;
+    let enabled = enabled_vendors(&config).await?;
+    let vendors = enabled.deployment();
     match command {
         VendorsCommand::Check => {
             if vendors.is_empty() {

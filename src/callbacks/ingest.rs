@@ -3,13 +3,15 @@
 //! then [`super::receive`]. The HTTP layer does only what is HTTP (sender allowlist, rate
 //! limit, body size) and answers with the acknowledgement returned here.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
 use crate::{
     domain::ids::{check_text, printable},
     ordering::Ctx,
     store::{self, events::NewEvent},
-    vendors::{CallbackHeaders, CallbackTrust, VendorError, VendorEvent, VendorId},
+    vendors::{CallbackHeaders, CallbackTrust, Vendor, VendorError, VendorEvent, VendorId},
 };
 
 /// Of a body that does not parse, only this much is kept for admins.
@@ -53,17 +55,7 @@ pub async fn ingest(
     headers: &CallbackHeaders,
     body: &[u8],
 ) -> Result<serde_json::Value, IngestError> {
-    let Some(adapter) = ctx.vendors.adapter(vendor) else {
-        return Err(IngestError::VendorNotEnabled);
-    };
-    let trust = match adapter.verify_callback(headers, body) {
-        Ok(t) => t,
-        Err(e) => {
-            count(vendor, "unauthenticated");
-            tracing::warn!(%vendor, reason = %e, "callback failed verification");
-            return Err(IngestError::Unauthenticated);
-        }
-    };
+    let (livemode, adapter, trust) = attribute(ctx, vendor, headers, body).await?;
     let kept = kept_headers(vendor, headers);
     let parsed = adapter
         .parse_callback(headers, body)
@@ -80,12 +72,12 @@ pub async fn ingest(
             );
             // Answered 400 (not 5xx) so a vendor that retries on 5xx does not hammer us with
             // a body that will never parse.
-            store_unparseable(ctx, vendor, kept, body, trust, &message).await?;
+            store_unparseable(ctx, livemode, vendor, kept, body, trust, &message).await?;
             return Err(IngestError::Unparseable(message));
         }
     };
     // Stored raw first (own commit), then applied; see `callbacks::receive`.
-    let results = super::receive(ctx, vendor, trust, kept, body, &events).await?;
+    let results = super::receive(ctx, livemode, vendor, trust, kept, body, &events).await?;
     for result in results {
         count(vendor, result);
     }
@@ -93,8 +85,93 @@ pub async fn ingest(
         CallbackTrust::Verified => "verified",
         CallbackTrust::Hint => "hint",
     };
-    tracing::info!(%vendor, events = events.len(), trust = trust_label, "vendor callback accepted");
+    tracing::info!(%vendor, livemode, events = events.len(), trust = trust_label, "vendor callback accepted");
     Ok(vendor.callback_acknowledgement())
+}
+
+/// Which mode a callback on the shared `/webhooks/<vendor>` route belongs to, the adapter
+/// of that mode and how far it is trusted. Each mode's adapter verifies with its own
+/// credentials (the simulators sign with their own throwaway ones), so a callback that
+/// verifies as signed under one mode's credentials is that mode's. An unsigned callback (a
+/// hint) verifies under both: it belongs to the mode of the order or eSIM it names, and to
+/// live mode when it names nothing we know (a hint is only ever a reason to ask the vendor).
+async fn attribute(
+    ctx: &Ctx,
+    vendor: VendorId,
+    headers: &CallbackHeaders,
+    body: &[u8],
+) -> Result<(bool, Arc<dyn Vendor>, CallbackTrust), IngestError> {
+    let mut hint = Vec::new();
+    let mut failure = None;
+    let mut enabled = false;
+    for livemode in [true, false] {
+        let Some(adapter) = ctx.vendors(livemode).adapter(vendor) else {
+            continue;
+        };
+        enabled = true;
+        match adapter.verify_callback(headers, body) {
+            Ok(CallbackTrust::Verified) => return Ok((livemode, adapter, CallbackTrust::Verified)),
+            Ok(CallbackTrust::Hint) => hint.push((livemode, adapter)),
+            Err(e) => failure = Some(e),
+        }
+    }
+    if !enabled {
+        return Err(IngestError::VendorNotEnabled);
+    }
+    let mode = match hint.as_slice() {
+        [] => {
+            count(vendor, "unauthenticated");
+            if let Some(e) = failure {
+                tracing::warn!(%vendor, reason = %e, "callback failed verification");
+            }
+            return Err(IngestError::Unauthenticated);
+        }
+        [(livemode, _)] => *livemode,
+        [(_, adapter), ..] => hinted_mode(ctx, vendor, adapter.as_ref(), headers, body)
+            .await?
+            .unwrap_or(true),
+    };
+    let (_, adapter) = hint
+        .into_iter()
+        .find(|(m, _)| *m == mode)
+        .expect("the mode comes from the list");
+    Ok((mode, adapter, CallbackTrust::Hint))
+}
+
+/// The mode of the first order or eSIM an unsigned callback names, if we know one.
+async fn hinted_mode(
+    ctx: &Ctx,
+    vendor: VendorId,
+    adapter: &dyn Vendor,
+    headers: &CallbackHeaders,
+    body: &[u8],
+) -> sqlx::Result<Option<bool>> {
+    let Ok(events) = adapter.parse_callback(headers, body) else {
+        return Ok(None);
+    };
+    for ev in &events {
+        if let Some(id) = &ev.order_id {
+            if let Some(o) = store::orders::get(&ctx.pool, id).await? {
+                return Ok(Some(o.livemode));
+            }
+        }
+        if let Some(iccid) = &ev.iccid {
+            if let Some(e) = store::esims::get(&ctx.pool, iccid).await? {
+                return Ok(Some(e.livemode));
+            }
+        }
+        if let Some(r) = &ev.vendor_reference {
+            for livemode in [true, false] {
+                if store::orders::by_vendor_reference(&ctx.pool, livemode, vendor, r)
+                    .await?
+                    .is_some()
+                {
+                    return Ok(Some(livemode));
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// `webhook_events_total{vendor, result}`.
@@ -173,6 +250,7 @@ fn printable_marked(s: &str, max_chars: usize) -> String {
 
 async fn store_unparseable(
     ctx: &Ctx,
+    livemode: bool,
     vendor: VendorId,
     headers: serde_json::Value,
     body: &[u8],
@@ -198,6 +276,7 @@ async fn store_unparseable(
     store::events::insert(
         &ctx.pool,
         &NewEvent {
+            livemode,
             vendor: vendor.as_str(),
             dedupe_key: &key,
             kind: None,

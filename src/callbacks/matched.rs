@@ -26,7 +26,7 @@ pub async fn apply_if_matched(
     lease: &Lease,
     ev: &VendorEvent,
 ) -> Result<Option<Applied>, PurchaseError> {
-    let Some(adapter) = ctx.vendors.adapter(vendor) else {
+    let Some(adapter) = ctx.vendors(order.livemode).adapter(vendor) else {
         return Ok(None);
     };
     // Only a purchase that delivers eSIMs can be matched by the profile a hint carries.

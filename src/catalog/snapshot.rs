@@ -359,6 +359,8 @@ impl Snapshot {
 
 /// Every country with at least one plan: its plan count and cheapest price.
 fn encode_countries(records: &[PlanRecord]) -> Encoded {
+    // One snapshot holds one mode's plans.
+    let livemode = records.first().is_some_and(|r| r.livemode);
     struct Acc {
         count: u64,
         from: Decimal,
@@ -385,6 +387,7 @@ fn encode_countries(records: &[PlanRecord]) -> Encoded {
     let data: Vec<CountrySummary> = acc
         .into_iter()
         .map(|(code, a)| CountrySummary {
+            livemode,
             name: Country::from_alpha2(code)
                 .map(|c| c.common_name().to_string())
                 .unwrap_or_else(|| code.to_string()),
@@ -414,6 +417,7 @@ mod tests {
         price: &str,
     ) -> PlanRecord {
         PlanRecord {
+            livemode: false,
             id: id.into(),
             name: id.into(),
             countries: countries.iter().map(|c| c.to_string()).collect(),

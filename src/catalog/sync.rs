@@ -53,13 +53,14 @@ pub async fn sync_vendor(
     pricing: &Pricing,
 ) -> Result<SyncOutcome, SyncError> {
     let id = vendor.id();
+    let livemode = vendors.livemode;
     let mut lock_conn = pool.acquire().await?;
-    if !store::offers::try_lock_sync(&mut lock_conn, id).await? {
+    if !store::offers::try_lock_sync(&mut lock_conn, livemode, id).await? {
         return Ok(SyncOutcome::Skipped);
     }
     let result = sync_locked(pool, vendor, vendors, pricing).await;
     // Unlock errors only mean the connection is gone, which releases the lock anyway.
-    let _ = store::offers::unlock_sync(&mut lock_conn, id).await;
+    let _ = store::offers::unlock_sync(&mut lock_conn, livemode, id).await;
     result
 }
 
@@ -70,13 +71,14 @@ async fn sync_locked(
     pricing: &Pricing,
 ) -> Result<SyncOutcome, SyncError> {
     let id = vendor.id();
+    let livemode = vendors.livemode;
     let started = Instant::now();
-    store::offers::sync_started(pool, id).await?;
+    store::offers::sync_started(pool, livemode, id).await?;
     let offers = match vendor.list_offers().await {
         Ok(offers) => offers,
         Err(e) => {
             let ms = started.elapsed().as_millis() as i64;
-            store::offers::sync_failed(pool, id, &e.to_string(), ms).await?;
+            store::offers::sync_failed(pool, livemode, id, &e.to_string(), ms).await?;
             metrics::counter!("catalog_syncs_total", "vendor" => id.as_str(), "outcome" => "error")
                 .increment(1);
             tracing::warn!(vendor = %id, error = %e, "catalogue sync failed; keeping the previous offers");
@@ -88,12 +90,20 @@ async fn sync_locked(
     let unparsed = rows.iter().filter(|(_, n)| n.unparsed()).count();
     let upserts: Vec<OfferUpsert> = rows.into_iter().map(|(u, _)| u).collect();
     let deactivated =
-        store::offers::replace_vendor_catalogue(pool, id, &upserts, Utc::now()).await?;
+        store::offers::replace_vendor_catalogue(pool, livemode, id, &upserts, Utc::now()).await?;
     let store_ms = started.elapsed().as_millis() as i64 - fetch_ms;
     rebuild_plans(pool, vendors, pricing).await?;
     let ms = started.elapsed().as_millis() as i64;
     let rebuild_ms = ms - fetch_ms - store_ms;
-    store::offers::sync_succeeded(pool, id, upserts.len() as i32, unparsed as i32, ms).await?;
+    store::offers::sync_succeeded(
+        pool,
+        livemode,
+        id,
+        upserts.len() as i32,
+        unparsed as i32,
+        ms,
+    )
+    .await?;
     metrics::counter!("catalog_syncs_total", "vendor" => id.as_str(), "outcome" => "ok")
         .increment(1);
     metrics::gauge!("catalog_offers", "vendor" => id.as_str()).set(upserts.len() as f64);
@@ -117,7 +127,7 @@ pub async fn rebuild_plans(
     vendors: &Vendors,
     pricing: &Pricing,
 ) -> Result<usize, sqlx::Error> {
-    let gate = rebuild_gate(pool);
+    let gate = rebuild_gate(pool, vendors.livemode);
     let ticket = gate.requested.fetch_add(1, Ordering::AcqRel) + 1;
     let mut done = gate.done.lock().await;
     if done.0 >= ticket {
@@ -150,9 +160,9 @@ async fn rebuild_now(
 ) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
     store::plans::lock_rebuild(&mut tx).await?;
-    let offers = store::offers::load_sellable(&mut *tx, &vendors.ids()).await?;
+    let offers = store::offers::load_sellable(&mut *tx, vendors.livemode, &vendors.ids()).await?;
     let plans = build_plans(&offers, pricing);
-    store::plans::replace_all(&mut tx, &plans).await?;
+    store::plans::replace_all(&mut tx, vendors.livemode, &plans).await?;
     tx.commit().await?;
     Ok(plans.len())
 }
@@ -201,10 +211,11 @@ struct RebuildGate {
     done: tokio::sync::Mutex<(u64, usize)>,
 }
 
-fn rebuild_gate(pool: &PgPool) -> Arc<RebuildGate> {
-    static GATES: LazyLock<Mutex<HashMap<usize, Weak<RebuildGate>>>> =
-        LazyLock::new(Default::default);
-    let id = store::pool_identity(pool);
+fn rebuild_gate(pool: &PgPool, livemode: bool) -> Arc<RebuildGate> {
+    // One gate per pool and mode: a test-mode rebuild never covers a live one.
+    type Gates = HashMap<(usize, bool), Weak<RebuildGate>>;
+    static GATES: LazyLock<Mutex<Gates>> = LazyLock::new(Default::default);
+    let id = (store::pool_identity(pool), livemode);
     let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
     gates.retain(|_, g| g.strong_count() > 0);
     if let Some(g) = gates.get(&id).and_then(Weak::upgrade) {

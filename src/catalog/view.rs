@@ -26,6 +26,9 @@ pub struct PlanData {
 pub struct Plan {
     #[schema(example = "jp-10gb-7d")]
     pub id: String,
+    /// `true`: a live vendor's plan (`sk_live_` keys); `false`: a test-mode plan, filled by
+    /// the built-in simulators. The same id may exist in both modes at different prices.
+    pub livemode: bool,
     #[schema(example = "Japan 10 GB 7 days")]
     pub name: String,
     /// ISO 3166 alpha-2 codes, sorted.
@@ -56,6 +59,7 @@ impl From<PlanRecord> for Plan {
                 r.price_currency.parse().unwrap_or(Currency::USD),
             ),
             networks: r.networks.0,
+            livemode: r.livemode,
             id: r.id,
             name: r.name,
             countries: r.countries,
@@ -70,6 +74,8 @@ impl From<PlanRecord> for Plan {
 pub struct CountrySummary {
     #[schema(example = "JP")]
     pub code: String,
+    /// The mode of the catalogue this count is from.
+    pub livemode: bool,
     #[schema(example = "Japan")]
     pub name: String,
     pub plan_count: u64,

@@ -46,9 +46,28 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(replay_event))
 }
 
+/// Which mode an admin view is about.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ModeQuery {
+    /// `true`: the live vendors (real credentials), `false`: the test-mode simulators.
+    /// Default: live when this gateway has live vendors, else test.
+    pub livemode: Option<bool>,
+}
+
+impl ModeQuery {
+    pub(crate) fn or_default(&self, state: &AppState) -> bool {
+        self.livemode.unwrap_or_else(|| state.mode_available(true))
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VendorStatus {
     pub id: VendorId,
+    /// The mode this entry is about: live vendors and the test-mode simulators are listed
+    /// separately (`?livemode=`), never mixed.
+    pub livemode: bool,
     pub name: String,
     pub enabled: bool,
     /// `live` or `sandbox`; null when disabled.
@@ -115,25 +134,33 @@ pub struct VendorList {
     pub next_cursor: Option<String>,
 }
 
-/// Every vendor: enabled or not, live or sandbox, sync health, offers and balance.
+/// Every vendor of one mode (`livemode`): enabled or not, sync health, offers and balance.
 #[utoipa::path(
     get, path = "/admin/vendors", tag = "admin",
+    params(ModeQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = VendorList),
+        (status = 400, description = "`livemode` is not a boolean", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
     )
 )]
-async fn list_vendors(_: Admin, State(state): State<AppState>) -> ApiResult<Json<VendorList>> {
+async fn list_vendors(
+    _: Admin,
+    State(state): State<AppState>,
+    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<ModeQuery>,
+) -> ApiResult<Json<VendorList>> {
+    let livemode = q.or_default(&state);
     let ctx = Ctx::from_state(&state);
-    let reports = health::vendors_status(&ctx).await?;
+    let reports = health::vendors_status(&ctx, livemode).await?;
     let data = reports
         .into_iter()
         .map(|r| {
             let sync = r.sync.as_ref();
             VendorStatus {
                 id: r.id,
+                livemode,
                 name: r.id.display_name().to_string(),
                 enabled: r.mode.is_some(),
                 mode: r.mode,
@@ -182,10 +209,10 @@ pub struct SyncResult {
     pub deactivated: u64,
 }
 
-/// Re-read one vendor's catalogue now and rebuild the plans.
+/// Re-read one vendor's catalogue (of one mode) now and rebuild that mode's plans.
 #[utoipa::path(
     post, path = "/admin/vendors/{vendor}/sync", tag = "admin",
-    params(("vendor" = VendorId, Path)),
+    params(("vendor" = VendorId, Path), ModeQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = SyncResult),
@@ -200,18 +227,20 @@ async fn sync_now(
     _: Admin,
     State(state): State<AppState>,
     ApiPath(vendor): ApiPath<String>,
+    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<ModeQuery>,
 ) -> ApiResult<Json<SyncResult>> {
+    let vendors = state.vendors(q.or_default(&state));
     let id: VendorId = vendor.parse().map_err(|e: crate::vendors::UnknownVendor| {
         ApiError::not_found("vendor_not_found", e.to_string())
     })?;
-    let adapter = state.vendors.adapter(id).ok_or_else(|| {
+    let adapter = vendors.adapter(id).ok_or_else(|| {
         ApiError::conflict(
             "vendor_disabled",
-            format!("{id} has no credentials and the sandbox is off"),
+            format!("{id} is not enabled in this mode"),
         )
     })?;
     let pricing = Pricing::from_config(&state.config);
-    match sync_vendor(&state.pool, adapter.as_ref(), &state.vendors, &pricing).await {
+    match sync_vendor(&state.pool, adapter.as_ref(), vendors, &pricing).await {
         Ok(SyncOutcome::Synced {
             offers,
             unparsed,
@@ -278,7 +307,7 @@ pub struct PlanOffers {
 /// records, breakers, near-tie rule and minimum margin): the routing decision made visible.
 #[utoipa::path(
     get, path = "/admin/plans/{plan_id}/offers", tag = "admin",
-    params(("plan_id" = String, Path, example = "jp-10gb-7d", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64)),
+    params(("plan_id" = String, Path, example = "jp-10gb-7d", pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64), ModeQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = PlanOffers),
@@ -291,10 +320,12 @@ async fn plan_offers(
     _: Admin,
     State(state): State<AppState>,
     ApiPath(plan_id): ApiPath<String>,
+    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<ModeQuery>,
 ) -> ApiResult<Json<PlanOffers>> {
     let plan_id = PlanId::parse(&plan_id).map_err(|_| plan_not_found())?;
     let ctx = Ctx::from_state(&state);
-    let (plan, offers, routing) = purchase::plan_offers(&ctx, plan_id.as_str()).await?;
+    let (plan, offers, routing) =
+        purchase::plan_offers(&ctx, q.or_default(&state), plan_id.as_str()).await?;
     let pricing = &ctx.pricing;
     let data = offers
         .into_iter()
@@ -487,6 +518,8 @@ pub struct AdminOrderQuery {
     pub reference: Option<String>,
     /// `true`: only unfinished orders flagged for attention; `false`: only the others.
     pub attention: Option<bool>,
+    /// `true`: only live orders, `false`: only test orders; absent: both.
+    pub livemode: Option<bool>,
     /// 1–200, default 50.
     pub limit: Option<u32>,
     pub cursor: Option<String>,
@@ -517,6 +550,7 @@ async fn list_orders(
             cursor: q.cursor,
         })?;
     filter.attention = q.attention;
+    filter.livemode = q.livemode;
     let rows = store::orders::list(&state.pool, &filter).await?;
     let page = paging::page(rows, filter.limit, crate::http::orders::order_cursor);
     let data = admin_orders(&state, &page.data).await?;
@@ -661,6 +695,8 @@ pub struct VendorEventQuery {
     /// the order we placed), `waiting`, `ignored`, `unparseable` or `failed`.
     #[param(value_type = Option<VendorEventStatus>)]
     pub status: Option<String>,
+    /// `true`: only callbacks attributed to live vendors, `false`: only the simulators'.
+    pub livemode: Option<bool>,
     /// 1–200, default 50.
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
@@ -696,6 +732,8 @@ pub enum OutboxStatus {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VendorEventView {
     pub id: i64,
+    /// The mode the callback was attributed to.
+    pub livemode: bool,
     pub vendor: String,
     pub dedupe_key: String,
     pub kind: Option<String>,
@@ -742,6 +780,7 @@ async fn list_vendor_events(
     one_of("status", q.status.as_deref(), VENDOR_EVENT_STATUSES)?;
     let rows = store::events::list(
         &state.pool,
+        q.livemode,
         q.vendor.as_deref(),
         q.status.as_deref(),
         before,
@@ -755,6 +794,7 @@ async fn list_vendor_events(
             .into_iter()
             .map(|r| VendorEventView {
                 id: r.id,
+                livemode: r.livemode,
                 vendor: r.vendor,
                 dedupe_key: r.dedupe_key,
                 kind: r.kind,
@@ -780,6 +820,8 @@ pub struct EventQuery {
     pub storefront_id: Option<String>,
     #[param(value_type = Option<OutboxStatus>)]
     pub status: Option<String>,
+    /// `true`: only live-mode events, `false`: only test-mode ones; absent: both.
+    pub livemode: Option<bool>,
     /// 1–200, default 50.
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
@@ -800,6 +842,7 @@ pub struct DeliveryAttempt {
 pub struct StorefrontEvent {
     pub id: String,
     pub storefront_id: String,
+    pub livemode: bool,
     #[serde(rename = "type")]
     pub event_type: String,
     pub data: serde_json::Value,
@@ -847,6 +890,7 @@ async fn list_events(
     let rows = store::outbox::list(
         &state.pool,
         q.storefront_id.as_deref(),
+        q.livemode,
         q.status.as_deref(),
         before.as_ref().map(EventId::as_str),
         limit,
@@ -860,6 +904,7 @@ async fn list_events(
         .data
         .into_iter()
         .map(|r| StorefrontEvent {
+            livemode: r.livemode,
             deliveries: attempts
                 .iter()
                 .filter(|a| a.outbox_id == r.id)

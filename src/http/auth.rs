@@ -51,10 +51,20 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// The storefront an API key belongs to. Every `/v1` query filters by this id.
+/// The storefront an API key belongs to, in the key's mode. Every `/v1` query filters by
+/// this id and this mode: nothing of the other mode is visible.
 #[derive(Debug, Clone)]
 pub struct Storefront {
     pub id: String,
+    /// `sk_live_…` keys: live vendors only; `sk_test_…` keys: the built-in simulators only.
+    pub livemode: bool,
+}
+
+impl Storefront {
+    /// The storefront in its mode: what every `/v1` read and write is scoped to.
+    pub fn owner(&self) -> (&str, bool) {
+        (&self.id, self.livemode)
+    }
 }
 
 impl FromRequestParts<AppState> for Storefront {
@@ -69,10 +79,30 @@ impl FromRequestParts<AppState> for Storefront {
         if !api_key::matches(presented, &key.key_hash) || key.revoked {
             return Err(invalid());
         }
+        if !state.mode_available(key.livemode) {
+            return Err(mode_unavailable(key.livemode));
+        }
         state.cache.mark_used(&key);
         tracing::Span::current().record("storefront_id", key.storefront_id.as_str());
         Ok(Storefront {
             id: key.storefront_id.clone(),
+            livemode: key.livemode,
         })
+    }
+}
+
+/// A valid key of a mode this gateway does not run: never answered from the other mode.
+fn mode_unavailable(livemode: bool) -> ApiError {
+    if livemode {
+        ApiError::forbidden(
+            "live_mode_unavailable",
+            "this gateway has no live vendor configured: use the storefront's test key \
+             (sk_test_…) or configure vendor credentials",
+        )
+    } else {
+        ApiError::forbidden(
+            "test_mode_unavailable",
+            "test mode is off on this gateway (TEST_MODE=off): use the storefront's live key",
+        )
     }
 }

@@ -13,6 +13,7 @@ use crate::{
     AppState,
     domain::{ids::EventId, money::Money},
     http::{
+        admin::ModeQuery,
         auth::Admin,
         error::{ApiError, ApiResult, ErrorBody},
         extract::{ApiPath, ApiQuery},
@@ -86,6 +87,9 @@ impl VendorBalance {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VendorBalanceRead {
     pub vendor: VendorId,
+    /// The mode whose vendor was read (`?livemode=`; default: live when this gateway has
+    /// live vendors, else test).
+    pub livemode: bool,
     #[serde(flatten)]
     pub balance: VendorBalance,
 }
@@ -95,12 +99,13 @@ pub struct VendorBalanceRead {
 /// A failed read is stored as the `balance_error` and answered with 200 too.
 #[utoipa::path(
     post, path = "/admin/vendors/{vendor}/balance/refresh", tag = "admin",
-    params(("vendor" = VendorId, Path)),
+    params(("vendor" = VendorId, Path), ModeQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = VendorBalanceRead),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
+        (status = 400, description = "`livemode` is not a boolean", body = ErrorBody),
         (status = 404, description = "Unknown vendor", body = ErrorBody),
         (status = 409, description = "Vendor not enabled", body = ErrorBody),
     )
@@ -109,20 +114,23 @@ async fn refresh_balance(
     _: Admin,
     State(state): State<AppState>,
     ApiPath(vendor): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ModeQuery>,
 ) -> ApiResult<Json<VendorBalanceRead>> {
     let id: VendorId = vendor.parse().map_err(|e: crate::vendors::UnknownVendor| {
         ApiError::not_found("vendor_not_found", e.to_string())
     })?;
-    let row = balances::refresh(&Ctx::from_state(&state), id)
+    let livemode = q.or_default(&state);
+    let row = balances::refresh(&Ctx::from_state(&state), livemode, id)
         .await?
         .ok_or_else(|| {
             ApiError::conflict(
                 "vendor_disabled",
-                format!("{id} has no credentials and the sandbox is off"),
+                format!("{id} is not enabled in this mode"),
             )
         })?;
     Ok(Json(VendorBalanceRead {
         vendor: id,
+        livemode,
         balance: VendorBalance::of(Some(&row)),
     }))
 }
@@ -154,6 +162,9 @@ pub struct OperatorAlert {
     /// `order.negative_margin` (a vendor charged more than the order's price), one per order.
     #[serde(rename = "type")]
     pub event_type: String,
+    /// The mode that raised it: a test-mode simulator's balance or a test order's margin
+    /// is `false`.
+    pub livemode: bool,
     pub vendor: Option<String>,
     /// What the webhook delivers as `data`. Balance alerts: `vendor`, `balance` and
     /// `threshold` (`{amount, currency}`), `threshold_rule` (`absolute` or
@@ -217,6 +228,7 @@ async fn list_alerts(
             .map(|r| OperatorAlert {
                 id: r.id,
                 event_type: r.event_type,
+                livemode: r.livemode,
                 vendor: r.vendor,
                 data: r.payload,
                 created_at: r.created_at,

@@ -43,6 +43,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UsageView {
+    /// The eSIM's mode (`false`: a simulated eSIM of test mode).
+    pub livemode: bool,
     pub used_bytes: u64,
     /// Null when unlimited or not yet known.
     pub total_bytes: Option<u64>,
@@ -58,6 +60,8 @@ pub struct UsageView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EsimDetail {
     pub iccid: String,
+    /// `true` for a real eSIM, `false` for a test-mode one.
+    pub livemode: bool,
     pub status: String,
     pub order_id: String,
     pub plan_id: String,
@@ -75,6 +79,7 @@ fn usage_view(e: &EsimRow) -> UsageView {
         e.total_bytes.map(|t| t.max(0) as u64)
     };
     UsageView {
+        livemode: e.livemode,
         used_bytes: used,
         total_bytes: total,
         remaining_bytes: total.map(|t| t.saturating_sub(used)),
@@ -95,9 +100,9 @@ fn path_iccid(raw: &str) -> ApiResult<Iccid> {
     Iccid::parse(raw).map_err(|_| esim_not_found())
 }
 
-async fn own_esim(state: &AppState, storefront_id: &str, iccid: &str) -> ApiResult<EsimRow> {
+async fn own_esim(state: &AppState, owner: (&str, bool), iccid: &str) -> ApiResult<EsimRow> {
     let iccid = path_iccid(iccid)?;
-    Ok(usage::own_esim(&Ctx::from_state(state), storefront_id, iccid.as_str()).await?)
+    Ok(usage::own_esim(&Ctx::from_state(state), owner, iccid.as_str()).await?)
 }
 
 /// One eSIM: status, activation details and current usage.
@@ -117,10 +122,11 @@ async fn get_esim(
     ApiPath(iccid): ApiPath<String>,
 ) -> ApiResult<Json<EsimDetail>> {
     let iccid = path_iccid(&iccid)?;
-    let e = usage::current(&Ctx::from_state(&state), &sf.id, iccid.as_str()).await?;
+    let e = usage::current(&Ctx::from_state(&state), sf.owner(), iccid.as_str()).await?;
     let v = esim_view(&e);
     Ok(Json(EsimDetail {
         iccid: e.iccid.clone(),
+        livemode: e.livemode,
         status: e.status.to_string(),
         order_id: e.order_id.clone(),
         plan_id: e.plan_id.clone(),
@@ -148,7 +154,7 @@ async fn get_usage(
     ApiPath(iccid): ApiPath<String>,
 ) -> ApiResult<Json<UsageView>> {
     let iccid = path_iccid(&iccid)?;
-    let e = usage::current(&Ctx::from_state(&state), &sf.id, iccid.as_str()).await?;
+    let e = usage::current(&Ctx::from_state(&state), sf.owner(), iccid.as_str()).await?;
     Ok(Json(usage_view(&e)))
 }
 
@@ -177,7 +183,7 @@ async fn qr_png(
     State(state): State<AppState>,
     ApiPath(iccid): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let e = own_esim(&state, &sf.id, &iccid).await?;
+    let e = own_esim(&state, sf.owner(), &iccid).await?;
     let png = qr::png(lpa_of(&e)?).map_err(anyhow::Error::from)?;
     Ok((
         [
@@ -205,7 +211,7 @@ async fn qr_svg(
     State(state): State<AppState>,
     ApiPath(iccid): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let e = own_esim(&state, &sf.id, &iccid).await?;
+    let e = own_esim(&state, sf.owner(), &iccid).await?;
     let svg = qr::svg(lpa_of(&e)?).map_err(anyhow::Error::from)?;
     Ok((
         [
@@ -246,10 +252,11 @@ async fn topup_plans(
     ApiPath(iccid): ApiPath<String>,
 ) -> ApiResult<Json<TopupPlanList>> {
     let iccid = path_iccid(&iccid)?;
-    let plans = topup::plans_for_esim(&Ctx::from_state(&state), &sf.id, iccid.as_str()).await?;
+    let plans = topup::plans_for_esim(&Ctx::from_state(&state), sf.owner(), iccid.as_str()).await?;
     let data = plans
         .into_iter()
         .map(|p| Plan {
+            livemode: sf.livemode,
             id: p.plan_id,
             name: topup_plan_name(&p.key),
             countries: p.key.countries.clone(),
@@ -320,6 +327,6 @@ async fn create_topup(
     let iccid = path_iccid(&iccid)?;
     let plan_id = body_plan_id(&req.plan_id)?;
     let ctx = Ctx::from_state(&state);
-    let answer = place::place_topup(&ctx, &sf.id, &key, iccid.as_str(), &plan_id).await?;
+    let answer = place::place_topup(&ctx, sf.owner(), &key, iccid.as_str(), &plan_id).await?;
     Ok(answer_response(answer))
 }

@@ -12,6 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
+    domain::scenario::{TestScenario, UnknownScenario},
     domain::{
         ids::{IdempotencyKey, OrderId, PlanId, TextError, check_text},
         money::Money,
@@ -72,6 +73,22 @@ pub struct CreateOrder {
     pub customer_email: Option<String>,
     /// Refuse (409 `price_changed`) if the total price is above this or in another currency.
     pub max_price: Option<PriceLimit>,
+    /// Test mode only (`sk_test_` keys; `400 test_scenario_not_allowed` with a live key):
+    /// make this order meet a scenario at the simulators, scoped to this order alone. An
+    /// unknown name is `400 invalid_test_scenario` listing the allowed ones. Scenario orders
+    /// are only routed to vendors whose order call carries our order id (not eSIM Go).
+    ///
+    /// | scenario | what the order does |
+    /// |---|---|
+    /// | `sold_out_then_fallback` | the cheapest vendor answers sold out; bought from the next cheapest (`completed`, two attempts); with a single vendor it fails like `all_sold_out` |
+    /// | `all_sold_out` | every vendor answers sold out: `failed`, `failure.code` `sold_out`, not charged, `order.failed` |
+    /// | `vendor_timeout_then_reconciled` | the vendor takes the order but answers after the gateway's timeout: `pending` (never bought elsewhere) until reconciliation finds it, then `completed` |
+    /// | `slow_async_provisioning` | bought from a vendor that delivers asynchronously and takes `TEST_SCENARIO_DELAY` (default 60 s): `provisioning` until its callback (or the gateway's poll) brings the eSIM, then `completed`. Only vendors that deliver asynchronously (the eSIM Access simulator) are tried: pick a plan it sells |
+    /// | `usage_80_percent` | completes; `TEST_SCENARIO_DELAY` later the vendor reports 80% used by callback: usage shows it and `esim.usage_threshold` (80) is sent. Only vendors that push usage (the eSIMfx simulator) are tried: pick a plan it sells |
+    /// | `callback_lost` | the vendor never delivers its callbacks for this order: an asynchronous delivery completes by polling |
+    /// | `cancel_refused` | completes, but `POST /v1/orders/{id}/cancel` answers `409 order_not_cancellable` |
+    #[schema(example = "sold_out_then_fallback", pattern = "^[a-z0-9_]{1,64}$")]
+    pub test_scenario: Option<String>,
 }
 
 /// `max_price`: a non-negative decimal string and an ISO 4217 code, nothing else.
@@ -183,7 +200,24 @@ fn validate(req: CreateOrder) -> ApiResult<NewOrder> {
         reference: req.reference,
         customer_email: req.customer_email,
         max_price: req.max_price.map(|m| Money::new(m.amount, m.currency)),
+        test_scenario: None,
     })
+}
+
+/// `test_scenario` as the storefront's mode allows it.
+fn test_scenario(name: Option<&str>, livemode: bool) -> ApiResult<Option<TestScenario>> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    if livemode {
+        return Err(ApiError::bad_request(
+            "test_scenario_not_allowed",
+            "test_scenario is only accepted with a test key (sk_test_…)",
+        ));
+    }
+    name.parse()
+        .map(Some)
+        .map_err(|e: UnknownScenario| ApiError::bad_request("invalid_test_scenario", e.to_string()))
 }
 
 /// `local@domain.tld`, one line (it may end up in a mail header), at most 254 characters.
@@ -231,7 +265,7 @@ pub fn answer_response(answer: StoredAnswer) -> Response {
     security(("storefront_key" = [])),
     responses(
         (status = 201, description = "Accepted: `completed`, `provisioning` (eSIMs follow) or `failed`", body = OrderView),
-        (status = 400, description = "Missing or invalid Idempotency-Key, or malformed JSON", body = ErrorBody),
+        (status = 400, description = "Missing or invalid Idempotency-Key, malformed JSON, `test_scenario_not_allowed` (a test scenario with a live key) or `invalid_test_scenario`", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, description = "No such plan on sale", body = ErrorBody),
         (status = 409, description = "`idempotency_key_reused`, `idempotency_key_in_use` or `price_changed`", body = ErrorBody),
@@ -247,10 +281,12 @@ async fn create_order(
     ApiJson(req): ApiJson<CreateOrder>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
-    let req = validate(req)?;
+    let scenario = test_scenario(req.test_scenario.as_deref(), sf.livemode)?;
+    let mut req = validate(req)?;
+    req.test_scenario = scenario;
     let ctx = Ctx::from_state(&state);
     Ok(answer_response(
-        place::place_new(&ctx, &sf.id, &key, req).await?,
+        place::place_new(&ctx, sf.owner(), &key, req).await?,
     ))
 }
 
@@ -277,7 +313,7 @@ async fn get_order(
     let order_id = path_order_id(&order_id)?;
     let ctx = Ctx::from_state(&state);
     Ok(Json(
-        view::storefront_order(&ctx, &sf.id, order_id.as_str()).await?,
+        view::storefront_order(&ctx, sf.owner(), order_id.as_str()).await?,
     ))
 }
 
@@ -342,6 +378,7 @@ pub fn parse_order_filter(q: OrderListQuery) -> ApiResult<OrderFilter> {
     let before = paging::read_cursor(q.cursor.as_deref())?;
     Ok(OrderFilter {
         storefront_id: None,
+        livemode: None,
         status,
         reference: q.reference,
         attention: None,
@@ -372,6 +409,7 @@ async fn list_orders(
     ApiQuery(q): ApiQuery<OrderListQuery>,
 ) -> ApiResult<Json<OrderList>> {
     let mut filter = parse_order_filter(q)?;
+    filter.livemode = Some(sf.livemode);
     filter.storefront_id = Some(sf.id);
     let rows = store::orders::list(&state.pool, &filter).await?;
     let page = paging::page(rows, filter.limit, order_cursor);
@@ -403,6 +441,6 @@ async fn cancel_order(
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let order_id = path_order_id(&order_id)?;
     let ctx = Ctx::from_state(&state);
-    let order = cancel::cancel(&ctx, &sf.id, order_id.as_str()).await?;
+    let order = cancel::cancel(&ctx, sf.owner(), order_id.as_str()).await?;
     Ok((StatusCode::OK, Json(order)))
 }

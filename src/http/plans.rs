@@ -369,13 +369,13 @@ fn respond(headers: &HeaderMap, encoded: &Encoded) -> Response {
     )
 )]
 async fn list_plans(
-    _: Storefront,
+    sf: Storefront,
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     let filter = parse_filter(raw.as_deref())?;
-    let snapshot = state.cache.snapshot().await?;
+    let snapshot = state.cache.snapshot(sf.livemode).await?;
     let page = snapshot.page(&filter, encode_cursor);
     Ok(respond(&headers, &page))
 }
@@ -393,12 +393,12 @@ async fn list_plans(
     )
 )]
 async fn get_plan(
-    _: Storefront,
+    sf: Storefront,
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath(plan_id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let snapshot = state.cache.snapshot().await?;
+    let snapshot = state.cache.snapshot(sf.livemode).await?;
     let plan = snapshot.plan(&plan_id).ok_or_else(plan_not_found)?;
     Ok(respond(&headers, plan))
 }
@@ -418,11 +418,11 @@ pub fn plan_not_found() -> ApiError {
     )
 )]
 async fn list_countries(
-    _: Storefront,
+    sf: Storefront,
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let snapshot = state.cache.snapshot().await?;
+    let snapshot = state.cache.snapshot(sf.livemode).await?;
     Ok(respond(&headers, snapshot.countries()))
 }
 

@@ -17,9 +17,12 @@ use crate::{
     http::error::{ApiError, ApiResult, ErrorBody},
     http::{
         auth::{Admin, Storefront},
-        extract::{ApiJson, ApiPath, optional_json},
+        extract::{ApiJson, ApiPath, ApiQuery, optional_json},
     },
-    store::{self, storefronts::NewKey},
+    store::{
+        self,
+        storefronts::{NewKey, WebhookUrls},
+    },
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -49,6 +52,8 @@ async fn current_storefront(
         storefront_id: row.id,
         name: row.name,
         webhook_url: row.webhook_url,
+        test_webhook_url: row.test_webhook_url,
+        livemode: sf.livemode,
     }))
 }
 
@@ -57,6 +62,9 @@ pub struct CurrentStorefront {
     pub storefront_id: String,
     pub name: String,
     pub webhook_url: Option<String>,
+    pub test_webhook_url: Option<String>,
+    /// The mode of the presented key: `true` for `sk_live_…`, `false` for `sk_test_…`.
+    pub livemode: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -79,18 +87,36 @@ pub struct CreateStorefront {
         pattern = "^https://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
     )]
     pub webhook_url: Option<String>,
+    /// Where test-mode events are POSTed instead of `webhook_url` (same rules); unset: test
+    /// events go to `webhook_url` too, with `"livemode": false`.
+    #[schema(
+        example = "https://staging.shop.example.com/esim-events",
+        max_length = 2048
+    )]
+    pub test_webhook_url: Option<String>,
 }
 
-/// Returned once at creation: the API key and webhook secret are never shown again.
+/// Returned once at creation: the API keys and webhook secret are never shown again.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedStorefront {
     #[schema(example = "sf_01JD3QZ6V6W2Y2C6ZC9W8K7T1M")]
     pub id: String,
     pub name: String,
     pub webhook_url: Option<String>,
-    /// Bearer key for `/v1`. Store it now: only its hash is kept.
+    pub test_webhook_url: Option<String>,
+    /// The key to start with: `live_api_key` when this gateway has live vendors, else
+    /// `test_api_key`. Store the keys now: only their hashes are kept.
     pub api_key: String,
     pub api_key_id: String,
+    /// Test-mode key (`sk_test_…`): sees and buys only from the built-in simulators.
+    #[schema(example = "sk_test_4eC39HqLyjWDarjtT1zdp7dc4eC39HqLyjWDarjt")]
+    pub test_api_key: String,
+    pub test_api_key_id: String,
+    /// Live-mode key (`sk_live_…`): sees and buys only from live vendors. On a gateway
+    /// without live vendors it answers `403 live_mode_unavailable` until some are configured.
+    #[schema(example = "sk_live_4eC39HqLyjWDarjtT1zdp7dc4eC39HqLyjWDarjt")]
+    pub live_api_key: String,
+    pub live_api_key_id: String,
     /// Secret for verifying the `Gateway-Signature` header of events.
     pub webhook_secret: String,
     pub created_at: DateTime<Utc>,
@@ -101,7 +127,10 @@ pub struct StorefrontView {
     pub id: String,
     pub name: String,
     pub webhook_url: Option<String>,
+    pub test_webhook_url: Option<String>,
     pub active_keys: i64,
+    pub active_test_keys: i64,
+    pub active_live_keys: i64,
     pub created_at: DateTime<Utc>,
 }
 
@@ -114,14 +143,20 @@ pub struct StorefrontList {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueKey {
-    /// Revoke every other active key of the storefront at the same time (rotation).
+    /// Revoke every other active key of the same mode at the same time (rotation); keys of
+    /// the other mode are untouched.
     #[serde(default)]
     pub revoke_others: bool,
+    /// `true`: a live key (`sk_live_…`), `false`: a test key (`sk_test_…`). Default: live
+    /// when this gateway has live vendors, else test.
+    #[serde(default)]
+    pub livemode: Option<bool>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IssuedKey {
     pub storefront_id: String,
+    pub livemode: bool,
     pub api_key_id: String,
     /// Shown once.
     pub api_key: String,
@@ -169,34 +204,59 @@ async fn create_storefront(
         ));
     }
     let webhook_url = validate_webhook_url(req.webhook_url, state.config.sandbox)?;
+    let test_webhook_url = validate_webhook_url(req.test_webhook_url, state.config.sandbox)?;
     let id = new_id("sf");
-    let key_id = new_id("key");
-    let key = api_key::generate();
+    let (test_key_id, live_key_id) = (new_id("key"), new_id("key"));
+    let (test_key, live_key) = (api_key::generate(false), api_key::generate(true));
     let webhook_secret = format!("whsec_{}", api_key::random_token(40));
 
     let created_at = store::storefronts::create(
         &state.pool,
         &id,
         &name,
-        webhook_url.as_deref(),
-        &webhook_secret,
-        &NewKey {
-            id: &key_id,
-            lookup: &key.lookup,
-            hash: &key.hash,
+        &WebhookUrls {
+            live: webhook_url.as_deref(),
+            test: test_webhook_url.as_deref(),
         },
+        &webhook_secret,
+        &[
+            NewKey {
+                id: &test_key_id,
+                lookup: &test_key.lookup,
+                hash: &test_key.hash,
+                livemode: false,
+            },
+            NewKey {
+                id: &live_key_id,
+                lookup: &live_key.lookup,
+                hash: &live_key.hash,
+                livemode: true,
+            },
+        ],
     )
     .await?;
     tracing::info!(storefront_id = %id, "storefront created");
 
+    let test_api_key = test_key.key.expose_secret().to_string();
+    let live_api_key = live_key.key.expose_secret().to_string();
+    let (api_key, api_key_id) = if state.mode_available(true) {
+        (live_api_key.clone(), live_key_id.clone())
+    } else {
+        (test_api_key.clone(), test_key_id.clone())
+    };
     Ok((
         StatusCode::CREATED,
         Json(CreatedStorefront {
             id,
             name,
             webhook_url,
-            api_key: key.key.expose_secret().to_string(),
-            api_key_id: key_id,
+            test_webhook_url,
+            api_key,
+            api_key_id,
+            test_api_key,
+            test_api_key_id: test_key_id,
+            live_api_key,
+            live_api_key_id: live_key_id,
             webhook_secret,
             created_at,
         }),
@@ -225,7 +285,10 @@ async fn list_storefronts(
                 id: r.id,
                 name: r.name,
                 webhook_url: r.webhook_url,
+                test_webhook_url: r.test_webhook_url,
                 active_keys: r.active_keys,
+                active_test_keys: r.active_test_keys,
+                active_live_keys: r.active_live_keys,
                 created_at: r.created_at,
             })
             .collect(),
@@ -260,12 +323,14 @@ async fn issue_key(
     if !store::storefronts::exists(&state.pool, &id).await? {
         return Err(storefront_not_found());
     }
+    let livemode = req.livemode.unwrap_or_else(|| state.mode_available(true));
     let key_id = new_id("key");
-    let key = api_key::generate();
+    let key = api_key::generate(livemode);
     let new_key = NewKey {
         id: &key_id,
         lookup: &key.lookup,
         hash: &key.hash,
+        livemode,
     };
     let revoked =
         store::storefronts::add_key(&state.pool, &id, &new_key, req.revoke_others).await?;
@@ -277,6 +342,7 @@ async fn issue_key(
         StatusCode::CREATED,
         Json(IssuedKey {
             storefront_id: id,
+            livemode,
             api_key_id: key_id,
             api_key: key.key.expose_secret().to_string(),
             revoked,
@@ -284,13 +350,24 @@ async fn issue_key(
     ))
 }
 
-/// Revoke every active API key of a storefront; requests with them answer 401 at once.
+/// Which keys `DELETE /admin/storefronts/{id}/keys` revokes.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeFilter {
+    /// `true`: only live keys, `false`: only test keys; absent: both.
+    pub livemode: Option<bool>,
+}
+
+/// Revoke the active API keys of a storefront (both modes, or one with `livemode`);
+/// requests with them answer 401 at once.
 #[utoipa::path(
     delete, path = "/admin/storefronts/{id}/keys", tag = "admin",
-    params(("id" = String, Path, description = "Storefront id", pattern = "^sf_[0-9A-HJKMNP-TV-Z]{26}$")),
+    params(("id" = String, Path, description = "Storefront id", pattern = "^sf_[0-9A-HJKMNP-TV-Z]{26}$"), RevokeFilter),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = RevokedKeys),
+        (status = 400, description = "`livemode` is not a boolean", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, description = "No such storefront", body = ErrorBody),
@@ -300,12 +377,13 @@ async fn revoke_keys(
     _: Admin,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(filter): ApiQuery<RevokeFilter>,
 ) -> ApiResult<Json<RevokedKeys>> {
     let id = path_storefront_id(&id)?.into_string();
     if !store::storefronts::exists(&state.pool, &id).await? {
         return Err(storefront_not_found());
     }
-    let revoked = store::storefronts::revoke_all(&state.pool, &id).await?;
+    let revoked = store::storefronts::revoke_all(&state.pool, &id, filter.livemode).await?;
     state.cache.keys_changed().await;
     tracing::info!(storefront_id = %id, revoked, "api keys revoked");
     Ok(Json(RevokedKeys {

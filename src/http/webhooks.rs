@@ -73,7 +73,7 @@ async fn handle(state: AppState, vendor: VendorId, request: Request) -> ApiResul
         }
     }
     // Answered before the rate limit and the body read, as a disabled vendor costs nothing.
-    if state.vendors.get(vendor).is_none() {
+    if state.live_vendors.get(vendor).is_none() && state.test_vendors.get(vendor).is_none() {
         return Err(IngestError::VendorNotEnabled.into());
     }
     let limiter = request.extensions().get::<Arc<CallbackLimiter>>().cloned();

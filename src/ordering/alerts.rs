@@ -17,19 +17,20 @@ pub const NEGATIVE_MARGIN: &str = "order.negative_margin";
 /// Every alert type there is.
 pub const TYPES: &[&str] = &[BALANCE_LOW, BALANCE_RECOVERED, NEGATIVE_MARGIN];
 
-/// Records an alert of `event_type` and queues it for the operator webhook; returns its id.
+/// Records an alert of `event_type` raised in one mode and queues it for the operator webhook; returns its id.
 pub async fn raise(
     conn: &mut PgConnection,
     ctx: &Ctx,
+    livemode: bool,
     event_type: &str,
     vendor: Option<VendorId>,
     payload: &serde_json::Value,
 ) -> sqlx::Result<String> {
+    let vendor = vendor.map(|v| v.as_str());
     let id =
-        store::balances::insert_alert(&mut *conn, event_type, vendor.map(|v| v.as_str()), payload)
-            .await?;
+        store::balances::insert_alert(&mut *conn, livemode, event_type, vendor, payload).await?;
     if ctx.balances.deliver_alerts {
-        store::outbox::insert_operator(&mut *conn, &id, event_type, payload).await?;
+        store::outbox::insert_operator(&mut *conn, livemode, &id, event_type, payload).await?;
     }
     Ok(id)
 }

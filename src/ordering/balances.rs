@@ -21,6 +21,7 @@ use serde_json::json;
 use super::Ctx;
 use crate::{
     config::BalanceConfig,
+    domain::mode,
     domain::money::{Currency, FxRates, Money},
     routing::RoutableOffer,
     store::{self, balances::BalanceRow},
@@ -250,8 +251,12 @@ pub fn after_read(
 
 /// Reads `vendor`'s balance now and stores it, raising an alert on a crossing. Returns the
 /// stored row, or `None` for a vendor not enabled here.
-pub async fn refresh(ctx: &Ctx, vendor: VendorId) -> sqlx::Result<Option<BalanceRow>> {
-    let Some(adapter) = ctx.vendors.adapter(vendor) else {
+pub async fn refresh(
+    ctx: &Ctx,
+    livemode: bool,
+    vendor: VendorId,
+) -> sqlx::Result<Option<BalanceRow>> {
+    let Some(adapter) = ctx.vendors(livemode).adapter(vendor) else {
         return Ok(None);
     };
     let started = store::balances::db_now(&ctx.pool).await?;
@@ -263,7 +268,7 @@ pub async fn refresh(ctx: &Ctx, vendor: VendorId) -> sqlx::Result<Option<Balance
     };
     let threshold = match &read {
         Read::Balance(m) => {
-            let recent = recent_costs(ctx, vendor).await?;
+            let recent = recent_costs(ctx, livemode, vendor).await?;
             threshold(
                 vendor,
                 &ctx.balances.config,
@@ -275,12 +280,20 @@ pub async fn refresh(ctx: &Ctx, vendor: VendorId) -> sqlx::Result<Option<Balance
         _ => None,
     };
     let mut tx = ctx.pool.begin().await?;
-    let row = store::balances::lock(&mut tx, vendor.as_str()).await?;
+    let row = store::balances::lock(&mut tx, livemode, vendor.as_str()).await?;
     let (next, crossing) = after_read(&row, &read, threshold, started);
     store::balances::save(&mut tx, &next).await?;
     if let Some(c) = crossing {
         let payload = alert_payload(vendor, &next, threshold);
-        super::alerts::raise(&mut tx, ctx, c.event_type(), Some(vendor), &payload).await?;
+        super::alerts::raise(
+            &mut tx,
+            ctx,
+            livemode,
+            c.event_type(),
+            Some(vendor),
+            &payload,
+        )
+        .await?;
     }
     tx.commit().await?;
     match (&read, crossing) {
@@ -295,12 +308,12 @@ pub async fn refresh(ctx: &Ctx, vendor: VendorId) -> sqlx::Result<Option<Balance
         }
         _ => {}
     }
-    export(vendor, Some(&next));
+    export(livemode, vendor, Some(&next));
     Ok(Some(next))
 }
 
 /// The vendor's latest placed order costs.
-async fn recent_costs(ctx: &Ctx, vendor: VendorId) -> sqlx::Result<Vec<Money>> {
+async fn recent_costs(ctx: &Ctx, livemode: bool, vendor: VendorId) -> sqlx::Result<Vec<Money>> {
     let no_relative_rule = ctx.balances.config.low_orders == 0
         || ctx
             .balances
@@ -312,7 +325,8 @@ async fn recent_costs(ctx: &Ctx, vendor: VendorId) -> sqlx::Result<Vec<Money>> {
         return Ok(Vec::new());
     }
     let rows =
-        store::balances::recent_placed_costs(&ctx.pool, vendor.as_str(), AVERAGE_OVER).await?;
+        store::balances::recent_placed_costs(&ctx.pool, livemode, vendor.as_str(), AVERAGE_OVER)
+            .await?;
     Ok(rows
         .into_iter()
         .filter_map(|(amount, cur)| Some(Money::new(amount, cur.parse().ok()?)))
@@ -340,10 +354,10 @@ fn alert_payload(
 /// so that the first look after a start need not wait for the schedule: concurrently,
 /// each read bounded by [`READ_TIMEOUT`], and once per vendor, since a failed read is
 /// recorded too.
-pub async fn read_unread(ctx: &Ctx) -> sqlx::Result<()> {
-    let rows = store::balances::all(&ctx.pool).await?;
+pub async fn read_unread(ctx: &Ctx, livemode: bool) -> sqlx::Result<()> {
+    let rows = store::balances::all(&ctx.pool, livemode).await?;
     let unread: Vec<VendorId> = ctx
-        .vendors
+        .vendors(livemode)
         .ids()
         .into_iter()
         .filter(|v| {
@@ -352,18 +366,18 @@ pub async fn read_unread(ctx: &Ctx) -> sqlx::Result<()> {
             })
         })
         .collect();
-    refresh_each(ctx, unread).await;
+    refresh_each(ctx, livemode, unread).await;
     Ok(())
 }
 
 /// Reads these vendors' balances concurrently; a database error on one is logged, the
 /// others go on.
-async fn refresh_each(ctx: &Ctx, vendors: Vec<VendorId>) {
+async fn refresh_each(ctx: &Ctx, livemode: bool, vendors: Vec<VendorId>) {
     let tasks: Vec<_> = vendors
         .into_iter()
         .map(|v| {
             let ctx = ctx.clone();
-            tokio::spawn(async move { (v, refresh(&ctx, v).await) })
+            tokio::spawn(async move { (v, refresh(&ctx, livemode, v).await) })
         })
         .collect();
     for t in tasks {
@@ -375,14 +389,15 @@ async fn refresh_each(ctx: &Ctx, vendors: Vec<VendorId>) {
 
 /// Asks for a read of `vendor`'s balance shortly after an order was placed there, off the
 /// order's path: one read per [`NUDGE_DEBOUNCE`] across replicas, errors only logged.
-pub fn nudge(ctx: &Ctx, vendor: VendorId) {
+pub fn nudge(ctx: &Ctx, livemode: bool, vendor: VendorId) {
     let ctx = ctx.clone();
     tokio::spawn(async move {
         tokio::time::sleep(NUDGE_DEBOUNCE).await;
-        let r = match store::balances::claim_refresh(&ctx.pool, vendor.as_str(), NUDGE_DEBOUNCE)
-            .await
-        {
-            Ok(true) => refresh(&ctx, vendor).await.map(|_| ()),
+        let claimed =
+            store::balances::claim_refresh(&ctx.pool, livemode, vendor.as_str(), NUDGE_DEBOUNCE)
+                .await;
+        let r = match claimed {
+            Ok(true) => refresh(&ctx, livemode, vendor).await.map(|_| ()),
             Ok(false) => Ok(()),
             Err(e) => Err(e),
         };
@@ -392,26 +407,23 @@ pub fn nudge(ctx: &Ctx, vendor: VendorId) {
     });
 }
 
-/// Sets `vendor_balance{vendor}` (in the balance's own currency) and
-/// `vendor_balance_low{vendor}` (1 while below its threshold) from a stored row.
-pub fn export(vendor: VendorId, row: Option<&BalanceRow>) {
-    let low = row.is_some_and(|r| r.low);
-    metrics::gauge!("vendor_balance_low", "vendor" => vendor.as_str()).set(if low {
-        1.0
-    } else {
-        0.0
-    });
+/// Sets `vendor_balance{mode, vendor}` (in the balance's own currency) and
+/// `vendor_balance_low{mode, vendor}` (1 while below its threshold) from a stored row.
+pub fn export(livemode: bool, vendor: VendorId, row: Option<&BalanceRow>) {
+    let (low, mode) = (row.is_some_and(|r| r.low), mode::label(livemode));
+    metrics::gauge!("vendor_balance_low", "mode" => mode, "vendor" => vendor.as_str())
+        .set(if low { 1.0 } else { 0.0 });
     if let Some(amount) = row.and_then(known).and_then(|m| m.amount.to_f64()) {
-        metrics::gauge!("vendor_balance", "vendor" => vendor.as_str()).set(amount);
+        metrics::gauge!("vendor_balance", "mode" => mode, "vendor" => vendor.as_str()).set(amount);
     }
 }
 
 /// Every enabled vendor's stored balance, exported as gauges (each replica shows the
 /// balances any replica read).
-pub async fn export_stored(ctx: &Ctx) -> sqlx::Result<Vec<BalanceRow>> {
-    let rows = store::balances::all(&ctx.pool).await?;
-    for v in ctx.vendors.ids() {
-        export(v, rows.iter().find(|r| r.vendor == v.as_str()));
+pub async fn export_stored(ctx: &Ctx, livemode: bool) -> sqlx::Result<Vec<BalanceRow>> {
+    let rows = store::balances::all(&ctx.pool, livemode).await?;
+    for v in ctx.vendors(livemode).ids() {
+        export(livemode, v, rows.iter().find(|r| r.vendor == v.as_str()));
     }
     Ok(rows)
 }

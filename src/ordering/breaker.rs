@@ -129,10 +129,11 @@ pub fn claim_probe(row: &BreakerRow, now: DateTime<Utc>, lease: Duration) -> Opt
     Some(next)
 }
 
-/// Sets `vendor_breaker_state{vendor, state}` to 1 for the current state, 0 for the others.
-pub fn export(vendor: VendorId, current: BreakerState) {
+/// Sets `vendor_breaker_state{mode, vendor, state}` to 1 for the current state, 0 for the
+/// others.
+pub fn export(livemode: bool, vendor: VendorId, current: BreakerState) {
     for st in BreakerState::ALL {
-        metrics::gauge!("vendor_breaker_state", "vendor" => vendor.as_str(), "state" => st.as_str())
+        metrics::gauge!("vendor_breaker_state", "mode" => crate::domain::mode::label(livemode), "vendor" => vendor.as_str(), "state" => st.as_str())
             .set(if st == current { 1.0 } else { 0.0 });
     }
 }
@@ -143,20 +144,23 @@ pub fn export(vendor: VendorId, current: BreakerState) {
 /// vendor counts as admitted without claiming its probe.
 pub async fn admit(
     ctx: &Ctx,
+    livemode: bool,
     vendors: &[VendorId],
     claim_probes: bool,
 ) -> sqlx::Result<Vec<(VendorId, BreakerState, Option<Option<i64>>)>> {
     let (rows, now) = store::breakers::all(&ctx.pool).await?;
     let mut out = Vec::with_capacity(vendors.len());
     for &v in vendors {
-        let row = rows.iter().find(|r| r.vendor == v.as_str());
+        let row = rows
+            .iter()
+            .find(|r| r.vendor == v.as_str() && r.livemode == livemode);
         let st = row.map_or(BreakerState::Closed, |r| state(r, now));
-        export(v, st);
+        export(livemode, v, st);
         let admitted = match st {
             BreakerState::Closed => Some(None),
             BreakerState::Open => None,
             BreakerState::HalfOpen if !claim_probes => Some(None),
-            BreakerState::HalfOpen => claim(ctx, v).await?.map(Some),
+            BreakerState::HalfOpen => claim(ctx, livemode, v).await?.map(Some),
         };
         out.push((v, st, admitted));
     }
@@ -164,9 +168,9 @@ pub async fn admit(
 }
 
 /// Claims the half-open probe of `vendor` in its own transaction.
-async fn claim(ctx: &Ctx, vendor: VendorId) -> sqlx::Result<Option<i64>> {
+async fn claim(ctx: &Ctx, livemode: bool, vendor: VendorId) -> sqlx::Result<Option<i64>> {
     let mut tx = ctx.pool.begin().await?;
-    let (row, now) = store::breakers::lock(&mut tx, vendor.as_str()).await?;
+    let (row, now) = store::breakers::lock(&mut tx, livemode, vendor.as_str()).await?;
     let Some(next) = claim_probe(&row, now, ctx.probe_lease()) else {
         return Ok(None);
     };
@@ -178,14 +182,21 @@ async fn claim(ctx: &Ctx, vendor: VendorId) -> sqlx::Result<Option<i64>> {
 
 /// Records what a vendor call told about the vendor. A failure to record is logged, never
 /// the order's failure: the breaker is advice, the order's own record is the fact.
-pub async fn record(ctx: &Ctx, vendor: VendorId, signal: Signal, probe: Option<i64>) {
-    if let Err(e) = try_record(ctx, vendor, signal, probe).await {
+pub async fn record(
+    ctx: &Ctx,
+    livemode: bool,
+    vendor: VendorId,
+    signal: Signal,
+    probe: Option<i64>,
+) {
+    if let Err(e) = try_record(ctx, livemode, vendor, signal, probe).await {
         tracing::warn!(vendor = %vendor, error = %e, "could not record the vendor's breaker outcome");
     }
 }
 
 async fn try_record(
     ctx: &Ctx,
+    livemode: bool,
     vendor: VendorId,
     signal: Signal,
     probe: Option<i64>,
@@ -193,14 +204,14 @@ async fn try_record(
     if signal == Signal::Answered {
         // An answer's effect does not depend on the row (see `after`): one statement, which
         // writes nothing for a vendor that was already fine.
-        if store::breakers::reset(&ctx.pool, vendor.as_str()).await? {
+        if store::breakers::reset(&ctx.pool, livemode, vendor.as_str()).await? {
             tracing::info!(vendor = %vendor, "breaker closed: the vendor answered");
         }
-        export(vendor, BreakerState::Closed);
+        export(livemode, vendor, BreakerState::Closed);
         return Ok(());
     }
     let mut tx = ctx.pool.begin().await?;
-    let (row, now) = store::breakers::lock(&mut tx, vendor.as_str()).await?;
+    let (row, now) = store::breakers::lock(&mut tx, livemode, vendor.as_str()).await?;
     let next = after(&row, signal, probe, now, &ctx.breaker);
     if next != row {
         store::breakers::save(&mut tx, &next).await?;
@@ -210,13 +221,15 @@ async fn try_record(
     if row.opened_at != next.opened_at {
         tracing::warn!(vendor = %vendor, failures = next.consecutive_failures, cooldown = ?ctx.breaker.cooldown, "breaker open: new orders skip this vendor");
     }
-    export(vendor, is);
+    export(livemode, vendor, is);
     Ok(())
 }
 
 /// Gives back a probe claimed for a call that was never made.
-pub async fn release(ctx: &Ctx, vendor: VendorId, probe: i64) {
-    if let Err(e) = store::breakers::release_probe(&ctx.pool, vendor.as_str(), probe).await {
+pub async fn release(ctx: &Ctx, livemode: bool, vendor: VendorId, probe: i64) {
+    if let Err(e) =
+        store::breakers::release_probe(&ctx.pool, livemode, vendor.as_str(), probe).await
+    {
         tracing::warn!(vendor = %vendor, error = %e, "could not release the breaker probe");
     }
 }
@@ -242,7 +255,7 @@ mod tests {
 
     #[test]
     fn opens_after_n_failures_in_a_row_and_an_answer_resets_the_count() {
-        let r = BreakerRow::closed("esimgo");
+        let r = BreakerRow::closed(true, "esimgo");
         let r = fail(&fail(&r, at(0)), at(1));
         assert_eq!(state(&r, at(1)), BreakerState::Closed);
         assert_eq!(r.consecutive_failures, 2);
@@ -262,7 +275,7 @@ mod tests {
 
     #[test]
     fn half_open_after_the_cooldown_admits_exactly_one_probe() {
-        let mut r = BreakerRow::closed("esimgo");
+        let mut r = BreakerRow::closed(true, "esimgo");
         for i in 0..3 {
             r = fail(&r, at(i));
         }
@@ -280,7 +293,7 @@ mod tests {
 
     #[test]
     fn the_probe_closes_on_an_answer_and_reopens_on_a_failure() {
-        let mut r = BreakerRow::closed("esimgo");
+        let mut r = BreakerRow::closed(true, "esimgo");
         for i in 0..3 {
             r = fail(&r, at(i));
         }

@@ -35,12 +35,16 @@ fn check_cancellable(order: &OrderRow) -> OrderingResult<()> {
 /// Cancels the storefront's order if it is a completed new-eSIM order whose eSIMs are
 /// unused. The vendor decides; its answer is recorded on the order, which is returned as
 /// it stands afterwards.
-pub async fn cancel(ctx: &Ctx, storefront_id: &str, order_id: &str) -> OrderingResult<OrderView> {
-    let order = store::orders::get_for(&ctx.pool, storefront_id, order_id)
+pub async fn cancel(
+    ctx: &Ctx,
+    (storefront_id, livemode): (&str, bool),
+    order_id: &str,
+) -> OrderingResult<OrderView> {
+    let order = store::orders::get_for(&ctx.pool, storefront_id, livemode, order_id)
         .await?
         .ok_or(OrderingError::OrderNotFound)?;
     cancel_order(ctx, &order).await?;
-    storefront_order(ctx, storefront_id, order_id).await
+    storefront_order(ctx, (storefront_id, livemode), order_id).await
 }
 
 async fn cancel_order(ctx: &Ctx, order: &OrderRow) -> OrderingResult<()> {
@@ -68,7 +72,7 @@ async fn cancel_leased(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> OrderingRe
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("completed order without a vendor"))?;
     let adapter = ctx
-        .vendors
+        .vendors(order.livemode)
         .adapter(vendor)
         .ok_or(OrderingError::VendorDisabled)?;
     let esims = store::esims::for_order(&ctx.pool, &order.id).await?;

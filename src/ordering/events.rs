@@ -22,7 +22,14 @@ async fn order_event(
     };
     let esims = store::esims::for_order(&mut *conn, order_id).await?;
     let data = serde_json::to_value(order_view(&order, &esims)).unwrap_or_default();
-    store::outbox::insert(conn, &order.storefront_id, event_type, &data).await?;
+    store::outbox::insert(
+        conn,
+        &order.storefront_id,
+        order.livemode,
+        event_type,
+        &data,
+    )
+    .await?;
     Ok(())
 }
 
@@ -101,7 +108,7 @@ async fn esim_event(
         data["used_bytes"] = serde_json::json!(e.used_bytes);
         data["total_bytes"] = serde_json::json!(e.total_bytes);
     }
-    store::outbox::insert(conn, &e.storefront_id, event_type, &data).await?;
+    store::outbox::insert(conn, &e.storefront_id, e.livemode, event_type, &data).await?;
     Ok(())
 }
 
@@ -179,6 +186,7 @@ mod tests {
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         EsimRow {
             iccid: "8900000000000000001".into(),
+            livemode: false,
             order_id: "ord_x".into(),
             storefront_id: "sf_x".into(),
             vendor: "esimfx".into(),

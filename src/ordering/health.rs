@@ -120,22 +120,26 @@ pub struct VendorReport {
     pub balance: Option<BalanceRow>,
 }
 
-/// Every vendor, enabled or not: sync health, offers and balance.
-pub async fn vendors_status(ctx: &Ctx) -> OrderingResult<Vec<VendorReport>> {
-    let states = store::offers::sync_states(&ctx.pool).await?;
-    let counts = store::offers::active_counts(&ctx.pool).await?;
-    let (breakers, now) = store::breakers::all(&ctx.pool).await?;
-    let windows = store::breakers::attempt_window(&ctx.pool, ctx.routing.health_window).await?;
-    super::balances::read_unread(ctx).await?;
-    let balances = super::balances::export_stored(ctx).await?;
+/// Every vendor of one mode, enabled or not: sync health, offers and balance.
+pub async fn vendors_status(ctx: &Ctx, livemode: bool) -> OrderingResult<Vec<VendorReport>> {
+    let mut states = store::offers::sync_states(&ctx.pool).await?;
+    states.retain(|s| s.livemode == livemode);
+    let mut counts = store::offers::active_counts(&ctx.pool).await?;
+    counts.retain(|(live, _, _)| *live == livemode);
+    let (mut breakers, now) = store::breakers::all(&ctx.pool).await?;
+    breakers.retain(|b| b.livemode == livemode);
+    let mut windows = store::breakers::attempt_window(&ctx.pool, ctx.routing.health_window).await?;
+    windows.retain(|w| w.livemode == livemode);
+    super::balances::read_unread(ctx, livemode).await?;
+    let balances = super::balances::export_stored(ctx, livemode).await?;
     Ok(VendorId::ALL
         .into_iter()
         .map(|id| {
-            let mode = ctx.vendors.get(id).map(|e| e.mode);
+            let mode = ctx.vendors(livemode).get(id).map(|e| e.mode);
             let sync = states.iter().find(|s| s.vendor == id.as_str()).cloned();
             let breaker = BreakerView::of(breakers.iter().find(|b| b.vendor == id.as_str()), now);
             if mode.is_some() {
-                breaker::export(id, breaker.state);
+                breaker::export(livemode, id, breaker.state);
             }
             VendorReport {
                 id,
@@ -148,14 +152,15 @@ pub async fn vendors_status(ctx: &Ctx) -> OrderingResult<Vec<VendorReport>> {
                     .find(|w| w.vendor == id.as_str())
                     .cloned()
                     .unwrap_or_else(|| AttemptWindow {
+                        livemode,
                         vendor: id.as_str().to_string(),
                         ..AttemptWindow::default()
                     }),
                 breaker,
                 offer_count: counts
                     .iter()
-                    .find(|(v, _)| v == id.as_str())
-                    .map_or(0, |(_, n)| *n as u64),
+                    .find(|(_, v, _)| v == id.as_str())
+                    .map_or(0, |(_, _, n)| *n as u64),
                 sync,
                 balance: balances
                     .iter()

@@ -26,6 +26,7 @@ pub mod lease;
 pub mod place;
 pub mod provision;
 pub mod purchase;
+pub mod scenario;
 pub mod topup;
 pub mod usage;
 pub mod view;
@@ -34,7 +35,10 @@ pub mod view;
 #[derive(Clone)]
 pub struct Ctx {
     pub pool: PgPool,
-    pub vendors: Arc<Vendors>,
+    /// Vendors of live-mode orders (real credentials).
+    pub live_vendors: Arc<Vendors>,
+    /// Vendors of test-mode orders (the built-in simulators).
+    pub test_vendors: Arc<Vendors>,
     pub pricing: Pricing,
     /// First delay before the provisioner re-checks an order; doubles per check up to
     /// [`Ctx::max_retry`].
@@ -54,6 +58,8 @@ pub struct Ctx {
     pub routing: RoutingSettings,
     /// How vendor balances are read and judged low.
     pub balances: balances::BalanceSettings,
+    /// `TEST_SCENARIO_DELAY`: how long the slow test scenarios take.
+    pub scenario_delay: Duration,
 }
 
 /// `ROUTING_NEAR_TIE_PERCENT`, `VENDOR_HEALTH_WINDOW`, `PRICE_TOLERANCE_PERCENT` (the
@@ -66,10 +72,20 @@ pub struct RoutingSettings {
 }
 
 impl Ctx {
+    /// The only vendors an order, eSIM or callback of this mode may reach.
+    pub fn vendors(&self, livemode: bool) -> &Arc<Vendors> {
+        if livemode {
+            &self.live_vendors
+        } else {
+            &self.test_vendors
+        }
+    }
+
     pub fn from_state(state: &AppState) -> Self {
         Ctx {
             pool: state.pool.clone(),
-            vendors: state.vendors.clone(),
+            live_vendors: state.live_vendors.clone(),
+            test_vendors: state.test_vendors.clone(),
             pricing: Pricing::from_config(&state.config),
             retry_base: state.config.provision_retry_base,
             max_retry: Duration::from_secs(60),
@@ -91,6 +107,7 @@ impl Ctx {
                 config: state.config.balances.clone(),
                 deliver_alerts: state.config.operator_webhook.is_some(),
             },
+            scenario_delay: state.config.test_scenario_delay,
         }
     }
 

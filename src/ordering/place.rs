@@ -13,10 +13,10 @@ use super::{
     Ctx, answer,
     error::{OrderingError, OrderingResult},
     lease::Lease,
-    provision, purchase, topup,
+    provision, purchase, scenario, topup,
 };
 use crate::{
-    domain::{ids::new_id, money::Money, order::OrderKind},
+    domain::{ids::new_id, money::Money, order::OrderKind, scenario::TestScenario},
     store::{
         self,
         orders::{AttemptRow, NewOrderRow, OrderRow, StoredAnswer},
@@ -31,6 +31,10 @@ pub struct NewOrder {
     pub reference: Option<String>,
     pub customer_email: Option<String>,
     pub max_price: Option<Money>,
+    /// Test mode only: the scenario this order meets at the simulators. Left out of the
+    /// idempotency hash when absent, so ordinary requests hash as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_scenario: Option<TestScenario>,
 }
 
 /// How long a duplicate waits at most for the first request with its key to finish before
@@ -56,11 +60,12 @@ fn request_hash(kind: OrderKind, target: Option<&str>, body: &impl Serialize) ->
 /// `Some(answer)` when this key was used before with the same request.
 async fn replay(
     ctx: &Ctx,
-    storefront_id: &str,
+    (storefront_id, livemode): (&str, bool),
     key: &str,
     hash: &[u8],
 ) -> OrderingResult<Option<StoredAnswer>> {
-    let Some(first) = store::orders::by_idempotency_key(&ctx.pool, storefront_id, key).await?
+    let Some(first) =
+        store::orders::by_idempotency_key(&ctx.pool, storefront_id, livemode, key).await?
     else {
         return Ok(None);
     };
@@ -87,18 +92,20 @@ async fn replay(
     }
 }
 
-/// Buys a plan from the cheapest vendor that has it, once per idempotency key.
+/// Buys a plan from the cheapest vendor of the storefront's mode that has it, once per
+/// idempotency key (keys are per mode).
 pub async fn place_new(
     ctx: &Ctx,
-    storefront_id: &str,
+    (storefront_id, livemode): (&str, bool),
     key: &str,
     req: NewOrder,
 ) -> OrderingResult<StoredAnswer> {
+    let owner = (storefront_id, livemode);
     let hash = request_hash(OrderKind::New, None, &req);
-    if let Some(a) = replay(ctx, storefront_id, key, &hash).await? {
+    if let Some(a) = replay(ctx, owner, key, &hash).await? {
         return Ok(a);
     }
-    let plan = store::plans::get(&ctx.pool, &req.plan_id)
+    let plan = store::plans::get(&ctx.pool, livemode, &req.plan_id)
         .await?
         .filter(|p| p.active)
         .ok_or(OrderingError::PlanNotFound)?;
@@ -116,6 +123,7 @@ pub async fn place_new(
     let row = NewOrderRow {
         id: &id,
         storefront_id,
+        livemode,
         kind: OrderKind::New,
         plan_id: &plan.id,
         quantity: req.quantity as i32,
@@ -132,6 +140,7 @@ pub async fn place_new(
     let routed = match &plan_key {
         Some(key) => {
             let demand = purchase::Demand {
+                livemode,
                 key,
                 quantity: req.quantity,
                 price: Money::new(
@@ -146,14 +155,21 @@ pub async fn place_new(
         }
         None => None,
     };
+    // A test scenario keeps to the simulators that can play it.
+    let routed = routed.map(|mut r| {
+        if let (Some(s), false) = (req.test_scenario, livemode) {
+            r.offers = scenario::eligible(s, r.offers);
+        }
+        r
+    });
     let mut tx = ctx.pool.begin().await?;
     let Some(order) = store::orders::claim(&mut *tx, &row, ctx.lease).await? else {
         drop(tx);
         // A replay calls no vendor: a half-open probe claimed for it goes back at once.
         if let Some(routed) = &routed {
-            purchase::release_probes(ctx, &routed.offers).await;
+            purchase::release_probes(ctx, livemode, &routed.offers).await;
         }
-        return replay(ctx, storefront_id, key, &hash)
+        return replay(ctx, owner, key, &hash)
             .await?
             .ok_or_else(|| anyhow::anyhow!("idempotency record vanished").into());
     };
@@ -169,6 +185,11 @@ pub async fn place_new(
         None => None,
     };
     tx.commit().await?;
+    if let (Some(s), false) = (req.test_scenario, livemode) {
+        // Before the first vendor call below, and scoped to this order alone.
+        let offers = routed.as_ref().map_or(&[][..], |r| r.offers.as_slice());
+        scenario::arm(ctx, &order.id, s, offers);
+    }
     tracing::info!(order_id = %row.id, storefront_id = %row.storefront_id, kind = %row.kind, plan_id = %row.plan_id, "order accepted");
     // A plan whose key cannot be read fails in `buy`, as it would on a retry.
     let started = routed.as_ref().map(|r| (r, first));
@@ -184,20 +205,22 @@ struct TopupRequest<'a> {
 /// like new orders.
 pub async fn place_topup(
     ctx: &Ctx,
-    storefront_id: &str,
+    (storefront_id, livemode): (&str, bool),
     key: &str,
     iccid: &str,
     plan_id: &str,
 ) -> OrderingResult<StoredAnswer> {
+    let owner = (storefront_id, livemode);
     let hash = request_hash(OrderKind::Topup, Some(iccid), &TopupRequest { plan_id });
-    if let Some(a) = replay(ctx, storefront_id, key, &hash).await? {
+    if let Some(a) = replay(ctx, owner, key, &hash).await? {
         return Ok(a);
     }
-    let plan = topup::offered(ctx, storefront_id, iccid, plan_id).await?;
+    let plan = topup::offered(ctx, owner, iccid, plan_id).await?;
     let id = new_id("ord");
     let row = NewOrderRow {
         id: &id,
         storefront_id,
+        livemode,
         kind: OrderKind::Topup,
         plan_id,
         quantity: 1,
@@ -210,7 +233,7 @@ pub async fn place_topup(
         request_hash: &hash,
     };
     let Some(order) = store::orders::claim(&ctx.pool, &row, ctx.lease).await? else {
-        return replay(ctx, storefront_id, key, &hash)
+        return replay(ctx, owner, key, &hash)
             .await?
             .ok_or_else(|| anyhow::anyhow!("idempotency record vanished").into());
     };

@@ -47,7 +47,7 @@ pub async fn provision(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Ste
                 .vendor
                 .parse::<VendorId>()
                 .ok()
-                .and_then(|v| ctx.vendors.adapter(v))
+                .and_then(|v| ctx.vendors(order.livemode).adapter(v))
             else {
                 return Ok(Step::Provisioning);
             };
@@ -85,7 +85,7 @@ async fn reconcile(
     let Some(vendor) = attempt.vendor.parse::<VendorId>().ok() else {
         return Ok(None);
     };
-    let Some(adapter) = ctx.vendors.adapter(vendor) else {
+    let Some(adapter) = ctx.vendors(order.livemode).adapter(vendor) else {
         return Ok(None);
     };
     let idempotent = adapter.place_is_idempotent();

@@ -15,7 +15,7 @@ use super::{
     lease::Lease,
 };
 use crate::{
-    domain::{attempt::AttemptOutcome, money::Money, order::OrderStatus, plan::PlanKey},
+    domain::{attempt::AttemptOutcome, mode, money::Money, order::OrderStatus, plan::PlanKey},
     routing::{self, Candidate, Exclusion, RoutableOffer},
     store::{
         self,
@@ -107,9 +107,9 @@ pub fn key_of(p: &store::plans::PlanRecord) -> Option<PlanKey> {
     })
 }
 
-/// The plan key behind an order's plan.
-async fn plan_key(ctx: &Ctx, plan_id: &str) -> sqlx::Result<Option<PlanKey>> {
-    Ok(store::plans::get(&ctx.pool, plan_id)
+/// The plan key behind an order's plan (in the order's mode).
+async fn plan_key(ctx: &Ctx, livemode: bool, plan_id: &str) -> sqlx::Result<Option<PlanKey>> {
+    Ok(store::plans::get(&ctx.pool, livemode, plan_id)
         .await?
         .as_ref()
         .and_then(key_of))
@@ -135,6 +135,8 @@ pub struct Routed {
 /// What an order asks of routing: a plan, how many, at what total price.
 #[derive(Debug, Clone, Copy)]
 pub struct Demand<'a> {
+    /// The order's mode: only that mode's vendors, offers and records count.
+    pub livemode: bool,
     pub key: &'a PlanKey,
     pub quantity: u32,
     pub price: Money,
@@ -156,15 +158,20 @@ async fn route_with_details(
     tried: &HashSet<i64>,
     claim_probes: bool,
 ) -> sqlx::Result<(Vec<OfferDetail>, Routed)> {
+    let livemode = demand.livemode;
+    // Only the order's own mode's vendors: a test order never reaches a live vendor.
+    let vendors_here = ctx.vendors(livemode);
     let offers: Vec<OfferDetail> =
-        store::offers::candidates(&ctx.pool, demand.key, &ctx.vendors.ids())
+        store::offers::candidates(&ctx.pool, demand.key, livemode, &vendors_here.ids())
             .await?
             .into_iter()
-            .filter(|o| ctx.vendors.adapter(o.routable.vendor).is_some())
+            .filter(|o| vendors_here.adapter(o.routable.vendor).is_some())
             .collect();
-    let states = store::offers::sync_states(&ctx.pool).await?;
-    let balances = store::balances::all(&ctx.pool).await?;
-    let windows = store::breakers::attempt_window(&ctx.pool, ctx.routing.health_window).await?;
+    let mut states = store::offers::sync_states(&ctx.pool).await?;
+    states.retain(|s| s.livemode == livemode);
+    let balances = store::balances::all(&ctx.pool, livemode).await?;
+    let mut windows = store::breakers::attempt_window(&ctx.pool, ctx.routing.health_window).await?;
+    windows.retain(|w| w.livemode == livemode);
     let stats = |v| super::health::stats_of(&windows, &states, v);
     let max_cost = ctx
         .pricing
@@ -195,7 +202,7 @@ async fn route_with_details(
     let mut vendors: Vec<_> = pre.candidates.iter().map(|c| c.offer.vendor).collect();
     vendors.sort();
     vendors.dedup();
-    let admitted = super::breaker::admit(ctx, &vendors, claim_probes).await?;
+    let admitted = super::breaker::admit(ctx, livemode, &vendors, claim_probes).await?;
     let gate = |v| admitted.iter().find(|(x, _, _)| *x == v);
     let ranking = routing::rank(
         demand.key,
@@ -252,15 +259,17 @@ pub struct PlanOffer {
 /// as an order holding its probe would see it), and the ranking's record.
 pub async fn plan_offers(
     ctx: &Ctx,
+    livemode: bool,
     plan_id: &str,
 ) -> OrderingResult<(store::plans::PlanRecord, Vec<PlanOffer>, RoutingChoice)> {
-    let plan = store::plans::get(&ctx.pool, plan_id)
+    let plan = store::plans::get(&ctx.pool, livemode, plan_id)
         .await?
         .ok_or(OrderingError::PlanNotFound)?;
     let key = key_of(&plan).ok_or_else(|| anyhow::anyhow!("stored plan has unknown data kind"))?;
     let price = plan_price(&plan, 1)
         .ok_or_else(|| anyhow::anyhow!("stored plan has an unknown currency"))?;
     let demand = Demand {
+        livemode,
         key: &key,
         quantity: 1,
         price,
@@ -332,6 +341,7 @@ pub async fn record_empty_choice(
 /// The demand behind an order.
 fn demand_of<'a>(order: &OrderRow, key: &'a PlanKey) -> Demand<'a> {
     Demand {
+        livemode: order.livemode,
         key,
         quantity: order.quantity.max(0) as u32,
         price: Money::new(
@@ -351,7 +361,7 @@ pub async fn buy(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step, Pur
     let attempts = store::orders::attempts(&ctx.pool, &order.id).await?;
     // Offers already refused for this order are not tried again.
     let tried: HashSet<i64> = attempts.iter().filter_map(|a| a.vendor_offer_id).collect();
-    let Some(key) = plan_key(ctx, &order.plan_id).await? else {
+    let Some(key) = plan_key(ctx, order.livemode, &order.plan_id).await? else {
         return fail(ctx, lease, "plan_unavailable", "the plan is no longer sold").await;
     };
     let routed = route(ctx, &demand_of(order, &key), &tried).await?;
@@ -376,19 +386,19 @@ pub async fn try_offers(
 ) -> Result<Step, PurchaseError> {
     let choice = first.is_none().then_some(&routed.choice);
     let step = try_in_turn(ctx, order, lease, &routed.offers, first, choice).await;
-    release_probes(ctx, &routed.offers).await;
+    release_probes(ctx, order.livemode, &routed.offers).await;
     step
 }
 
 /// Gives back the half-open probes claimed for `ranked` that were not used (one that was
 /// used is already settled by its outcome; its release then does nothing).
-pub async fn release_probes(ctx: &Ctx, ranked: &[Ranked]) {
+pub async fn release_probes(ctx: &Ctx, livemode: bool, ranked: &[Ranked]) {
     let mut released = HashSet::new();
     for c in ranked {
         if let Some(v) = c.probe
             && released.insert(c.offer.vendor)
         {
-            breaker::release(ctx, c.offer.vendor, v).await;
+            breaker::release(ctx, livemode, c.offer.vendor, v).await;
         }
     }
 }
@@ -404,7 +414,8 @@ async fn try_in_turn(
     let placed_at = order.created_at;
     for candidate in ranked {
         let offer = &candidate.offer;
-        let Some(adapter) = ctx.vendors.adapter(offer.vendor) else {
+        // Only the order's own mode's vendors: a test order never reaches a live vendor.
+        let Some(adapter) = ctx.vendors(order.livemode).adapter(offer.vendor) else {
             continue;
         };
         let unit_cost = Money::new(offer.cost_amount, offer.cost_currency);
@@ -437,7 +448,7 @@ async fn try_in_turn(
             }
             Err(_) => Signal::Failed,
         };
-        breaker::record(ctx, offer.vendor, signal, candidate.probe).await;
+        breaker::record(ctx, order.livemode, offer.vendor, signal, candidate.probe).await;
         match result {
             Ok(state) => {
                 return placed(
@@ -453,7 +464,7 @@ async fn try_in_turn(
             }
             Err(e) if e.nothing_bought() => {
                 record_refusal(ctx, lease, &attempt, &e, latency).await?;
-                metrics::counter!("order_attempts_total", "vendor" => offer.vendor.as_str(), "outcome" => e.class())
+                metrics::counter!("order_attempts_total", "mode" => mode::label(order.livemode), "vendor" => offer.vendor.as_str(), "outcome" => e.class())
                     .increment(1);
             }
             Err(e) => {
@@ -536,7 +547,7 @@ pub(super) async fn record_unknown(
     store::orders::mark_awaiting_vendor(&mut tx, &order.id, &attempt.vendor).await?;
     settle(&mut tx, lease).await?;
     tx.commit().await?;
-    metrics::counter!("order_attempts_total", "vendor" => attempt.vendor.clone(), "outcome" => "unknown")
+    metrics::counter!("order_attempts_total", "mode" => mode::label(order.livemode), "vendor" => attempt.vendor.clone(), "outcome" => "unknown")
         .increment(1);
     Ok(())
 }
@@ -638,6 +649,7 @@ pub async fn placed(
         super::alerts::raise(
             &mut tx,
             ctx,
+            order.livemode,
             super::alerts::NEGATIVE_MARGIN,
             vendor,
             &payload,
@@ -655,21 +667,22 @@ pub async fn placed(
     let step = apply_state_in(&mut tx, order, &attempt.vendor, &state).await?;
     settle(&mut tx, lease).await?;
     tx.commit().await?;
-    metrics::counter!("order_attempts_total", "vendor" => attempt.vendor.clone(), "outcome" => "placed")
+    metrics::counter!("order_attempts_total", "mode" => mode::label(order.livemode), "vendor" => attempt.vendor.clone(), "outcome" => "placed")
         .increment(1);
-    count_outcome(&attempt.vendor, &step);
+    count_outcome(order.livemode, &attempt.vendor, &step);
     if let Some(m) = margin {
         record_margin(order, &attempt.vendor, m);
     }
     if let Ok(vendor) = attempt.vendor.parse() {
-        super::balances::nudge(ctx, vendor);
+        super::balances::nudge(ctx, order.livemode, vendor);
     }
     Ok(step)
 }
 
-/// `order_margin_ratio{vendor}` (margin ÷ retail price of each purchase) and, below zero,
-/// the negative-margin alert: a WARN and `order_negative_margin_total{vendor}` (the order is
-/// flagged for attention in the purchase's transaction).
+/// `order_margin_ratio{mode, vendor}` (margin ÷ retail price of each purchase) and, below
+/// zero, the negative-margin alert: a WARN and `order_negative_margin_total{mode, vendor}`
+/// (the order is flagged for attention in the purchase's transaction). Per mode: test
+/// margins never mix with live ones.
 fn record_margin(order: &OrderRow, vendor: &str, margin: Decimal) {
     use rust_decimal::prelude::ToPrimitive;
     let vendor = vendor
@@ -677,18 +690,19 @@ fn record_margin(order: &OrderRow, vendor: &str, margin: Decimal) {
         .map_or("unknown", |v| v.as_str());
     if order.price_amount > Decimal::ZERO {
         if let Some(ratio) = (margin / order.price_amount).to_f64() {
-            metrics::histogram!("order_margin_ratio", "vendor" => vendor).record(ratio);
+            metrics::histogram!("order_margin_ratio", "mode" => mode::label(order.livemode), "vendor" => vendor).record(ratio);
         }
     }
     if margin.is_sign_negative() && !margin.is_zero() {
         tracing::warn!(order_id = %order.id, vendor, margin = %margin, currency = order.price_currency.trim(), "negative margin: the vendor charged more than the order's price");
-        metrics::counter!("order_negative_margin_total", "vendor" => vendor).increment(1);
+        metrics::counter!("order_negative_margin_total", "mode" => mode::label(order.livemode), "vendor" => vendor).increment(1);
     }
 }
 
-fn count_outcome(vendor: &str, step: &Step) {
+/// `orders_total{mode, vendor, outcome}`: test orders never count as live sales.
+fn count_outcome(livemode: bool, vendor: &str, step: &Step) {
     if *step == Step::Completed {
-        metrics::counter!("orders_total", "vendor" => vendor.to_string(), "outcome" => "completed")
+        metrics::counter!("orders_total", "mode" => crate::domain::mode::label(livemode), "vendor" => vendor.to_string(), "outcome" => "completed")
             .increment(1);
     }
 }
@@ -705,7 +719,7 @@ pub async fn apply_state(
     let (mut tx, _) = fenced(ctx, lease).await?;
     let step = apply_state_in(&mut tx, order, vendor, &state).await?;
     tx.commit().await?;
-    count_outcome(vendor, &step);
+    count_outcome(order.livemode, vendor, &step);
     Ok(step)
 }
 
@@ -724,6 +738,7 @@ async fn apply_state_in(
                     iccid: &p.iccid,
                     order_id: &order.id,
                     storefront_id: &order.storefront_id,
+                    livemode: order.livemode,
                     vendor,
                     vendor_reference: state.vendor_reference.as_deref(),
                     vendor_esim_ref: p.vendor_esim_ref.as_deref(),
@@ -812,7 +827,7 @@ async fn give_up(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step, Pur
         )
     };
     let step = fail(ctx, lease, code, &message).await?;
-    metrics::counter!("orders_total", "vendor" => "none", "outcome" => "failed").increment(1);
+    metrics::counter!("orders_total", "mode" => crate::domain::mode::label(order.livemode), "vendor" => "none", "outcome" => "failed").increment(1);
     Ok(step)
 }
 

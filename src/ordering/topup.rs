@@ -34,7 +34,7 @@ pub struct TopupPlan {
 
 /// The countries of the plan the eSIM was bought with (a top-up must keep covering them).
 async fn esim_countries(ctx: &Ctx, esim: &EsimRow) -> sqlx::Result<Vec<String>> {
-    Ok(store::plans::get(&ctx.pool, &esim.plan_id)
+    Ok(store::plans::get(&ctx.pool, esim.livemode, &esim.plan_id)
         .await?
         .map(|p| p.countries)
         .unwrap_or_default())
@@ -88,7 +88,7 @@ async fn accepted_skus(
     esim: &EsimRow,
     countries: &[String],
 ) -> OrderingResult<Arc<Vec<String>>> {
-    let cache = &ctx.vendors.topup_answers;
+    let cache = &ctx.vendors(esim.livemode).topup_answers;
     if let Some(skus) = cache.get(vendor, &esim.iccid) {
         return Ok(skus);
     }
@@ -111,7 +111,7 @@ async fn accepted_skus(
         return Ok(cache.put(vendor, &esim.iccid, skus));
     }
     let mut candidates: Vec<String> =
-        store::offers::topup_offers(&ctx.pool, vendor, countries, None)
+        store::offers::topup_offers(&ctx.pool, esim.livemode, vendor, countries, None)
             .await?
             .into_iter()
             .map(|(_, o)| o.routable.sku)
@@ -165,12 +165,14 @@ pub async fn plans_for(ctx: &Ctx, esim: &EsimRow) -> OrderingResult<Vec<TopupPla
     let Ok(vendor) = esim.vendor.parse::<VendorId>() else {
         return Ok(vec![]);
     };
-    let Some(adapter) = ctx.vendors.adapter(vendor) else {
+    let Some(adapter) = ctx.vendors(esim.livemode).adapter(vendor) else {
         return Ok(vec![]);
     };
     let countries = esim_countries(ctx, esim).await?;
     let skus = accepted_skus(ctx, vendor, adapter, esim, &countries).await?;
-    let offers = store::offers::topup_offers(&ctx.pool, vendor, &countries, Some(&skus)).await?;
+    let offers =
+        store::offers::topup_offers(&ctx.pool, esim.livemode, vendor, &countries, Some(&skus))
+            .await?;
     let mut best: BTreeMap<String, TopupPlan> = BTreeMap::new();
     for (plan_id, offer) in offers {
         let cost = Money::new(offer.routable.cost_amount, offer.routable.cost_currency);
@@ -220,21 +222,21 @@ pub fn topup_plan_name(key: &PlanKey) -> String {
 /// The top-ups that can be added to the storefront's eSIM right now, cheapest first.
 pub async fn plans_for_esim(
     ctx: &Ctx,
-    storefront_id: &str,
+    owner: (&str, bool),
     iccid: &str,
 ) -> OrderingResult<Vec<TopupPlan>> {
-    let esim = super::usage::own_esim(ctx, storefront_id, iccid).await?;
+    let esim = super::usage::own_esim(ctx, owner, iccid).await?;
     plans_for(ctx, &esim).await
 }
 
 /// The top-up `plan_id` as it is offered for the storefront's eSIM now, or why not.
 pub(super) async fn offered(
     ctx: &Ctx,
-    storefront_id: &str,
+    owner: (&str, bool),
     iccid: &str,
     plan_id: &str,
 ) -> OrderingResult<TopupPlan> {
-    let esim = super::usage::own_esim(ctx, storefront_id, iccid).await?;
+    let esim = super::usage::own_esim(ctx, owner, iccid).await?;
     // Decided from our records alone: no vendor is asked for what cannot be sold.
     if let Some(refused) = refusal(&esim) {
         return Err(refused.into());
@@ -283,7 +285,7 @@ pub async fn purchase(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step
         )
         .await;
     };
-    let Some(adapter) = ctx.vendors.adapter(vendor) else {
+    let Some(adapter) = ctx.vendors(order.livemode).adapter(vendor) else {
         return purchase::fail(
             ctx,
             lease,
@@ -317,7 +319,9 @@ pub async fn purchase(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> Result<Step
     match result {
         Ok(state) => {
             // The eSIM changed: the next listing asks the vendor again.
-            ctx.vendors.topup_answers.forget(vendor, &esim.iccid);
+            ctx.vendors(order.livemode)
+                .topup_answers
+                .forget(vendor, &esim.iccid);
             let retail = ctx
                 .pricing
                 .cost_in_retail(Money::new(offer.cost_amount, offer.cost_currency));

@@ -15,15 +15,20 @@ use crate::{
 };
 
 /// The storefront's eSIM, if it is one of theirs.
-pub async fn own_esim(ctx: &Ctx, storefront_id: &str, iccid: &str) -> OrderingResult<EsimRow> {
-    store::esims::get_for(&ctx.pool, storefront_id, iccid)
+/// Another mode's eSIM reads as not found.
+pub async fn own_esim(
+    ctx: &Ctx,
+    (storefront_id, livemode): (&str, bool),
+    iccid: &str,
+) -> OrderingResult<EsimRow> {
+    store::esims::get_for(&ctx.pool, storefront_id, livemode, iccid)
         .await?
         .ok_or(OrderingError::EsimNotFound)
 }
 
 /// The storefront's eSIM with its usage refreshed when stale (see [`refreshed`]).
-pub async fn current(ctx: &Ctx, storefront_id: &str, iccid: &str) -> OrderingResult<EsimRow> {
-    let esim = own_esim(ctx, storefront_id, iccid).await?;
+pub async fn current(ctx: &Ctx, owner: (&str, bool), iccid: &str) -> OrderingResult<EsimRow> {
+    let esim = own_esim(ctx, owner, iccid).await?;
     Ok(refreshed(ctx, esim).await?)
 }
 
@@ -44,7 +49,7 @@ pub async fn refreshed(ctx: &Ctx, esim: EsimRow) -> sqlx::Result<EsimRow> {
         .vendor
         .parse::<VendorId>()
         .ok()
-        .and_then(|v| ctx.vendors.adapter(v))
+        .and_then(|v| ctx.vendors(esim.livemode).adapter(v))
     else {
         return Ok(esim);
     };

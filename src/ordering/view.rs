@@ -36,6 +36,8 @@ pub struct ActivationView {
 pub struct EsimView {
     #[schema(example = "8944538532008160222")]
     pub iccid: String,
+    /// `true` for a real eSIM (live mode), `false` for a simulated one (test mode).
+    pub livemode: bool,
     /// `ready`, `installed`, `active`, `depleted`, `expired` or `cancelled`.
     pub status: String,
     pub activation: Option<ActivationView>,
@@ -54,6 +56,8 @@ pub struct FailureView {
 pub struct OrderView {
     #[schema(example = "ord_01JD3QZ6V6W2Y2C6ZC9W8K7T1M")]
     pub id: String,
+    /// `true` when bought from a live vendor (`sk_live_` key), `false` in test mode.
+    pub livemode: bool,
     /// `new` or `topup`.
     pub kind: String,
     /// `pending`, `provisioning`, `completed`, `failed` or `cancelled`.
@@ -94,6 +98,7 @@ pub fn esim_view(e: &EsimRow) -> EsimView {
         _ => None,
     };
     EsimView {
+        livemode: e.livemode,
         iccid: e.iccid.clone(),
         status: e.status.to_string(),
         activation,
@@ -104,6 +109,7 @@ pub fn esim_view(e: &EsimRow) -> EsimView {
 
 pub fn order_view(o: &OrderRow, esims: &[EsimRow]) -> OrderView {
     OrderView {
+        livemode: o.livemode,
         id: o.id.clone(),
         kind: o.kind.as_str().to_string(),
         status: o.status.to_string(),
@@ -132,10 +138,10 @@ pub fn order_view(o: &OrderRow, esims: &[EsimRow]) -> OrderView {
 /// The storefront's order as it stands now, with its eSIMs.
 pub async fn storefront_order(
     ctx: &Ctx,
-    storefront_id: &str,
+    (storefront_id, livemode): (&str, bool),
     order_id: &str,
 ) -> OrderingResult<OrderView> {
-    let order = store::orders::get_for(&ctx.pool, storefront_id, order_id)
+    let order = store::orders::get_for(&ctx.pool, storefront_id, livemode, order_id)
         .await?
         .ok_or(OrderingError::OrderNotFound)?;
     let esims = store::esims::for_order(&ctx.pool, &order.id).await?;

@@ -55,10 +55,45 @@ struct Queued {
     remaining: Option<u32>,
 }
 
-/// The faults armed per operation name (each simulator documents its operation names).
+type Queues = HashMap<String, VecDeque<Queued>>;
+
+/// The faults armed per operation name (each simulator documents its operation names):
+/// for every call, or scoped to one client reference (our order id), so that one order can
+/// meet a scenario without touching anyone else's calls.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
-    armed: Arc<Mutex<HashMap<String, VecDeque<Queued>>>>,
+    armed: Arc<Mutex<Queues>>,
+    /// By scope (a client reference), then operation.
+    scoped: Arc<Mutex<HashMap<String, Queues>>>,
+}
+
+tokio::task_local! {
+    /// The scope of the request being served, set by [`crate::sandbox::scope_faults`].
+    pub static CURRENT_SCOPE: Option<String>;
+}
+
+fn push(queues: &mut Queues, operation: &str, fault: Fault, times: Option<u32>) {
+    queues
+        .entry(operation.to_string())
+        .or_default()
+        .push_back(Queued {
+            fault,
+            remaining: times,
+        });
+}
+
+fn take_from(queues: &mut Queues, operation: &str) -> Option<Fault> {
+    let queue = queues.get_mut(operation)?;
+    let front = queue.front_mut()?;
+    let fault = front.fault.clone();
+    match &mut front.remaining {
+        Some(n) if *n <= 1 => {
+            queue.pop_front();
+        }
+        Some(n) => *n -= 1,
+        None => {}
+    }
+    Some(fault)
 }
 
 impl Faults {
@@ -69,34 +104,58 @@ impl Faults {
 
     /// The next `times` calls fail (`None`: every call until [`Faults::clear`]).
     pub fn inject_times(&self, operation: &str, fault: Fault, times: Option<u32>) {
-        let mut armed = self.armed.lock().expect("faults lock");
-        armed
-            .entry(operation.to_string())
-            .or_default()
-            .push_back(Queued {
-                fault,
-                remaining: times,
-            });
+        push(
+            &mut self.armed.lock().expect("faults lock"),
+            operation,
+            fault,
+            times,
+        );
+    }
+
+    /// Arms `fault` for calls of `operation` that carry `scope` (a client reference, or a
+    /// vendor reference or ICCID of the order placed with it) only.
+    pub fn inject_for(&self, scope: &str, operation: &str, fault: Fault, times: Option<u32>) {
+        let mut scoped = self.scoped.lock().expect("faults lock");
+        push(
+            scoped.entry(scope.to_string()).or_default(),
+            operation,
+            fault,
+            times,
+        );
+    }
+
+    /// The scopes that have faults armed.
+    pub fn scopes(&self) -> Vec<String> {
+        self.scoped
+            .lock()
+            .expect("faults lock")
+            .iter()
+            .filter(|(_, q)| q.values().any(|q| !q.is_empty()))
+            .map(|(s, _)| s.clone())
+            .collect()
     }
 
     pub fn clear(&self) {
         self.armed.lock().expect("faults lock").clear();
+        self.scoped.lock().expect("faults lock").clear();
     }
 
-    /// Takes the fault for this call of `operation`, if one is armed.
+    /// Takes the fault for this call of `operation`, if one is armed: one scoped to the
+    /// current request's scope first, else one for every call.
     pub fn take(&self, operation: &str) -> Option<Fault> {
-        let mut armed = self.armed.lock().expect("faults lock");
-        let queue = armed.get_mut(operation)?;
-        let front = queue.front_mut()?;
-        let fault = front.fault.clone();
-        match &mut front.remaining {
-            Some(n) if *n <= 1 => {
-                queue.pop_front();
+        let scope = CURRENT_SCOPE.try_with(Clone::clone).ok().flatten();
+        if let Some(scope) = scope {
+            if let Some(f) = self.take_scoped(&scope, operation) {
+                return Some(f);
             }
-            Some(n) => *n -= 1,
-            None => {}
         }
-        Some(fault)
+        take_from(&mut self.armed.lock().expect("faults lock"), operation)
+    }
+
+    /// Takes a fault armed for `scope` and `operation` only.
+    pub fn take_scoped(&self, scope: &str, operation: &str) -> Option<Fault> {
+        let mut scoped = self.scoped.lock().expect("faults lock");
+        take_from(scoped.get_mut(scope)?, operation)
     }
 }
 
@@ -248,6 +307,25 @@ mod tests {
         assert_eq!(f.take("order"), Some(Fault::Delay { millis: 5 }));
         assert_eq!(f.take("order"), None);
         assert_eq!(f.take("query"), None);
+    }
+
+    /// A fault scoped to one order is taken only by a call in that scope; calls outside it
+    /// (another order, no scope) never see it.
+    #[tokio::test]
+    async fn scoped_faults_are_taken_only_in_their_scope() {
+        let f = Faults::default();
+        let sold_out = Fault::Reject {
+            code: "1008".into(),
+            message: None,
+        };
+        f.inject_for("ord_a", "order", sold_out.clone(), Some(1));
+        assert_eq!(f.scopes(), vec!["ord_a".to_string()]);
+        assert_eq!(f.take("order"), None, "no scope");
+        let other = CURRENT_SCOPE.scope(Some("ord_b".into()), async { f.take("order") });
+        assert_eq!(other.await, None, "another order");
+        let mine = CURRENT_SCOPE.scope(Some("ord_a".into()), async { f.take("order") });
+        assert_eq!(mine.await, Some(sold_out));
+        assert!(f.scopes().is_empty(), "taken once");
     }
 
     #[test]

@@ -218,6 +218,16 @@ impl SimCore {
         let Some(url) = self.callback_url() else {
             return;
         };
+        // An order meeting `callback_lost`: its callbacks never leave the vendor.
+        if let Some(scope) = self.scope_in(&callback.body) {
+            if self
+                .faults
+                .take_scoped(&scope, CALLBACK_OPERATION)
+                .is_some()
+            {
+                return;
+            }
+        }
         let core = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(settings.callback_delay).await;
@@ -250,6 +260,94 @@ impl SimCore {
             }
         });
     }
+}
+
+/// The vendor's own answers a simulator gives when a storefront test scenario is armed for
+/// an order (see `ordering::scenario`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScenarioCodes {
+    /// The vendor's "sold out" refusal of an order.
+    pub sold_out: &'static str,
+    /// The vendor's refusal of a cancellation; `None` when it has no cancel at all.
+    pub cancel_refused: Option<&'static str>,
+    /// Whether the vendor's order request names our order id, so that a fault can be scoped
+    /// to that one order call.
+    pub order_names_client_reference: bool,
+    /// The simulator delivers eSIMs asynchronously and honours a delay scoped to the order
+    /// on [`PROVISIONING_OPERATION`].
+    pub async_delivery: bool,
+    /// The simulator plays a usage callback scoped to the order on
+    /// [`USAGE_SCENARIO_OPERATION`].
+    pub usage_callbacks: bool,
+}
+
+/// Scoped `Delay` fault: how long this order's asynchronous allocation takes.
+pub const PROVISIONING_OPERATION: &str = "provisioning";
+/// Scoped `Delay` fault: after it, 80% of this order's package is used (usage callbacks).
+pub const USAGE_SCENARIO_OPERATION: &str = "usage_80_percent";
+
+/// Operation names of an order call across the simulators (Multiverse has a synchronous
+/// variant).
+pub const ORDER_OPERATIONS: &[&str] = &["order", "order_sync"];
+/// Operation name of a cancellation in every simulator that has one.
+pub const CANCEL_OPERATION: &str = "cancel";
+
+/// Operation name of a simulator's callback delivery, for scoped faults: a fault armed for
+/// it drops the callbacks of that order (any fault kind means "lost").
+pub const CALLBACK_OPERATION: &str = "callback";
+
+impl SimCore {
+    /// The armed fault scope (see [`Faults::inject_for`]) that `haystack` (a request or a
+    /// callback) is about: it names the scope itself, or the vendor reference or an ICCID
+    /// of the order placed with that client reference.
+    pub fn scope_in(&self, haystack: &[u8]) -> Option<String> {
+        let scopes = self.faults.scopes();
+        if scopes.is_empty() {
+            return None;
+        }
+        let orders = self.orders();
+        let contains = |needle: &str| {
+            needle.len() >= 6
+                && haystack
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_bytes())
+        };
+        scopes.into_iter().find(|scope| {
+            contains(scope)
+                || orders
+                    .iter()
+                    .filter(|o| o.client_reference.as_deref() == Some(scope.as_str()))
+                    .any(|o| contains(&o.vendor_reference) || o.iccids.iter().any(|i| contains(i)))
+        })
+    }
+}
+
+/// Serves `router` with scoped faults: a request that names an armed scope (see
+/// [`SimCore::scope_in`], over its path, query, headers and body) takes that scope's
+/// faults first. Bodies of simulator requests are small; past 1 MiB nothing is scoped.
+pub fn scope_faults(router: Router, core: SimCore) -> Router {
+    async fn scoped(
+        axum::extract::State(core): axum::extract::State<SimCore>,
+        request: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> Response {
+        if core.faults.scopes().is_empty() {
+            return next.run(request).await;
+        }
+        let (parts, body) = request.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+        };
+        let mut haystack = parts.uri.to_string().into_bytes();
+        for value in parts.headers.values() {
+            haystack.extend_from_slice(value.as_bytes());
+        }
+        haystack.extend_from_slice(&bytes);
+        let scope = core.scope_in(&haystack);
+        let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+        faults::CURRENT_SCOPE.scope(scope, next.run(request)).await
+    }
+    router.layer(axum::middleware::from_fn_with_state(core, scoped))
 }
 
 /// A simulator listening on a loopback port; stops when dropped.

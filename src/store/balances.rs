@@ -12,6 +12,7 @@ use sqlx::{PgConnection, PgPool};
 /// One vendor's stored balance. A vendor without a row has never been read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct BalanceRow {
+    pub livemode: bool,
     pub vendor: String,
     /// The last balance read successfully, kept while later reads fail.
     pub amount: Option<Decimal>,
@@ -27,30 +28,40 @@ pub struct BalanceRow {
     pub low_since: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "vendor, amount, currency, read_at, supported, last_error, last_error_at,
+const COLUMNS: &str =
+    "livemode, vendor, amount, currency, read_at, supported, last_error, last_error_at,
      threshold, low, low_since";
 
-/// Every stored balance, one round trip (routing reads it before every new order).
-pub async fn all(pool: &PgPool) -> sqlx::Result<Vec<BalanceRow>> {
+/// Every stored balance of one mode, one round trip (routing reads it before every new
+/// order).
+pub async fn all(pool: &PgPool, livemode: bool) -> sqlx::Result<Vec<BalanceRow>> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM vendor_balances ORDER BY vendor"
+        "SELECT {COLUMNS} FROM vendor_balances WHERE livemode = $1 ORDER BY vendor"
     ))
+    .bind(livemode)
     .fetch_all(pool)
     .await
 }
 
 /// Claims the next read of `vendor`'s balance for this caller when no read was claimed
 /// within `not_since` (by any replica). Returns whether the caller should read it now.
-pub async fn claim_refresh(pool: &PgPool, vendor: &str, not_since: Duration) -> sqlx::Result<bool> {
+pub async fn claim_refresh(
+    pool: &PgPool,
+    livemode: bool,
+    vendor: &str,
+    not_since: Duration,
+) -> sqlx::Result<bool> {
     let claimed: Option<String> = sqlx::query_scalar(
-        "INSERT INTO vendor_balances (vendor, refresh_started_at) VALUES ($1, now())
-         ON CONFLICT (vendor) DO UPDATE SET refresh_started_at = now()
+        "INSERT INTO vendor_balances (livemode, vendor, refresh_started_at)
+         VALUES ($3, $1, now())
+         ON CONFLICT (livemode, vendor) DO UPDATE SET refresh_started_at = now()
          WHERE vendor_balances.refresh_started_at IS NULL
             OR vendor_balances.refresh_started_at <= now() - make_interval(secs => $2)
          RETURNING vendor",
     )
     .bind(vendor)
     .bind(not_since.as_secs_f64())
+    .bind(livemode)
     .fetch_optional(pool)
     .await?;
     Ok(claimed.is_some())
@@ -63,15 +74,24 @@ pub async fn db_now(pool: &PgPool) -> sqlx::Result<DateTime<Utc>> {
 
 /// The vendor's row locked for update in the caller's transaction (created empty if
 /// missing).
-pub async fn lock(conn: &mut PgConnection, vendor: &str) -> sqlx::Result<BalanceRow> {
-    sqlx::query("INSERT INTO vendor_balances (vendor) VALUES ($1) ON CONFLICT (vendor) DO NOTHING")
-        .bind(vendor)
-        .execute(&mut *conn)
-        .await?;
+pub async fn lock(
+    conn: &mut PgConnection,
+    livemode: bool,
+    vendor: &str,
+) -> sqlx::Result<BalanceRow> {
+    sqlx::query(
+        "INSERT INTO vendor_balances (livemode, vendor) VALUES ($2, $1)
+         ON CONFLICT (livemode, vendor) DO NOTHING",
+    )
+    .bind(vendor)
+    .bind(livemode)
+    .execute(&mut *conn)
+    .await?;
     let row = sqlx::query_as::<_, BalanceRow>(&format!(
-        "SELECT {COLUMNS} FROM vendor_balances WHERE vendor = $1 FOR UPDATE"
+        "SELECT {COLUMNS} FROM vendor_balances WHERE vendor = $1 AND livemode = $2 FOR UPDATE"
     ))
     .bind(vendor)
+    .bind(livemode)
     .fetch_one(&mut *conn)
     .await?;
     Ok(row)
@@ -83,7 +103,7 @@ pub async fn save(conn: &mut PgConnection, row: &BalanceRow) -> sqlx::Result<()>
         "UPDATE vendor_balances SET amount = $2, currency = $3, read_at = $4, supported = $5,
              last_error = $6, last_error_at = $7, threshold = $8, low = $9, low_since = $10,
              updated_at = now()
-         WHERE vendor = $1",
+         WHERE vendor = $1 AND livemode = $11",
     )
     .bind(&row.vendor)
     .bind(row.amount)
@@ -95,26 +115,30 @@ pub async fn save(conn: &mut PgConnection, row: &BalanceRow) -> sqlx::Result<()>
     .bind(row.threshold)
     .bind(row.low)
     .bind(row.low_since)
+    .bind(row.livemode)
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-/// Total costs (amount, currency) of the vendor's last `limit` placed order attempts: what
-/// "an average order" at this vendor costs.
+/// Total costs (amount, currency) of the vendor's last `limit` placed order attempts in
+/// one mode: what "an average order" at this vendor costs.
 pub async fn recent_placed_costs(
     pool: &PgPool,
+    livemode: bool,
     vendor: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<(Decimal, String)>> {
     sqlx::query_as(
-        "SELECT cost_amount, trim(cost_currency) FROM order_attempts
-         WHERE vendor = $1 AND outcome = 'placed' AND cost_amount IS NOT NULL
-           AND cost_currency IS NOT NULL
-         ORDER BY started_at DESC LIMIT $2",
+        "SELECT a.cost_amount, trim(a.cost_currency) FROM order_attempts a
+         JOIN orders o ON o.id = a.order_id
+         WHERE a.vendor = $1 AND a.outcome = 'placed' AND a.cost_amount IS NOT NULL
+           AND a.cost_currency IS NOT NULL AND o.livemode = $3
+         ORDER BY a.started_at DESC LIMIT $2",
     )
     .bind(vendor)
     .bind(limit)
+    .bind(livemode)
     .fetch_all(pool)
     .await
 }
@@ -122,18 +146,21 @@ pub async fn recent_placed_costs(
 /// Records an operator alert in the caller's transaction; returns its event id.
 pub async fn insert_alert(
     conn: &mut PgConnection,
+    livemode: bool,
     event_type: &str,
     vendor: Option<&str>,
     payload: &serde_json::Value,
 ) -> sqlx::Result<String> {
     let id = crate::domain::ids::new_id("evt");
     sqlx::query(
-        "INSERT INTO operator_alerts (id, event_type, vendor, payload) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO operator_alerts (id, event_type, vendor, payload, livemode)
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&id)
     .bind(event_type)
     .bind(vendor)
     .bind(payload)
+    .bind(livemode)
     .execute(&mut *conn)
     .await?;
     Ok(id)
@@ -143,6 +170,7 @@ pub async fn insert_alert(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AlertRow {
     pub id: String,
+    pub livemode: bool,
     pub event_type: String,
     pub vendor: Option<String>,
     pub payload: serde_json::Value,
@@ -162,7 +190,7 @@ pub async fn list_alerts(
     limit: i64,
 ) -> sqlx::Result<Vec<AlertRow>> {
     sqlx::query_as(
-        "SELECT a.id, a.event_type, a.vendor, a.payload, a.created_at,
+        "SELECT a.id, a.livemode, a.event_type, a.vendor, a.payload, a.created_at,
                 o.status AS delivery_status, o.attempts AS delivery_attempts, o.last_error,
                 o.delivered_at
          FROM operator_alerts a LEFT JOIN outbox o ON o.id = a.id

@@ -1,4 +1,5 @@
-//! `vendor_breakers` (one circuit breaker per vendor) and the health window read from
+//! `vendor_breakers` (one circuit breaker per vendor and mode: a simulator's timeouts
+//! never open the live vendor's breaker) and the health window read from
 //! `order_attempts`. The breaker rule itself lives in `ordering::breaker`; these functions
 //! only load a row under lock, with the database's clock, and write it back.
 
@@ -10,6 +11,7 @@ use sqlx::{PgConnection, PgPool};
 /// One vendor's breaker as stored. A vendor without a row is closed with no failures.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct BreakerRow {
+    pub livemode: bool,
     pub vendor: String,
     pub consecutive_failures: i32,
     pub opened_at: Option<DateTime<Utc>>,
@@ -19,8 +21,9 @@ pub struct BreakerRow {
 }
 
 impl BreakerRow {
-    pub fn closed(vendor: &str) -> BreakerRow {
+    pub fn closed(livemode: bool, vendor: &str) -> BreakerRow {
         BreakerRow {
+            livemode,
             vendor: vendor.to_string(),
             consecutive_failures: 0,
             opened_at: None,
@@ -31,8 +34,7 @@ impl BreakerRow {
     }
 }
 
-const COLUMNS: &str =
-    "vendor, consecutive_failures, opened_at, open_until, probe_version, probe_expires_at";
+const COLUMNS: &str = "livemode, vendor, consecutive_failures, opened_at, open_until, probe_version, probe_expires_at";
 
 /// Every stored breaker, with the database's clock (every replica judges time by it), in
 /// one round trip: this runs before every new order's candidate loop.
@@ -57,16 +59,22 @@ pub async fn all(pool: &PgPool) -> sqlx::Result<(Vec<BreakerRow>, DateTime<Utc>)
 /// missing), with the transaction's clock.
 pub async fn lock(
     conn: &mut PgConnection,
+    livemode: bool,
     vendor: &str,
 ) -> sqlx::Result<(BreakerRow, DateTime<Utc>)> {
-    sqlx::query("INSERT INTO vendor_breakers (vendor) VALUES ($1) ON CONFLICT (vendor) DO NOTHING")
-        .bind(vendor)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO vendor_breakers (livemode, vendor) VALUES ($2, $1)
+         ON CONFLICT (livemode, vendor) DO NOTHING",
+    )
+    .bind(vendor)
+    .bind(livemode)
+    .execute(&mut *conn)
+    .await?;
     let row = sqlx::query_as::<_, BreakerRow>(&format!(
-        "SELECT {COLUMNS} FROM vendor_breakers WHERE vendor = $1 FOR UPDATE"
+        "SELECT {COLUMNS} FROM vendor_breakers WHERE vendor = $1 AND livemode = $2 FOR UPDATE"
     ))
     .bind(vendor)
+    .bind(livemode)
     .fetch_one(&mut *conn)
     .await?;
     let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
@@ -80,7 +88,7 @@ pub async fn save(conn: &mut PgConnection, row: &BreakerRow) -> sqlx::Result<()>
     sqlx::query(
         "UPDATE vendor_breakers SET consecutive_failures = $2, opened_at = $3, open_until = $4,
              probe_version = $5, probe_expires_at = $6, updated_at = now()
-         WHERE vendor = $1",
+         WHERE vendor = $1 AND livemode = $7",
     )
     .bind(&row.vendor)
     .bind(row.consecutive_failures)
@@ -88,6 +96,7 @@ pub async fn save(conn: &mut PgConnection, row: &BreakerRow) -> sqlx::Result<()>
     .bind(row.open_until)
     .bind(row.probe_version)
     .bind(row.probe_expires_at)
+    .bind(row.livemode)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -96,27 +105,35 @@ pub async fn save(conn: &mut PgConnection, row: &BreakerRow) -> sqlx::Result<()>
 /// Closes the vendor's breaker and clears its count: what any answer from the vendor does
 /// (`ordering::breaker::after` with an answer), as one statement that writes nothing in
 /// the usual case of a closed breaker with no failures. Returns whether it changed a row.
-pub async fn reset(pool: &PgPool, vendor: &str) -> sqlx::Result<bool> {
+pub async fn reset(pool: &PgPool, livemode: bool, vendor: &str) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "UPDATE vendor_breakers SET consecutive_failures = 0, opened_at = NULL,
              open_until = NULL, probe_expires_at = NULL, updated_at = now()
-         WHERE vendor = $1 AND (consecutive_failures <> 0 OR open_until IS NOT NULL
-             OR probe_expires_at IS NOT NULL)",
+         WHERE vendor = $1 AND livemode = $2 AND (consecutive_failures <> 0
+             OR open_until IS NOT NULL OR probe_expires_at IS NOT NULL)",
     )
     .bind(vendor)
+    .bind(livemode)
     .execute(pool)
     .await?;
     Ok(done.rows_affected() > 0)
 }
 
 /// Gives back a probe lease that was claimed but not used, if it is still that claim's.
-pub async fn release_probe(pool: &PgPool, vendor: &str, version: i64) -> sqlx::Result<()> {
+pub async fn release_probe(
+    pool: &PgPool,
+    livemode: bool,
+    vendor: &str,
+    version: i64,
+) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE vendor_breakers SET probe_expires_at = NULL, updated_at = now()
-         WHERE vendor = $1 AND probe_version = $2 AND probe_expires_at IS NOT NULL",
+         WHERE vendor = $1 AND probe_version = $2 AND probe_expires_at IS NOT NULL
+           AND livemode = $3",
     )
     .bind(vendor)
     .bind(version)
+    .bind(livemode)
     .execute(pool)
     .await?;
     Ok(())
@@ -125,6 +142,7 @@ pub async fn release_probe(pool: &PgPool, vendor: &str, version: i64) -> sqlx::R
 /// A vendor's real order attempts over the health window.
 #[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
 pub struct AttemptWindow {
+    pub livemode: bool,
     pub vendor: String,
     /// The vendor has the order.
     pub placed: i64,
@@ -139,14 +157,14 @@ pub struct AttemptWindow {
 /// Per vendor, the attempts started within `window` (over `order_attempts_vendor_started`).
 pub async fn attempt_window(pool: &PgPool, window: Duration) -> sqlx::Result<Vec<AttemptWindow>> {
     sqlx::query_as::<_, AttemptWindow>(
-        "SELECT vendor,
+        "SELECT o.livemode, a.vendor,
                 count(*) FILTER (WHERE outcome = 'placed') AS placed,
                 count(*) FILTER (WHERE outcome = 'rejected') AS refused,
                 count(*) FILTER (WHERE outcome IN ('unknown', 'unreachable', 'not_found')) AS unknown,
                 (percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms))::bigint AS latency_p50_ms
-         FROM order_attempts
+         FROM order_attempts a JOIN orders o ON o.id = a.order_id
          WHERE started_at > now() - make_interval(secs => $1)
-         GROUP BY vendor ORDER BY vendor",
+         GROUP BY 1, 2 ORDER BY 1 DESC, 2",
     )
     .bind(window.as_secs_f64())
     .fetch_all(pool)

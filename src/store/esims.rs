@@ -10,6 +10,8 @@ pub struct EsimRow {
     pub iccid: String,
     pub order_id: String,
     pub storefront_id: String,
+    /// Its order's mode.
+    pub livemode: bool,
     pub vendor: String,
     pub vendor_reference: Option<String>,
     pub vendor_esim_ref: Option<String>,
@@ -38,6 +40,7 @@ pub struct NewEsim<'a> {
     pub iccid: &'a str,
     pub order_id: &'a str,
     pub storefront_id: &'a str,
+    pub livemode: bool,
     pub vendor: &'a str,
     pub vendor_reference: Option<&'a str>,
     pub vendor_esim_ref: Option<&'a str>,
@@ -57,10 +60,10 @@ pub async fn insert(conn: &mut PgConnection, e: &NewEsim<'_>) -> sqlx::Result<bo
     let n = sqlx::query(
         "INSERT INTO esims (iccid, order_id, storefront_id, vendor, vendor_reference,
              vendor_esim_ref, plan_id, status, lpa, smdp_address, matching_id, expires_at,
-             total_bytes, unlimited, status_changed_at)
+             total_bytes, unlimited, status_changed_at, livemode)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
              -- No vendor status fact applied yet: any dated event is newer.
-             to_timestamp(0))
+             to_timestamp(0), $15)
          ON CONFLICT (iccid) DO NOTHING",
     )
     .bind(e.iccid)
@@ -77,6 +80,7 @@ pub async fn insert(conn: &mut PgConnection, e: &NewEsim<'_>) -> sqlx::Result<bo
     .bind(e.expires_at)
     .bind(e.total_bytes)
     .bind(e.unlimited)
+    .bind(e.livemode)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -97,15 +101,17 @@ pub async fn for_orders(pool: &PgPool, order_ids: &[String]) -> sqlx::Result<Vec
         .await
 }
 
-/// An eSIM only if it belongs to this storefront.
+/// An eSIM only if it belongs to this storefront and mode.
 pub async fn get_for(
     pool: &PgPool,
     storefront_id: &str,
+    livemode: bool,
     iccid: &str,
 ) -> sqlx::Result<Option<EsimRow>> {
-    sqlx::query_as("SELECT * FROM esims WHERE iccid = $1 AND storefront_id = $2")
+    sqlx::query_as("SELECT * FROM esims WHERE iccid = $1 AND storefront_id = $2 AND livemode = $3")
         .bind(iccid)
         .bind(storefront_id)
+        .bind(livemode)
         .fetch_optional(pool)
         .await
 }

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 pub struct NewEvent<'a> {
+    /// The mode the callback was attributed to (which vendor set it is applied with).
+    pub livemode: bool,
     pub vendor: &'a str,
     pub dedupe_key: &'a str,
     pub kind: Option<&'a str>,
@@ -21,9 +23,9 @@ pub struct NewEvent<'a> {
 pub async fn insert(pool: &PgPool, e: &NewEvent<'_>) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar(
         "INSERT INTO vendor_events (vendor, dedupe_key, kind, headers, body, status, error,
-             order_ref, iccid, trusted)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (vendor, dedupe_key) DO NOTHING
+             order_ref, iccid, trusted, livemode)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (livemode, vendor, dedupe_key) DO NOTHING
          RETURNING id",
     )
     .bind(e.vendor)
@@ -36,6 +38,7 @@ pub async fn insert(pool: &PgPool, e: &NewEvent<'_>) -> sqlx::Result<Option<i64>
     .bind(e.order_ref)
     .bind(e.iccid)
     .bind(e.trusted)
+    .bind(e.livemode)
     .fetch_optional(pool)
     .await
 }
@@ -43,14 +46,18 @@ pub async fn insert(pool: &PgPool, e: &NewEvent<'_>) -> sqlx::Result<Option<i64>
 /// An already stored event with this identity (a redelivery).
 pub async fn by_key(
     pool: &PgPool,
+    livemode: bool,
     vendor: &str,
     dedupe_key: &str,
 ) -> sqlx::Result<Option<EventRow>> {
-    sqlx::query_as("SELECT * FROM vendor_events WHERE vendor = $1 AND dedupe_key = $2")
-        .bind(vendor)
-        .bind(dedupe_key)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(
+        "SELECT * FROM vendor_events WHERE vendor = $1 AND dedupe_key = $2 AND livemode = $3",
+    )
+    .bind(vendor)
+    .bind(dedupe_key)
+    .bind(livemode)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Statuses after which an event is never applied again.
@@ -134,6 +141,7 @@ pub async fn finish(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
     pub id: i64,
+    pub livemode: bool,
     pub vendor: String,
     pub dedupe_key: String,
     pub kind: Option<String>,
@@ -153,6 +161,7 @@ pub struct EventRow {
 /// Newest first, optionally filtered; `limit + 1` rows.
 pub async fn list(
     pool: &PgPool,
+    livemode: Option<bool>,
     vendor: Option<&str>,
     status: Option<&str>,
     before_id: Option<i64>,
@@ -161,13 +170,14 @@ pub async fn list(
     sqlx::query_as(
         "SELECT * FROM vendor_events
          WHERE ($1::text IS NULL OR vendor = $1) AND ($2::text IS NULL OR status = $2)
-           AND ($3::bigint IS NULL OR id < $3)
+           AND ($3::bigint IS NULL OR id < $3) AND ($5::boolean IS NULL OR livemode = $5)
          ORDER BY id DESC LIMIT $4",
     )
     .bind(vendor)
     .bind(status)
     .bind(before_id)
     .bind(limit + 1)
+    .bind(livemode)
     .fetch_all(pool)
     .await
 }

@@ -83,6 +83,7 @@ const UPSERT_CHUNK: usize = 1000;
 /// Returns how many offers went inactive.
 pub async fn replace_vendor_catalogue(
     pool: &PgPool,
+    livemode: bool,
     vendor: VendorId,
     offers: &[OfferUpsert],
     seen_at: DateTime<Utc>,
@@ -90,10 +91,10 @@ pub async fn replace_vendor_catalogue(
     let mut tx = pool.begin().await?;
     for chunk in offers.chunks(UPSERT_CHUNK) {
         sqlx::query(
-            "INSERT INTO vendor_offers (vendor, sku, name, countries, region_label, data_kind,
+            "INSERT INTO vendor_offers (livemode, vendor, sku, name, countries, region_label, data_kind,
                  data_bytes, marketed_bytes, validity_days, cost_amount, cost_currency, networks,
                  supports_topup, is_topup, plan_id, flags, raw, active, first_seen_at, last_seen_at)
-             SELECT $1, r.sku, r.name, ARRAY(SELECT jsonb_array_elements_text(r.countries)),
+             SELECT $4, $1, r.sku, r.name, ARRAY(SELECT jsonb_array_elements_text(r.countries)),
                  r.region_label, r.data_kind, r.data_bytes, r.marketed_bytes, r.validity_days,
                  r.cost_amount::numeric, r.cost_currency, r.networks, r.supports_topup,
                  r.is_topup, r.plan_id, ARRAY(SELECT jsonb_array_elements_text(r.flags)), r.raw,
@@ -103,7 +104,7 @@ pub async fn replace_vendor_catalogue(
                  validity_days integer, cost_amount text, cost_currency text, networks jsonb,
                  supports_topup boolean, is_topup boolean, plan_id text, flags jsonb, raw jsonb,
                  active boolean)
-             ON CONFLICT (vendor, sku) DO UPDATE SET
+             ON CONFLICT (livemode, vendor, sku) DO UPDATE SET
                  name = EXCLUDED.name, countries = EXCLUDED.countries,
                  region_label = EXCLUDED.region_label, data_kind = EXCLUDED.data_kind,
                  data_bytes = EXCLUDED.data_bytes, marketed_bytes = EXCLUDED.marketed_bytes,
@@ -116,15 +117,17 @@ pub async fn replace_vendor_catalogue(
         .bind(vendor.as_str())
         .bind(sqlx::types::Json(chunk))
         .bind(seen_at)
+        .bind(livemode)
         .execute(&mut *tx)
         .await?;
     }
     let gone = sqlx::query(
         "UPDATE vendor_offers SET active = false
-         WHERE vendor = $1 AND active AND last_seen_at < $2",
+         WHERE vendor = $1 AND active AND last_seen_at < $2 AND livemode = $3",
     )
     .bind(vendor.as_str())
     .bind(seen_at)
+    .bind(livemode)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -160,18 +163,20 @@ fn routable_from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<Option<Routabl
     }))
 }
 
-/// Every active, sellable, new-eSIM offer of the given vendors.
+/// Every active, sellable, new-eSIM offer of the given vendors in one mode.
 pub async fn load_sellable<'e>(
     ex: impl sqlx::PgExecutor<'e>,
+    livemode: bool,
     vendors: &[VendorId],
 ) -> sqlx::Result<Vec<SellableOffer>> {
     let names: Vec<&str> = vendors.iter().map(|v| v.as_str()).collect();
     let rows = sqlx::query(&format!(
         "SELECT id, vendor, sku, countries, data_kind, marketed_bytes, validity_days,
                 cost_amount, cost_currency, region_label, networks, supports_topup
-         FROM vendor_offers WHERE {SELLABLE} AND vendor = ANY($1)"
+         FROM vendor_offers WHERE {SELLABLE} AND vendor = ANY($1) AND livemode = $2"
     ))
     .bind(&names)
+    .bind(livemode)
     .fetch_all(ex)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -206,13 +211,14 @@ pub struct OfferDetail {
 pub async fn candidates(
     pool: &PgPool,
     key: &PlanKey,
+    livemode: bool,
     vendors: &[VendorId],
 ) -> sqlx::Result<Vec<OfferDetail>> {
     let names: Vec<&str> = vendors.iter().map(|v| v.as_str()).collect();
     let rows = sqlx::query(&format!(
         "SELECT id, vendor, sku, name, countries, data_kind, data_bytes, marketed_bytes,
                 validity_days, cost_amount, cost_currency, region_label, supports_topup,
-                last_seen_at
+                last_seen_at, livemode
          FROM vendor_offers
          WHERE {SELLABLE} AND countries @> $1 AND data_kind = $2
            AND validity_days >= $3 AND ($4::bigint IS NULL OR marketed_bytes >= $4)"
@@ -225,8 +231,10 @@ pub async fn candidates(
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
+        // The mode is filtered here too, for the planner reason above.
         if let Some(routable) = routable_from_row(row)?
             && names.contains(&routable.vendor.as_str())
+            && row.try_get::<bool, _>("livemode")? == livemode
         {
             out.push(OfferDetail {
                 routable,
@@ -241,24 +249,33 @@ pub async fn candidates(
     Ok(out)
 }
 
-/// Advisory-lock key per vendor: a fixed namespace plus the vendor's index.
-fn sync_lock_key(vendor: VendorId) -> i64 {
+/// Advisory-lock key per vendor and mode: a fixed namespace plus the vendor's index (live
+/// vendors 0x100 above the simulators).
+fn sync_lock_key(livemode: bool, vendor: VendorId) -> i64 {
     let index = VendorId::ALL.iter().position(|v| *v == vendor).unwrap_or(0) as i64;
-    0x7379_6e63_0000 + index // "sync"
+    0x7379_6e63_0000 + index + if livemode { 0x100 } else { 0 } // "sync"
 }
 
 /// Takes the vendor's sync lock on `conn` unless another session holds it. The lock is the
 /// connection's: it ends with [`unlock_sync`] or with the connection (a crashed replica).
-pub async fn try_lock_sync(conn: &mut PgConnection, vendor: VendorId) -> sqlx::Result<bool> {
+pub async fn try_lock_sync(
+    conn: &mut PgConnection,
+    livemode: bool,
+    vendor: VendorId,
+) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(sync_lock_key(vendor))
+        .bind(sync_lock_key(livemode, vendor))
         .fetch_one(conn)
         .await
 }
 
-pub async fn unlock_sync(conn: &mut PgConnection, vendor: VendorId) -> sqlx::Result<()> {
+pub async fn unlock_sync(
+    conn: &mut PgConnection,
+    livemode: bool,
+    vendor: VendorId,
+) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(sync_lock_key(vendor))
+        .bind(sync_lock_key(livemode, vendor))
         .execute(conn)
         .await?;
     Ok(())
@@ -267,6 +284,7 @@ pub async fn unlock_sync(conn: &mut PgConnection, vendor: VendorId) -> sqlx::Res
 /// Per-vendor sync bookkeeping as shown in `/admin/vendors`.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct SyncState {
+    pub livemode: bool,
     pub vendor: String,
     pub last_started_at: Option<DateTime<Utc>>,
     pub last_success_at: Option<DateTime<Utc>>,
@@ -277,12 +295,13 @@ pub struct SyncState {
     pub last_duration_ms: Option<i64>,
 }
 
-pub async fn sync_started(pool: &PgPool, vendor: VendorId) -> sqlx::Result<()> {
+pub async fn sync_started(pool: &PgPool, livemode: bool, vendor: VendorId) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO vendor_sync_state (vendor, last_started_at) VALUES ($1, now())
-         ON CONFLICT (vendor) DO UPDATE SET last_started_at = now()",
+        "INSERT INTO vendor_sync_state (livemode, vendor, last_started_at) VALUES ($2, $1, now())
+         ON CONFLICT (livemode, vendor) DO UPDATE SET last_started_at = now()",
     )
     .bind(vendor.as_str())
+    .bind(livemode)
     .execute(pool)
     .await?;
     Ok(())
@@ -290,22 +309,24 @@ pub async fn sync_started(pool: &PgPool, vendor: VendorId) -> sqlx::Result<()> {
 
 pub async fn sync_succeeded(
     pool: &PgPool,
+    livemode: bool,
     vendor: VendorId,
     offer_count: i32,
     unparsed_count: i32,
     duration_ms: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO vendor_sync_state (vendor, last_success_at, offer_count, unparsed_count,
-             last_duration_ms, last_error, last_error_at)
-         VALUES ($1, now(), $2, $3, $4, NULL, NULL)
-         ON CONFLICT (vendor) DO UPDATE SET last_success_at = now(), offer_count = $2,
+        "INSERT INTO vendor_sync_state (livemode, vendor, last_success_at, offer_count,
+             unparsed_count, last_duration_ms, last_error, last_error_at)
+         VALUES ($5, $1, now(), $2, $3, $4, NULL, NULL)
+         ON CONFLICT (livemode, vendor) DO UPDATE SET last_success_at = now(), offer_count = $2,
              unparsed_count = $3, last_duration_ms = $4, last_error = NULL, last_error_at = NULL",
     )
     .bind(vendor.as_str())
     .bind(offer_count)
     .bind(unparsed_count)
     .bind(duration_ms)
+    .bind(livemode)
     .execute(pool)
     .await?;
     Ok(())
@@ -313,34 +334,38 @@ pub async fn sync_succeeded(
 
 pub async fn sync_failed(
     pool: &PgPool,
+    livemode: bool,
     vendor: VendorId,
     error: &str,
     duration_ms: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO vendor_sync_state (vendor, last_error, last_error_at, last_duration_ms)
-         VALUES ($1, $2, now(), $3)
-         ON CONFLICT (vendor) DO UPDATE SET last_error = $2, last_error_at = now(),
+        "INSERT INTO vendor_sync_state (livemode, vendor, last_error, last_error_at,
+             last_duration_ms)
+         VALUES ($4, $1, $2, now(), $3)
+         ON CONFLICT (livemode, vendor) DO UPDATE SET last_error = $2, last_error_at = now(),
              last_duration_ms = $3",
     )
     .bind(vendor.as_str())
     .bind(error)
     .bind(duration_ms)
+    .bind(livemode)
     .execute(pool)
     .await?;
     Ok(())
 }
 
 pub async fn sync_states(pool: &PgPool) -> sqlx::Result<Vec<SyncState>> {
-    sqlx::query_as("SELECT * FROM vendor_sync_state ORDER BY vendor")
+    sqlx::query_as("SELECT * FROM vendor_sync_state ORDER BY livemode DESC, vendor")
         .fetch_all(pool)
         .await
 }
 
-/// Active offers per vendor (for `/admin/vendors`).
-pub async fn active_counts(pool: &PgPool) -> sqlx::Result<Vec<(String, i64)>> {
+/// Active offers per mode and vendor (for `/admin/vendors`).
+pub async fn active_counts(pool: &PgPool) -> sqlx::Result<Vec<(bool, String, i64)>> {
     sqlx::query_as(
-        "SELECT vendor, count(*) FROM vendor_offers WHERE active GROUP BY vendor ORDER BY vendor",
+        "SELECT livemode, vendor, count(*) FROM vendor_offers WHERE active
+         GROUP BY 1, 2 ORDER BY 1 DESC, 2",
     )
     .fetch_all(pool)
     .await
@@ -351,6 +376,7 @@ pub async fn active_counts(pool: &PgPool) -> sqlx::Result<Vec<(String, i64)>> {
 /// eSIM, whatever its catalogue flags say); without, those the catalogue marks as top-ups.
 pub async fn topup_offers(
     pool: &PgPool,
+    livemode: bool,
     vendor: VendorId,
     countries: &[String],
     skus: Option<&[String]>,
@@ -360,7 +386,7 @@ pub async fn topup_offers(
                 validity_days, cost_amount, cost_currency, region_label, supports_topup,
                 last_seen_at, plan_id
          FROM vendor_offers
-         WHERE active AND vendor = $1 AND flags = '{}' AND plan_id IS NOT NULL
+         WHERE active AND vendor = $1 AND flags = '{}' AND plan_id IS NOT NULL AND livemode = $4
            AND countries @> $2
            AND CASE WHEN $3::text[] IS NULL THEN is_topup OR supports_topup
                     ELSE sku = ANY($3) END",
@@ -368,6 +394,7 @@ pub async fn topup_offers(
     .bind(vendor.as_str())
     .bind(countries)
     .bind(skus)
+    .bind(livemode)
     .fetch_all(pool)
     .await?;
     let mut out = Vec::with_capacity(rows.len());

@@ -16,6 +16,8 @@ use crate::{
 pub struct OrderRow {
     pub id: String,
     pub storefront_id: String,
+    /// Live or test: which vendor set may fill it, and which keys see it.
+    pub livemode: bool,
     pub kind: OrderKind,
     pub status: OrderStatus,
     pub plan_id: String,
@@ -50,6 +52,7 @@ pub struct OrderRow {
 pub struct NewOrderRow<'a> {
     pub id: &'a str,
     pub storefront_id: &'a str,
+    pub livemode: bool,
     pub kind: OrderKind,
     pub plan_id: &'a str,
     pub quantity: i32,
@@ -74,10 +77,10 @@ pub async fn claim<'e>(
     sqlx::query_as(
         "INSERT INTO orders (id, storefront_id, kind, status, plan_id, quantity, price_amount,
              price_currency, reference, customer_email, target_iccid, idempotency_key,
-             request_hash, lease_until, lease_version)
+             request_hash, lease_until, lease_version, livemode)
          VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12,
-             now() + make_interval(secs => $13), 1)
-         ON CONFLICT (storefront_id, idempotency_key) DO NOTHING
+             now() + make_interval(secs => $13), 1, $14)
+         ON CONFLICT (storefront_id, livemode, idempotency_key) DO NOTHING
          RETURNING *",
     )
     .bind(o.id)
@@ -93,6 +96,7 @@ pub async fn claim<'e>(
     .bind(o.idempotency_key)
     .bind(o.request_hash)
     .bind(lease.as_secs_f64())
+    .bind(o.livemode)
     .fetch_optional(ex)
     .await
 }
@@ -100,13 +104,17 @@ pub async fn claim<'e>(
 pub async fn by_idempotency_key(
     pool: &PgPool,
     storefront_id: &str,
+    livemode: bool,
     key: &str,
 ) -> sqlx::Result<Option<OrderRow>> {
-    sqlx::query_as("SELECT * FROM orders WHERE storefront_id = $1 AND idempotency_key = $2")
-        .bind(storefront_id)
-        .bind(key)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(
+        "SELECT * FROM orders WHERE storefront_id = $1 AND idempotency_key = $2 AND livemode = $3",
+    )
+    .bind(storefront_id)
+    .bind(key)
+    .bind(livemode)
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn get<'e>(ex: impl PgExecutor<'e>, id: &str) -> sqlx::Result<Option<OrderRow>> {
@@ -116,15 +124,18 @@ pub async fn get<'e>(ex: impl PgExecutor<'e>, id: &str) -> sqlx::Result<Option<O
         .await
 }
 
-/// An order only if it belongs to this storefront (tenant isolation in the query itself).
+/// An order only if it belongs to this storefront and mode (tenant and mode isolation in
+/// the query itself).
 pub async fn get_for(
     pool: &PgPool,
     storefront_id: &str,
+    livemode: bool,
     id: &str,
 ) -> sqlx::Result<Option<OrderRow>> {
-    sqlx::query_as("SELECT * FROM orders WHERE id = $1 AND storefront_id = $2")
+    sqlx::query_as("SELECT * FROM orders WHERE id = $1 AND storefront_id = $2 AND livemode = $3")
         .bind(id)
         .bind(storefront_id)
+        .bind(livemode)
         .fetch_optional(pool)
         .await
 }
@@ -175,17 +186,19 @@ pub async fn lease_lapsed(pool: &PgPool, id: &str) -> sqlx::Result<bool> {
 /// its attempts at that vendor.
 pub async fn by_vendor_reference(
     pool: &PgPool,
+    livemode: bool,
     vendor: VendorId,
     reference: &str,
 ) -> sqlx::Result<Option<OrderRow>> {
     sqlx::query_as(
         "SELECT o.* FROM orders o
-         WHERE o.vendor_reference = $2 AND o.vendor = $1
-            OR o.id IN (SELECT order_id FROM order_attempts WHERE vendor = $1 AND vendor_reference = $2)
+         WHERE o.livemode = $3 AND (o.vendor_reference = $2 AND o.vendor = $1
+            OR o.id IN (SELECT order_id FROM order_attempts WHERE vendor = $1 AND vendor_reference = $2))
          LIMIT 1",
     )
     .bind(vendor.as_str())
     .bind(reference)
+    .bind(livemode)
     .fetch_optional(pool)
     .await
 }
@@ -603,6 +616,8 @@ pub async fn attention_count(pool: &PgPool) -> sqlx::Result<i64> {
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter {
     pub storefront_id: Option<String>,
+    /// Only orders of this mode (storefront reads always set it; admins may).
+    pub livemode: Option<bool>,
     pub status: Option<String>,
     pub reference: Option<String>,
     /// Only unfinished orders flagged for attention (`Some(true)`) or only unflagged ones.
@@ -617,6 +632,9 @@ pub async fn list(pool: &PgPool, f: &OrderFilter) -> sqlx::Result<Vec<OrderRow>>
     let mut q: QueryBuilder<'_, Postgres> = QueryBuilder::new("SELECT * FROM orders WHERE true");
     if let Some(sf) = &f.storefront_id {
         q.push(" AND storefront_id = ").push_bind(sf.clone());
+    }
+    if let Some(live) = f.livemode {
+        q.push(" AND livemode = ").push_bind(live);
     }
     if let Some(s) = &f.status {
         q.push(" AND status = ").push_bind(s.clone());

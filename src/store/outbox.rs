@@ -5,24 +5,28 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
-/// Queues an event for a storefront that has a webhook URL; a storefront without one gets
-/// no rows. Returns the event id when queued.
+/// Queues an event of one mode for a storefront that has a webhook URL for it (test events:
+/// `test_webhook_url` or else `webhook_url`); a storefront without one gets no rows.
+/// Returns the event id when queued.
 pub async fn insert(
     conn: &mut PgConnection,
     storefront_id: &str,
+    livemode: bool,
     event_type: &str,
     payload: &serde_json::Value,
 ) -> sqlx::Result<Option<String>> {
     let id = crate::domain::ids::new_id("evt");
     sqlx::query_scalar(
-        "INSERT INTO outbox (id, storefront_id, event_type, payload)
-         SELECT $1, s.id, $3, $4 FROM storefronts s WHERE s.id = $2 AND s.webhook_url IS NOT NULL
+        "INSERT INTO outbox (id, storefront_id, event_type, payload, livemode)
+         SELECT $1, s.id, $3, $4, $5 FROM storefronts s
+         WHERE s.id = $2 AND (s.webhook_url IS NOT NULL OR (NOT $5 AND s.test_webhook_url IS NOT NULL))
          RETURNING id",
     )
     .bind(&id)
     .bind(storefront_id)
     .bind(event_type)
     .bind(payload)
+    .bind(livemode)
     .fetch_optional(&mut *conn)
     .await
 }
@@ -30,14 +34,16 @@ pub async fn insert(
 /// Queues operator alert `id` (recorded in `operator_alerts`) for the operator webhook.
 pub async fn insert_operator(
     conn: &mut PgConnection,
+    livemode: bool,
     id: &str,
     event_type: &str,
     payload: &serde_json::Value,
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO outbox (id, event_type, payload) VALUES ($1, $2, $3)")
+    sqlx::query("INSERT INTO outbox (id, event_type, payload, livemode) VALUES ($1, $2, $3, $4)")
         .bind(id)
         .bind(event_type)
         .bind(payload)
+        .bind(livemode)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -48,6 +54,7 @@ pub struct Delivery {
     pub id: String,
     /// `None`: an operator alert.
     pub storefront_id: Option<String>,
+    pub livemode: bool,
     pub event_type: String,
     pub payload: serde_json::Value,
     pub status: String,
@@ -84,9 +91,11 @@ pub async fn claim_due(
              lease_version = o.lease_version + 1
          FROM due
          WHERE o.id = due.id
-         RETURNING o.id, o.storefront_id, o.event_type, o.payload, o.status, o.attempts,
-             o.next_attempt_at, o.last_error, o.created_at, o.delivered_at,
-             (SELECT s.webhook_url FROM storefronts s WHERE s.id = o.storefront_id) AS webhook_url,
+         RETURNING o.id, o.storefront_id, o.livemode, o.event_type, o.payload, o.status,
+             o.attempts, o.next_attempt_at, o.last_error, o.created_at, o.delivered_at,
+             (SELECT CASE WHEN o.livemode THEN s.webhook_url
+                          ELSE coalesce(s.test_webhook_url, s.webhook_url) END
+                 FROM storefronts s WHERE s.id = o.storefront_id) AS webhook_url,
              (SELECT s.webhook_secret FROM storefronts s WHERE s.id = o.storefront_id)
                  AS webhook_secret,
              o.lease_version",
@@ -172,6 +181,7 @@ pub async fn replay(pool: &PgPool, id: &str) -> sqlx::Result<bool> {
 pub struct EventRow {
     pub id: String,
     pub storefront_id: String,
+    pub livemode: bool,
     pub event_type: String,
     pub payload: serde_json::Value,
     pub status: String,
@@ -185,23 +195,25 @@ pub struct EventRow {
 pub async fn list(
     pool: &PgPool,
     storefront_id: Option<&str>,
+    livemode: Option<bool>,
     status: Option<&str>,
     before: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(
-        "SELECT id, storefront_id, event_type, payload, status, attempts, next_attempt_at,
-                last_error, created_at, delivered_at
+        "SELECT id, storefront_id, livemode, event_type, payload, status, attempts,
+                next_attempt_at, last_error, created_at, delivered_at
          FROM outbox
          WHERE storefront_id IS NOT NULL
            AND ($1::text IS NULL OR storefront_id = $1) AND ($2::text IS NULL OR status = $2)
-           AND ($3::text IS NULL OR id < $3)
+           AND ($3::text IS NULL OR id < $3) AND ($5::boolean IS NULL OR livemode = $5)
          ORDER BY id DESC LIMIT $4",
     )
     .bind(storefront_id)
     .bind(status)
     .bind(before)
     .bind(limit + 1)
+    .bind(livemode)
     .fetch_all(pool)
     .await
 }

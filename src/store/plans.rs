@@ -59,9 +59,13 @@ pub async fn lock_rebuild(tx: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Makes `rows` the set of active plans: upserts them and deactivates every other plan.
-/// Call inside the transaction that holds [`lock_rebuild`].
-pub async fn replace_all(tx: &mut PgConnection, rows: &[PlanRow]) -> sqlx::Result<()> {
+/// Makes `rows` the set of active plans of one mode: upserts them and deactivates every
+/// other plan of that mode. Call inside the transaction that holds [`lock_rebuild`].
+pub async fn replace_all(
+    tx: &mut PgConnection,
+    livemode: bool,
+    rows: &[PlanRow],
+) -> sqlx::Result<()> {
     for chunk in rows.chunks(1000) {
         let json: Vec<PlanJson<'_>> = chunk
             .iter()
@@ -82,10 +86,10 @@ pub async fn replace_all(tx: &mut PgConnection, rows: &[PlanRow]) -> sqlx::Resul
             })
             .collect();
         sqlx::query(
-            "INSERT INTO plans AS p (id, name, countries, region, data_kind, data_bytes,
+            "INSERT INTO plans AS p (livemode, id, name, countries, region, data_kind, data_bytes,
                  data_sort_bytes, validity_days, price_amount, price_currency, networks,
                  supports_topup, offer_count, active, updated_at)
-             SELECT r.id, r.name, ARRAY(SELECT jsonb_array_elements_text(r.countries)),
+             SELECT $2, r.id, r.name, ARRAY(SELECT jsonb_array_elements_text(r.countries)),
                  r.region, r.data_kind, r.data_bytes, r.data_sort_bytes, r.validity_days,
                  r.price_amount::numeric, r.price_currency, r.networks, r.supports_topup,
                  r.offer_count, true, now()
@@ -93,7 +97,7 @@ pub async fn replace_all(tx: &mut PgConnection, rows: &[PlanRow]) -> sqlx::Resul
                  region text, data_kind text, data_bytes bigint, data_sort_bytes bigint,
                  validity_days integer, price_amount text, price_currency text,
                  networks jsonb, supports_topup boolean, offer_count integer)
-             ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, region = EXCLUDED.region,
+             ON CONFLICT (livemode, id) DO UPDATE SET name = EXCLUDED.name, region = EXCLUDED.region,
                  price_amount = EXCLUDED.price_amount, price_currency = EXCLUDED.price_currency,
                  networks = EXCLUDED.networks, supports_topup = EXCLUDED.supports_topup,
                  offer_count = EXCLUDED.offer_count, active = true, updated_at = now()
@@ -105,14 +109,17 @@ pub async fn replace_all(tx: &mut PgConnection, rows: &[PlanRow]) -> sqlx::Resul
                     EXCLUDED.offer_count, true)",
         )
         .bind(sqlx::types::Json(json))
+        .bind(livemode)
         .execute(&mut *tx)
         .await?;
     }
     let ids: Vec<&str> = rows.iter().map(|p| p.id.as_str()).collect();
     sqlx::query(
-        "UPDATE plans SET active = false, updated_at = now() WHERE active AND id <> ALL($1)",
+        "UPDATE plans SET active = false, updated_at = now()
+         WHERE active AND id <> ALL($1) AND livemode = $2",
     )
     .bind(&ids)
+    .bind(livemode)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -120,6 +127,7 @@ pub async fn replace_all(tx: &mut PgConnection, rows: &[PlanRow]) -> sqlx::Resul
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PlanRecord {
+    pub livemode: bool,
     pub id: String,
     pub name: String,
     pub countries: Vec<String>,
@@ -137,16 +145,20 @@ pub struct PlanRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-const PLAN_COLUMNS: &str = "id, name, countries, region, data_kind, data_bytes, data_sort_bytes,
+const PLAN_COLUMNS: &str =
+    "livemode, id, name, countries, region, data_kind, data_bytes, data_sort_bytes,
     validity_days, price_amount, price_currency, networks, supports_topup, offer_count, active,
     updated_at";
 
-/// A plan by id, active or not (orders keep pointing at deactivated plans).
-pub async fn get(pool: &PgPool, id: &str) -> sqlx::Result<Option<PlanRecord>> {
-    sqlx::query_as(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+/// A plan of one mode by id, active or not (orders keep pointing at deactivated plans).
+pub async fn get(pool: &PgPool, livemode: bool, id: &str) -> sqlx::Result<Option<PlanRecord>> {
+    sqlx::query_as(&format!(
+        "SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1 AND livemode = $2"
+    ))
+    .bind(id)
+    .bind(livemode)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Where each replica's in-memory caches stand (`cache_versions`).
@@ -167,7 +179,7 @@ pub async fn cache_versions(pool: &PgPool) -> sqlx::Result<CacheVersions> {
     })
 }
 
-/// Every active plan and the `plans` version they are at, read in one snapshot.
+/// Every active plan of both modes and the `plans` version they are at, read in one snapshot.
 pub async fn load_active(pool: &PgPool) -> sqlx::Result<(i64, Vec<PlanRecord>)> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -178,7 +190,7 @@ pub async fn load_active(pool: &PgPool) -> sqlx::Result<(i64, Vec<PlanRecord>)> 
             .fetch_one(&mut *tx)
             .await?;
     let plans = sqlx::query_as(&format!(
-        "SELECT {PLAN_COLUMNS} FROM plans WHERE active ORDER BY id"
+        "SELECT {PLAN_COLUMNS} FROM plans WHERE active ORDER BY livemode, id"
     ))
     .fetch_all(&mut *tx)
     .await?;

@@ -22,18 +22,42 @@ pub struct VendorEntry {
     pub mode: VendorMode,
 }
 
-/// Enabled vendors by id. Vendors without credentials (and outside sandbox mode) are absent.
+/// Enabled vendors of one mode by id. Vendors without credentials (and outside sandbox
+/// mode) are absent.
 #[derive(Clone, Default)]
 pub struct Vendors {
     entries: BTreeMap<VendorId, VendorEntry>,
+    /// Which mode's orders and catalogue these vendors serve: live vendors serve `sk_live_`
+    /// keys, the simulators `sk_test_` ones (the default).
+    pub livemode: bool,
+    /// The built-in simulators behind these adapters, when they are ours (test mode): what
+    /// storefront test scenarios arm their per-order faults on. Never set for live vendors.
+    simulators: BTreeMap<VendorId, crate::sandbox::SimCore>,
     /// The vendors' recent answers on which top-ups fit which eSIM (shared by clones).
     pub topup_answers: Arc<super::topup_cache::TopupCache>,
 }
 
 impl Vendors {
+    /// No vendor, in the given mode.
+    pub fn none(livemode: bool) -> Vendors {
+        Vendors {
+            livemode,
+            ..Vendors::default()
+        }
+    }
+
     pub fn insert(&mut self, adapter: Arc<dyn Vendor>, mode: VendorMode) {
         self.entries
             .insert(adapter.id(), VendorEntry { adapter, mode });
+    }
+
+    pub fn attach_simulator(&mut self, id: VendorId, core: crate::sandbox::SimCore) {
+        self.simulators.insert(id, core);
+    }
+
+    /// The vendor's built-in simulator, if it is one of ours.
+    pub fn simulator(&self, id: VendorId) -> Option<&crate::sandbox::SimCore> {
+        self.simulators.get(&id)
     }
 
     pub fn get(&self, id: VendorId) -> Option<&VendorEntry> {
@@ -67,7 +91,7 @@ macro_rules! define_from_credentials {
                 opts: &AdapterOptions,
                 mode: VendorMode,
             ) -> Vendors {
-                let mut vendors = Vendors::default();
+                let mut vendors = Vendors::none(mode == VendorMode::Live);
                 $(
                     if let Some(c) = creds.$module.clone() {
                         vendors.insert(Arc::new(super::$module::$adapter::new(c, opts)), mode);

@@ -40,7 +40,8 @@ macro_rules! define_sandbox {
                     let (listener, base) = bind_loopback().await?;
                     let creds = super::$module::sim::$sim::sandbox_credentials(base);
                     let $module = super::$module::sim::$sim::new(&creds, settings);
-                    running.push((VendorId::$id, serve_on(listener, $module.router())?));
+                    let router = crate::sandbox::scope_faults($module.router(), $module.core().clone());
+                    running.push((VendorId::$id, serve_on(listener, router)?));
                     credentials.$module = Some(creds);
                 )*
                 let sandbox = Sandbox {
@@ -73,6 +74,13 @@ macro_rules! define_sandbox {
                 }
             }
         }
+
+        /// How each vendor's simulator plays the storefront test scenarios.
+        pub fn scenario_codes(vendor: VendorId) -> crate::sandbox::ScenarioCodes {
+            match vendor {
+                $(VendorId::$id => super::$module::sim::SCENARIO_CODES,)*
+            }
+        }
     };
 }
 
@@ -102,9 +110,14 @@ impl Sandbox {
             .collect()
     }
 
-    /// Adapters for every simulator.
+    /// Adapters for every simulator, each with its simulator's handle (test scenarios arm
+    /// faults scoped to one order through it).
     pub fn vendors(&self, opts: &AdapterOptions) -> Vendors {
-        Vendors::from_credentials(&self.credentials, opts, VendorMode::Sandbox)
+        let mut vendors = Vendors::from_credentials(&self.credentials, opts, VendorMode::Sandbox);
+        for v in VendorId::ALL {
+            vendors.attach_simulator(v, self.core(v).clone());
+        }
+        vendors
     }
 
     /// What a gateway in another process needs to use these simulators as live vendors.

@@ -15,12 +15,16 @@ const MAX_TICK: Duration = Duration::from_secs(30);
 /// Reads the balances that are due (not read by any replica within `interval`), then
 /// exports every stored one.
 pub async fn tick(ctx: &Ctx, interval: Duration) -> sqlx::Result<()> {
-    for vendor in ctx.vendors.ids() {
-        if store::balances::claim_refresh(&ctx.pool, vendor.as_str(), interval).await? {
-            balances::refresh(ctx, vendor).await?;
+    for livemode in [true, false] {
+        for vendor in ctx.vendors(livemode).ids() {
+            if store::balances::claim_refresh(&ctx.pool, livemode, vendor.as_str(), interval)
+                .await?
+            {
+                balances::refresh(ctx, livemode, vendor).await?;
+            }
         }
+        balances::export_stored(ctx, livemode).await?;
     }
-    balances::export_stored(ctx).await?;
     Ok(())
 }
 

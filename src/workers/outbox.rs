@@ -129,6 +129,7 @@ impl OutboxWorker {
         let body = serde_json::to_vec(&serde_json::json!({
             "id": d.id,
             "type": d.event_type,
+            "livemode": d.livemode,
             "created_at": d.created_at,
             "data": d.payload,
         }))

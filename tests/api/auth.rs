@@ -43,7 +43,8 @@ async fn admin_api_is_disabled_without_admin_token() {
 async fn storefront_key_issue_use_revoke() {
     let app = TestApp::spawn().await;
     let sf = app.create_storefront("Shop One").await;
-    assert!(sf.api_key.starts_with("sk_"));
+    // No live vendor here: the key to start with is the test key.
+    assert!(sf.api_key.starts_with("sk_test_"));
     assert!(sf.webhook_secret.starts_with("whsec_"));
 
     let resp = app
@@ -56,17 +57,16 @@ async fn storefront_key_issue_use_revoke() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["storefront_id"], sf.id.as_str());
 
-    // Only the hash is stored.
+    // Only the hashes are stored (a test key and a live key).
     let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT key_hash FROM storefront_api_keys")
         .fetch_all(&app.pool)
         .await
         .unwrap();
-    assert_eq!(stored.len(), 1);
-    assert!(
-        !stored[0]
-            .windows(8)
+    assert_eq!(stored.len(), 2);
+    assert!(stored.iter().all(|h| {
+        !h.windows(8)
             .any(|w| sf.api_key.as_bytes().windows(8).any(|k| k == w))
-    );
+    }));
 
     // The list never shows keys or secrets.
     let list = app
@@ -90,7 +90,7 @@ async fn storefront_key_issue_use_revoke() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["revoked"], 1);
+    assert_eq!(body["revoked"], 2, "both modes' keys");
 
     let resp = app
         .get(PROBE)

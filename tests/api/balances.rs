@@ -24,6 +24,9 @@ use crate::{
     sandbox_app::SandboxApp,
 };
 
+/// The sandbox app's vendors are the test-mode simulators.
+const TEST: bool = false;
+
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
 }
@@ -34,7 +37,10 @@ async fn balances_are_read_after_each_order_and_on_the_schedule() {
     let ctx = Ctx::from_state(&s.app.state);
     let (plan, v, _) = plan_of_two(&s).await;
     s.sandbox.set_balance(v, dec("500"));
-    balances::refresh(&ctx, v).await.unwrap().expect("enabled");
+    balances::refresh(&ctx, TEST, v)
+        .await
+        .unwrap()
+        .expect("enabled");
     let before = vendor_status(&s, v).await;
     assert_eq!(before["balance"]["amount"], "500", "{before}");
 
@@ -88,7 +94,7 @@ async fn a_vendor_whose_balance_cannot_pay_is_skipped_and_the_next_vendor_gets_t
     let ctx = Ctx::from_state(&s.app.state);
     let (plan, broke, next) = plan_of_two(&s).await;
     s.sandbox.set_balance(broke, dec("0.01"));
-    balances::refresh(&ctx, broke)
+    balances::refresh(&ctx, TEST, broke)
         .await
         .unwrap()
         .expect("enabled");
@@ -187,7 +193,7 @@ async fn a_low_balance_alerts_once_per_crossing_signed_to_the_operator_webhook()
         let s = &s;
         async move {
             s.sandbox.set_balance(v, dec(amount));
-            balances::refresh(&ctx, v).await.unwrap().unwrap()
+            balances::refresh(&ctx, TEST, v).await.unwrap().unwrap()
         }
     };
     let alerts = || async {
@@ -208,7 +214,10 @@ async fn a_low_balance_alerts_once_per_crossing_signed_to_the_operator_webhook()
     let replica = s.app.spawn_replica().await;
     let mut other = ctx.clone();
     other.pool = replica.pool.clone();
-    let (a, b) = tokio::join!(balances::refresh(&ctx, v), balances::refresh(&other, v));
+    let (a, b) = tokio::join!(
+        balances::refresh(&ctx, TEST, v),
+        balances::refresh(&other, TEST, v)
+    );
     assert!(a.unwrap().unwrap().low && b.unwrap().unwrap().low);
     assert_eq!(alerts().await, ["vendor.balance_low"]);
     // Back above, then below again: a second crossing, a second alert.
@@ -289,11 +298,11 @@ async fn a_low_balance_alerts_once_per_crossing_signed_to_the_operator_webhook()
     assert_eq!(status["balance_low_threshold"]["amount"], "100");
     let metrics = s.app.metrics().await;
     assert!(
-        metrics.contains(r#"vendor_balance{vendor="esimaccess"}"#),
+        metrics.contains(r#"vendor_balance{mode="test",vendor="esimaccess"}"#),
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"vendor_balance_low{vendor="esimaccess"}"#),
+        metrics.contains(r#"vendor_balance_low{mode="test",vendor="esimaccess"}"#),
         "{metrics}"
     );
     operator.abort();

@@ -239,7 +239,7 @@ async fn setup() -> Catalog {
     let sf = app.create_storefront("Catalog Shop").await;
     sync_all(
         &app.pool,
-        &app.state.vendors,
+        &app.state.test_vendors,
         &Pricing::from_config(&app.state.config),
     )
     .await;
@@ -275,7 +275,7 @@ impl Catalog {
         sync_vendor(
             &self.app.pool,
             vendor,
-            &self.app.state.vendors,
+            &self.app.state.test_vendors,
             &Pricing::from_config(&self.app.state.config),
         )
         .await
@@ -423,7 +423,7 @@ async fn one_vendor_failing_keeps_its_offers_and_blocks_no_one() {
     c.a.set(Ok(a_offers));
     sync_all(
         &c.app.pool,
-        &c.app.state.vendors,
+        &c.app.state.test_vendors,
         &Pricing::from_config(&c.app.state.config),
     )
     .await;
@@ -631,7 +631,7 @@ async fn a_vendor_is_synced_by_one_replica_at_a_time() {
     let outcome = sync_vendor(
         &c.app.pool,
         c.a.as_ref(),
-        &c.app.state.vendors,
+        &c.app.state.test_vendors,
         &Pricing::from_config(&c.app.state.config),
     )
     .await
@@ -653,7 +653,7 @@ async fn a_vendor_is_synced_by_one_replica_at_a_time() {
     let outcome = sync_vendor(
         &c.app.pool,
         c.a.as_ref(),
-        &c.app.state.vendors,
+        &c.app.state.test_vendors,
         &Pricing::from_config(&c.app.state.config),
     )
     .await
@@ -696,7 +696,7 @@ async fn retail_prices_carry_the_retail_currency_minor_unit() {
         let sf = app.create_storefront("Minor Units").await;
         sync_all(
             &app.pool,
-            &app.state.vendors,
+            &app.state.test_vendors,
             &Pricing::from_config(&app.state.config),
         )
         .await;

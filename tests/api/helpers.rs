@@ -33,6 +33,8 @@ impl Drop for TestApp {
 pub struct Storefront {
     pub id: String,
     pub api_key: String,
+    pub test_api_key: String,
+    pub live_api_key: String,
     pub webhook_secret: String,
 }
 
@@ -52,8 +54,18 @@ impl TestApp {
 
     /// Another app on an existing test database (a restart: same data, new process state).
     pub async fn spawn_on(db: Arc<TestDb>, env: &[(&str, &str)], vendors: Vendors) -> TestApp {
+        Self::spawn_modes(db, env, Vendors::default(), vendors).await
+    }
+
+    /// The app with both vendor sets: `live` for `sk_live_` keys, `test` for `sk_test_` ones.
+    pub async fn spawn_modes(
+        db: Arc<TestDb>,
+        env: &[(&str, &str)],
+        live: Vendors,
+        test: Vendors,
+    ) -> TestApp {
         let pool = db.pool.clone();
-        Self::spawn_with_pool(db, pool, env, vendors).await
+        Self::spawn_with_pool(db, pool, env, live, test).await
     }
 
     /// A second replica of this app: same database, its own connection pool and in-memory
@@ -65,14 +77,15 @@ impl TestApp {
             .connect_with(options)
             .await
             .expect("second pool on the test database");
-        Self::spawn_with_pool(self.db(), pool, &[], Vendors::default()).await
+        Self::spawn_with_pool(self.db(), pool, &[], Vendors::default(), Vendors::default()).await
     }
 
     async fn spawn_with_pool(
         db: Arc<TestDb>,
         pool: PgPool,
         env: &[(&str, &str)],
-        vendors: Vendors,
+        live: Vendors,
+        test: Vendors,
     ) -> TestApp {
         let mut vars: HashMap<String, String> = HashMap::from([
             ("ADMIN_TOKEN".to_string(), ADMIN_TOKEN.to_string()),
@@ -88,7 +101,8 @@ impl TestApp {
             pool: pool.clone(),
             config: Arc::new(config),
             metrics: telemetry::metrics_handle(),
-            vendors: Arc::new(vendors),
+            live_vendors: Arc::new(live),
+            test_vendors: Arc::new(test),
             cache: esim_gateway::cache::ReplicaCache::new(pool.clone()),
         };
         let state_for_test = state.clone();
@@ -157,6 +171,8 @@ impl TestApp {
         Storefront {
             id: body["id"].as_str().unwrap().to_string(),
             api_key: body["api_key"].as_str().unwrap().to_string(),
+            test_api_key: body["test_api_key"].as_str().unwrap().to_string(),
+            live_api_key: body["live_api_key"].as_str().unwrap().to_string(),
             webhook_secret: body["webhook_secret"].as_str().unwrap().to_string(),
         }
     }

@@ -161,6 +161,7 @@ async fn stored_unapplied(s: &SandboxApp, body: &Value, status: &str) -> i64 {
     store::events::insert(
         &s.app.pool,
         &NewEvent {
+            livemode: false,
             vendor: "esimfx",
             dedupe_key: &dedupe,
             kind: Some("esim_status"),
@@ -567,7 +568,7 @@ async fn an_outbox_claim_that_lapsed_and_was_taken_over_cannot_record_its_outcom
         .await
         .unwrap();
     let mut conn = app.pool.acquire().await.unwrap();
-    let id = store::outbox::insert(&mut conn, &sf.id, "order.completed", &json!({}))
+    let id = store::outbox::insert(&mut conn, &sf.id, false, "order.completed", &json!({}))
         .await
         .unwrap()
         .unwrap();
@@ -767,10 +768,11 @@ async fn a_holder_that_stops_mid_call_is_taken_over_within_one_lease() {
         reference: None,
         customer_email: None,
         max_price: None,
+        test_scenario: None,
     };
     let stopped = tokio::time::timeout(
         Duration::from_millis(300),
-        place_new(&ctx, &s.sf.id, "k-stopped", order),
+        place_new(&ctx, (&s.sf.id, false), "k-stopped", order),
     )
     .await;
     assert!(stopped.is_err(), "the purchase was cut short");

@@ -71,7 +71,7 @@ async fn queue(app: &TestApp, sf: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         let mut conn = app.pool.acquire().await.unwrap();
-        let id = store::outbox::insert(&mut conn, sf, "order.completed", &json!({"n": i}))
+        let id = store::outbox::insert(&mut conn, sf, false, "order.completed", &json!({"n": i}))
             .await
             .unwrap()
             .expect("queued for a storefront with a webhook");
@@ -182,7 +182,7 @@ async fn storefronts_without_a_webhook_get_no_events() {
     let app = TestApp::spawn().await;
     let sf = app.create_storefront("No Hooks").await;
     let mut conn = app.pool.acquire().await.unwrap();
-    let queued = store::outbox::insert(&mut conn, &sf.id, "order.completed", &json!({}))
+    let queued = store::outbox::insert(&mut conn, &sf.id, false, "order.completed", &json!({}))
         .await
         .unwrap();
     assert!(queued.is_none());
@@ -284,4 +284,87 @@ async fn live_mode_never_calls_a_stored_webhook_url_naming_an_internal_address()
     let (status, attempts, error) = outbox_row(&app, &ids[0]).await;
     assert_eq!((status.as_str(), attempts), ("pending", 1));
     assert!(error.unwrap().contains("webhook_url is not allowed"));
+}
+
+/// Test-mode events go to `test_webhook_url` when the storefront has one (else to
+/// `webhook_url`), with `"livemode": false`, signed with the same secret; live events go
+/// to `webhook_url`. `/admin/events` filters by mode.
+#[tokio::test]
+async fn test_events_go_to_the_test_webhook_url_and_carry_livemode() {
+    let app = TestApp::spawn().await;
+    let (live_rx, live_url) = start_receiver(0).await;
+    let (test_rx, test_url) = start_receiver(0).await;
+    let resp = app
+        .admin(Method::POST, "/admin/storefronts")
+        .json(&json!({"name": "Two Hooks", "webhook_url": live_url, "test_webhook_url": test_url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["test_webhook_url"], test_url.as_str());
+    let (sf, secret) = (
+        body["id"].as_str().unwrap().to_string(),
+        body["webhook_secret"].as_str().unwrap().to_string(),
+    );
+    // Only a webhook_url: test events go there.
+    let (fallback_rx, fallback_url) = start_receiver(0).await;
+    let (sf_one, _) = storefront_with_webhook(&app, &fallback_url).await;
+
+    let mut conn = app.pool.acquire().await.unwrap();
+    for (sf, livemode) in [(&sf, false), (&sf, true), (&sf_one, false)] {
+        store::outbox::insert(
+            &mut conn,
+            sf,
+            livemode,
+            "order.completed",
+            &json!({"livemode": livemode}),
+        )
+        .await
+        .unwrap()
+        .expect("queued");
+    }
+    drop(conn);
+    let worker = OutboxWorker::new(app.pool.clone(), Duration::from_millis(20), true);
+    worker.tick().await.unwrap();
+
+    let one = |rx: &Receiver| {
+        let seen = rx.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1);
+        let (headers, body) = seen[0].clone();
+        (
+            headers,
+            body,
+            serde_json::from_slice::<Value>(&seen[0].1).unwrap(),
+        )
+    };
+    let (headers, raw, test_event) = one(&test_rx);
+    assert_eq!(test_event["livemode"], false);
+    assert_eq!(test_event["data"]["livemode"], false);
+    let sig = headers["gateway-signature"].to_str().unwrap();
+    let (t, v1) = sig.split_once(",v1=").unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{}.", t.strip_prefix("t=").unwrap()).as_bytes());
+    mac.update(&raw);
+    assert_eq!(
+        v1,
+        hex::encode(mac.finalize().into_bytes()),
+        "signed the same way"
+    );
+    assert_eq!(one(&live_rx).2["livemode"], true);
+    assert_eq!(one(&fallback_rx).2["livemode"], false);
+
+    for livemode in [true, false] {
+        let list: Value = app
+            .admin(Method::GET, &format!("/admin/events?livemode={livemode}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let data = list["data"].as_array().unwrap();
+        assert_eq!(data.len(), if livemode { 1 } else { 2 });
+        assert!(data.iter().all(|e| e["livemode"] == livemode));
+    }
 }

@@ -71,7 +71,7 @@ impl Setup {
         sync_vendor(
             &self.app.pool,
             self.vendor.as_ref(),
-            &self.app.state.vendors,
+            &self.app.state.test_vendors,
             &Pricing::from_config(&self.app.state.config),
         )
         .await

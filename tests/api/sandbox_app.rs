@@ -8,7 +8,11 @@ use esim_gateway::{
     catalog::pricing::Pricing,
     ordering::Ctx,
     sandbox::{Fault, SimCore, SimSettings},
-    vendors::{AdapterOptions, VendorId, sandbox::Sandbox},
+    vendors::{
+        AdapterOptions, VendorId,
+        registry::{VendorMode, Vendors},
+        sandbox::Sandbox,
+    },
     workers::{catalog_sync::sync_all, outbox::OutboxWorker, provisioner},
 };
 use reqwest::Method;
@@ -56,7 +60,7 @@ impl SandboxApp {
         let sf = app.create_storefront("Sandbox Shop").await;
         sync_all(
             &app.pool,
-            &app.state.vendors,
+            &app.state.test_vendors,
             &Pricing::from_config(&app.state.config),
         )
         .await;
@@ -67,6 +71,51 @@ impl SandboxApp {
             sf,
             workers,
         }
+    }
+
+    /// The gateway with both modes: `sandbox` (its built-in simulators) serves test mode,
+    /// and a second, separately started set of simulators stands in for the live vendors
+    /// (configured with `VendorMode::Live` like real credentials). Both catalogues synced.
+    pub async fn start_both() -> (SandboxApp, Arc<Sandbox>) {
+        let settings = SimSettings::fast();
+        let sandbox = Arc::new(
+            Sandbox::start(settings, None)
+                .await
+                .expect("sandbox starts"),
+        );
+        let live = Arc::new(
+            Sandbox::start(settings, None)
+                .await
+                .expect("live sims start"),
+        );
+        let opts = AdapterOptions {
+            timeout: VENDOR_TIMEOUT,
+        };
+        let live_vendors = Vendors::from_credentials(&live.credentials, &opts, VendorMode::Live);
+        let app = TestApp::spawn_modes(
+            Arc::new(TestDb::new().await),
+            ENV,
+            live_vendors,
+            sandbox.vendors(&opts),
+        )
+        .await;
+        let base = url::Url::parse(&app.url("/")).unwrap();
+        sandbox.set_webhook_base(Some(&base));
+        live.set_webhook_base(Some(&base));
+        let sf = app.create_storefront("Two Mode Shop").await;
+        let pricing = Pricing::from_config(&app.state.config);
+        sync_all(&app.pool, &app.state.test_vendors, &pricing).await;
+        sync_all(&app.pool, &app.state.live_vendors, &pricing).await;
+        let workers = Self::workers(&app);
+        (
+            SandboxApp {
+                app,
+                sandbox,
+                sf,
+                workers,
+            },
+            live,
+        )
     }
 
     async fn app_on(sandbox: &Sandbox, db: Arc<TestDb>, env: &[(&str, &str)]) -> TestApp {
@@ -108,6 +157,8 @@ impl SandboxApp {
         let sf = Storefront {
             id: sf.id.clone(),
             api_key: sf.api_key.clone(),
+            test_api_key: sf.test_api_key.clone(),
+            live_api_key: sf.live_api_key.clone(),
             webhook_secret: sf.webhook_secret.clone(),
         };
         drop(self);

@@ -54,7 +54,7 @@ async fn all_five_sandbox_vendors_sync_into_overlapping_plans() {
     let before = plan_ids(&s).await;
     sync_all(
         &s.app.pool,
-        &s.app.state.vendors,
+        &s.app.state.test_vendors,
         &Pricing::from_config(&s.app.state.config),
     )
     .await;

@@ -24,7 +24,8 @@ async fn in_flight_request_finishes_after_shutdown_signal() {
         pool: db.pool.clone(),
         config: Arc::new(config),
         metrics: telemetry::metrics_handle(),
-        vendors: Default::default(),
+        live_vendors: Default::default(),
+        test_vendors: Default::default(),
         cache: esim_gateway::cache::ReplicaCache::new(db.pool.clone()),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -44,6 +44,15 @@ use crate::{
     },
 };
 
+/// How this simulator plays the storefront test scenarios (`ordering::scenario`). eSIM Access: 200011 sold out, 200009 not allowed (cancel of a used/expired profile); its order carries our id as transactionId.
+pub const SCENARIO_CODES: crate::sandbox::ScenarioCodes = crate::sandbox::ScenarioCodes {
+    sold_out: "200011",
+    cancel_refused: Some("200009"),
+    order_names_client_reference: true,
+    async_delivery: true,
+    usage_callbacks: false,
+};
+
 /// Fault-injectable operations. `auth` applies to every call, before its own operation.
 pub mod ops {
     pub const AUTH: &str = "auth";
@@ -625,8 +634,19 @@ impl Inner {
         });
         let sim = Arc::clone(self);
         let allocate_as = order_no.clone();
+        // `slow_async_provisioning`: a delay armed for this order replaces the usual one.
+        let delay = match sim
+            .core
+            .faults
+            .take_scoped(txn, crate::sandbox::PROVISIONING_OPERATION)
+        {
+            Some(crate::sandbox::Fault::Delay { millis }) => {
+                std::time::Duration::from_millis(millis)
+            }
+            _ => sim.core.settings().provisioning_delay,
+        };
         tokio::spawn(async move {
-            tokio::time::sleep(sim.core.settings().provisioning_delay).await;
+            tokio::time::sleep(delay).await;
             sim.allocate(&allocate_as);
         });
         Ok(json!({"orderNo": order_no, "transactionId": txn}))

@@ -55,6 +55,15 @@ use crate::{
     },
 };
 
+/// How this simulator plays the storefront test scenarios (`ordering::scenario`). eSIMfx: 2002 out of stock, 3005 wrong subscription state (the adapter's assumed table); its order's idempotency key is derived from our id.
+pub const SCENARIO_CODES: crate::sandbox::ScenarioCodes = crate::sandbox::ScenarioCodes {
+    sold_out: "2002",
+    cancel_refused: Some("3005"),
+    order_names_client_reference: true,
+    async_delivery: false,
+    usage_callbacks: true,
+};
+
 /// Fault-injectable operations.
 pub mod ops {
     pub const AUTH: &str = "auth";
@@ -508,6 +517,31 @@ impl EsimFxSim {
             .insert(key.to_string(), (body.clone(), answer.clone()));
         let fresh = (!topup).then(|| ledger.orders.len() - 1);
         Ok((answer, fresh))
+    }
+
+    /// The `usage_80_percent` test scenario, when armed for this order (a scoped
+    /// `Delay` fault on [`crate::sandbox::USAGE_SCENARIO_OPERATION`]): after the delay the
+    /// traveller has used 80% of the package, and the usage callbacks go out.
+    fn schedule_scenario_usage(&self, idx: usize) {
+        let Some(crate::sandbox::Fault::Delay { millis }) = self
+            .inner
+            .core
+            .faults
+            .take(crate::sandbox::USAGE_SCENARIO_OPERATION)
+        else {
+            return;
+        };
+        let (iccid, total) = {
+            let ledger = self.ledger();
+            let order = &ledger.orders[idx];
+            (order.iccid.clone(), order.total_bytes)
+        };
+        let Some(total) = total else { return };
+        let sim = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            sim.simulate_usage(&iccid, total / 100 * 80);
+        });
     }
 
     /// The traveller's phone attaches to a network `provisioning_delay` after purchase.
@@ -1056,6 +1090,7 @@ async fn create_order(State(sim): State<EsimFxSim>, headers: HeaderMap, body: By
             Ok((data, fresh)) => {
                 if let Some(idx) = fresh {
                     sim.schedule_activation(idx);
+                    sim.schedule_scenario_usage(idx);
                 }
                 ok(data)
             }

@@ -59,6 +59,15 @@ use crate::{
     vendors::{VendorId, esimgo::webhook},
 };
 
+/// How this simulator plays the storefront test scenarios (`ordering::scenario`). eSIM Go: out of stock and not refundable, as this simulator names its messages; its order request carries no reference of ours (the customer reference is tagged afterwards), so no fault can be scoped to one order call.
+pub const SCENARIO_CODES: crate::sandbox::ScenarioCodes = crate::sandbox::ScenarioCodes {
+    sold_out: "out_of_stock",
+    cancel_refused: Some("not_refundable"),
+    order_names_client_reference: false,
+    async_delivery: false,
+    usage_callbacks: false,
+};
+
 /// Fault-injectable operations.
 pub mod ops {
     /// The `X-API-Key` check in front of every call.

@@ -47,6 +47,15 @@ use crate::{
     },
 };
 
+/// How this simulator plays the storefront test scenarios (`ordering::scenario`). MicroEsim: 1008 sold out, 1011 terminate not allowed (the adapter's assumed table); its order carries our id as custom_order_no.
+pub const SCENARIO_CODES: crate::sandbox::ScenarioCodes = crate::sandbox::ScenarioCodes {
+    sold_out: "1008",
+    cancel_refused: Some("1011"),
+    order_names_client_reference: true,
+    async_delivery: false,
+    usage_callbacks: false,
+};
+
 /// Fault-injectable operations.
 pub mod ops {
     /// Signature check of every request (a `Reject` here refuses any call).

@@ -63,6 +63,15 @@ use crate::{
     },
 };
 
+/// How this simulator plays the storefront test scenarios (`ordering::scenario`). Multiverse: 500002 sold out; no cancel endpoint is known; its order carries our id as customer_order_id.
+pub const SCENARIO_CODES: crate::sandbox::ScenarioCodes = crate::sandbox::ScenarioCodes {
+    sold_out: "500002",
+    cancel_refused: None,
+    order_names_client_reference: true,
+    async_delivery: false,
+    usage_callbacks: false,
+};
+
 /// Fault-injectable operations (`core.faults`).
 pub mod ops {
     /// `POST /api/v1/auth/token`.
