@@ -73,6 +73,53 @@ pub struct ReplicaCache {
     started: tokio::sync::OnceCell<()>,
     /// One refresh at a time (watcher, local sync, first load).
     refresh: tokio::sync::Mutex<()>,
+    /// Vendors' recent order attempts, as routing weighs them.
+    pub attempts: Arc<RecentAttempts>,
+}
+
+/// The vendors' order attempts over the health window (`store::breakers::attempt_window`),
+/// read at most once per [`RecentAttempts::MAX_AGE`] by this replica instead of once per
+/// order: the aggregate covers every attempt of the window, so its cost grows with the
+/// order rate. A failure recorded on this replica drops the cached copy
+/// ([`RecentAttempts::forget`]), so a vendor going bad is seen here by the next order and
+/// by other replicas within a second. The circuit breaker, read fresh for every order, is
+/// what keeps orders away from a failing vendor; these figures only break near-ties.
+#[derive(Default)]
+pub struct RecentAttempts {
+    cached: Mutex<
+        Option<(
+            std::time::Instant,
+            Duration,
+            Arc<Vec<store::breakers::AttemptWindow>>,
+        )>,
+    >,
+}
+
+impl RecentAttempts {
+    pub const MAX_AGE: Duration = Duration::from_secs(1);
+
+    /// The attempts of the last `window`, at most [`Self::MAX_AGE`] old.
+    pub async fn get(
+        &self,
+        pool: &PgPool,
+        window: Duration,
+    ) -> sqlx::Result<Arc<Vec<store::breakers::AttemptWindow>>> {
+        if let Some((at, w, rows)) = &*self.cached.lock().unwrap_or_else(|e| e.into_inner())
+            && *w == window
+            && at.elapsed() < Self::MAX_AGE
+        {
+            return Ok(rows.clone());
+        }
+        let rows = Arc::new(store::breakers::attempt_window(pool, window).await?);
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), window, rows.clone()));
+        Ok(rows)
+    }
+
+    /// Drops the cached copy: the next read asks Postgres.
+    pub fn forget(&self) {
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 impl std::fmt::Debug for ReplicaCache {
@@ -106,6 +153,7 @@ impl ReplicaCache {
             usage: Default::default(),
             started: tokio::sync::OnceCell::new(),
             refresh: tokio::sync::Mutex::new(()),
+            attempts: Arc::default(),
             pool: pool.clone(),
         });
         let listener: Arc<dyn PlansListener> = cache.clone();

@@ -144,6 +144,9 @@ pub struct AlertQuery {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub event_type: Option<String>,
+    /// Only alerts raised in this mode (`false`: the test-mode simulators and test orders);
+    /// both when absent.
+    pub livemode: Option<bool>,
     /// 1–200, default 50.
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
@@ -193,7 +196,7 @@ pub struct OperatorAlertList {
     security(("admin_token" = [])),
     responses(
         (status = 200, body = OperatorAlertList),
-        (status = 400, description = "Unknown type, bad limit or cursor", body = ErrorBody),
+        (status = 400, description = "Unknown type, `livemode` not a boolean, bad limit or cursor", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
     )
@@ -216,6 +219,7 @@ async fn list_alerts(
     let rows = store::balances::list_alerts(
         &state.pool,
         q.event_type.as_deref(),
+        q.livemode,
         before.as_ref().map(EventId::as_str),
         limit,
     )

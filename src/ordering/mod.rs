@@ -60,6 +60,8 @@ pub struct Ctx {
     pub balances: balances::BalanceSettings,
     /// `TEST_SCENARIO_DELAY`: how long the slow test scenarios take.
     pub scenario_delay: Duration,
+    /// This replica's copy of the vendors' recent attempts (routing's success rates).
+    pub recent_attempts: Arc<crate::cache::RecentAttempts>,
 }
 
 /// `ROUTING_NEAR_TIE_PERCENT`, `VENDOR_HEALTH_WINDOW`, `PRICE_TOLERANCE_PERCENT` (the
@@ -108,6 +110,7 @@ impl Ctx {
                 deliver_alerts: state.config.operator_webhook.is_some(),
             },
             scenario_delay: state.config.test_scenario_delay,
+            recent_attempts: state.cache.attempts.clone(),
         }
     }
 

@@ -170,8 +170,14 @@ async fn route_with_details(
     let mut states = store::offers::sync_states(&ctx.pool).await?;
     states.retain(|s| s.livemode == livemode);
     let balances = store::balances::all(&ctx.pool, livemode).await?;
-    let mut windows = store::breakers::attempt_window(&ctx.pool, ctx.routing.health_window).await?;
-    windows.retain(|w| w.livemode == livemode);
+    let windows: Vec<_> = ctx
+        .recent_attempts
+        .get(&ctx.pool, ctx.routing.health_window)
+        .await?
+        .iter()
+        .filter(|w| w.livemode == livemode)
+        .cloned()
+        .collect();
     let stats = |v| super::health::stats_of(&windows, &states, v);
     let max_cost = ctx
         .pricing
@@ -517,6 +523,10 @@ pub(super) async fn record_refusal(
     )
     .await?;
     tx.commit().await?;
+    if outcome == AttemptOutcome::Unreachable {
+        // A failure counts against the vendor's record at once on this replica.
+        ctx.recent_attempts.forget();
+    }
     Ok(())
 }
 
@@ -547,6 +557,7 @@ pub(super) async fn record_unknown(
     store::orders::mark_awaiting_vendor(&mut tx, &order.id, &attempt.vendor).await?;
     settle(&mut tx, lease).await?;
     tx.commit().await?;
+    ctx.recent_attempts.forget();
     metrics::counter!("order_attempts_total", "mode" => mode::label(order.livemode), "vendor" => attempt.vendor.clone(), "outcome" => "unknown")
         .increment(1);
     Ok(())

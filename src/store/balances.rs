@@ -186,6 +186,7 @@ pub struct AlertRow {
 pub async fn list_alerts(
     pool: &PgPool,
     event_type: Option<&str>,
+    livemode: Option<bool>,
     before: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Vec<AlertRow>> {
@@ -195,11 +196,13 @@ pub async fn list_alerts(
                 o.delivered_at
          FROM operator_alerts a LEFT JOIN outbox o ON o.id = a.id
          WHERE ($1::text IS NULL OR a.event_type = $1) AND ($2::text IS NULL OR a.id < $2)
+           AND ($4::boolean IS NULL OR a.livemode = $4)
          ORDER BY a.id DESC LIMIT $3",
     )
     .bind(event_type)
     .bind(before)
     .bind(limit + 1)
+    .bind(livemode)
     .fetch_all(pool)
     .await
 }

@@ -235,6 +235,16 @@ async fn a_low_balance_alerts_once_per_crossing_signed_to_the_operator_webhook()
     let newest = &low["data"][0];
     assert_eq!(low["data"].as_array().unwrap().len(), 2);
     assert_eq!(newest["vendor"], "esimaccess");
+    // Raised in test mode (the simulators' balance), and listed by mode.
+    assert_eq!(newest["livemode"], false);
+    let live = s
+        .admin_get("/admin/alerts?type=vendor.balance_low&livemode=true")
+        .await;
+    assert_eq!(live["data"], json!([]), "{live}");
+    let test = s
+        .admin_get("/admin/alerts?type=vendor.balance_low&livemode=false")
+        .await;
+    assert_eq!(test["data"].as_array().unwrap().len(), 2, "{test}");
     assert_eq!(
         newest["data"]["balance"],
         json!({"amount": "10", "currency": "USD"})
