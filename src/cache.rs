@@ -86,14 +86,15 @@ pub struct ReplicaCache {
 /// what keeps orders away from a failing vendor; these figures only break near-ties.
 #[derive(Default)]
 pub struct RecentAttempts {
-    cached: Mutex<
-        Option<(
-            std::time::Instant,
-            Duration,
-            Arc<Vec<store::breakers::AttemptWindow>>,
-        )>,
-    >,
+    cached: Mutex<Option<CachedAttempts>>,
 }
+
+/// When read, for which window, and the rows.
+type CachedAttempts = (
+    std::time::Instant,
+    Duration,
+    Arc<Vec<store::breakers::AttemptWindow>>,
+);
 
 impl RecentAttempts {
     pub const MAX_AGE: Duration = Duration::from_secs(1);
