@@ -21,7 +21,7 @@ use crate::{
     http::{
         auth::Admin,
         balances::VendorBalance,
-        extract::ApiPath,
+        extract::{ApiPath, ApiQuery},
         paging::{self, Cursor},
         plans::plan_not_found,
     },
@@ -54,6 +54,21 @@ pub struct ModeQuery {
     /// `true`: the live vendors (real credentials), `false`: the test-mode simulators.
     /// Default: live when this gateway has live vendors, else test.
     pub livemode: Option<bool>,
+}
+
+/// A vendor named in a path: `404 vendor_not_found` when there is no such vendor.
+pub(crate) fn path_vendor(name: &str) -> ApiResult<VendorId> {
+    name.parse().map_err(|e: crate::vendors::UnknownVendor| {
+        ApiError::not_found("vendor_not_found", e.to_string())
+    })
+}
+
+/// `409 vendor_disabled`: the vendor exists but is not enabled in the asked mode.
+pub(crate) fn vendor_disabled(id: VendorId) -> ApiError {
+    ApiError::conflict(
+        "vendor_disabled",
+        format!("{id} is not enabled in this mode"),
+    )
 }
 
 impl ModeQuery {
@@ -149,7 +164,7 @@ pub struct VendorList {
 async fn list_vendors(
     _: Admin,
     State(state): State<AppState>,
-    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<ModeQuery>,
+    ApiQuery(q): ApiQuery<ModeQuery>,
 ) -> ApiResult<Json<VendorList>> {
     let livemode = q.or_default(&state);
     let ctx = Ctx::from_state(&state);
@@ -227,18 +242,11 @@ async fn sync_now(
     _: Admin,
     State(state): State<AppState>,
     ApiPath(vendor): ApiPath<String>,
-    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<ModeQuery>,
+    ApiQuery(q): ApiQuery<ModeQuery>,
 ) -> ApiResult<Json<SyncResult>> {
     let vendors = state.vendors(q.or_default(&state));
-    let id: VendorId = vendor.parse().map_err(|e: crate::vendors::UnknownVendor| {
-        ApiError::not_found("vendor_not_found", e.to_string())
-    })?;
-    let adapter = vendors.adapter(id).ok_or_else(|| {
-        ApiError::conflict(
-            "vendor_disabled",
-            format!("{id} is not enabled in this mode"),
-        )
-    })?;
+    let id = path_vendor(&vendor)?;
+    let adapter = vendors.adapter(id).ok_or_else(|| vendor_disabled(id))?;
     let pricing = Pricing::from_config(&state.config);
     match sync_vendor(&state.pool, adapter.as_ref(), vendors, &pricing).await {
         Ok(SyncOutcome::Synced {
@@ -320,7 +328,7 @@ async fn plan_offers(
     _: Admin,
     State(state): State<AppState>,
     ApiPath(plan_id): ApiPath<String>,
-    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<ModeQuery>,
+    ApiQuery(q): ApiQuery<ModeQuery>,
 ) -> ApiResult<Json<PlanOffers>> {
     let plan_id = PlanId::parse(&plan_id).map_err(|_| plan_not_found())?;
     let ctx = Ctx::from_state(&state);
@@ -540,7 +548,7 @@ pub struct AdminOrderQuery {
 async fn list_orders(
     _: Admin,
     State(state): State<AppState>,
-    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<AdminOrderQuery>,
+    ApiQuery(q): ApiQuery<AdminOrderQuery>,
 ) -> ApiResult<Json<AdminOrderList>> {
     let mut filter =
         crate::http::orders::parse_order_filter(crate::http::orders::OrderListQuery {
@@ -769,7 +777,7 @@ pub struct VendorEventList {
 async fn list_vendor_events(
     _: Admin,
     State(state): State<AppState>,
-    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<VendorEventQuery>,
+    ApiQuery(q): ApiQuery<VendorEventQuery>,
 ) -> ApiResult<Json<VendorEventList>> {
     let limit = paging::limit(q.limit)?;
     let before: Option<i64> = paging::read_cursor(q.cursor.as_deref())?;
@@ -877,7 +885,7 @@ pub struct StorefrontEventList {
 async fn list_events(
     _: Admin,
     State(state): State<AppState>,
-    crate::http::extract::ApiQuery(q): crate::http::extract::ApiQuery<EventQuery>,
+    ApiQuery(q): ApiQuery<EventQuery>,
 ) -> ApiResult<Json<StorefrontEventList>> {
     let limit = paging::limit(q.limit)?;
     one_of("status", q.status.as_deref(), OUTBOX_STATUSES)?;

@@ -13,7 +13,7 @@ use crate::{
     AppState,
     domain::{ids::EventId, money::Money},
     http::{
-        admin::ModeQuery,
+        admin::{ModeQuery, path_vendor, vendor_disabled},
         auth::Admin,
         error::{ApiError, ApiResult, ErrorBody},
         extract::{ApiPath, ApiQuery},
@@ -116,18 +116,11 @@ async fn refresh_balance(
     ApiPath(vendor): ApiPath<String>,
     ApiQuery(q): ApiQuery<ModeQuery>,
 ) -> ApiResult<Json<VendorBalanceRead>> {
-    let id: VendorId = vendor.parse().map_err(|e: crate::vendors::UnknownVendor| {
-        ApiError::not_found("vendor_not_found", e.to_string())
-    })?;
+    let id = path_vendor(&vendor)?;
     let livemode = q.or_default(&state);
     let row = balances::refresh(&Ctx::from_state(&state), livemode, id)
         .await?
-        .ok_or_else(|| {
-            ApiError::conflict(
-                "vendor_disabled",
-                format!("{id} is not enabled in this mode"),
-            )
-        })?;
+        .ok_or_else(|| vendor_disabled(id))?;
     Ok(Json(VendorBalanceRead {
         vendor: id,
         livemode,

@@ -69,31 +69,25 @@ pub async fn exists(pool: &PgPool, id: &str) -> sqlx::Result<bool> {
         .await
 }
 
+/// A storefront row with its active keys counted, per mode.
+const WITH_KEY_COUNTS: &str =
+    "SELECT s.id, s.name, s.webhook_url, s.test_webhook_url, s.created_at,
+        count(k.id) FILTER (WHERE k.revoked_at IS NULL) AS active_keys,
+        count(k.id) FILTER (WHERE k.revoked_at IS NULL AND NOT k.livemode) AS active_test_keys,
+        count(k.id) FILTER (WHERE k.revoked_at IS NULL AND k.livemode) AS active_live_keys
+    FROM storefronts s LEFT JOIN storefront_api_keys k ON k.storefront_id = s.id";
+
 pub async fn get(pool: &PgPool, id: &str) -> sqlx::Result<Option<StorefrontRow>> {
-    sqlx::query_as(
-        "SELECT s.id, s.name, s.webhook_url, s.test_webhook_url, s.created_at,
-                count(k.id) FILTER (WHERE k.revoked_at IS NULL) AS active_keys,
-                count(k.id) FILTER (WHERE k.revoked_at IS NULL AND NOT k.livemode)
-                    AS active_test_keys,
-                count(k.id) FILTER (WHERE k.revoked_at IS NULL AND k.livemode) AS active_live_keys
-         FROM storefronts s LEFT JOIN storefront_api_keys k ON k.storefront_id = s.id
-         WHERE s.id = $1 GROUP BY s.id",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await
+    sqlx::query_as(&format!("{WITH_KEY_COUNTS} WHERE s.id = $1 GROUP BY s.id"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
 }
 
 pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<StorefrontRow>> {
-    sqlx::query_as(
-        "SELECT s.id, s.name, s.webhook_url, s.test_webhook_url, s.created_at,
-                count(k.id) FILTER (WHERE k.revoked_at IS NULL) AS active_keys,
-                count(k.id) FILTER (WHERE k.revoked_at IS NULL AND NOT k.livemode)
-                    AS active_test_keys,
-                count(k.id) FILTER (WHERE k.revoked_at IS NULL AND k.livemode) AS active_live_keys
-         FROM storefronts s LEFT JOIN storefront_api_keys k ON k.storefront_id = s.id
-         GROUP BY s.id ORDER BY s.created_at, s.id",
-    )
+    sqlx::query_as(&format!(
+        "{WITH_KEY_COUNTS} GROUP BY s.id ORDER BY s.created_at, s.id"
+    ))
     .fetch_all(pool)
     .await
 }
