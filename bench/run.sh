@@ -216,7 +216,9 @@ RSS_KB=$(ps -o rss= -p "$GW" | tr -d ' ')
 # ---------------------------------------------------------------- a second replica
 echo
 echo "## Second replica: how soon another gateway on the same database serves a catalogue change"
-common_env "$DB" "$REPLICA_PORT" SANDBOX=false "$BIN" serve >"$WORK/replica.log" 2>&1 &
+# Test mode runs on every replica: the same simulated catalogue as the first, so its own
+# first sync changes nothing the measurement reads.
+common_env "$DB" "$REPLICA_PORT" SANDBOX=true SANDBOX_CATALOG_SIZE="$SIZE" "$BIN" serve >"$WORK/replica.log" 2>&1 &
 RP=$!
 PIDS+=("$RP")
 until curl -sf "http://127.0.0.1:$REPLICA_PORT/readyz" >/dev/null; do sleep 0.2; done
