@@ -75,6 +75,32 @@ pub struct ReplicaCache {
     refresh: tokio::sync::Mutex<()>,
     /// Vendors' recent order attempts, as routing weighs them.
     pub attempts: Arc<RecentAttempts>,
+    /// Balance reads already planned on this replica after an order.
+    pub balance_nudges: Arc<PendingNudges>,
+}
+
+/// The (mode, vendor) pairs whose balance read after an order is already planned on this
+/// replica: one planned read per vendor at a time, however many orders it takes meanwhile,
+/// so the order rate does not become a rate of statements on the vendor's balance row.
+#[derive(Default)]
+pub struct PendingNudges(Mutex<std::collections::HashSet<(bool, crate::domain::vendor::VendorId)>>);
+
+impl PendingNudges {
+    /// `true` when the caller is the one to plan the read (none was pending).
+    pub fn plan(&self, livemode: bool, vendor: crate::domain::vendor::VendorId) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((livemode, vendor))
+    }
+
+    /// The planned read has started: the next order plans another.
+    pub fn started(&self, livemode: bool, vendor: crate::domain::vendor::VendorId) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(livemode, vendor));
+    }
 }
 
 /// The vendors' order attempts over the health window (`store::breakers::attempt_window`),
@@ -155,6 +181,7 @@ impl ReplicaCache {
             started: tokio::sync::OnceCell::new(),
             refresh: tokio::sync::Mutex::new(()),
             attempts: Arc::default(),
+            balance_nudges: Arc::default(),
             pool: pool.clone(),
         });
         let listener: Arc<dyn PlansListener> = cache.clone();

@@ -176,7 +176,13 @@ async fn enabled_vendors(config: &Config) -> anyhow::Result<EnabledVendors> {
         .await
         .context("cannot start the sandbox simulators")?;
     for (vendor, url) in sandbox.base_urls() {
-        tracing::info!(%vendor, %url, "test mode: simulated vendor for sk_test_ keys (no real eSIMs are bought)");
+        // A gateway with nothing but simulators says so loudly (and where they are, which
+        // tools such as bench/run.sh read); beside live vendors it is routine.
+        if live.is_empty() {
+            tracing::warn!(%vendor, %url, "test mode only: simulated vendor for sk_test_ keys (no real eSIMs are bought)");
+        } else {
+            tracing::info!(%vendor, %url, "test mode: simulated vendor for sk_test_ keys (no real eSIMs are bought)");
+        }
     }
     if live.is_empty() {
         tracing::warn!("no live vendor: only test mode (sk_test_ keys) is available");

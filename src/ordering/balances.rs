@@ -388,11 +388,16 @@ async fn refresh_each(ctx: &Ctx, livemode: bool, vendors: Vec<VendorId>) {
 }
 
 /// Asks for a read of `vendor`'s balance shortly after an order was placed there, off the
-/// order's path: one read per [`NUDGE_DEBOUNCE`] across replicas, errors only logged.
+/// order's path: one planned read per vendor at a time on this replica (the orders in
+/// between share it), one read per [`NUDGE_DEBOUNCE`] across replicas, errors only logged.
 pub fn nudge(ctx: &Ctx, livemode: bool, vendor: VendorId) {
+    if !ctx.balance_nudges.plan(livemode, vendor) {
+        return;
+    }
     let ctx = ctx.clone();
     tokio::spawn(async move {
         tokio::time::sleep(NUDGE_DEBOUNCE).await;
+        ctx.balance_nudges.started(livemode, vendor);
         let claimed =
             store::balances::claim_refresh(&ctx.pool, livemode, vendor.as_str(), NUDGE_DEBOUNCE)
                 .await;

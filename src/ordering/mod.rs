@@ -62,6 +62,8 @@ pub struct Ctx {
     pub scenario_delay: Duration,
     /// This replica's copy of the vendors' recent attempts (routing's success rates).
     pub recent_attempts: Arc<crate::cache::RecentAttempts>,
+    /// Balance reads this replica has planned after orders (see [`balances::nudge`]).
+    pub balance_nudges: Arc<crate::cache::PendingNudges>,
 }
 
 /// `ROUTING_NEAR_TIE_PERCENT`, `VENDOR_HEALTH_WINDOW`, `PRICE_TOLERANCE_PERCENT` (the
@@ -111,6 +113,7 @@ impl Ctx {
             },
             scenario_delay: state.config.test_scenario_delay,
             recent_attempts: state.cache.attempts.clone(),
+            balance_nudges: state.cache.balance_nudges.clone(),
         }
     }
 
