@@ -63,9 +63,18 @@ type Queues = HashMap<String, VecDeque<Queued>>;
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     armed: Arc<Mutex<Queues>>,
-    /// By scope (a client reference), then operation.
-    scoped: Arc<Mutex<HashMap<String, Queues>>>,
+    /// By scope (a client reference): when it was armed, and its faults by operation.
+    scoped: Arc<Mutex<HashMap<String, (std::time::Instant, Queues)>>>,
 }
+
+/// How long a scope's faults stay armed: longer than the slowest test scenario
+/// (`TEST_SCENARIO_DELAY` is at most an hour, then the gateway polls), so a scenario always
+/// plays out, and then gone, so the scopes a long-running test mode arms do not pile up.
+pub const SCOPE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3 * 3600);
+
+/// At most this many scopes are armed at once (the oldest give way): every simulator request
+/// is matched against them, so their number bounds that cost whatever storefronts do.
+pub const MAX_SCOPES: usize = 1000;
 
 tokio::task_local! {
     /// The scope of the request being served, set by [`crate::sandbox::scope_faults`].
@@ -116,23 +125,30 @@ impl Faults {
     /// vendor reference or ICCID of the order placed with it) only.
     pub fn inject_for(&self, scope: &str, operation: &str, fault: Fault, times: Option<u32>) {
         let mut scoped = self.scoped.lock().expect("faults lock");
-        push(
-            scoped.entry(scope.to_string()).or_default(),
-            operation,
-            fault,
-            times,
-        );
+        scoped.retain(|_, (armed, _)| armed.elapsed() < SCOPE_LIFETIME);
+        while scoped.len() >= MAX_SCOPES && !scoped.contains_key(scope) {
+            let oldest = scoped
+                .iter()
+                .min_by_key(|(_, (armed, _))| *armed)
+                .map(|(s, _)| s.clone());
+            match oldest {
+                Some(s) => scoped.remove(&s),
+                None => break,
+            };
+        }
+        let (_, queues) = scoped
+            .entry(scope.to_string())
+            .or_insert_with(|| (std::time::Instant::now(), Queues::default()));
+        push(queues, operation, fault, times);
     }
 
-    /// The scopes that have faults armed.
+    /// The scopes that have faults armed (used up and expired ones are dropped).
     pub fn scopes(&self) -> Vec<String> {
-        self.scoped
-            .lock()
-            .expect("faults lock")
-            .iter()
-            .filter(|(_, q)| q.values().any(|q| !q.is_empty()))
-            .map(|(s, _)| s.clone())
-            .collect()
+        let mut scoped = self.scoped.lock().expect("faults lock");
+        scoped.retain(|_, (armed, q)| {
+            armed.elapsed() < SCOPE_LIFETIME && q.values().any(|q| !q.is_empty())
+        });
+        scoped.keys().cloned().collect()
     }
 
     pub fn clear(&self) {
@@ -155,7 +171,7 @@ impl Faults {
     /// Takes a fault armed for `scope` and `operation` only.
     pub fn take_scoped(&self, scope: &str, operation: &str) -> Option<Fault> {
         let mut scoped = self.scoped.lock().expect("faults lock");
-        take_from(scoped.get_mut(scope)?, operation)
+        take_from(&mut scoped.get_mut(scope)?.1, operation)
     }
 }
 
@@ -326,6 +342,31 @@ mod tests {
         let mine = CURRENT_SCOPE.scope(Some("ord_a".into()), async { f.take("order") });
         assert_eq!(mine.await, Some(sold_out));
         assert!(f.scopes().is_empty(), "taken once");
+    }
+
+    /// However many orders meet a scenario, at most [`MAX_SCOPES`] scopes are armed: the
+    /// oldest give way to new ones.
+    #[test]
+    fn armed_scopes_are_bounded_and_the_oldest_give_way() {
+        let f = Faults::default();
+        for i in 0..MAX_SCOPES + 5 {
+            f.inject_for(&format!("ord_{i:06}"), "order", Fault::Garbled, None);
+        }
+        let scopes = f.scopes();
+        assert_eq!(scopes.len(), MAX_SCOPES);
+        assert!(
+            !scopes.contains(&"ord_000000".to_string()),
+            "the oldest gave way"
+        );
+        assert!(scopes.contains(&format!("ord_{:06}", MAX_SCOPES + 4)));
+        // More faults for an armed scope do not push another one out.
+        f.inject_for(
+            &format!("ord_{:06}", MAX_SCOPES + 4),
+            "query",
+            Fault::Garbled,
+            None,
+        );
+        assert_eq!(f.scopes().len(), MAX_SCOPES);
     }
 
     #[test]

@@ -296,6 +296,9 @@ pub const CANCEL_OPERATION: &str = "cancel";
 /// it drops the callbacks of that order (any fault kind means "lost").
 pub const CALLBACK_OPERATION: &str = "callback";
 
+/// How many of a simulator's newest orders a request is matched against for scoped faults.
+const SCOPED_ORDERS_LOOKED_AT: usize = 10_000;
+
 impl SimCore {
     /// The armed fault scope (see [`Faults::inject_for`]) that `haystack` (a request or a
     /// callback) is about: it names the scope itself, or the vendor reference or an ICCID
@@ -305,20 +308,30 @@ impl SimCore {
         if scopes.is_empty() {
             return None;
         }
-        let orders = self.orders();
         let contains = |needle: &str| {
             needle.len() >= 6
                 && haystack
                     .windows(needle.len())
                     .any(|w| w == needle.as_bytes())
         };
-        scopes.into_iter().find(|scope| {
-            contains(scope)
-                || orders
-                    .iter()
-                    .filter(|o| o.client_reference.as_deref() == Some(scope.as_str()))
-                    .any(|o| contains(&o.vendor_reference) || o.iccids.iter().any(|i| contains(i)))
-        })
+        if let Some(scope) = scopes.iter().find(|s| contains(s)) {
+            return Some(scope.clone());
+        }
+        // Scoped orders are recent (a scope lives `faults::SCOPE_LIFETIME`): the newest
+        // orders are looked at, never the whole history.
+        let scopes: std::collections::HashSet<&str> = scopes.iter().map(String::as_str).collect();
+        let orders = self.orders.lock().expect("orders lock");
+        orders
+            .iter()
+            .rev()
+            .take(SCOPED_ORDERS_LOOKED_AT)
+            .filter(|o| {
+                o.client_reference
+                    .as_deref()
+                    .is_some_and(|c| scopes.contains(c))
+            })
+            .find(|o| contains(&o.vendor_reference) || o.iccids.iter().any(|i| contains(i)))
+            .and_then(|o| o.client_reference.clone())
     }
 }
 
