@@ -311,15 +311,7 @@ async fn offers_group_into_plans_priced_from_the_cheapest_with_fx_and_markup() {
     let fr: Value = c.get("/v1/plans/fr-5gb-30d").await.json().await.unwrap();
     assert_eq!(fr["price"]["amount"], "7.20");
 
-    let offers: Value = c
-        .app
-        .admin(Method::GET, "/admin/plans/jp-10gb-7d/offers")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let offers: Value = c.app.admin_json("/admin/plans/jp-10gb-7d/offers").await;
     let rows = offers["data"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["vendor"], "microesim");
@@ -348,15 +340,7 @@ async fn unsellable_offers_are_kept_counted_and_never_sold() {
     .await
     .unwrap();
     assert_eq!(stored, 2);
-    let vendors: Value = c
-        .app
-        .admin(Method::GET, "/admin/vendors")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let vendors: Value = c.app.admin_json("/admin/vendors").await;
     let micro = vendors["data"]
         .as_array()
         .unwrap()
@@ -444,15 +428,7 @@ async fn one_vendor_failing_keeps_its_offers_and_blocks_no_one() {
         .await
         .unwrap();
     assert_eq!(assert_error_shape(resp, 502).await, "vendor_error");
-    let vendors: Value = c
-        .app
-        .admin(Method::GET, "/admin/vendors")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let vendors: Value = c.app.admin_json("/admin/vendors").await;
     let micro = vendors["data"]
         .as_array()
         .unwrap()

@@ -159,6 +159,13 @@ impl TestApp {
             .bearer_auth(ADMIN_TOKEN)
     }
 
+    /// `GET path` as the admin: must answer 200; its JSON body.
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        let resp = self.admin(reqwest::Method::GET, path).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.json().await.unwrap()
+    }
+
     pub async fn create_storefront(&self, name: &str) -> Storefront {
         let resp = self
             .admin(reqwest::Method::POST, "/admin/storefronts")

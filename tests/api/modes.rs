@@ -108,14 +108,7 @@ async fn keys_rotate_and_revoke_per_mode() {
     assert_eq!(probe(&app, &sf.test_api_key).await.status(), 401);
     assert_eq!(probe(&app, &new_live).await.status(), 200);
 
-    let list = app
-        .admin(Method::GET, "/admin/storefronts")
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let list = app.admin_json("/admin/storefronts").await;
     assert_eq!(list["data"][0]["active_live_keys"], 1);
     assert_eq!(list["data"][0]["active_test_keys"], 0);
 }

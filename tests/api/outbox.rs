@@ -117,14 +117,7 @@ async fn a_failing_receiver_gets_exactly_one_successful_signed_delivery() {
         assert_eq!(event["type"], "order.completed");
         assert_eq!(event["data"], json!({"n": 0}));
     }
-    let admin: Value = app
-        .admin(Method::GET, "/admin/events")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin: Value = app.admin_json("/admin/events").await;
     let ev = &admin["data"][0];
     assert_eq!(ev["status"], "delivered");
     assert_eq!(ev["attempts"], 4);
@@ -356,13 +349,8 @@ async fn test_events_go_to_the_test_webhook_url_and_carry_livemode() {
 
     for livemode in [true, false] {
         let list: Value = app
-            .admin(Method::GET, &format!("/admin/events?livemode={livemode}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .admin_json(&format!("/admin/events?livemode={livemode}"))
+            .await;
         let data = list["data"].as_array().unwrap();
         assert_eq!(data.len(), if livemode { 1 } else { 2 });
         assert!(data.iter().all(|e| e["livemode"] == livemode));

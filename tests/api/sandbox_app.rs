@@ -15,7 +15,6 @@ use esim_gateway::{
     },
     workers::{catalog_sync::sync_all, outbox::OutboxWorker, provisioner},
 };
-use reqwest::Method;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
@@ -231,9 +230,7 @@ impl SandboxApp {
     }
 
     pub async fn admin_get(&self, path: &str) -> Value {
-        let resp = self.app.admin(Method::GET, path).send().await.unwrap();
-        assert_eq!(resp.status(), 200, "GET {path}");
-        resp.json().await.unwrap()
+        self.app.admin_json(path).await
     }
 
     /// Polls the order until it leaves `pending`/`provisioning` (or the time is up).
