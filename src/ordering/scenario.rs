@@ -53,6 +53,10 @@ pub fn arm(ctx: &Ctx, order_id: &str, scenario: TestScenario, ranked: &[Ranked])
         };
         let codes = scenario_codes(v);
         let faults = &sim.faults;
+        let later = |operation: &str, times: Option<u32>| {
+            let millis = ctx.scenario_delay.as_millis() as u64;
+            faults.inject_for(order_id, operation, Fault::Delay { millis }, times);
+        };
         match scenario {
             TestScenario::SoldOutThenFallback | TestScenario::AllSoldOut => {
                 for op in ORDER_OPERATIONS {
@@ -67,24 +71,10 @@ pub fn arm(ctx: &Ctx, order_id: &str, scenario: TestScenario, ranked: &[Ranked])
                     faults.inject_for(order_id, op, Fault::Delay { millis }, Some(1));
                 }
             }
-            TestScenario::SlowAsyncProvisioning => {
-                let millis = ctx.scenario_delay.as_millis() as u64;
-                faults.inject_for(
-                    order_id,
-                    PROVISIONING_OPERATION,
-                    Fault::Delay { millis },
-                    None,
-                );
-            }
-            TestScenario::Usage80Percent => {
-                let millis = ctx.scenario_delay.as_millis() as u64;
-                faults.inject_for(
-                    order_id,
-                    USAGE_SCENARIO_OPERATION,
-                    Fault::Delay { millis },
-                    Some(1),
-                );
-            }
+            // Profiles (every look) or the usage callback (once) come `TEST_SCENARIO_DELAY`
+            // later.
+            TestScenario::SlowAsyncProvisioning => later(PROVISIONING_OPERATION, None),
+            TestScenario::Usage80Percent => later(USAGE_SCENARIO_OPERATION, Some(1)),
             TestScenario::CallbackLost => {
                 faults.inject_for(order_id, CALLBACK_OPERATION, Fault::Garbled, None);
             }

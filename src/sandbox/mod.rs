@@ -105,6 +105,17 @@ pub struct SimOrderRecord {
     pub created_at: DateTime<Utc>,
 }
 
+impl SimOrderRecord {
+    /// The record of our order `order_id`: its client reference is our order id, or our id
+    /// with a suffix where the vendor needs one reference per request.
+    pub fn is_for(&self, order_id: &str) -> bool {
+        self.client_reference.as_deref().is_some_and(|r| {
+            r.strip_prefix(order_id)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+        })
+    }
+}
+
 /// One callback delivery attempt, as the simulator saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeliveryRecord {
@@ -534,6 +545,25 @@ pub fn random_alnum(len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_order_record_is_for_our_id_or_our_id_with_a_suffix() {
+        let record = |r: Option<&str>| SimOrderRecord {
+            vendor_reference: "V1".into(),
+            client_reference: r.map(String::from),
+            sku: "sku".into(),
+            quantity: 1,
+            iccids: Vec::new(),
+            topup: false,
+            cancelled: false,
+            created_at: Utc::now(),
+        };
+        assert!(record(Some("ord_A")).is_for("ord_A"));
+        assert!(record(Some("ord_A-2")).is_for("ord_A"));
+        assert!(!record(Some("ord_AB")).is_for("ord_A"));
+        assert!(!record(Some("ord_B")).is_for("ord_A"));
+        assert!(!record(None).is_for("ord_A"));
+    }
 
     #[test]
     fn generated_iccids_are_luhn_valid_and_sized() {

@@ -59,6 +59,16 @@ macro_rules! define_sandbox {
                 }
             }
 
+            /// How many orders each simulator holds for our order `order_id` (vendors with
+            /// none left out).
+            pub fn orders_for(&self, order_id: &str) -> Vec<(VendorId, usize)> {
+                VendorId::ALL
+                    .into_iter()
+                    .map(|v| (v, self.core(v).orders().iter().filter(|o| o.is_for(order_id)).count()))
+                    .filter(|(_, n)| *n > 0)
+                    .collect()
+            }
+
             /// The simulated prepaid balance, in the vendor's own currency.
             pub fn balance(&self, vendor: VendorId) -> rust_decimal::Decimal {
                 match vendor {

@@ -16,11 +16,7 @@ fn vendor_iccids(s: &SandboxApp, vendor: VendorId, order_id: &str) -> Vec<String
     s.core(vendor)
         .orders()
         .iter()
-        .filter(|o| {
-            o.client_reference
-                .as_deref()
-                .is_some_and(|r| r == order_id || r.starts_with(&format!("{order_id}-")))
-        })
+        .filter(|o| o.is_for(order_id))
         .flat_map(|o| o.iccids.clone())
         .collect()
 }

@@ -7,7 +7,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use esim_gateway::domain::secret::ExposeSecret;
 use esim_gateway::{
     sandbox::SimSettings,
-    vendors::{AdapterOptions, VendorId, registry::Vendors, sandbox::Sandbox},
+    vendors::{AdapterOptions, registry::Vendors, sandbox::Sandbox},
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -161,20 +161,7 @@ async fn legacy_keys_are_adopted_into_the_deployments_mode() {
 /// Orders each set of simulators received for this order id (our id is the vendors'
 /// reference), summed over the five vendors.
 fn orders_at(sims: &Sandbox, order_id: &str) -> usize {
-    VendorId::ALL
-        .into_iter()
-        .map(|v| {
-            sims.core(v)
-                .orders()
-                .iter()
-                .filter(|o| {
-                    o.client_reference
-                        .as_deref()
-                        .is_some_and(|r| r == order_id || r.starts_with(&format!("{order_id}-")))
-                })
-                .count()
-        })
-        .sum()
+    sims.orders_for(order_id).iter().map(|(_, n)| n).sum()
 }
 
 async fn call(s: &SandboxApp, method: Method, path: &str, key: &str) -> reqwest::Response {

@@ -275,23 +275,7 @@ impl SandboxApp {
 
     /// Orders each simulator received for this order id.
     pub fn vendor_orders_for(&self, order_id: &str) -> Vec<(VendorId, usize)> {
-        VendorId::ALL
-            .into_iter()
-            .map(|v| {
-                let n = self
-                    .core(v)
-                    .orders()
-                    .iter()
-                    .filter(|o| {
-                        o.client_reference.as_deref().is_some_and(|r| {
-                            r == order_id || r.starts_with(&format!("{order_id}-"))
-                        })
-                    })
-                    .count();
-                (v, n)
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect()
+        self.sandbox.orders_for(order_id)
     }
 
     /// A plan sold by at least `min_vendors` vendors whose cheapest is `cheapest` (if given).
