@@ -30,10 +30,13 @@ SYNC_COMMIT=${SYNC_COMMIT:-on}
 PORT=${PORT:-18080}
 CB_PORT=${CB_PORT:-18081}
 REPLICA_PORT=${REPLICA_PORT:-18082}
+ORDER_PORT=${ORDER_PORT:-18083}
+SIMS_PORT=${SIMS_PORT:-18084}
 NGINX_PORT=${NGINX_PORT:-18090}
 DATABASE_SERVER=${DATABASE_SERVER:-postgres://postgres@127.0.0.1:5432}
 DB="esim_bench_$$"
 CB_DB="esim_bench_cb_$$"
+ORDER_DB="esim_bench_orders_$$"
 BASE="http://127.0.0.1:$PORT"
 CB_BASE="http://127.0.0.1:$CB_PORT"
 ADMIN="bench-admin-token-0123456789"
@@ -45,7 +48,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  for d in "$DB" "$CB_DB"; do
+  for d in "$DB" "$CB_DB" "$ORDER_DB"; do
     psql "$DATABASE_SERVER/postgres" -qc "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true
   done
   rm -rf "$WORK"
@@ -248,23 +251,40 @@ kill "$RP"; wait "$RP" 2>/dev/null || true
 fi
 
 # ---------------------------------------------------------------- orders
+# The vendor is another process, as in production: `sandbox --vendors-only` serves the
+# five simulators and a gateway on its own database uses them as live vendors (no
+# in-process simulators, TEST_MODE=off). The first gateway is stopped first so the two
+# cores are the order path's.
 echo
 echo "## Orders: every simulator answers 'order' after ${ORDER_DELAY_MS} ms; $ORDER_CONNECTIONS connections, distinct Idempotency-Keys"
-python3 - "$WORK/gateway.log" >"$WORK/sims.txt" <<'PY'
+echo "(the simulators run in their own process: sandbox --vendors-only)"
+kill "$GW"; wait "$GW" 2>/dev/null || true
+OBASE="http://127.0.0.1:$ORDER_PORT"
+mkdir -p "$WORK/sims"
+common_env "$ORDER_DB" "$SIMS_PORT" SANDBOX_CATALOG_SIZE="$SIZE" \
+  "$BIN" sandbox --vendors-only --state-dir "$WORK/sims" --callback-base "$OBASE" >"$WORK/sims.log" 2>&1 &
+PIDS+=("$!")
+until [ -f "$WORK/sims/vendors.env" ]; do sleep 0.2; done
+( set -a; . "$WORK/sims/vendors.env"; set +a
+  common_env "$ORDER_DB" "$ORDER_PORT" TEST_MODE=off "$BIN" serve ) >"$WORK/gateway-orders.log" 2>&1 &
+OGW=$!
+PIDS+=("$OGW")
+until curl -sf "$OBASE/readyz" >/dev/null; do sleep 0.2; done
+until [ "$(curl -sf -H "Authorization: Bearer $ADMIN" "$OBASE/admin/vendors" \
+  | python3 -c 'import json,sys; print(sum(1 for v in json.load(sys.stdin)["data"] if v["last_sync_at"]))')" = 5 ]; do
+  sleep 0.5
+done
+OKEY=$(curl -sf -X POST -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' \
+  -d '{"name":"bench-orders"}' "$OBASE/admin/storefronts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
+python3 -c '
 import json, sys
-for line in open(sys.argv[1]):
-    try:
-        j = json.loads(line)
-    except ValueError:
-        continue
-    f = j.get("fields", j)
-    if "vendor" in f and "url" in f:
-        print(f["vendor"], f["url"])
-PY
+for v in json.load(open(sys.argv[1]))["vendors"]:
+    print(v["vendor"], v["control_url"])
+' "$WORK/sims/vendors.json" >"$WORK/sims.txt"
 while read -r vendor url; do
   curl -sf -X POST "${url%/}/_sandbox/faults" -H 'content-type: application/json' \
     -d "{\"operation\":\"order\",\"fault\":{\"kind\":\"delay\",\"millis\":$ORDER_DELAY_MS},\"times\":0}" \
-    || echo "could not arm the delay on $vendor ($url)"
+    >/dev/null || echo "could not arm the delay on $vendor ($url)"
 done <"$WORK/sims.txt"
 echo "delay armed on $(wc -l <"$WORK/sims.txt") simulators"
 # Cheap plans spread over the vendors (and their simulated balances), each first routed to
@@ -272,7 +292,7 @@ echo "delay armed on $(wc -l <"$WORK/sims.txt") simulators"
 # documented 10 requests/s, and eSIM Access's simulator refuses past 8 requests/s (the
 # order then goes to the next offer), which is those vendors' pace, not the gateway's
 # overhead.
-curl -sf -H "$AUTH" "$BASE/v1/plans?limit=200" | python3 -c '
+curl -sf -H "Authorization: Bearer $OKEY" "$OBASE/v1/plans?limit=200" | python3 -c '
 import json, sys, urllib.request
 base, admin = sys.argv[1], sys.argv[2]
 picked = []
@@ -288,7 +308,7 @@ for p in json.load(sys.stdin)["data"]:
 print("\n".join(i for i, _ in picked))
 vendors = sorted({v for _, v in picked})
 print(len(picked), "plans, first routed to", *vendors, file=sys.stderr)
-' "$BASE" "$ADMIN" >"$WORK/order-plans.txt"
+' "$OBASE" "$ADMIN" >"$WORK/order-plans.txt"
 cat >"$WORK/orders.lua" <<EOF
 local plans = {}
 for line in io.lines("$WORK/order-plans.txt") do plans[#plans + 1] = line end
@@ -301,14 +321,14 @@ function request()
   counter = counter + 1
   local plan = plans[(counter % #plans) + 1]
   return wrk.format("POST", "/v1/orders", {
-    ["Authorization"] = "Bearer $KEY",
+    ["Authorization"] = "Bearer $OKEY",
     ["Content-Type"] = "application/json",
     ["Idempotency-Key"] = "bench-" .. run .. "-" .. tostring(tid) .. "-" .. tostring(counter),
   }, '{"plan_id":"' .. plan .. '"}')
 end
 EOF
 # One connection first (the overhead without queueing), then the measured concurrency.
-wrk -t1 -c1 -d2s --latency -s "$WORK/orders.lua" "$BASE" >"$WORK/wrk-orders-1.txt" 2>&1
+wrk -t1 -c1 -d2s --latency -s "$WORK/orders.lua" "$OBASE" >"$WORK/wrk-orders-1.txt" 2>&1
 S_P50=$(python3 - "$WORK/wrk-orders-1.txt" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
@@ -320,7 +340,7 @@ PY
 echo "one connection: p50 $S_P50 ms end to end, overhead $(python3 -c "print(f'{$S_P50 - $ORDER_DELAY_MS:.2f}')") ms" | tee -a "$SUMMARY"
 # A new key prefix for this run: no key of the run above may be replayed.
 sed -i "s/^local run = .*/local run = \"$(date +%s%N)\"/" "$WORK/orders.lua"
-wrk -t2 -c"$ORDER_CONNECTIONS" -d"$ORDER_DURATION" --latency -s "$WORK/orders.lua" "$BASE" >"$WORK/wrk-orders.txt" 2>&1
+wrk -t2 -c"$ORDER_CONNECTIONS" -d"$ORDER_DURATION" --latency -s "$WORK/orders.lua" "$OBASE" >"$WORK/wrk-orders.txt" 2>&1
 read -r O_RPS O_P50 O_P99 O_BAD <<<"$(python3 - "$WORK/wrk-orders.txt" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
@@ -335,15 +355,15 @@ bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 print(f"{rps:.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}")
 PY
 )"
-ORDERS_OK=$(psql "$DATABASE_SERVER/$DB" -Atc "SELECT count(*) FROM orders")
-STATES=$(psql "$DATABASE_SERVER/$DB" -Atc "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) n FROM orders GROUP BY status ORDER BY 2 DESC) s")
+ORDERS_OK=$(psql "$DATABASE_SERVER/$ORDER_DB" -Atc "SELECT count(*) FROM orders")
+STATES=$(psql "$DATABASE_SERVER/$ORDER_DB" -Atc "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) n FROM orders GROUP BY status ORDER BY 2 DESC) s")
 OV50=$(python3 -c "print(f'{$O_P50 - $ORDER_DELAY_MS:.2f}')")
 OV99=$(python3 -c "print(f'{$O_P99 - $ORDER_DELAY_MS:.2f}')")
 row "POST /v1/orders (vendor ${ORDER_DELAY_MS} ms)" "$O_RPS" "$O_P50" "$O_P99" "non-2xx $O_BAD"
 echo "orders stored: $ORDERS_OK ($STATES)"
 # The vendor call as the gateway timed it (simulator delay + its HTTP round trip): what of
 # the end-to-end time is not the gateway's own.
-read -r V_P50 V_P99 <<<"$(psql "$DATABASE_SERVER/$DB" -Atc "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) FROM order_attempts WHERE latency_ms IS NOT NULL" | tr '|' ' ')"
+read -r V_P50 V_P99 <<<"$(psql "$DATABASE_SERVER/$ORDER_DB" -Atc "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) FROM order_attempts WHERE latency_ms IS NOT NULL" | tr '|' ' ')"
 echo "vendor call as timed by the gateway: p50 $V_P50 ms, p99 $V_P99 ms (delay armed: $ORDER_DELAY_MS ms)" | tee -a "$SUMMARY"
 O_VERDICT=$(python3 -c "print('met' if $OV50 <= 3 and $OV99 <= 15 else 'MISSED')")
 echo "order overhead (end-to-end minus the vendor's ${ORDER_DELAY_MS} ms): p50 $OV50 ms, p99 $OV99 ms; goal <=3 / <=15 ms (LiteLLM's published ~3 ms): $O_VERDICT" | tee -a "$SUMMARY"

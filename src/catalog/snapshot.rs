@@ -126,6 +126,9 @@ struct Entry {
     /// The plan's JSON; also `GET /v1/plans/{id}`'s body.
     plan: Encoded,
     digest: [u8; 32],
+    /// The stored row, for orders: they price and route from the snapshot the storefront
+    /// reads, with no statement of their own.
+    record: PlanRecord,
 }
 
 impl Entry {
@@ -202,7 +205,7 @@ impl Snapshot {
                     r.price_amount,
                 );
                 // A struct of strings, numbers and vectors always serializes.
-                let json = serde_json::to_vec(&Plan::from(r)).unwrap_or_default();
+                let json = serde_json::to_vec(&Plan::from(r.clone())).unwrap_or_default();
                 let digest: [u8; 32] = Sha256::digest(&json).into();
                 Entry {
                     plan: Encoded::new(json, &digest),
@@ -213,6 +216,7 @@ impl Snapshot {
                     data_sort_bytes,
                     validity_days,
                     price,
+                    record: r,
                 }
             })
             .collect();
@@ -250,6 +254,13 @@ impl Snapshot {
 
     pub fn plan_count(&self) -> usize {
         self.entries.len()
+    }
+
+    /// An active plan as stored.
+    pub fn record(&self, id: &str) -> Option<&PlanRecord> {
+        self.by_id
+            .get(id)
+            .map(|&i| &self.entries[i as usize].record)
     }
 
     /// An active plan's JSON.

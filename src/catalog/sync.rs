@@ -79,6 +79,9 @@ async fn sync_locked(
         Err(e) => {
             let ms = started.elapsed().as_millis() as i64;
             store::offers::sync_failed(pool, livemode, id, &e.to_string(), ms).await?;
+            for listener in listeners(pool) {
+                listener.sync_recorded().await;
+            }
             metrics::counter!("catalog_syncs_total", "vendor" => id.as_str(), "outcome" => "error")
                 .increment(1);
             tracing::warn!(vendor = %id, error = %e, "catalogue sync failed; keeping the previous offers");
@@ -173,6 +176,8 @@ async fn rebuild_now(
 pub trait PlansListener: Send + Sync {
     /// The plans changed and the change is committed.
     async fn plans_committed(&self);
+    /// A vendor's sync record changed and no rebuild follows (a failed sync).
+    async fn sync_recorded(&self) {}
 }
 
 /// Listeners with the identity of their pool.
@@ -187,18 +192,20 @@ pub fn listen_for_plans(pool: &PgPool, listener: Weak<dyn PlansListener>) {
     all.push((store::pool_identity(pool), listener));
 }
 
+/// The listeners of this pool.
+fn listeners(pool: &PgPool) -> Vec<Arc<dyn PlansListener>> {
+    let id = store::pool_identity(pool);
+    let mut all = LISTENERS.lock().unwrap_or_else(|e| e.into_inner());
+    all.retain(|(_, w)| w.strong_count() > 0);
+    all.iter()
+        .filter(|(p, _)| *p == id)
+        .filter_map(|(_, w)| w.upgrade())
+        .collect()
+}
+
 /// Tells this pool's listeners that a rebuild committed, and waits for them.
 async fn plans_committed(pool: &PgPool) {
-    let id = store::pool_identity(pool);
-    let listeners: Vec<Arc<dyn PlansListener>> = {
-        let mut all = LISTENERS.lock().unwrap_or_else(|e| e.into_inner());
-        all.retain(|(_, w)| w.strong_count() > 0);
-        all.iter()
-            .filter(|(p, _)| *p == id)
-            .filter_map(|(_, w)| w.upgrade())
-            .collect()
-    };
-    for listener in listeners {
+    for listener in listeners(pool) {
         listener.plans_committed().await;
     }
 }

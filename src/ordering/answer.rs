@@ -2,24 +2,24 @@
 //! with the same key gets it back as it was first sent.
 
 use super::{Ctx, error::OrderingResult, view::order_view};
-use crate::store::{self, orders::StoredAnswer};
+use crate::store::{
+    self,
+    orders::{OrderRow, StoredAnswer},
+};
 
-/// Saves the order's current view as its first answer in the caller's transaction, unless
-/// one is saved already; `Some(answer)` when this call saved it.
+/// Saves the view of `order` (as it now is, in the caller's transaction) as its first
+/// answer, unless one is saved already; `Some(answer)` when this call saved it.
 pub(super) async fn save_in(
     conn: &mut sqlx::PgConnection,
-    order_id: &str,
+    order: &OrderRow,
 ) -> sqlx::Result<Option<StoredAnswer>> {
-    let Some(order) = store::orders::get(&mut *conn, order_id).await? else {
-        return Ok(None);
-    };
     if order.response_status.is_some() {
         return Ok(None);
     }
-    let esims = store::esims::for_order(&mut *conn, order_id).await?;
-    let body = serde_json::to_value(order_view(&order, &esims)).unwrap_or_default();
+    let esims = store::esims::for_order(&mut *conn, &order.id).await?;
+    let body = serde_json::to_value(order_view(order, &esims)).unwrap_or_default();
     let answer = StoredAnswer::created(body);
-    let saved = store::orders::save_response(&mut *conn, order_id, &answer).await?;
+    let saved = store::orders::save_response(&mut *conn, &order.id, &answer).await?;
     Ok(saved.then_some(answer))
 }
 

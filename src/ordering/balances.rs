@@ -296,6 +296,8 @@ pub async fn refresh(
         .await?;
     }
     tx.commit().await?;
+    // Orders on this replica rank with the new balance from the next one on.
+    ctx.cache.routing.balances(livemode).forget();
     match (&read, crossing) {
         (Read::Failed(e), _) => {
             tracing::info!(vendor = %vendor, error = %e, "could not read the vendor's balance; the last known one stands")
@@ -391,13 +393,13 @@ async fn refresh_each(ctx: &Ctx, livemode: bool, vendors: Vec<VendorId>) {
 /// order's path: one planned read per vendor at a time on this replica (the orders in
 /// between share it), one read per [`NUDGE_DEBOUNCE`] across replicas, errors only logged.
 pub fn nudge(ctx: &Ctx, livemode: bool, vendor: VendorId) {
-    if !ctx.balance_nudges.plan(livemode, vendor) {
+    if !ctx.cache.balance_nudges.plan(livemode, vendor) {
         return;
     }
     let ctx = ctx.clone();
     tokio::spawn(async move {
         tokio::time::sleep(NUDGE_DEBOUNCE).await;
-        ctx.balance_nudges.started(livemode, vendor);
+        ctx.cache.balance_nudges.started(livemode, vendor);
         let claimed =
             store::balances::claim_refresh(&ctx.pool, livemode, vendor.as_str(), NUDGE_DEBOUNCE)
                 .await;

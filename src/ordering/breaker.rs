@@ -9,6 +9,8 @@
 //! A definite refusal (sold out, balance) is an answer, not a failure: it resets the count.
 //! The breaker only filters the candidates of new orders (and of an order continuing after
 //! a refusal); reconciles, polling and callbacks go on for a vendor whose breaker is open.
+//! While every candidate's breaker is closed, a replica reuses its read of the rows for up
+//! to a second (`cache::routing`); whatever this replica writes to them drops that copy.
 
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use super::Ctx;
 use crate::{
+    cache::routing::BreakerRead,
     store::{self, breakers::BreakerRow},
     vendors::VendorId,
 };
@@ -148,12 +151,33 @@ pub async fn admit(
     vendors: &[VendorId],
     claim_probes: bool,
 ) -> sqlx::Result<Vec<(VendorId, BreakerState, Option<Option<i64>>)>> {
-    let (rows, now) = store::breakers::all(&ctx.pool).await?;
+    let breakers = &ctx.cache.routing.breakers;
+    let load = || async {
+        let (rows, db_now) = store::breakers::all(&ctx.pool).await?;
+        Ok(BreakerRead { rows, db_now })
+    };
+    let row_of = |read: &BreakerRead, v: VendorId| {
+        read.rows
+            .iter()
+            .find(|r| r.vendor == v.as_str() && r.livemode == livemode)
+            .cloned()
+    };
+    let (began, mut read) = breakers.get_with_time(load).await?;
+    let mut now = read.now(began);
+    // Only a closed breaker is taken from memory: anything else is read again, so an open
+    // breaker's end and a half-open probe are judged on the stored row.
+    if vendors
+        .iter()
+        .any(|&v| row_of(&read, v).is_some_and(|r| state(&r, now) != BreakerState::Closed))
+    {
+        breakers.forget();
+        let (began, again) = breakers.get_with_time(load).await?;
+        (read, now) = (again.clone(), again.now(began));
+    }
     let mut out = Vec::with_capacity(vendors.len());
     for &v in vendors {
-        let row = rows
-            .iter()
-            .find(|r| r.vendor == v.as_str() && r.livemode == livemode);
+        let row = row_of(&read, v);
+        let row = row.as_ref();
         let st = row.map_or(BreakerState::Closed, |r| state(r, now));
         export(livemode, v, st);
         let admitted = match st {
@@ -176,6 +200,7 @@ async fn claim(ctx: &Ctx, livemode: bool, vendor: VendorId) -> sqlx::Result<Opti
     };
     store::breakers::save(&mut tx, &next).await?;
     tx.commit().await?;
+    ctx.cache.routing.breakers.forget();
     tracing::info!(vendor = %vendor, "breaker half-open: this order probes the vendor");
     Ok(Some(next.probe_version))
 }
@@ -201,11 +226,26 @@ async fn try_record(
     signal: Signal,
     probe: Option<i64>,
 ) -> sqlx::Result<()> {
+    let breakers = &ctx.cache.routing.breakers;
     if signal == Signal::Answered {
-        // An answer's effect does not depend on the row (see `after`): one statement, which
-        // writes nothing for a vendor that was already fine.
-        if store::breakers::reset(&ctx.pool, livemode, vendor.as_str()).await? {
-            tracing::info!(vendor = %vendor, "breaker closed: the vendor answered");
+        // An answer's effect does not depend on the row (see `after`): nothing to write
+        // for a vendor this replica read as untouched within the last second (a failure
+        // another replica recorded meanwhile keeps its count a little longer), else one
+        // statement, which writes nothing for a vendor that was already fine.
+        let untouched = breakers.peek().is_some_and(|(_, read)| {
+            !read.rows.iter().any(|r| {
+                r.vendor == vendor.as_str()
+                    && r.livemode == livemode
+                    && (r.consecutive_failures != 0
+                        || r.open_until.is_some()
+                        || r.probe_expires_at.is_some())
+            })
+        });
+        if probe.is_some() || !untouched {
+            if store::breakers::reset(&ctx.pool, livemode, vendor.as_str()).await? {
+                tracing::info!(vendor = %vendor, "breaker closed: the vendor answered");
+            }
+            breakers.forget();
         }
         export(livemode, vendor, BreakerState::Closed);
         return Ok(());
@@ -217,6 +257,7 @@ async fn try_record(
         store::breakers::save(&mut tx, &next).await?;
     }
     tx.commit().await?;
+    breakers.forget();
     let is = state(&next, now);
     if row.opened_at != next.opened_at {
         tracing::warn!(vendor = %vendor, failures = next.consecutive_failures, cooldown = ?ctx.breaker.cooldown, "breaker open: new orders skip this vendor");
@@ -232,6 +273,7 @@ pub async fn release(ctx: &Ctx, livemode: bool, vendor: VendorId, probe: i64) {
     {
         tracing::warn!(vendor = %vendor, error = %e, "could not release the breaker probe");
     }
+    ctx.cache.routing.breakers.forget();
 }
 
 #[cfg(test)]

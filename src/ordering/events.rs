@@ -12,15 +12,13 @@ use crate::{
     store::{self, esims::EsimRow, orders::OrderRow},
 };
 
+/// Queues `event_type` for `order` as it now is (the row its transition returned).
 async fn order_event(
     conn: &mut PgConnection,
-    order_id: &str,
+    order: &OrderRow,
     event_type: &str,
 ) -> sqlx::Result<()> {
-    let Some(order) = store::orders::get(&mut *conn, order_id).await? else {
-        return Ok(());
-    };
-    let esims = store::esims::for_order(&mut *conn, order_id).await?;
+    let esims = store::esims::for_order(&mut *conn, &order.id).await?;
     let data = serde_json::to_value(order_view(&order, &esims)).unwrap_or_default();
     store::outbox::insert(
         conn,
@@ -52,14 +50,16 @@ pub async fn transition_order(
             return Ok(false);
         }
     }
-    store::orders::set_status(&mut *conn, &locked.id, to, detail).await?;
+    let Some(now) = store::orders::set_status(&mut *conn, &locked.id, to, detail).await? else {
+        return Ok(false);
+    };
     if to == OrderStatus::Cancelled {
         for e in store::esims::for_order(&mut *conn, &locked.id).await? {
             transition_esim(&mut *conn, &e.iccid, EsimState::Cancelled, None).await?;
         }
     }
     if let Some(event) = to.event() {
-        order_event(conn, &locked.id, event).await?;
+        order_event(conn, &now, event).await?;
     }
     if to == OrderStatus::Completed && locked.kind.starts_bundle() {
         if let Some(iccid) = &locked.target_iccid {

@@ -18,7 +18,10 @@ use std::{
 use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinHandle;
 
-use crate::store::{self, orders::StoredAnswer};
+use crate::store::{
+    self,
+    orders::{OrderRow, StoredAnswer},
+};
 
 /// A held lease; dropping it stops the renewals (the lease then simply expires).
 #[derive(Debug)]
@@ -83,16 +86,18 @@ impl Lease {
     /// Inside the transaction recording the outcome (locked on this lease's version):
     /// releases a lease made [`Lease::settling_with_outcome`]. The renewals stop first, so
     /// none lands after the release; if the transaction then fails, the lease simply
-    /// lapses and the provisioner takes over, as after any failed write. `true` when this
-    /// lease is released here and the caller should save its answer in the transaction.
-    pub async fn settle_in(&self, conn: &mut PgConnection) -> sqlx::Result<bool> {
+    /// lapses and the provisioner takes over, as after any failed write. The order as it
+    /// now is when this lease is released here: the caller saves its answer from it in
+    /// the transaction.
+    pub async fn settle_in(&self, conn: &mut PgConnection) -> sqlx::Result<Option<OrderRow>> {
         let Some(next_check_in) = self.settle_after else {
-            return Ok(false);
+            return Ok(None);
         };
         self.renewer.abort();
-        store::orders::release(&mut *conn, &self.order_id, self.version, next_check_in).await?;
+        let now =
+            store::orders::release(&mut *conn, &self.order_id, self.version, next_check_in).await?;
         *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = Some(None);
-        Ok(true)
+        Ok(now)
     }
 
     /// Records the answer saved in the outcome's transaction.
@@ -118,7 +123,9 @@ impl Lease {
     /// Gives the order back, scheduling the provisioner's next look after `next_check_in`.
     pub async fn release(self, pool: &PgPool, next_check_in: Duration) -> sqlx::Result<()> {
         self.renewer.abort();
-        store::orders::release(pool, &self.order_id, self.version, next_check_in).await
+        store::orders::release(pool, &self.order_id, self.version, next_check_in)
+            .await
+            .map(drop)
     }
 }
 

@@ -60,10 +60,10 @@ pub struct Ctx {
     pub balances: balances::BalanceSettings,
     /// `TEST_SCENARIO_DELAY`: how long the slow test scenarios take.
     pub scenario_delay: Duration,
-    /// This replica's copy of the vendors' recent attempts (routing's success rates).
-    pub recent_attempts: Arc<crate::cache::RecentAttempts>,
-    /// Balance reads this replica has planned after orders (see [`balances::nudge`]).
-    pub balance_nudges: Arc<crate::cache::PendingNudges>,
+    /// This replica's memory: the catalogue, and what routing reads for every order
+    /// (`cache.routing`) and the balance reads planned after orders (see
+    /// [`balances::nudge`]).
+    pub cache: Arc<crate::cache::ReplicaCache>,
 }
 
 /// `ROUTING_NEAR_TIE_PERCENT`, `VENDOR_HEALTH_WINDOW`, `PRICE_TOLERANCE_PERCENT` (the
@@ -112,8 +112,7 @@ impl Ctx {
                 deliver_alerts: state.config.operator_webhook.is_some(),
             },
             scenario_delay: state.config.test_scenario_delay,
-            recent_attempts: state.cache.attempts.clone(),
-            balance_nudges: state.cache.balance_nudges.clone(),
+            cache: state.cache.clone(),
         }
     }
 

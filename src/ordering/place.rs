@@ -92,6 +92,57 @@ async fn replay(
     }
 }
 
+/// The plan as this replica's catalogue has it (the one storefronts read) and its ranked
+/// offers: everything an order needs before its claim, from memory once warm.
+async fn accept(
+    ctx: &Ctx,
+    livemode: bool,
+    req: &NewOrder,
+) -> OrderingResult<(store::plans::PlanRecord, Option<purchase::Routed>)> {
+    let snapshot = ctx.cache.snapshot(livemode).await?;
+    let plan = snapshot
+        .record(&req.plan_id)
+        .filter(|p| p.active)
+        .cloned()
+        .ok_or(OrderingError::PlanNotFound)?;
+    drop(snapshot);
+    let price = plan.price_amount * Decimal::from(req.quantity);
+    if let Some(max) = &req.max_price {
+        if max.currency.as_str() != plan.price_currency.trim() || price > max.amount {
+            return Err(OrderingError::PriceChanged(format!(
+                "the price is now {price} {} (max_price {} {})",
+                plan.price_currency, max.amount, max.currency
+            )));
+        }
+    }
+    // Ranked before the claim, so that the order, its idempotency key and the first
+    // attempt are one commit before the first vendor call.
+    let routed = match purchase::key_of(&plan) {
+        Some(key) => {
+            let demand = purchase::Demand {
+                livemode,
+                key: &key,
+                quantity: req.quantity,
+                price: Money::new(
+                    price,
+                    plan.price_currency
+                        .trim()
+                        .parse()
+                        .unwrap_or(ctx.pricing.retail_currency),
+                ),
+            };
+            let mut r = purchase::route(ctx, &demand, &HashSet::new()).await?;
+            // A test scenario keeps to the simulators that can play it.
+            if let (Some(s), false) = (req.test_scenario, livemode) {
+                r.offers = scenario::eligible(s, r.offers);
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    Ok((plan, routed))
+}
+
 /// Buys a plan from the cheapest vendor of the storefront's mode that has it, once per
 /// idempotency key (keys are per mode).
 pub async fn place_new(
@@ -102,23 +153,19 @@ pub async fn place_new(
 ) -> OrderingResult<StoredAnswer> {
     let owner = (storefront_id, livemode);
     let hash = request_hash(OrderKind::New, None, &req);
-    if let Some(a) = replay(ctx, owner, key, &hash).await? {
-        return Ok(a);
-    }
-    let plan = store::plans::get(&ctx.pool, livemode, &req.plan_id)
-        .await?
-        .filter(|p| p.active)
-        .ok_or(OrderingError::PlanNotFound)?;
-    let plan_key = purchase::key_of(&plan);
-    let price = plan.price_amount * Decimal::from(req.quantity);
-    if let Some(max) = &req.max_price {
-        if max.currency.as_str() != plan.price_currency.trim() || price > max.amount {
-            return Err(OrderingError::PriceChanged(format!(
-                "the price is now {price} {} (max_price {} {})",
-                plan.price_currency, max.amount, max.currency
-            )));
+    // The key is not looked up first: a new key, the common case, costs no read. It is
+    // looked up when the claim below finds it taken, and when this request cannot be
+    // accepted as it stands (its first use may have been, and gets its first answer).
+    let (plan, routed) = match accept(ctx, livemode, &req).await {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            return match replay(ctx, owner, key, &hash).await? {
+                Some(a) => Ok(a),
+                None => Err(e),
+            };
         }
-    }
+    };
+    let price = plan.price_amount * Decimal::from(req.quantity);
     let id = new_id("ord");
     let row = NewOrderRow {
         id: &id,
@@ -135,33 +182,6 @@ pub async fn place_new(
         idempotency_key: key,
         request_hash: &hash,
     };
-    // Ranked before the claim, so that the order, its idempotency key and the first
-    // attempt are one commit before the first vendor call.
-    let routed = match &plan_key {
-        Some(key) => {
-            let demand = purchase::Demand {
-                livemode,
-                key,
-                quantity: req.quantity,
-                price: Money::new(
-                    price,
-                    plan.price_currency
-                        .trim()
-                        .parse()
-                        .unwrap_or(ctx.pricing.retail_currency),
-                ),
-            };
-            Some(purchase::route(ctx, &demand, &HashSet::new()).await?)
-        }
-        None => None,
-    };
-    // A test scenario keeps to the simulators that can play it.
-    let routed = routed.map(|mut r| {
-        if let (Some(s), false) = (req.test_scenario, livemode) {
-            r.offers = scenario::eligible(s, r.offers);
-        }
-        r
-    });
     let mut tx = ctx.pool.begin().await?;
     let Some(order) = store::orders::claim(&mut *tx, &row, ctx.lease).await? else {
         drop(tx);

@@ -61,8 +61,8 @@ pub async fn fenced(
 /// in the same transaction and the request's answer saved with it (see
 /// [`Lease::settling_with_outcome`]), so the outcome costs one commit.
 async fn settle(conn: &mut PgConnection, lease: &Lease) -> sqlx::Result<()> {
-    if lease.settle_in(&mut *conn).await? {
-        if let Some(answer) = super::answer::save_in(&mut *conn, &lease.order_id).await? {
+    if let Some(order) = lease.settle_in(&mut *conn).await? {
+        if let Some(answer) = super::answer::save_in(&mut *conn, &order).await? {
             lease.settled_with(answer);
         }
     }
@@ -161,18 +161,33 @@ async fn route_with_details(
     let livemode = demand.livemode;
     // Only the order's own mode's vendors: a test order never reaches a live vendor.
     let vendors_here = ctx.vendors(livemode);
-    let offers: Vec<OfferDetail> =
-        store::offers::candidates(&ctx.pool, demand.key, livemode, &vendors_here.ids())
-            .await?
-            .into_iter()
-            .filter(|o| vendors_here.adapter(o.routable.vendor).is_some())
-            .collect();
-    let mut states = store::offers::sync_states(&ctx.pool).await?;
-    states.retain(|s| s.livemode == livemode);
-    let balances = store::balances::all(&ctx.pool, livemode).await?;
-    let windows: Vec<_> = ctx
-        .recent_attempts
-        .get(&ctx.pool, ctx.routing.health_window)
+    // From this replica's memory once warm (`cache::routing`): no statement per order.
+    let routing_cache = &ctx.cache.routing;
+    let offers: Vec<OfferDetail> = ctx
+        .cache
+        .candidates(livemode, demand.key)
+        .await?
+        .iter()
+        .filter(|o| vendors_here.adapter(o.routable.vendor).is_some())
+        .cloned()
+        .collect();
+    let all_states = routing_cache
+        .sync_states
+        .get(|| store::offers::sync_states(&ctx.pool))
+        .await?;
+    let states: Vec<_> = all_states
+        .iter()
+        .filter(|s| s.livemode == livemode)
+        .cloned()
+        .collect();
+    let balances = routing_cache
+        .balances(livemode)
+        .get(|| store::balances::all(&ctx.pool, livemode))
+        .await?;
+    let window = ctx.routing.health_window;
+    let windows: Vec<_> = routing_cache
+        .attempts
+        .get(|| store::breakers::attempt_window(&ctx.pool, window))
         .await?
         .iter()
         .filter(|w| w.livemode == livemode)
@@ -525,7 +540,7 @@ pub(super) async fn record_refusal(
     tx.commit().await?;
     if outcome == AttemptOutcome::Unreachable {
         // A failure counts against the vendor's record at once on this replica.
-        ctx.recent_attempts.forget();
+        ctx.cache.routing.attempts.forget();
     }
     Ok(())
 }
@@ -557,7 +572,7 @@ pub(super) async fn record_unknown(
     store::orders::mark_awaiting_vendor(&mut tx, &order.id, &attempt.vendor).await?;
     settle(&mut tx, lease).await?;
     tx.commit().await?;
-    ctx.recent_attempts.forget();
+    ctx.cache.routing.attempts.forget();
     metrics::counter!("order_attempts_total", "mode" => mode::label(order.livemode), "vendor" => attempt.vendor.clone(), "outcome" => "unknown")
         .increment(1);
     Ok(())
@@ -667,7 +682,7 @@ pub async fn placed(
         )
         .await?;
     }
-    store::orders::mark_placed(
+    let now = store::orders::mark_placed(
         &mut tx,
         &order.id,
         attempt,
@@ -675,7 +690,7 @@ pub async fn placed(
         retail_cost,
     )
     .await?;
-    let step = apply_state_in(&mut tx, order, &attempt.vendor, &state).await?;
+    let step = apply_state_in(&mut tx, order, &attempt.vendor, &state, now).await?;
     settle(&mut tx, lease).await?;
     tx.commit().await?;
     metrics::counter!("order_attempts_total", "mode" => mode::label(order.livemode), "vendor" => attempt.vendor.clone(), "outcome" => "placed")
@@ -728,18 +743,20 @@ pub async fn apply_state(
     state: OrderState,
 ) -> Result<Step, PurchaseError> {
     let (mut tx, _) = fenced(ctx, lease).await?;
-    let step = apply_state_in(&mut tx, order, vendor, &state).await?;
+    let step = apply_state_in(&mut tx, order, vendor, &state, None).await?;
     tx.commit().await?;
     count_outcome(order.livemode, vendor, &step);
     Ok(step)
 }
 
-/// [`apply_state`] inside the caller's fenced transaction.
+/// [`apply_state`] inside the caller's fenced transaction; `current` is the order as the
+/// caller's last write left it, when it has it (else it is read).
 async fn apply_state_in(
     conn: &mut PgConnection,
     order: &OrderRow,
     vendor: &str,
     state: &OrderState,
+    current: Option<OrderRow>,
 ) -> Result<Step, PurchaseError> {
     if order.kind.delivers_esims() {
         for p in &state.esims {
@@ -777,9 +794,12 @@ async fn apply_state_in(
             }
         }
     }
-    let now = store::orders::get(&mut *conn, &order.id)
-        .await?
-        .ok_or(PurchaseError::LeaseLost)?;
+    let now = match current {
+        Some(row) => row,
+        None => store::orders::get(&mut *conn, &order.id)
+            .await?
+            .ok_or(PurchaseError::LeaseLost)?,
+    };
     let current = now.status;
     if !current.is_unfinished() {
         if current == OrderStatus::Failed && state.status != VendorOrderStatus::Failed {

@@ -345,13 +345,14 @@ pub async fn mark_placed(
     attempt: &AttemptRow,
     vendor_reference: Option<&str>,
     retail_cost: Option<Decimal>,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as(
         "UPDATE orders SET status = 'provisioning', vendor = $2, vendor_offer_id = $3,
              vendor_reference = coalesce($4, vendor_reference), cost_amount = $5,
              cost_currency = $6, retail_cost_amount = coalesce($7, retail_cost_amount),
              updated_at = now()
-         WHERE id = $1 AND status IN ('pending', 'provisioning')",
+         WHERE id = $1 AND status IN ('pending', 'provisioning')
+         RETURNING *",
     )
     .bind(id)
     .bind(&attempt.vendor)
@@ -360,9 +361,8 @@ pub async fn mark_placed(
     .bind(attempt.cost_amount)
     .bind(&attempt.cost_currency)
     .bind(retail_cost)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .fetch_optional(&mut *conn)
+    .await
 }
 
 /// Another new-eSIM order that already holds this vendor order (its reference on a placed
@@ -374,13 +374,18 @@ pub async fn other_holder(
     vendor_reference: Option<&str>,
     iccids: &[String],
 ) -> sqlx::Result<Option<String>> {
+    // The kind is a per-row subquery, not a join: with a join, a plan cached while the
+    // tables were small (a new deployment's first orders) scanned every order for each
+    // purchase. This way each branch starts from its index whatever the statistics say.
     sqlx::query_scalar(
-        "SELECT a.order_id FROM order_attempts a JOIN orders o ON o.id = a.order_id
+        "SELECT a.order_id FROM order_attempts a
          WHERE $3::text IS NOT NULL AND a.vendor = $2 AND a.vendor_reference = $3
-           AND a.outcome = 'placed' AND a.order_id <> $1 AND o.kind = 'new'
+           AND a.outcome = 'placed' AND a.order_id <> $1
+           AND (SELECT o.kind FROM orders o WHERE o.id = a.order_id) = 'new'
          UNION ALL
-         SELECT e.order_id FROM esims e JOIN orders o ON o.id = e.order_id
-         WHERE e.iccid = ANY($4) AND e.order_id <> $1 AND o.kind = 'new'
+         SELECT e.order_id FROM esims e
+         WHERE e.iccid = ANY($4) AND e.order_id <> $1
+           AND (SELECT o.kind FROM orders o WHERE o.id = e.order_id) = 'new'
          LIMIT 1",
     )
     .bind(order_id)
@@ -430,8 +435,8 @@ pub async fn set_status(
     id: &str,
     status: OrderStatus,
     failure: Option<(&str, &str)>,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as(
         "UPDATE orders SET status = $2,
              failure_code = CASE WHEN $2 = 'failed' THEN $3 ELSE failure_code END,
              failure_message = coalesce($4, failure_message),
@@ -442,15 +447,15 @@ pub async fn set_status(
              retail_cost_amount = CASE WHEN $2 = 'failed' THEN NULL ELSE retail_cost_amount END,
              lease_until = CASE WHEN $2 IN ('completed', 'failed') THEN NULL ELSE lease_until END,
              updated_at = now()
-         WHERE id = $1",
+         WHERE id = $1
+         RETURNING *",
     )
     .bind(id)
     .bind(status)
     .bind(failure.map(|f| f.0))
     .bind(failure.map(|f| f.1))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .fetch_optional(&mut *conn)
+    .await
 }
 
 /// The order row locked for this transaction, if the caller still holds lease `version`.
@@ -494,18 +499,18 @@ pub async fn release<'e>(
     id: &str,
     version: i64,
     next_check_in: std::time::Duration,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as(
         "UPDATE orders SET lease_until = NULL,
              next_check_at = now() + make_interval(secs => $3)
-         WHERE id = $1 AND lease_version = $2",
+         WHERE id = $1 AND lease_version = $2
+         RETURNING *",
     )
     .bind(id)
     .bind(version)
     .bind(next_check_in.as_secs_f64())
-    .execute(ex)
-    .await?;
-    Ok(())
+    .fetch_optional(ex)
+    .await
 }
 
 /// Asks the provisioner to look at an order now (a vendor hinted that something changed).

@@ -166,6 +166,7 @@ pub async fn get(pool: &PgPool, livemode: bool, id: &str) -> sqlx::Result<Option
 pub struct CacheVersions {
     pub plans: i64,
     pub api_keys: i64,
+    pub offers: i64,
 }
 
 pub async fn cache_versions(pool: &PgPool) -> sqlx::Result<CacheVersions> {
@@ -176,6 +177,7 @@ pub async fn cache_versions(pool: &PgPool) -> sqlx::Result<CacheVersions> {
     Ok(CacheVersions {
         plans: get("plans"),
         api_keys: get("api_keys"),
+        offers: get("offers"),
     })
 }
 

@@ -16,6 +16,7 @@ mod hostile_input;
 mod leases_and_states;
 mod modes;
 mod operations;
+mod order_path;
 mod orders;
 mod outbox;
 mod read_cache;

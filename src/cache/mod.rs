@@ -1,6 +1,7 @@
-//! What one replica keeps in memory so storefront reads need no database round trip: the
-//! catalogue [`Snapshot`] and the storefront API keys. Both are rebuilt from Postgres when
-//! their row in `cache_versions` moves. Every replica learns of a move twice over: a
+//! What one replica keeps in memory so storefront reads and the ranking of an order need no
+//! database round trip: the catalogue [`Snapshot`], the storefront API keys and the offers
+//! behind each plan key ([`routing::RoutingCache`]). Each is rebuilt from Postgres when its
+//! row in `cache_versions` moves. Every replica learns of a move twice over: a
 //! `NOTIFY esim_cache` sent by the changing transaction (milliseconds) and a poll of the
 //! version rows every [`POLL_INTERVAL`] in case a notification is lost (a dropped listener
 //! connection). The replica that made a change refreshes before it answers: a sync refreshes
@@ -21,6 +22,9 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, postgres::PgListener};
+
+pub mod fresh;
+pub mod routing;
 
 use crate::{
     catalog::{
@@ -73,10 +77,11 @@ pub struct ReplicaCache {
     started: tokio::sync::OnceCell<()>,
     /// One refresh at a time (watcher, local sync, first load).
     refresh: tokio::sync::Mutex<()>,
-    /// Vendors' recent order attempts, as routing weighs them.
-    pub attempts: Arc<RecentAttempts>,
+    /// What routing reads for every order (offers, breakers, balances, sync records,
+    /// recent attempts).
+    pub routing: routing::RoutingCache,
     /// Balance reads already planned on this replica after an order.
-    pub balance_nudges: Arc<PendingNudges>,
+    pub balance_nudges: PendingNudges,
 }
 
 /// The (mode, vendor) pairs whose balance read after an order is already planned on this
@@ -103,52 +108,6 @@ impl PendingNudges {
     }
 }
 
-/// The vendors' order attempts over the health window (`store::breakers::attempt_window`),
-/// read at most once per [`RecentAttempts::MAX_AGE`] by this replica instead of once per
-/// order: the aggregate covers every attempt of the window, so its cost grows with the
-/// order rate. A failure recorded on this replica drops the cached copy
-/// ([`RecentAttempts::forget`]), so a vendor going bad is seen here by the next order and
-/// by other replicas within a second. The circuit breaker, read fresh for every order, is
-/// what keeps orders away from a failing vendor; these figures only break near-ties.
-#[derive(Default)]
-pub struct RecentAttempts {
-    cached: Mutex<Option<CachedAttempts>>,
-}
-
-/// When read, for which window, and the rows.
-type CachedAttempts = (
-    std::time::Instant,
-    Duration,
-    Arc<Vec<store::breakers::AttemptWindow>>,
-);
-
-impl RecentAttempts {
-    pub const MAX_AGE: Duration = Duration::from_secs(1);
-
-    /// The attempts of the last `window`, at most [`Self::MAX_AGE`] old.
-    pub async fn get(
-        &self,
-        pool: &PgPool,
-        window: Duration,
-    ) -> sqlx::Result<Arc<Vec<store::breakers::AttemptWindow>>> {
-        if let Some((at, w, rows)) = &*self.cached.lock().unwrap_or_else(|e| e.into_inner())
-            && *w == window
-            && at.elapsed() < Self::MAX_AGE
-        {
-            return Ok(rows.clone());
-        }
-        let rows = Arc::new(store::breakers::attempt_window(pool, window).await?);
-        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((std::time::Instant::now(), window, rows.clone()));
-        Ok(rows)
-    }
-
-    /// Drops the cached copy: the next read asks Postgres.
-    pub fn forget(&self) {
-        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-}
-
 impl std::fmt::Debug for ReplicaCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplicaCache")
@@ -161,7 +120,12 @@ impl std::fmt::Debug for ReplicaCache {
 /// read sees the new plans); other replicas hear through Postgres.
 #[async_trait::async_trait]
 impl PlansListener for ReplicaCache {
+    async fn sync_recorded(&self) {
+        self.routing.sync_states.forget();
+    }
+
     async fn plans_committed(&self) {
+        self.routing.sync_states.forget();
         if self.started.initialized() {
             if let Err(e) = self.check().await {
                 tracing::warn!(error = %e, "could not refresh the catalogue snapshot after a sync");
@@ -180,8 +144,8 @@ impl ReplicaCache {
             usage: Default::default(),
             started: tokio::sync::OnceCell::new(),
             refresh: tokio::sync::Mutex::new(()),
-            attempts: Arc::default(),
-            balance_nudges: Arc::default(),
+            routing: routing::RoutingCache::default(),
+            balance_nudges: PendingNudges::default(),
             pool: pool.clone(),
         });
         let listener: Arc<dyn PlansListener> = cache.clone();
@@ -208,6 +172,32 @@ impl ReplicaCache {
     pub async fn snapshot(self: &Arc<Self>, livemode: bool) -> sqlx::Result<Arc<Snapshot>> {
         self.ensure_started().await?;
         Ok(self.read_plans(livemode))
+    }
+
+    /// The sellable offers of every vendor of one mode that satisfy `key`, from memory when
+    /// read since the offers last changed.
+    pub async fn candidates(
+        self: &Arc<Self>,
+        livemode: bool,
+        key: &crate::domain::plan::PlanKey,
+    ) -> sqlx::Result<Arc<Vec<store::offers::OfferDetail>>> {
+        self.ensure_started().await?;
+        if let Some(hit) = self.routing.offers(livemode, key) {
+            return Ok(hit);
+        }
+        let generation = self.routing.offers_generation();
+        let found = Arc::new(
+            store::offers::candidates(
+                &self.pool,
+                key,
+                livemode,
+                &crate::domain::vendor::VendorId::ALL,
+            )
+            .await?,
+        );
+        self.routing
+            .keep_offers(generation, livemode, key, found.clone());
+        Ok(found)
     }
 
     fn read_plans(&self, livemode: bool) -> Arc<Snapshot> {
@@ -294,6 +284,9 @@ impl ReplicaCache {
         let keys_version = self.keys.read().unwrap_or_else(|e| e.into_inner()).version;
         if versions.api_keys != keys_version {
             self.drop_keys(Some(versions.api_keys));
+        }
+        if versions.offers != self.routing.offers_version() {
+            self.routing.offers_moved(versions.offers);
         }
         let current = self.read_plans(false);
         if versions.plans != current.version || !self.started.initialized() {

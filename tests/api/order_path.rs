@@ -1,0 +1,190 @@
+//! The order path's reads from each replica's memory (`cache::routing`): a warm order is
+//! ranked with the database cut off, an offer change reaches the next ranking on every
+//! replica within a second, and a failure recorded here is seen by the next order here.
+
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use esim_gateway::{
+    domain::money::Money,
+    ordering::{Ctx, purchase},
+    store,
+};
+use serde_json::json;
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::{helpers::TestApp, sandbox_app::SandboxApp};
+
+/// The plan's key and one unit's price, as an order of it asks routing.
+async fn demand_of(app: &TestApp, plan_id: &str) -> (esim_gateway::domain::plan::PlanKey, Money) {
+    let plan = store::plans::get(&app.pool, false, plan_id)
+        .await
+        .unwrap()
+        .expect("plan stored");
+    let key = purchase::key_of(&plan).expect("known data kind");
+    (key, purchase::plan_price(&plan, 1).expect("known currency"))
+}
+
+/// Refuses every new connection to the app's database and ends the open ones.
+async fn cut_off(app: &TestApp, allow: bool) {
+    let db = app.db().name.clone();
+    let options = (*app.pool.connect_options()).clone().database("postgres");
+    let mut admin = PgConnection::connect_with(&options).await.unwrap();
+    admin
+        .execute(format!(r#"ALTER DATABASE "{db}" ALLOW_CONNECTIONS {allow}"#).as_str())
+        .await
+        .unwrap();
+    if !allow {
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&db)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_warm_order_is_ranked_with_the_database_cut_off() {
+    let s = SandboxApp::start().await;
+    let (plan, ranking) = s.plan_with(2, None).await;
+    let (status, order) = s.post_order("k-warm", &json!({"plan_id": plan})).await;
+    assert_eq!(status, 201, "{order}");
+    let ctx = Ctx::from_state(&s.app.state);
+    let (key, price) = demand_of(&s.app, &plan).await;
+    let demand = purchase::Demand {
+        livemode: false,
+        key: &key,
+        quantity: 1,
+        price,
+    };
+    let vendors =
+        |r: &purchase::Routed| -> Vec<_> { r.offers.iter().map(|c| c.offer.vendor).collect() };
+    let warm = purchase::route(&ctx, &demand, &HashSet::new())
+        .await
+        .unwrap();
+    assert_eq!(vendors(&warm)[0], ranking[0]);
+
+    // Every read routing makes is held for a second at most: rank again at once.
+    let started = Instant::now();
+    cut_off(&s.app, false).await;
+    let cold_db = purchase::route(&ctx, &demand, &HashSet::new()).await;
+    let took = started.elapsed();
+    // The database really is out of reach.
+    let unreachable = sqlx::query("SELECT 1").execute(&s.app.pool).await.is_err();
+    cut_off(&s.app, true).await;
+    assert!(unreachable);
+    assert!(
+        took < Duration::from_millis(900),
+        "too slow to show anything ({took:?})"
+    );
+    let cold_db = cold_db.expect("ranked from memory");
+    assert_eq!(vendors(&cold_db), vendors(&warm));
+    assert_eq!(cold_db.choice.to_json(), warm.choice.to_json());
+}
+
+#[tokio::test]
+async fn an_offer_change_reaches_the_next_ranking_here_and_on_a_second_replica_within_a_second() {
+    let s = SandboxApp::start().await;
+    let replica = s.app.spawn_replica().await;
+    let (plan, _) = s.plan_with(2, None).await;
+    let (key, _) = demand_of(&s.app, &plan).await;
+    let cost_of = |offers: &[store::offers::OfferDetail], id: i64| {
+        offers
+            .iter()
+            .find(|o| o.routable.offer_id == id)
+            .map(|o| o.routable.cost_amount)
+    };
+    let here = s.app.state.cache.candidates(false, &key).await.unwrap();
+    let there = replica.state.cache.candidates(false, &key).await.unwrap();
+    let offer = here[0].routable.offer_id;
+    let before = cost_of(&here, offer).unwrap();
+    assert_eq!(cost_of(&there, offer), Some(before));
+
+    // A committed change of one offer's cost, as a sync writes it.
+    sqlx::query("UPDATE vendor_offers SET cost_amount = cost_amount + 1 WHERE id = $1")
+        .bind(offer)
+        .execute(&s.app.pool)
+        .await
+        .unwrap();
+    let committed = Instant::now();
+    let after = before + rust_decimal::Decimal::ONE;
+    for (name, app) in [("this replica", &s.app), ("a second replica", &replica)] {
+        loop {
+            let offers = app.state.cache.candidates(false, &key).await.unwrap();
+            if cost_of(&offers, offer) == Some(after) {
+                break;
+            }
+            assert!(
+                committed.elapsed() < Duration::from_secs(1),
+                "{name} still ranks with the old cost"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_breaker_read_from_memory_never_hides_a_failure_recorded_here() {
+    let s = SandboxApp::start().await;
+    let ctx = Ctx::from_state(&s.app.state);
+    let cache = &s.app.state.cache.routing;
+    let vendor = esim_gateway::vendors::VendorId::EsimFx;
+    // Warm: every breaker closed, read once.
+    esim_gateway::ordering::breaker::admit(&ctx, false, &[vendor], true)
+        .await
+        .unwrap();
+    let (_, first) = cache.breakers.peek().expect("read kept");
+    // An answer from a vendor known untouched writes nothing and keeps the read.
+    esim_gateway::ordering::breaker::record(
+        &ctx,
+        false,
+        vendor,
+        esim_gateway::ordering::breaker::Signal::Answered,
+        None,
+    )
+    .await;
+    assert!(Arc::ptr_eq(&cache.breakers.peek().unwrap().1, &first));
+    // A failure drops it: the next order reads the stored count.
+    esim_gateway::ordering::breaker::record(
+        &ctx,
+        false,
+        vendor,
+        esim_gateway::ordering::breaker::Signal::Failed,
+        None,
+    )
+    .await;
+    assert!(cache.breakers.peek().is_none());
+    esim_gateway::ordering::breaker::admit(&ctx, false, &[vendor], true)
+        .await
+        .unwrap();
+    let (_, read) = cache.breakers.peek().unwrap();
+    let row = read
+        .rows
+        .iter()
+        .find(|r| r.vendor == vendor.as_str() && !r.livemode)
+        .expect("the failure is stored");
+    assert_eq!(row.consecutive_failures, 1);
+    // The next answer resets the stored count (it is not "untouched" any more).
+    esim_gateway::ordering::breaker::record(
+        &ctx,
+        false,
+        vendor,
+        esim_gateway::ordering::breaker::Signal::Answered,
+        None,
+    )
+    .await;
+    let failures: i32 = sqlx::query_scalar(
+        "SELECT consecutive_failures FROM vendor_breakers WHERE vendor = $1 AND NOT livemode",
+    )
+    .bind(vendor.as_str())
+    .fetch_one(&s.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(failures, 0);
+}
