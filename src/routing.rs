@@ -234,6 +234,37 @@ pub fn rank<'a>(
     }
 }
 
+/// The vendors with at least one offer that fills `plan` and passes `eligible`, sorted:
+/// the vendors of `rank`'s candidates, without ranking (an order asks the breakers about
+/// these vendors only, then ranks once).
+pub fn eligible_vendors<'a>(
+    plan: &PlanKey,
+    offers: impl IntoIterator<Item = &'a RoutableOffer>,
+    fx: &FxRates,
+    retail: Currency,
+    eligible: impl Fn(&Candidate<'a>) -> Result<(), Exclusion>,
+) -> Vec<VendorId> {
+    let mut out: Vec<VendorId> = Vec::new();
+    for o in offers {
+        if out.contains(&o.vendor) || !o.satisfies(plan) {
+            continue;
+        }
+        let Some(cost) = fx.convert(o.cost_amount, o.cost_currency, retail) else {
+            continue;
+        };
+        let c = Candidate {
+            offer: o,
+            cost_in_retail: cost,
+            stats: VendorStats::default(),
+        };
+        if eligible(&c).is_ok() {
+            out.push(o.vendor);
+        }
+    }
+    out.sort();
+    out
+}
+
 fn by_cost(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
     a.cost_in_retail
         .cmp(&b.cost_in_retail)
@@ -799,5 +830,55 @@ mod tests {
             |_| VendorStats::default(),
         );
         assert_eq!(only.rule, Rule::OnlyCandidate);
+    }
+
+    #[test]
+    fn eligible_vendors_are_the_vendors_rank_keeps() {
+        let fx = FxRates::builtin();
+        let p = plan(&["JP"], DataKind::Total, Some(1), 7);
+        let offers = [
+            jp(1, VendorId::EsimFx, "9.00"),
+            jp(2, VendorId::MicroEsim, "10.00"),
+            jp(3, VendorId::EsimAccess, "10.05"),
+            jp(4, VendorId::MicroEsim, "11.00"),
+            // Does not fill the plan: too few days.
+            offer(
+                5,
+                VendorId::Multiverse,
+                &["JP"],
+                DataKind::Total,
+                Some(1),
+                3,
+                "1.00",
+                "USD",
+            ),
+            // An unknown currency is skipped by both.
+            offer(
+                6,
+                VendorId::EsimGo,
+                &["JP"],
+                DataKind::Total,
+                Some(1),
+                7,
+                "1.00",
+                "XXX",
+            ),
+        ];
+        let keep = |c: &Candidate<'_>| match c.offer.offer_id {
+            1 => Err(Exclusion::BalanceBelowCost),
+            _ => Ok(()),
+        };
+        let ranked = rank(&p, &offers, &fx, Currency::USD, dec("1"), keep, |_| {
+            VendorStats::default()
+        });
+        let mut from_rank: Vec<VendorId> =
+            ranked.candidates.iter().map(|c| c.offer.vendor).collect();
+        from_rank.sort();
+        from_rank.dedup();
+        assert_eq!(
+            eligible_vendors(&p, &offers, &fx, Currency::USD, keep),
+            from_rank
+        );
+        assert_eq!(from_rank, [VendorId::EsimAccess, VendorId::MicroEsim]);
     }
 }

@@ -14,7 +14,7 @@ use crate::{
 /// The plan an offer stands behind exactly.
 fn key_of(o: &SellableOffer) -> PlanKey {
     PlanKey {
-        countries: o.routable.countries.clone(),
+        countries: o.routable.countries.to_vec(),
         kind: o.routable.kind,
         bytes: o.routable.bytes,
         validity_days: o.routable.validity_days,
@@ -26,7 +26,7 @@ pub fn build_plans(offers: &[SellableOffer], pricing: &Pricing) -> Vec<PlanRow> 
     let mut by_country: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, o) in offers.iter().enumerate() {
         keys.entry(key_of(o)).or_default().push(i);
-        for c in &o.routable.countries {
+        for c in o.routable.countries.iter() {
             by_country.entry(c.as_str()).or_default().push(i);
         }
     }

@@ -345,7 +345,7 @@ async fn plan_offers(
                 vendor: o.routable.vendor,
                 sku: o.routable.sku.clone(),
                 name: o.name,
-                countries: o.routable.countries.clone(),
+                countries: o.routable.countries.to_vec(),
                 region_label: o.region_label,
                 data_bytes: o.data_bytes,
                 validity_days: o.routable.validity_days,

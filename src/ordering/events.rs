@@ -19,7 +19,7 @@ async fn order_event(
     event_type: &str,
 ) -> sqlx::Result<()> {
     let esims = store::esims::for_order(&mut *conn, &order.id).await?;
-    let data = serde_json::to_value(order_view(&order, &esims)).unwrap_or_default();
+    let data = serde_json::to_value(order_view(order, &esims)).unwrap_or_default();
     store::outbox::insert(
         conn,
         &order.storefront_id,

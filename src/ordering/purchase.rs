@@ -157,19 +157,17 @@ async fn route_with_details(
     demand: &Demand<'_>,
     tried: &HashSet<i64>,
     claim_probes: bool,
-) -> sqlx::Result<(Vec<OfferDetail>, Routed)> {
+) -> sqlx::Result<(std::sync::Arc<Vec<OfferDetail>>, Routed)> {
     let livemode = demand.livemode;
     // Only the order's own mode's vendors: a test order never reaches a live vendor.
     let vendors_here = ctx.vendors(livemode);
     // From this replica's memory once warm (`cache::routing`): no statement per order.
     let routing_cache = &ctx.cache.routing;
-    let offers: Vec<OfferDetail> = ctx
-        .cache
-        .candidates(livemode, demand.key)
-        .await?
+    let cached = ctx.cache.candidates(livemode, demand.key).await?;
+    // Borrowed, not cloned: a popular plan key has hundreds of offers.
+    let offers: Vec<&OfferDetail> = cached
         .iter()
         .filter(|o| vendors_here.adapter(o.routable.vendor).is_some())
-        .cloned()
         .collect();
     let all_states = routing_cache
         .sync_states
@@ -219,10 +217,7 @@ async fn route_with_details(
     let routable = || offers.iter().map(|o| &o.routable);
     // Breakers are asked only about vendors still in the running: asking claims a
     // half-open vendor's probe.
-    let pre = routing::rank(demand.key, routable(), fx, retail, near_tie, own, stats);
-    let mut vendors: Vec<_> = pre.candidates.iter().map(|c| c.offer.vendor).collect();
-    vendors.sort();
-    vendors.dedup();
+    let vendors = routing::eligible_vendors(demand.key, routable(), fx, retail, own);
     let admitted = super::breaker::admit(ctx, livemode, &vendors, claim_probes).await?;
     let gate = |v| admitted.iter().find(|(x, _, _)| *x == v);
     let ranking = routing::rank(
@@ -258,8 +253,9 @@ async fn route_with_details(
             stats: c.stats,
         })
         .collect();
+    drop(offers);
     Ok((
-        offers,
+        cached,
         Routed {
             offers: ranked,
             choice,

@@ -181,7 +181,7 @@ pub async fn plans_for(ctx: &Ctx, esim: &EsimRow) -> OrderingResult<Vec<TopupPla
         };
         let price = ctx.pricing.retail_from_retail_cost(in_retail);
         let key = PlanKey {
-            countries: offer.routable.countries.clone(),
+            countries: offer.routable.countries.to_vec(),
             kind: offer.routable.kind,
             bytes: offer.routable.bytes,
             validity_days: offer.routable.validity_days,

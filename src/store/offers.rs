@@ -17,8 +17,8 @@ pub struct RoutableOffer {
     pub offer_id: i64,
     pub vendor: VendorId,
     pub sku: String,
-    /// Sorted ISO alpha-2.
-    pub countries: Vec<String>,
+    /// Sorted ISO alpha-2; shared, since an order clones every candidate it ranks.
+    pub countries: std::sync::Arc<[String]>,
     pub kind: DataKind,
     /// Marketed bytes (per day when daily); `None` when unlimited.
     pub bytes: Option<u64>,
@@ -154,7 +154,7 @@ fn routable_from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<Option<Routabl
         offer_id: row.try_get("id")?,
         vendor,
         sku: row.try_get("sku")?,
-        countries: row.try_get("countries")?,
+        countries: row.try_get::<Vec<String>, _>("countries")?.into(),
         kind,
         bytes: bytes.map(|b| b as u64),
         validity_days: days as u32,
