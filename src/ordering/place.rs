@@ -182,9 +182,7 @@ pub async fn place_new(
         idempotency_key: key,
         request_hash: &hash,
     };
-    let mut tx = ctx.pool.begin().await?;
-    let Some(order) = store::orders::claim(&mut *tx, &row, ctx.lease).await? else {
-        drop(tx);
+    let Some((order, first)) = intake(ctx, &row, routed.as_ref()).await? else {
         // A replay calls no vendor: a half-open probe claimed for it goes back at once.
         if let Some(routed) = &routed {
             purchase::release_probes(ctx, livemode, &routed.offers).await;
@@ -193,18 +191,6 @@ pub async fn place_new(
             .await?
             .ok_or_else(|| anyhow::anyhow!("idempotency record vanished").into());
     };
-    // The ranking's record commits with the attempt it led to (or alone when none is left).
-    let first = match &routed {
-        Some(r) => match r.offers.first() {
-            Some(c) => Some(purchase::start_attempt(&mut tx, &order, c, Some(&r.choice)).await?),
-            None => {
-                purchase::record_empty_choice(&mut tx, &order.id, r).await?;
-                None
-            }
-        },
-        None => None,
-    };
-    tx.commit().await?;
     if let (Some(s), false) = (req.test_scenario, livemode) {
         // Before the first vendor call below, and scoped to this order alone.
         let offers = routed.as_ref().map_or(&[][..], |r| r.offers.as_slice());
@@ -214,6 +200,39 @@ pub async fn place_new(
     // A plan whose key cannot be read fails in `buy`, as it would on a retry.
     let started = routed.as_ref().map(|r| (r, first));
     run_request(ctx, &order, started).await
+}
+
+/// Claims the idempotency key for a new order and, in the same commit, records the ranking
+/// and the attempt on its first offer (or the ranking alone when it left none); `None`
+/// when the key was taken. With a first offer that is one statement.
+async fn intake(
+    ctx: &Ctx,
+    row: &NewOrderRow<'_>,
+    routed: Option<&purchase::Routed>,
+) -> OrderingResult<Option<(OrderRow, Option<AttemptRow>)>> {
+    if let Some(r) = routed
+        && let Some(c) = r.offers.first()
+    {
+        let first = purchase::first_attempt(c, row.quantity);
+        let claimed = store::intake::claim_with_attempt(
+            &ctx.pool,
+            row,
+            ctx.lease,
+            &first,
+            &r.choice.to_json(),
+        )
+        .await?;
+        return Ok(claimed.map(|(order, attempt)| (order, Some(attempt))));
+    }
+    let mut tx = ctx.pool.begin().await?;
+    let Some(order) = store::orders::claim(&mut *tx, row, ctx.lease).await? else {
+        return Ok(None);
+    };
+    if let Some(r) = routed {
+        purchase::record_empty_choice(&mut tx, &order.id, r).await?;
+    }
+    tx.commit().await?;
+    Ok(Some((order, None)))
 }
 
 #[derive(Serialize)]

@@ -317,6 +317,20 @@ pub fn plan_price(plan: &store::plans::PlanRecord, quantity: u32) -> Option<Mone
     ))
 }
 
+/// The attempt on `candidate` for `quantity` units, as recorded before its call.
+pub fn first_attempt(candidate: &Ranked, quantity: i32) -> store::intake::FirstAttempt<'_> {
+    let offer = &candidate.offer;
+    store::intake::FirstAttempt {
+        vendor: offer.vendor.as_str(),
+        offer_id: offer.offer_id,
+        sku: &offer.sku,
+        cost: (
+            offer.cost_amount * Decimal::from(quantity),
+            offer.cost_currency.as_str(),
+        ),
+    }
+}
+
 /// Records that `candidate` is about to be called for `order`, in the caller's
 /// transaction (which must commit before the call), with the ranking that chose it when
 /// it is that ranking's first attempt.
@@ -326,15 +340,14 @@ pub async fn start_attempt(
     candidate: &Ranked,
     choice: Option<&RoutingChoice>,
 ) -> sqlx::Result<AttemptRow> {
-    let offer = &candidate.offer;
-    let total_cost = offer.cost_amount * Decimal::from(order.quantity);
+    let first = first_attempt(candidate, order.quantity);
     let attempt = store::orders::start_attempt(
         &mut *conn,
         &order.id,
-        offer.vendor.as_str(),
-        offer.offer_id,
-        &offer.sku,
-        (total_cost, offer.cost_currency.as_str()),
+        first.vendor,
+        first.offer_id,
+        first.sku,
+        first.cost,
     )
     .await?;
     if let Some(choice) = choice {

@@ -5,6 +5,7 @@ pub mod balances;
 pub mod breakers;
 pub mod esims;
 pub mod events;
+pub mod intake;
 pub mod modes;
 pub mod offers;
 pub mod orders;
