@@ -327,7 +327,12 @@ function request()
   }, '{"plan_id":"' .. plan .. '"}')
 end
 EOF
-# One connection first (the overhead without queueing), then the measured concurrency.
+# A warm-up first, not measured: every pooled connection has prepared and planned the
+# order path's statements (Postgres plans each statement afresh for a connection's first
+# five executions), as in a gateway that has been running. Then one connection (the
+# overhead without queueing), then the measured concurrency; each run with its own keys.
+wrk -t2 -c"$ORDER_CONNECTIONS" -d2s -s "$WORK/orders.lua" "$OBASE" >"$WORK/wrk-orders-warmup.txt" 2>&1
+sed -i "s/^local run = .*/local run = \"$(date +%s%N)\"/" "$WORK/orders.lua"
 wrk -t1 -c1 -d2s --latency -s "$WORK/orders.lua" "$OBASE" >"$WORK/wrk-orders-1.txt" 2>&1
 S_P50=$(python3 - "$WORK/wrk-orders-1.txt" <<'PY'
 import re, sys
@@ -363,7 +368,7 @@ row "POST /v1/orders (vendor ${ORDER_DELAY_MS} ms)" "$O_RPS" "$O_P50" "$O_P99" "
 echo "orders stored: $ORDERS_OK ($STATES)"
 # The vendor call as the gateway timed it (simulator delay + its HTTP round trip): what of
 # the end-to-end time is not the gateway's own.
-read -r V_P50 V_P99 <<<"$(psql "$DATABASE_SERVER/$ORDER_DB" -Atc "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) FROM order_attempts WHERE latency_ms IS NOT NULL" | tr '|' ' ')"
+read -r V_P50 V_P99 <<<"$(psql "$DATABASE_SERVER/$ORDER_DB" -Atc "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1) FROM order_attempts WHERE latency_ms IS NOT NULL" | tr '|' ' ')"
 echo "vendor call as timed by the gateway: p50 $V_P50 ms, p99 $V_P99 ms (delay armed: $ORDER_DELAY_MS ms)" | tee -a "$SUMMARY"
 O_VERDICT=$(python3 -c "print('met' if $OV50 <= 3 and $OV99 <= 15 else 'MISSED')")
 echo "order overhead (end-to-end minus the vendor's ${ORDER_DELAY_MS} ms): p50 $OV50 ms, p99 $OV99 ms; goal <=3 / <=15 ms (LiteLLM's published ~3 ms): $O_VERDICT" | tee -a "$SUMMARY"

@@ -367,6 +367,12 @@ pub async fn mark_placed(
 
 /// Another new-eSIM order that already holds this vendor order (its reference on a placed
 /// attempt) or one of these ICCIDs: a vendor order belongs to one gateway order only.
+///
+/// Two statements, each sent only when it has something to look for, rather than one
+/// `UNION` guarded by "reference is not null": Postgres planned that one afresh on every
+/// purchase (a generic plan never looked as cheap), which cost more than the lookup. The
+/// kind is a per-row subquery, not a join, so each starts from its index whatever the
+/// statistics say (a new deployment's first orders).
 pub async fn other_holder(
     conn: &mut PgConnection,
     order_id: &str,
@@ -374,23 +380,33 @@ pub async fn other_holder(
     vendor_reference: Option<&str>,
     iccids: &[String],
 ) -> sqlx::Result<Option<String>> {
-    // The kind is a per-row subquery, not a join: with a join, a plan cached while the
-    // tables were small (a new deployment's first orders) scanned every order for each
-    // purchase. This way each branch starts from its index whatever the statistics say.
+    if let Some(reference) = vendor_reference {
+        let holder = sqlx::query_scalar(
+            "SELECT a.order_id FROM order_attempts a
+             WHERE a.vendor = $2 AND a.vendor_reference = $3 AND a.outcome = 'placed'
+               AND a.order_id <> $1
+               AND (SELECT o.kind FROM orders o WHERE o.id = a.order_id) = 'new'
+             LIMIT 1",
+        )
+        .bind(order_id)
+        .bind(vendor)
+        .bind(reference)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if holder.is_some() {
+            return Ok(holder);
+        }
+    }
+    if iccids.is_empty() {
+        return Ok(None);
+    }
     sqlx::query_scalar(
-        "SELECT a.order_id FROM order_attempts a
-         WHERE $3::text IS NOT NULL AND a.vendor = $2 AND a.vendor_reference = $3
-           AND a.outcome = 'placed' AND a.order_id <> $1
-           AND (SELECT o.kind FROM orders o WHERE o.id = a.order_id) = 'new'
-         UNION ALL
-         SELECT e.order_id FROM esims e
-         WHERE e.iccid = ANY($4) AND e.order_id <> $1
+        "SELECT e.order_id FROM esims e
+         WHERE e.iccid = ANY($2) AND e.order_id <> $1
            AND (SELECT o.kind FROM orders o WHERE o.id = e.order_id) = 'new'
          LIMIT 1",
     )
     .bind(order_id)
-    .bind(vendor)
-    .bind(vendor_reference)
     .bind(iccids)
     .fetch_optional(&mut *conn)
     .await
