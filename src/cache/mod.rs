@@ -180,24 +180,20 @@ impl ReplicaCache {
         self: &Arc<Self>,
         livemode: bool,
         key: &crate::domain::plan::PlanKey,
-    ) -> sqlx::Result<Arc<Vec<store::offers::OfferDetail>>> {
+    ) -> sqlx::Result<routing::KeyOffers> {
         self.ensure_started().await?;
         if let Some(hit) = self.routing.offers(livemode, key) {
             return Ok(hit);
         }
         let generation = self.routing.offers_generation();
-        let found = Arc::new(
-            store::offers::candidates(
-                &self.pool,
-                key,
-                livemode,
-                &crate::domain::vendor::VendorId::ALL,
-            )
-            .await?,
-        );
-        self.routing
-            .keep_offers(generation, livemode, key, found.clone());
-        Ok(found)
+        let read = store::offers::candidates(
+            &self.pool,
+            key,
+            livemode,
+            &crate::domain::vendor::VendorId::ALL,
+        )
+        .await?;
+        Ok(self.routing.keep_offers(generation, livemode, key, read))
     }
 
     fn read_plans(&self, livemode: bool) -> Arc<Snapshot> {

@@ -157,7 +157,7 @@ async fn route_with_details(
     demand: &Demand<'_>,
     tried: &HashSet<i64>,
     claim_probes: bool,
-) -> sqlx::Result<(std::sync::Arc<Vec<OfferDetail>>, Routed)> {
+) -> sqlx::Result<(crate::cache::routing::KeyOffers, Routed)> {
     let livemode = demand.livemode;
     // Only the order's own mode's vendors: a test order never reaches a live vendor.
     let vendors_here = ctx.vendors(livemode);
@@ -167,6 +167,7 @@ async fn route_with_details(
     // Borrowed, not cloned: a popular plan key has hundreds of offers.
     let offers: Vec<&OfferDetail> = cached
         .iter()
+        .map(|o| &**o)
         .filter(|o| vendors_here.adapter(o.routable.vendor).is_some())
         .collect();
     let all_states = routing_cache
@@ -300,7 +301,7 @@ pub async fn plan_offers(
                 .iter()
                 .find(|o| o.routable.offer_id == c.offer.offer_id)?;
             Some(PlanOffer {
-                detail: detail.clone(),
+                detail: (**detail).clone(),
                 cost_in_retail: c.cost_in_retail,
                 vendor_healthy: c.stats.sync_healthy,
             })

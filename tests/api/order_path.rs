@@ -94,7 +94,7 @@ async fn an_offer_change_reaches_the_next_ranking_here_and_on_a_second_replica_w
     let replica = s.app.spawn_replica().await;
     let (plan, _) = s.plan_with(2, None).await;
     let (key, _) = demand_of(&s.app, &plan).await;
-    let cost_of = |offers: &[store::offers::OfferDetail], id: i64| {
+    let cost_of = |offers: &esim_gateway::cache::routing::KeyOffers, id: i64| {
         offers
             .iter()
             .find(|o| o.routable.offer_id == id)
