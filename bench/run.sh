@@ -360,6 +360,7 @@ bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 print(f"{rps:.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}")
 PY
 )"
+O_RSS_KB=$(ps -o rss= -p "$OGW" | tr -d ' ')
 ORDERS_OK=$(psql "$DATABASE_SERVER/$ORDER_DB" -Atc "SELECT count(*) FROM orders")
 STATES=$(psql "$DATABASE_SERVER/$ORDER_DB" -Atc "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) n FROM orders GROUP BY status ORDER BY 2 DESC) s")
 OV50=$(python3 -c "print(f'{$O_P50 - $ORDER_DELAY_MS:.2f}')")
@@ -377,8 +378,11 @@ if [ "$ONLY" != orders ]; then
 # ---------------------------------------------------------------- callbacks
 echo
 echo "## Callbacks: eSIM Go signed Utilisation callbacks, distinct bodies, to a gateway with eSIM Go configured"
-kill "$GW"; wait "$GW" 2>/dev/null || true
-common_env "$CB_DB" "$CB_PORT" SANDBOX=false ESIMGO_API_KEY="$CB_KEY" ESIMGO_BASE_URL="http://127.0.0.1:9/v2.4" \
+# The first gateway was stopped before the orders; stop the orders gateway now.
+kill "$OGW"; wait "$OGW" 2>/dev/null || true
+# CALLBACK_RATE_LIMIT at its maximum: this measures what ingest can take, not the
+# per-vendor cost limit (20/s by default, answered 429 before the body is read).
+common_env "$CB_DB" "$CB_PORT" SANDBOX=false ESIMGO_API_KEY="$CB_KEY" ESIMGO_BASE_URL="http://127.0.0.1:9/v2.4" CALLBACK_RATE_LIMIT=100000 \
   "$BIN" serve >"$WORK/gateway-cb.log" 2>&1 &
 CB=$!
 PIDS+=("$CB")
@@ -463,4 +467,5 @@ echo "## Summary (same run; anchors: nginx static file of the same body, $NGINX_
 echo "full sync of 5 x $SIZE offers: $SYNC_S s ($OFFERS offers -> $PLANS plans); goal <=10 s: $(python3 -c "print('met' if $SYNC_S <= 10 else 'MISSED')")"
 cat "$SUMMARY"
 [ -n "${RSS_KB:-}" ] && echo "resident memory of the gateway with the catalogue loaded and served: $((RSS_KB / 1024)) MiB"
+echo "resident memory of the orders gateway (live catalogue, offers cached per ordered plan, vendors in their own process) after its orders: $((O_RSS_KB / 1024)) MiB"
 echo "load after: $(uptime | sed 's/.*load average/load average/')"
