@@ -17,7 +17,7 @@ pub mod telemetry;
 pub mod vendors;
 pub mod workers;
 
-pub use state::AppState;
+pub use state::{AppShared, AppState};
 
 /// The whole HTTP application for a given state.
 pub fn build_app(state: AppState) -> axum::Router {

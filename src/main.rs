@@ -4,7 +4,7 @@ use std::{process::ExitCode, sync::Arc, time::Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use esim_gateway::{
-    AppState, build_app,
+    AppShared, AppState, build_app,
     catalog::pricing::Pricing,
     config::Config,
     sandbox::SimSettings,
@@ -263,14 +263,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.catalog_sync_interval,
         )
     });
-    let state = AppState {
+    let state = AppState::new(AppShared {
         cache: esim_gateway::cache::ReplicaCache::new(pool.clone()),
         pool,
         config: Arc::new(config),
         metrics: telemetry::metrics_handle(),
         live_vendors: live,
         test_vendors: test,
-    };
+    });
     let provisioner = workers::provisioner::spawn(esim_gateway::ordering::Ctx::from_state(&state));
     let balances = workers::balances::spawn(esim_gateway::ordering::Ctx::from_state(&state));
     let outbox = workers::outbox::OutboxWorker::new(

@@ -5,7 +5,9 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use esim_gateway::{AppState, build_app, config::Config, telemetry, vendors::registry::Vendors};
+use esim_gateway::{
+    AppShared, AppState, build_app, config::Config, telemetry, vendors::registry::Vendors,
+};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -97,14 +99,14 @@ impl TestApp {
         let config = Config::from_lookup(&move |k| vars.get(k).cloned()).expect("test config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState {
+        let state = AppState::new(AppShared {
             pool: pool.clone(),
             config: Arc::new(config),
             metrics: telemetry::metrics_handle(),
             live_vendors: Arc::new(live),
             test_vendors: Arc::new(test),
             cache: esim_gateway::cache::ReplicaCache::new(pool.clone()),
-        };
+        });
         let state_for_test = state.clone();
         let limits = state.config.server;
         let app = build_app(state);

@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use esim_gateway::{AppState, build_app, config::Config, telemetry};
+use esim_gateway::{AppShared, AppState, build_app, config::Config, telemetry};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -20,14 +20,14 @@ async fn in_flight_request_finishes_after_shutdown_signal() {
         _ => None,
     })
     .unwrap();
-    let state = AppState {
+    let state = AppState::new(AppShared {
         pool: db.pool.clone(),
         config: Arc::new(config),
         metrics: telemetry::metrics_handle(),
         live_vendors: Default::default(),
         test_vendors: Default::default(),
         cache: esim_gateway::cache::ReplicaCache::new(db.pool.clone()),
-    };
+    });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
