@@ -345,6 +345,9 @@ fn clean_command() -> Command {
 struct Replica {
     index: usize,
     port: u16,
+    /// The port held (bound, not listening) until this replica's first start, so that no
+    /// simulator of the vendors process started meanwhile can be given it.
+    reserved: Option<tokio::net::TcpSocket>,
     child: Option<Child>,
     env: Vec<(String, String)>,
     log: PathBuf,
@@ -359,6 +362,7 @@ impl Drop for Replica {
 
 impl Replica {
     fn spawn(&mut self) {
+        drop(self.reserved.take());
         self.starts += 1;
         let mut log = OpenOptions::new()
             .create(true)
@@ -409,12 +413,13 @@ impl Replica {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A free port, held by a bound socket that does not listen: a connection to it is refused
+/// (the front skips it) and no other bind can take it until the socket is dropped.
+fn reserve_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }
 
 /// The storefront's record of one order request and its retries.
@@ -614,7 +619,7 @@ pub async fn run(s: &Scenario) -> Report {
         .timeout(Duration::from_secs(45))
         .build()
         .unwrap();
-    let ports: Vec<u16> = (0..s.replicas).map(|_| free_port()).collect();
+    let (mut reserved, ports): (Vec<_>, Vec<u16>) = (0..s.replicas).map(|_| reserve_port()).unzip();
     let front = Front::start(ports.clone()).await;
     let vendors = VendorsProcess::start(&dir, &front.url).await;
     for v in VendorId::ALL {
@@ -659,6 +664,7 @@ pub async fn run(s: &Scenario) -> Report {
         .map(|(index, &port)| Replica {
             index,
             port,
+            reserved: Some(reserved.remove(0)),
             child: None,
             env: env.clone(),
             log: dir.join(format!("gateway-{index}.log")),
