@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row, postgres::PgRow};
 
-use super::orders::{AttemptRow, NewOrderRow, OrderRow};
+use super::orders::{AttemptRow, INSERT_NEW_ORDER, NewOrderRow, OrderRow};
 
 /// The first attempt to record with a new order.
 pub struct FirstAttempt<'a> {
@@ -48,14 +48,7 @@ static INTAKE: LazyLock<String> = LazyLock::new(|| {
         .map(|c| format!("a.{c} AS attempt_{c}"))
         .collect();
     format!(
-        "WITH o AS (
-             INSERT INTO orders (id, storefront_id, kind, status, plan_id, quantity, price_amount,
-                 price_currency, reference, customer_email, target_iccid, idempotency_key,
-                 request_hash, lease_until, lease_version, livemode)
-             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12,
-                 now() + make_interval(secs => $13), 1, $14)
-             ON CONFLICT (storefront_id, livemode, idempotency_key) DO NOTHING
-             RETURNING *),
+        "WITH o AS ({INSERT_NEW_ORDER}),
          a AS (
              INSERT INTO order_attempts (order_id, seq, vendor, vendor_offer_id, sku, outcome,
                  cost_amount, cost_currency)
@@ -79,21 +72,7 @@ pub async fn claim_with_attempt(
     first: &FirstAttempt<'_>,
     choice: &serde_json::Value,
 ) -> sqlx::Result<Option<(OrderRow, AttemptRow)>> {
-    let row = sqlx::query(&INTAKE)
-        .bind(o.id)
-        .bind(o.storefront_id)
-        .bind(o.kind)
-        .bind(o.plan_id)
-        .bind(o.quantity)
-        .bind(o.price_amount)
-        .bind(o.price_currency)
-        .bind(o.reference)
-        .bind(o.customer_email)
-        .bind(o.target_iccid)
-        .bind(o.idempotency_key)
-        .bind(o.request_hash)
-        .bind(lease.as_secs_f64())
-        .bind(o.livemode)
+    let row = super::orders::bind_new_order(sqlx::query(&INTAKE), o, lease)
         .bind(first.vendor)
         .bind(first.offer_id)
         .bind(first.sku)

@@ -65,6 +65,39 @@ pub struct NewOrderRow<'a> {
     pub request_hash: &'a [u8],
 }
 
+/// The insert of a new order under its idempotency key, binding `$1`–`$14` as
+/// [`bind_new_order`] does: nothing when the key is taken.
+pub(super) const INSERT_NEW_ORDER: &str =
+    "INSERT INTO orders (id, storefront_id, kind, status, plan_id, quantity, price_amount,
+         price_currency, reference, customer_email, target_iccid, idempotency_key,
+         request_hash, lease_until, lease_version, livemode)
+     VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12,
+         now() + make_interval(secs => $13), 1, $14)
+     ON CONFLICT (storefront_id, livemode, idempotency_key) DO NOTHING
+     RETURNING *";
+
+/// Binds `o` and its lease as `$1`–`$14` of [`INSERT_NEW_ORDER`].
+pub(super) fn bind_new_order<'q>(
+    q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    o: &NewOrderRow<'q>,
+    lease: std::time::Duration,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    q.bind(o.id)
+        .bind(o.storefront_id)
+        .bind(o.kind)
+        .bind(o.plan_id)
+        .bind(o.quantity)
+        .bind(o.price_amount)
+        .bind(o.price_currency)
+        .bind(o.reference)
+        .bind(o.customer_email)
+        .bind(o.target_iccid)
+        .bind(o.idempotency_key)
+        .bind(o.request_hash)
+        .bind(lease.as_secs_f64())
+        .bind(o.livemode)
+}
+
 /// Inserts the order unless the storefront already used this idempotency key; the unique
 /// constraint decides between concurrent duplicates. `Some(row)` when this call created it.
 /// The creator holds the first lease (version 1) so nobody else touches the order while
@@ -74,31 +107,11 @@ pub async fn claim<'e>(
     o: &NewOrderRow<'_>,
     lease: std::time::Duration,
 ) -> sqlx::Result<Option<OrderRow>> {
-    sqlx::query_as(
-        "INSERT INTO orders (id, storefront_id, kind, status, plan_id, quantity, price_amount,
-             price_currency, reference, customer_email, target_iccid, idempotency_key,
-             request_hash, lease_until, lease_version, livemode)
-         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12,
-             now() + make_interval(secs => $13), 1, $14)
-         ON CONFLICT (storefront_id, livemode, idempotency_key) DO NOTHING
-         RETURNING *",
-    )
-    .bind(o.id)
-    .bind(o.storefront_id)
-    .bind(o.kind)
-    .bind(o.plan_id)
-    .bind(o.quantity)
-    .bind(o.price_amount)
-    .bind(o.price_currency)
-    .bind(o.reference)
-    .bind(o.customer_email)
-    .bind(o.target_iccid)
-    .bind(o.idempotency_key)
-    .bind(o.request_hash)
-    .bind(lease.as_secs_f64())
-    .bind(o.livemode)
-    .fetch_optional(ex)
-    .await
+    let row = bind_new_order(sqlx::query(INSERT_NEW_ORDER), o, lease)
+        .fetch_optional(ex)
+        .await?;
+    row.map(|r| <OrderRow as sqlx::FromRow<sqlx::postgres::PgRow>>::from_row(&r))
+        .transpose()
 }
 
 pub async fn by_idempotency_key(

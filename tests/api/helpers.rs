@@ -132,6 +132,29 @@ impl TestApp {
         self.db.clone()
     }
 
+    /// Refuses (`false`) or accepts again (`true`) every connection to this app's database;
+    /// refusing also ends the open ones, so anything that sends a statement fails.
+    pub async fn allow_database(&self, allow: bool) {
+        use sqlx::{Connection, Executor};
+        let db = self.db.name.clone();
+        let options = (*self.pool.connect_options()).clone().database("postgres");
+        let mut admin = sqlx::PgConnection::connect_with(&options).await.unwrap();
+        admin
+            .execute(format!(r#"ALTER DATABASE "{db}" ALLOW_CONNECTIONS {allow}"#).as_str())
+            .await
+            .unwrap();
+        if !allow {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(&db)
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -10,11 +10,15 @@ use std::{
 
 use esim_gateway::{
     domain::money::Money,
-    ordering::{Ctx, purchase},
+    ordering::{
+        Ctx,
+        breaker::{self, Signal},
+        purchase,
+    },
     store,
+    vendors::VendorId,
 };
 use serde_json::json;
-use sqlx::{Connection, Executor, PgConnection};
 
 use crate::{helpers::TestApp, sandbox_app::SandboxApp};
 
@@ -26,27 +30,6 @@ async fn demand_of(app: &TestApp, plan_id: &str) -> (esim_gateway::domain::plan:
         .expect("plan stored");
     let key = purchase::key_of(&plan).expect("known data kind");
     (key, purchase::plan_price(&plan, 1).expect("known currency"))
-}
-
-/// Refuses every new connection to the app's database and ends the open ones.
-async fn cut_off(app: &TestApp, allow: bool) {
-    let db = app.db().name.clone();
-    let options = (*app.pool.connect_options()).clone().database("postgres");
-    let mut admin = PgConnection::connect_with(&options).await.unwrap();
-    admin
-        .execute(format!(r#"ALTER DATABASE "{db}" ALLOW_CONNECTIONS {allow}"#).as_str())
-        .await
-        .unwrap();
-    if !allow {
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = $1 AND pid <> pg_backend_pid()",
-        )
-        .bind(&db)
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    }
 }
 
 #[tokio::test]
@@ -72,12 +55,12 @@ async fn a_warm_order_is_ranked_with_the_database_cut_off() {
 
     // Every read routing makes is held for a second at most: rank again at once.
     let started = Instant::now();
-    cut_off(&s.app, false).await;
+    s.app.allow_database(false).await;
     let cold_db = purchase::route(&ctx, &demand, &HashSet::new()).await;
     let took = started.elapsed();
     // The database really is out of reach.
     let unreachable = sqlx::query("SELECT 1").execute(&s.app.pool).await.is_err();
-    cut_off(&s.app, true).await;
+    s.app.allow_database(true).await;
     assert!(unreachable);
     assert!(
         took < Duration::from_millis(900),
@@ -134,35 +117,17 @@ async fn a_breaker_read_from_memory_never_hides_a_failure_recorded_here() {
     let s = SandboxApp::start().await;
     let ctx = Ctx::from_state(&s.app.state);
     let cache = &s.app.state.cache.routing;
-    let vendor = esim_gateway::vendors::VendorId::EsimFx;
+    let vendor = VendorId::EsimFx;
     // Warm: every breaker closed, read once.
-    esim_gateway::ordering::breaker::admit(&ctx, false, &[vendor], true)
-        .await
-        .unwrap();
+    breaker::admit(&ctx, false, &[vendor], true).await.unwrap();
     let (_, first) = cache.breakers.peek().expect("read kept");
     // An answer from a vendor known untouched writes nothing and keeps the read.
-    esim_gateway::ordering::breaker::record(
-        &ctx,
-        false,
-        vendor,
-        esim_gateway::ordering::breaker::Signal::Answered,
-        None,
-    )
-    .await;
+    breaker::record(&ctx, false, vendor, Signal::Answered, None).await;
     assert!(Arc::ptr_eq(&cache.breakers.peek().unwrap().1, &first));
     // A failure drops it: the next order reads the stored count.
-    esim_gateway::ordering::breaker::record(
-        &ctx,
-        false,
-        vendor,
-        esim_gateway::ordering::breaker::Signal::Failed,
-        None,
-    )
-    .await;
+    breaker::record(&ctx, false, vendor, Signal::Failed, None).await;
     assert!(cache.breakers.peek().is_none());
-    esim_gateway::ordering::breaker::admit(&ctx, false, &[vendor], true)
-        .await
-        .unwrap();
+    breaker::admit(&ctx, false, &[vendor], true).await.unwrap();
     let (_, read) = cache.breakers.peek().unwrap();
     let row = read
         .rows
@@ -171,14 +136,7 @@ async fn a_breaker_read_from_memory_never_hides_a_failure_recorded_here() {
         .expect("the failure is stored");
     assert_eq!(row.consecutive_failures, 1);
     // The next answer resets the stored count (it is not "untouched" any more).
-    esim_gateway::ordering::breaker::record(
-        &ctx,
-        false,
-        vendor,
-        esim_gateway::ordering::breaker::Signal::Answered,
-        None,
-    )
-    .await;
+    breaker::record(&ctx, false, vendor, Signal::Answered, None).await;
     let failures: i32 = sqlx::query_scalar(
         "SELECT consecutive_failures FROM vendor_breakers WHERE vendor = $1 AND NOT livemode",
     )

@@ -18,7 +18,7 @@ use esim_gateway::{
 };
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::Executor;
 
 use crate::{
     catalog::{ScriptedVendor, gb, offer},
@@ -232,12 +232,6 @@ async fn without_a_notification_the_version_poll_still_catches_up_within_a_secon
     .await;
 }
 
-/// Admin connection to the test's server (the `postgres` database).
-async fn server_conn(app: &TestApp) -> PgConnection {
-    let options = (*app.pool.connect_options()).clone().database("postgres");
-    PgConnection::connect_with(&options).await.unwrap()
-}
-
 #[tokio::test]
 async fn warm_reads_send_no_statement_to_postgres() {
     let s = setup().await;
@@ -257,20 +251,7 @@ async fn warm_reads_send_no_statement_to_postgres() {
 
     // Cut the database off: no connection open, none accepted. A read that sent any
     // statement would fail.
-    let db = s.app.db().name.clone();
-    let mut admin = server_conn(&s.app).await;
-    admin
-        .execute(format!(r#"ALTER DATABASE "{db}" ALLOW_CONNECTIONS false"#).as_str())
-        .await
-        .unwrap();
-    sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE datname = $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(&db)
-    .execute(&mut admin)
-    .await
-    .unwrap();
+    s.app.allow_database(false).await;
 
     for round in 0..50 {
         for (p, body) in paths.iter().zip(&warm) {
@@ -281,10 +262,7 @@ async fn warm_reads_send_no_statement_to_postgres() {
     }
     // And the database really was unreachable.
     assert!(sqlx::query("SELECT 1").execute(&s.app.pool).await.is_err());
-    admin
-        .execute(format!(r#"ALTER DATABASE "{db}" ALLOW_CONNECTIONS true"#).as_str())
-        .await
-        .unwrap();
+    s.app.allow_database(true).await;
 }
 
 #[tokio::test]
