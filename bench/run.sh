@@ -83,12 +83,16 @@ fi
 common_env "$DB" "$PORT" SANDBOX=true SANDBOX_CATALOG_SIZE="$SIZE" "$BIN" serve >"$WORK/gateway.log" 2>&1 &
 GW=$!
 PIDS+=("$GW")
-until curl -sf "$BASE/readyz" >/dev/null; do sleep 0.2; done
-# The start-up sync runs in the background; wait for it before timing our own.
-until [ "$(curl -sf -H "Authorization: Bearer $ADMIN" "$BASE/admin/vendors" \
-  | python3 -c 'import json,sys; print(sum(1 for v in json.load(sys.stdin)["data"] if v["last_sync_at"]))')" = 5 ]; do
-  sleep 0.5
-done
+# Ready, and its start-up sync of all five vendors done (it runs in the background).
+wait_synced() {
+  until curl -sf "$1/readyz" >/dev/null; do sleep 0.2; done
+  until [ "$(curl -sf -H "Authorization: Bearer $ADMIN" "$1/admin/vendors" \
+    | python3 -c 'import json,sys; print(sum(1 for v in json.load(sys.stdin)["data"] if v["last_sync_at"]))')" = 5 ]; do
+    sleep 0.5
+  done
+}
+# Wait for the start-up sync before timing our own.
+wait_synced "$BASE"
 
 echo
 echo "## Full sync: 5 sandbox vendors x $SIZE offers, all five at once"
@@ -269,11 +273,7 @@ until [ -f "$WORK/sims/vendors.env" ]; do sleep 0.2; done
   common_env "$ORDER_DB" "$ORDER_PORT" TEST_MODE=off "$BIN" serve ) >"$WORK/gateway-orders.log" 2>&1 &
 OGW=$!
 PIDS+=("$OGW")
-until curl -sf "$OBASE/readyz" >/dev/null; do sleep 0.2; done
-until [ "$(curl -sf -H "Authorization: Bearer $ADMIN" "$OBASE/admin/vendors" \
-  | python3 -c 'import json,sys; print(sum(1 for v in json.load(sys.stdin)["data"] if v["last_sync_at"]))')" = 5 ]; do
-  sleep 0.5
-done
+wait_synced "$OBASE"
 OKEY=$(curl -sf -X POST -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' \
   -d '{"name":"bench-orders"}' "$OBASE/admin/storefronts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
 python3 -c '
