@@ -852,7 +852,7 @@ mod tests {
                 "1.00",
                 "USD",
             ),
-            // An unknown currency is skipped by both.
+            // A currency without a rate is skipped by both.
             offer(
                 6,
                 VendorId::EsimGo,
@@ -861,7 +861,7 @@ mod tests {
                 Some(1),
                 7,
                 "1.00",
-                "XXX",
+                "XAF",
             ),
         ];
         let keep = |c: &Candidate<'_>| match c.offer.offer_id {

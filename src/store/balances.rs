@@ -79,22 +79,14 @@ pub async fn lock(
     livemode: bool,
     vendor: &str,
 ) -> sqlx::Result<BalanceRow> {
-    sqlx::query(
-        "INSERT INTO vendor_balances (livemode, vendor) VALUES ($2, $1)
-         ON CONFLICT (livemode, vendor) DO NOTHING",
-    )
-    .bind(vendor)
-    .bind(livemode)
-    .execute(&mut *conn)
-    .await?;
-    let row = sqlx::query_as::<_, BalanceRow>(&format!(
+    super::ensure_vendor_row(&mut *conn, "vendor_balances", livemode, vendor).await?;
+    sqlx::query_as::<_, BalanceRow>(&format!(
         "SELECT {COLUMNS} FROM vendor_balances WHERE vendor = $1 AND livemode = $2 FOR UPDATE"
     ))
     .bind(vendor)
     .bind(livemode)
     .fetch_one(&mut *conn)
-    .await?;
-    Ok(row)
+    .await
 }
 
 /// Writes back a row read by [`lock`] in the same transaction.

@@ -34,17 +34,19 @@ impl BreakerRow {
     }
 }
 
+/// A breaker row with the database's clock when it was read.
+#[derive(sqlx::FromRow)]
+struct WithNow {
+    #[sqlx(flatten)]
+    row: BreakerRow,
+    db_now: DateTime<Utc>,
+}
+
 const COLUMNS: &str = "livemode, vendor, consecutive_failures, opened_at, open_until, probe_version, probe_expires_at";
 
 /// Every stored breaker, with the database's clock (every replica judges time by it), in
 /// one round trip: this runs before every new order's candidate loop.
 pub async fn all(pool: &PgPool) -> sqlx::Result<(Vec<BreakerRow>, DateTime<Utc>)> {
-    #[derive(sqlx::FromRow)]
-    struct WithNow {
-        #[sqlx(flatten)]
-        row: BreakerRow,
-        db_now: DateTime<Utc>,
-    }
     let rows = sqlx::query_as::<_, WithNow>(&format!(
         "SELECT {COLUMNS}, now() AS db_now FROM vendor_breakers ORDER BY vendor"
     ))
@@ -62,25 +64,17 @@ pub async fn lock(
     livemode: bool,
     vendor: &str,
 ) -> sqlx::Result<(BreakerRow, DateTime<Utc>)> {
-    sqlx::query(
-        "INSERT INTO vendor_breakers (livemode, vendor) VALUES ($2, $1)
-         ON CONFLICT (livemode, vendor) DO NOTHING",
-    )
-    .bind(vendor)
-    .bind(livemode)
-    .execute(&mut *conn)
-    .await?;
-    let row = sqlx::query_as::<_, BreakerRow>(&format!(
-        "SELECT {COLUMNS} FROM vendor_breakers WHERE vendor = $1 AND livemode = $2 FOR UPDATE"
+    super::ensure_vendor_row(&mut *conn, "vendor_breakers", livemode, vendor).await?;
+    // The transaction's clock comes with the row: `now()` is the same all through it.
+    let locked = sqlx::query_as::<_, WithNow>(&format!(
+        "SELECT {COLUMNS}, now() AS db_now FROM vendor_breakers
+         WHERE vendor = $1 AND livemode = $2 FOR UPDATE"
     ))
     .bind(vendor)
     .bind(livemode)
     .fetch_one(&mut *conn)
     .await?;
-    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok((row, now))
+    Ok((locked.row, locked.db_now))
 }
 
 /// Writes back a row read by [`lock`] in the same transaction.

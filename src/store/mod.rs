@@ -76,6 +76,26 @@ pub async fn ready(pool: &PgPool) -> Result<(), String> {
     Ok(())
 }
 
+/// Makes sure the per-vendor row of `table` (keyed by mode and vendor, every other column
+/// defaulted) exists, in the caller's transaction: what `lock` of balances and breakers
+/// does before it locks the row.
+pub(crate) async fn ensure_vendor_row(
+    conn: &mut sqlx::PgConnection,
+    table: &'static str,
+    livemode: bool,
+    vendor: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO {table} (livemode, vendor) VALUES ($2, $1)
+         ON CONFLICT (livemode, vendor) DO NOTHING"
+    ))
+    .bind(vendor)
+    .bind(livemode)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Identifies a pool across its clones: clones share their options, another pool (another
 /// replica) has its own. Keys what one replica keeps per pool in memory.
 pub fn pool_identity(pool: &PgPool) -> usize {
