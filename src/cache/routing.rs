@@ -37,6 +37,16 @@ pub const MAX_AGE: Duration = Duration::from_secs(1);
 /// about 200 MB at the bound.
 const MAX_CACHED_KEYS: usize = 25_000;
 
+/// Rows split by mode when read (test mode at index 0, live at 1), so that an order borrows
+/// its mode's rows instead of filtering and copying them.
+pub type ByMode<T> = [Vec<T>; 2];
+
+/// Splits `rows` by the mode `livemode_of` tells.
+pub fn by_mode<T>(rows: Vec<T>, livemode_of: impl Fn(&T) -> bool) -> ByMode<T> {
+    let (live, test): (Vec<T>, Vec<T>) = rows.into_iter().partition(|r| livemode_of(r));
+    [test, live]
+}
+
 /// The stored breakers and the database's clock when they were read.
 #[derive(Debug, Clone)]
 pub struct BreakerRead {
@@ -45,8 +55,8 @@ pub struct BreakerRead {
 }
 
 pub struct RoutingCache {
-    pub attempts: Fresh<Vec<AttemptWindow>>,
-    pub sync_states: Fresh<Vec<SyncState>>,
+    pub attempts: Fresh<ByMode<AttemptWindow>>,
+    pub sync_states: Fresh<ByMode<SyncState>>,
     pub breakers: Fresh<BreakerRead>,
     /// Test mode (index 0) and live mode (index 1).
     balances: [Fresh<Vec<BalanceRow>>; 2],
@@ -192,6 +202,13 @@ mod tests {
             bytes: Some(1 << 30),
             validity_days: 7,
         }
+    }
+
+    #[test]
+    fn rows_are_split_by_mode_test_first() {
+        let [test, live] = by_mode(vec![(true, 1), (false, 2), (true, 3)], |r| r.0);
+        assert_eq!(test, [(false, 2)]);
+        assert_eq!(live, [(true, 1), (true, 3)]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::{
     lease::Lease,
 };
 use crate::{
+    cache::routing::by_mode,
     domain::{attempt::AttemptOutcome, mode, money::Money, order::OrderStatus, plan::PlanKey},
     routing::{self, Candidate, Exclusion, RoutableOffer},
     store::{
@@ -170,29 +171,27 @@ async fn route_with_details(
         .map(|o| &**o)
         .filter(|o| vendors_here.adapter(o.routable.vendor).is_some())
         .collect();
-    let all_states = routing_cache
+    let mode = usize::from(livemode);
+    let states = routing_cache
         .sync_states
-        .get(|| store::offers::sync_states(&ctx.pool))
+        .get(|| async {
+            let rows = store::offers::sync_states(&ctx.pool).await?;
+            Ok(by_mode(rows, |s| s.livemode))
+        })
         .await?;
-    let states: Vec<_> = all_states
-        .iter()
-        .filter(|s| s.livemode == livemode)
-        .cloned()
-        .collect();
     let balances = routing_cache
         .balances(livemode)
         .get(|| store::balances::all(&ctx.pool, livemode))
         .await?;
     let window = ctx.routing.health_window;
-    let windows: Vec<_> = routing_cache
+    let windows = routing_cache
         .attempts
-        .get(|| store::breakers::attempt_window(&ctx.pool, window))
-        .await?
-        .iter()
-        .filter(|w| w.livemode == livemode)
-        .cloned()
-        .collect();
-    let stats = |v| super::health::stats_of(&windows, &states, v);
+        .get(|| async {
+            let rows = store::breakers::attempt_window(&ctx.pool, window).await?;
+            Ok(by_mode(rows, |w| w.livemode))
+        })
+        .await?;
+    let stats = |v| super::health::stats_of(&windows[mode], &states[mode], v);
     let max_cost = ctx
         .pricing
         .cost_in_retail(demand.price)
