@@ -128,7 +128,7 @@ struct Entry {
     digest: [u8; 32],
     /// The stored row, for orders: they price and route from the snapshot the storefront
     /// reads, with no statement of their own.
-    record: PlanRecord,
+    record: Arc<PlanRecord>,
 }
 
 impl Entry {
@@ -216,7 +216,7 @@ impl Snapshot {
                     data_sort_bytes,
                     validity_days,
                     price,
-                    record: r,
+                    record: Arc::new(r),
                 }
             })
             .collect();
@@ -257,7 +257,7 @@ impl Snapshot {
     }
 
     /// An active plan as stored.
-    pub fn record(&self, id: &str) -> Option<&PlanRecord> {
+    pub fn record(&self, id: &str) -> Option<&Arc<PlanRecord>> {
         self.by_id
             .get(id)
             .map(|&i| &self.entries[i as usize].record)
