@@ -98,7 +98,10 @@ async fn accept(
     ctx: &Ctx,
     livemode: bool,
     req: &NewOrder,
-) -> OrderingResult<(std::sync::Arc<store::plans::PlanRecord>, Option<purchase::Routed>)> {
+) -> OrderingResult<(
+    std::sync::Arc<store::plans::PlanRecord>,
+    Option<purchase::Routed>,
+)> {
     let snapshot = ctx.cache.snapshot(livemode).await?;
     let plan = snapshot
         .record(&req.plan_id)

@@ -41,6 +41,15 @@ impl Drop for SandboxApp {
     }
 }
 
+/// A set of the five simulators, without callbacks until a gateway gives them its URL.
+async fn simulators(settings: SimSettings) -> Arc<Sandbox> {
+    Arc::new(
+        Sandbox::start(settings, None)
+            .await
+            .expect("simulators start"),
+    )
+}
+
 const ENV: &[(&str, &str)] = &[("PROVISION_RETRY_BASE", "100ms"), ("MARKUP_PERCENT", "20")];
 
 impl SandboxApp {
@@ -49,11 +58,7 @@ impl SandboxApp {
     }
 
     pub async fn start_with(settings: SimSettings, env: &[(&str, &str)]) -> SandboxApp {
-        let sandbox = Arc::new(
-            Sandbox::start(settings, None)
-                .await
-                .expect("sandbox starts"),
-        );
+        let sandbox = simulators(settings).await;
         let db = Arc::new(TestDb::new().await);
         let app = Self::app_on(&sandbox, db, env).await;
         let sf = app.create_storefront("Sandbox Shop").await;
@@ -77,16 +82,8 @@ impl SandboxApp {
     /// (configured with `VendorMode::Live` like real credentials). Both catalogues synced.
     pub async fn start_both() -> (SandboxApp, Arc<Sandbox>) {
         let settings = SimSettings::fast();
-        let sandbox = Arc::new(
-            Sandbox::start(settings, None)
-                .await
-                .expect("sandbox starts"),
-        );
-        let live = Arc::new(
-            Sandbox::start(settings, None)
-                .await
-                .expect("live sims start"),
-        );
+        let sandbox = simulators(settings).await;
+        let live = simulators(settings).await;
         let opts = AdapterOptions {
             timeout: VENDOR_TIMEOUT,
         };
