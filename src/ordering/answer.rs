@@ -4,6 +4,7 @@
 use super::{Ctx, error::OrderingResult, view::order_view};
 use crate::store::{
     self,
+    esims::EsimRow,
     orders::{OrderRow, StoredAnswer},
 };
 
@@ -17,10 +18,14 @@ pub(super) async fn save_in(
         return Ok(None);
     }
     let esims = store::esims::for_order(&mut *conn, &order.id).await?;
-    let body = serde_json::to_value(order_view(order, &esims)).unwrap_or_default();
-    let answer = StoredAnswer::created(body);
+    let answer = of(order, &esims);
     let saved = store::orders::save_response(&mut *conn, &order.id, &answer).await?;
     Ok(saved.then_some(answer))
+}
+
+/// The answer a request gets for `order` as it now is, with all its eSIMs.
+pub(super) fn of(order: &OrderRow, esims: &[EsimRow]) -> StoredAnswer {
+    StoredAnswer::created(serde_json::to_value(order_view(order, esims)).unwrap_or_default())
 }
 
 /// Saves the order's current view as its first answer (unless one is saved) and returns

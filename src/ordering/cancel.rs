@@ -130,7 +130,16 @@ async fn cancel_leased(ctx: &Ctx, order: &OrderRow, lease: &Lease) -> OrderingRe
         }
         Err(PurchaseError::Database(e)) => return Err(e.into()),
     };
-    if transition_order(&mut tx, &locked, OrderStatus::Cancelled, Some(("", &note))).await? {
+    if transition_order(
+        &mut tx,
+        &locked,
+        OrderStatus::Cancelled,
+        Some(("", &note)),
+        None,
+    )
+    .await?
+    .is_some()
+    {
         tracing::info!(order_id = %order.id, %vendor, "order cancelled");
     }
     tx.commit().await?;

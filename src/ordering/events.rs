@@ -12,14 +12,23 @@ use crate::{
     store::{self, esims::EsimRow, orders::OrderRow},
 };
 
-/// Queues `event_type` for `order` as it now is (the row its transition returned).
+/// Queues `event_type` for `order` as it now is (the row its transition returned), with
+/// its eSIMs (`esims` when the caller has read them all in this transaction).
 async fn order_event(
     conn: &mut PgConnection,
     order: &OrderRow,
     event_type: &str,
+    esims: Option<&[EsimRow]>,
 ) -> sqlx::Result<()> {
-    let esims = store::esims::for_order(&mut *conn, &order.id).await?;
-    let data = serde_json::to_value(order_view(order, &esims)).unwrap_or_default();
+    let read;
+    let esims = match esims {
+        Some(e) => e,
+        None => {
+            read = store::esims::for_order(&mut *conn, &order.id).await?;
+            &read[..]
+        }
+    };
+    let data = serde_json::to_value(order_view(order, esims)).unwrap_or_default();
     store::outbox::insert(
         conn,
         &order.storefront_id,
@@ -33,25 +42,28 @@ async fn order_event(
 
 /// Moves an order the caller has locked in this transaction (see
 /// `store::orders::lock_fenced`) to `to`, with failure code and message for `failed` or a
-/// note for `cancelled`, and queues its event. `false` when the move is not allowed from
-/// where the order is (a late or repeated fact): nothing is written.
+/// note for `cancelled`, and queues its event; `esims`, when given, are all the order's
+/// eSIMs as the caller read them in this transaction (else they are read for the event).
+/// The order as it now is, or `None` when the move is not allowed from where the order is
+/// (a late or repeated fact): nothing is written.
 pub async fn transition_order(
     conn: &mut PgConnection,
     locked: &OrderRow,
     to: OrderStatus,
     detail: Option<(&str, &str)>,
-) -> sqlx::Result<bool> {
+    esims: Option<&[EsimRow]>,
+) -> sqlx::Result<Option<OrderRow>> {
     let from = locked.status;
     match from.transition(to) {
         Ok(true) => {}
-        Ok(false) => return Ok(false),
+        Ok(false) => return Ok(None),
         Err(e) => {
             tracing::debug!(order_id = %locked.id, error = %e, "order transition refused");
-            return Ok(false);
+            return Ok(None);
         }
     }
     let Some(now) = store::orders::set_status(&mut *conn, &locked.id, to, detail).await? else {
-        return Ok(false);
+        return Ok(None);
     };
     if to == OrderStatus::Cancelled {
         for e in store::esims::for_order(&mut *conn, &locked.id).await? {
@@ -59,7 +71,7 @@ pub async fn transition_order(
         }
     }
     if let Some(event) = to.event() {
-        order_event(conn, &now, event).await?;
+        order_event(conn, &now, event, esims).await?;
     }
     if to == OrderStatus::Completed && locked.kind.starts_bundle() {
         if let Some(iccid) = &locked.target_iccid {
@@ -67,7 +79,7 @@ pub async fn transition_order(
             store::esims::start_bundle(&mut *conn, iccid).await?;
         }
     }
-    Ok(true)
+    Ok(Some(now))
 }
 
 /// Applies a vendor fact about an eSIM's status, learned by callback or by polling.

@@ -83,6 +83,11 @@ impl Lease {
         self
     }
 
+    /// Whether the outcome's transaction releases this lease ([`Lease::settling_with_outcome`]).
+    pub fn settles_with_outcome(&self) -> bool {
+        self.settle_after.is_some()
+    }
+
     /// Inside the transaction recording the outcome (locked on this lease's version):
     /// releases a lease made [`Lease::settling_with_outcome`]. The renewals stop first, so
     /// none lands after the release; if the transaction then fails, the lease simply
@@ -98,6 +103,30 @@ impl Lease {
             store::orders::release(&mut *conn, &self.order_id, self.version, next_check_in).await?;
         *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = Some(None);
         Ok(now)
+    }
+
+    /// [`Lease::settle_in`] for a caller that already knows the order's answer: the release
+    /// and the answer are one statement. `answer` is saved unless one was saved before.
+    pub async fn settle_answering_in(
+        &self,
+        conn: &mut PgConnection,
+        answer: Option<StoredAnswer>,
+    ) -> sqlx::Result<()> {
+        let Some(next_check_in) = self.settle_after else {
+            return Ok(());
+        };
+        self.renewer.abort();
+        let saved = store::orders::release_answering(
+            &mut *conn,
+            &self.order_id,
+            self.version,
+            next_check_in,
+            answer.as_ref(),
+        )
+        .await?;
+        let answer = answer.filter(|_| saved == Some(true));
+        *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = Some(answer);
+        Ok(())
     }
 
     /// Records the answer saved in the outcome's transaction.

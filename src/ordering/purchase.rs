@@ -20,7 +20,7 @@ use crate::{
     routing::{self, Candidate, Exclusion, RoutableOffer},
     store::{
         self,
-        esims::NewEsim,
+        esims::{EsimRow, NewEsim},
         offers::{OfferDetail, parse_kind},
         orders::{AttemptResult, AttemptRow, OrderRow},
     },
@@ -70,6 +70,29 @@ async fn settle(conn: &mut PgConnection, lease: &Lease) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// [`settle`] for a step that knows the order as its last write left it (`order`) and, when
+/// it read or stored them all in this transaction, its eSIMs: the answer is made from
+/// them and saved with the release, one statement.
+async fn settle_with(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    order: &OrderRow,
+    esims: Option<&[EsimRow]>,
+) -> sqlx::Result<()> {
+    if !lease.settles_with_outcome() {
+        return Ok(());
+    }
+    let answer = match (order.response_status, esims) {
+        (Some(_), _) => None,
+        (None, Some(esims)) => Some(super::answer::of(order, esims)),
+        (None, None) => {
+            let esims = store::esims::for_order(&mut *conn, &order.id).await?;
+            Some(super::answer::of(order, &esims))
+        }
+    };
+    lease.settle_answering_in(conn, answer).await
+}
+
 /// Fails the order (`order.failed`) under the caller's lease.
 pub async fn fail(
     ctx: &Ctx,
@@ -78,8 +101,18 @@ pub async fn fail(
     message: &str,
 ) -> Result<Step, PurchaseError> {
     let (mut tx, order) = fenced(ctx, lease).await?;
-    transition_order(&mut tx, &order, OrderStatus::Failed, Some((code, message))).await?;
-    settle(&mut tx, lease).await?;
+    match transition_order(
+        &mut tx,
+        &order,
+        OrderStatus::Failed,
+        Some((code, message)),
+        None,
+    )
+    .await?
+    {
+        Some(now) => settle_with(&mut tx, lease, &now, None).await?,
+        None => settle(&mut tx, lease).await?,
+    }
     tx.commit().await?;
     Ok(Step::Failed)
 }
@@ -612,7 +645,7 @@ pub async fn placed(
             _ => None,
         },
     };
-    let (mut tx, _) = fenced(ctx, lease).await?;
+    let (mut tx, locked) = fenced(ctx, lease).await?;
     // A vendor order that delivers eSIMs belongs to one gateway order only.
     if order.kind.delivers_esims() {
         let iccids: Vec<String> = state.esims.iter().map(|p| p.iccid.clone()).collect();
@@ -642,19 +675,6 @@ pub async fn placed(
             return Ok(Step::Provisioning);
         }
     }
-    store::orders::finish_attempt(
-        &mut tx,
-        attempt.id,
-        &AttemptResult {
-            outcome: AttemptOutcome::Placed,
-            vendor_reference: state.vendor_reference.as_deref(),
-            error_kind: None,
-            error_code: None,
-            error_message: None,
-            latency_ms: latency,
-        },
-    )
-    .await?;
     // What the vendor says it charged, when it says, is the cost; else the synced cost.
     let retail_cost = match state.charged {
         Some(m) => {
@@ -691,17 +711,23 @@ pub async fn placed(
         )
         .await?;
     }
+    // The attempt's outcome is written with the order's.
     let now = store::orders::mark_placed(
         &mut tx,
         &order.id,
         attempt,
         state.vendor_reference.as_deref(),
+        latency,
         retail_cost,
     )
     .await?;
-    let step = apply_state_in(&mut tx, order, &attempt.vendor, &state, now).await?;
-    settle(&mut tx, lease).await?;
+    // eSIMs are stored only once an order is placed (below): a still pending order has
+    // none but those this transaction stores.
+    let fresh = locked.status == OrderStatus::Pending;
+    let applied = apply_state_in(&mut tx, order, &attempt.vendor, &state, now, fresh).await?;
+    settle_with(&mut tx, lease, &applied.order, applied.esims.as_deref()).await?;
     tx.commit().await?;
+    let step = applied.step;
     metrics::counter!("order_attempts_total", "mode" => mode::label(order.livemode), "vendor" => attempt.vendor.clone(), "outcome" => "placed")
         .increment(1);
     count_outcome(order.livemode, &attempt.vendor, &step);
@@ -752,21 +778,35 @@ pub async fn apply_state(
     state: OrderState,
 ) -> Result<Step, PurchaseError> {
     let (mut tx, _) = fenced(ctx, lease).await?;
-    let step = apply_state_in(&mut tx, order, vendor, &state, None).await?;
+    let step = apply_state_in(&mut tx, order, vendor, &state, None, false)
+        .await?
+        .step;
     tx.commit().await?;
     count_outcome(order.livemode, vendor, &step);
     Ok(step)
 }
 
+/// What [`apply_state_in`] did and left: the step, the order as its last write left it
+/// and, when this transaction read or stored them all, the order's eSIMs.
+struct Applied {
+    step: Step,
+    order: OrderRow,
+    esims: Option<Vec<EsimRow>>,
+}
+
 /// [`apply_state`] inside the caller's fenced transaction; `current` is the order as the
-/// caller's last write left it, when it has it (else it is read).
+/// caller's last write left it, when it has it (else it is read). `fresh`: the order had
+/// no eSIM stored before this transaction, so the ones stored here are all it has.
 async fn apply_state_in(
     conn: &mut PgConnection,
     order: &OrderRow,
     vendor: &str,
     state: &OrderState,
     current: Option<OrderRow>,
-) -> Result<Step, PurchaseError> {
+    fresh: bool,
+) -> Result<Applied, PurchaseError> {
+    let mut stored_here = Vec::new();
+    let mut all_new = true;
     if order.kind.delivers_esims() {
         for p in &state.esims {
             let new = store::esims::insert(
@@ -790,19 +830,28 @@ async fn apply_state_in(
                 },
             )
             .await?;
-            if !new {
-                // Known already: its status, as the vendor reports it now, goes through
-                // the one eSIM transition like any other fact.
-                super::events::transition_esim(
-                    &mut *conn,
-                    &p.iccid,
-                    super::usage::esim_state(p.status),
-                    None,
-                )
-                .await?;
+            match new {
+                Some(row) => stored_here.push(row),
+                None => {
+                    all_new = false;
+                    // Known already: its status, as the vendor reports it now, goes
+                    // through the one eSIM transition like any other fact.
+                    super::events::transition_esim(
+                        &mut *conn,
+                        &p.iccid,
+                        super::usage::esim_state(p.status),
+                        None,
+                    )
+                    .await?;
+                }
             }
         }
     }
+    // In `store::esims::for_order`'s order: one transaction's rows share `created_at`.
+    let mut esims = (fresh && all_new).then(|| {
+        stored_here.sort_by(|a, b| a.iccid.cmp(&b.iccid));
+        stored_here
+    });
     let now = match current {
         Some(row) => row,
         None => store::orders::get(&mut *conn, &order.id)
@@ -815,35 +864,62 @@ async fn apply_state_in(
             // Only possible after an operator failed an order whose outcome was unknown.
             tracing::warn!(order_id = %order.id, vendor, vendor_reference = state.vendor_reference.as_deref().unwrap_or(""), "a failed order has a purchase at its vendor: cancel it there");
         }
-        return Ok(match current {
+        let step = match current {
             OrderStatus::Failed => Step::Failed,
             _ => Step::Completed,
+        };
+        return Ok(Applied {
+            step,
+            order: now,
+            esims,
         });
     }
-    match state.status {
+    let (step, moved) = match state.status {
         VendorOrderStatus::Failed | VendorOrderStatus::Cancelled => {
             // The vendor gave the order up before delivering: nothing was bought there.
-            transition_order(
+            let moved = transition_order(
                 &mut *conn,
                 &now,
                 OrderStatus::Failed,
                 Some(("vendor_failed", order.kind.vendor_failed_message())),
+                esims.as_deref(),
             )
             .await?;
-            Ok(Step::Failed)
+            (Step::Failed, moved)
         }
-        VendorOrderStatus::Pending => Ok(Step::Provisioning),
+        VendorOrderStatus::Pending => (Step::Provisioning, None),
         VendorOrderStatus::Completed => {
             if order.kind.delivers_esims() {
-                let stored = store::esims::for_order(&mut *conn, &order.id).await?;
-                if stored.len() < order.quantity as usize {
-                    return Ok(Step::Provisioning);
+                let all = match esims.take() {
+                    Some(all) => all,
+                    None => store::esims::for_order(&mut *conn, &order.id).await?,
+                };
+                let delivered = all.len() >= order.quantity as usize;
+                esims = Some(all);
+                if !delivered {
+                    return Ok(Applied {
+                        step: Step::Provisioning,
+                        order: now,
+                        esims,
+                    });
                 }
             }
-            transition_order(&mut *conn, &now, OrderStatus::Completed, None).await?;
-            Ok(Step::Completed)
+            let moved = transition_order(
+                &mut *conn,
+                &now,
+                OrderStatus::Completed,
+                None,
+                esims.as_deref(),
+            )
+            .await?;
+            (Step::Completed, moved)
         }
-    }
+    };
+    Ok(Applied {
+        step,
+        order: moved.unwrap_or(now),
+        esims,
+    })
 }
 
 /// No candidate left: the order fails and the storefront is not charged.

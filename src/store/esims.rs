@@ -55,16 +55,17 @@ pub struct NewEsim<'a> {
 }
 
 /// Stores an issued eSIM once; the same ICCID delivered again (callback after poll, or the
-/// other way round) changes nothing. Returns whether it was new.
-pub async fn insert(conn: &mut PgConnection, e: &NewEsim<'_>) -> sqlx::Result<bool> {
-    let n = sqlx::query(
+/// other way round) changes nothing. Returns the stored row when it was new.
+pub async fn insert(conn: &mut PgConnection, e: &NewEsim<'_>) -> sqlx::Result<Option<EsimRow>> {
+    sqlx::query_as(
         "INSERT INTO esims (iccid, order_id, storefront_id, vendor, vendor_reference,
              vendor_esim_ref, plan_id, status, lpa, smdp_address, matching_id, expires_at,
              total_bytes, unlimited, status_changed_at, livemode)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
              -- No vendor status fact applied yet: any dated event is newer.
              to_timestamp(0), $15)
-         ON CONFLICT (iccid) DO NOTHING",
+         ON CONFLICT (iccid) DO NOTHING
+         RETURNING *",
     )
     .bind(e.iccid)
     .bind(e.order_id)
@@ -81,10 +82,8 @@ pub async fn insert(conn: &mut PgConnection, e: &NewEsim<'_>) -> sqlx::Result<bo
     .bind(e.total_bytes)
     .bind(e.unlimited)
     .bind(e.livemode)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
+    .fetch_optional(&mut *conn)
+    .await
 }
 
 pub async fn for_order<'e>(ex: impl PgExecutor<'e>, order_id: &str) -> sqlx::Result<Vec<EsimRow>> {

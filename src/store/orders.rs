@@ -351,16 +351,29 @@ pub async fn note_attempt(pool: &PgPool, id: i64, note: &str) -> sqlx::Result<()
     Ok(())
 }
 
-/// The vendor accepted the order: remember what was bought, from whom, at what cost.
+/// The vendor accepted the order: the attempt is `placed` (with the vendor's reference and
+/// the call's latency) and the order remembers what was bought, from whom, at what cost.
+/// One statement: the attempt's update is a data-modifying CTE, which Postgres runs
+/// whether or not the order still takes the change (a finished order keeps its status,
+/// its attempt still records the purchase).
 pub async fn mark_placed(
     conn: &mut PgConnection,
     id: &str,
     attempt: &AttemptRow,
     vendor_reference: Option<&str>,
+    latency_ms: Option<i64>,
     retail_cost: Option<Decimal>,
 ) -> sqlx::Result<Option<OrderRow>> {
     sqlx::query_as(
-        "UPDATE orders SET status = 'provisioning', vendor = $2, vendor_offer_id = $3,
+        "WITH attempt AS (
+             UPDATE order_attempts SET outcome = 'placed',
+                 vendor_reference = coalesce($4, vendor_reference), error_kind = NULL,
+                 error_code = NULL, error_message = NULL,
+                 latency_ms = coalesce($9, latency_ms),
+                 finished_at = coalesce(finished_at, now())
+             WHERE id = $8
+         )
+         UPDATE orders SET status = 'provisioning', vendor = $2, vendor_offer_id = $3,
              vendor_reference = coalesce($4, vendor_reference), cost_amount = $5,
              cost_currency = $6, retail_cost_amount = coalesce($7, retail_cost_amount),
              updated_at = now()
@@ -374,6 +387,8 @@ pub async fn mark_placed(
     .bind(attempt.cost_amount)
     .bind(&attempt.cost_currency)
     .bind(retail_cost)
+    .bind(attempt.id)
+    .bind(latency_ms)
     .fetch_optional(&mut *conn)
     .await
 }
@@ -539,6 +554,36 @@ pub async fn release<'e>(
     .bind(version)
     .bind(next_check_in.as_secs_f64())
     .fetch_optional(ex)
+    .await
+}
+
+/// [`release`] and [`save_response`] in one statement, for the transaction that records a
+/// request's outcome: the lease is given back and, when `answer` is given and none was
+/// saved before, it becomes the order's first answer. `Some(saved)` when the lease was
+/// still the caller's.
+pub async fn release_answering(
+    conn: &mut PgConnection,
+    id: &str,
+    version: i64,
+    next_check_in: std::time::Duration,
+    answer: Option<&StoredAnswer>,
+) -> sqlx::Result<Option<bool>> {
+    sqlx::query_scalar(
+        "WITH before AS (SELECT response_status IS NULL AS unanswered FROM orders WHERE id = $1)
+         UPDATE orders SET lease_until = NULL,
+             next_check_at = now() + make_interval(secs => $3),
+             response_status = coalesce(response_status, $4),
+             response_body = CASE WHEN response_status IS NULL AND $4 IS NOT NULL
+                 THEN $5 ELSE response_body END
+         WHERE id = $1 AND lease_version = $2
+         RETURNING $4 IS NOT NULL AND (SELECT unanswered FROM before)",
+    )
+    .bind(id)
+    .bind(version)
+    .bind(next_check_in.as_secs_f64())
+    .bind(answer.map(|a| i32::from(a.status)))
+    .bind(answer.map(|a| &a.body))
+    .fetch_optional(&mut *conn)
     .await
 }
 

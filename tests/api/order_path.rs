@@ -1,6 +1,7 @@
 //! The order path's reads from each replica's memory (`cache::routing`): a warm order is
 //! ranked with the database cut off, an offer change reaches the next ranking on every
-//! replica within a second, and a failure recorded here is seen by the next order here.
+//! replica within a second, and a failure recorded here is seen by the next order here;
+//! the outcome's one commit saves the answer made from the rows it wrote.
 
 use std::{
     collections::HashSet,
@@ -18,7 +19,7 @@ use esim_gateway::{
     store,
     vendors::VendorId,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{helpers::TestApp, sandbox_app::SandboxApp};
 
@@ -145,4 +146,86 @@ async fn a_breaker_read_from_memory_never_hides_a_failure_recorded_here() {
     .await
     .unwrap();
     assert_eq!(failures, 0);
+}
+
+/// The first offer's vendor of every plan on the first catalogue page, one plan per vendor.
+async fn one_plan_per_first_vendor(s: &SandboxApp) -> Vec<(VendorId, String)> {
+    let plans = s.get("/v1/plans?limit=200").await;
+    let mut found: Vec<(VendorId, String)> = Vec::new();
+    for p in plans["data"].as_array().unwrap() {
+        let id = p["id"].as_str().unwrap();
+        if let Some(first) = s.ranking(id).await.first()
+            && !found.iter().any(|(v, _)| v == first)
+        {
+            found.push((*first, id.to_string()));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_outcome_commit_saves_the_answer_from_the_order_and_esims_it_wrote() {
+    let s = SandboxApp::start().await;
+    // Events are queued only for a storefront with a webhook (delivery may fail).
+    sqlx::query("UPDATE storefronts SET webhook_url = 'http://127.0.0.1:9/events' WHERE id = $1")
+        .bind(&s.sf.id)
+        .execute(&s.app.pool)
+        .await
+        .unwrap();
+    let (mut at_once, mut later) = (0, 0);
+    for (vendor, plan) in one_plan_per_first_vendor(&s).await {
+        let key = format!("k-outcome-{vendor}");
+        let (status, answer) = s.post_order(&key, &json!({"plan_id": plan})).await;
+        assert_eq!(status, 201, "{vendor}: {answer}");
+        let id = answer["id"].as_str().unwrap().to_string();
+        let (again, replayed) = s.post_order(&key, &json!({"plan_id": plan})).await;
+        assert_eq!((again, &replayed), (201, &answer), "{vendor}: the replay");
+        let (saved, lease_until): (Value, Option<chrono::DateTime<chrono::Utc>>) =
+            sqlx::query_as("SELECT response_body, lease_until FROM orders WHERE id = $1")
+                .bind(&id)
+                .fetch_one(&s.app.pool)
+                .await
+                .unwrap();
+        assert_eq!(saved, answer, "{vendor}: the saved answer");
+        assert_eq!(lease_until, None, "{vendor}: released with the outcome");
+        let attempts = s.admin_order(&id).await["attempts"].clone();
+        assert_eq!(attempts[0]["outcome"], "placed", "{vendor}: {attempts}");
+        assert!(attempts[0]["latency_ms"].is_i64(), "{vendor}: {attempts}");
+        let iccids = |v: &Value| -> Vec<String> {
+            v["esims"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["iccid"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let stored: Vec<String> =
+            sqlx::query_scalar("SELECT iccid FROM esims WHERE order_id = $1 ORDER BY iccid")
+                .bind(&id)
+                .fetch_all(&s.app.pool)
+                .await
+                .unwrap();
+        match answer["status"].as_str().unwrap() {
+            "completed" => {
+                at_once += 1;
+                assert_eq!(iccids(&answer), stored, "{vendor}: the answer's eSIMs");
+                assert_eq!(stored.len(), 1, "{vendor}");
+                let event: Value = sqlx::query_scalar(
+                    "SELECT payload FROM outbox
+                     WHERE event_type = 'order.completed' AND payload->>'id' = $1",
+                )
+                .bind(&id)
+                .fetch_one(&s.app.pool)
+                .await
+                .unwrap();
+                assert_eq!(iccids(&event), stored, "{vendor}: the event's eSIMs");
+            }
+            "provisioning" => {
+                later += 1;
+                assert!(iccids(&answer).is_empty(), "{vendor}: {answer}");
+            }
+            other => panic!("{vendor}: {other}"),
+        }
+    }
+    assert!(at_once > 0 && later > 0, "{at_once} at once, {later} later");
 }
