@@ -173,7 +173,7 @@ pub async fn apply(
                                 "{vendor} reports an eSIM ready for attempt {} that was concluded {}: check at the vendor",
                                 a.seq, a.outcome
                             );
-                            let mut tx = ctx.pool.begin().await?;
+                            let mut tx = store::begin(&ctx.pool).await?;
                             if store::orders::flag_attention(&mut tx, &leased.id, &reason).await? {
                                 tracing::warn!(order_id = %leased.id, %vendor, outcome = %a.outcome, "order needs attention: a vendor delivered an attempt concluded as not bought");
                             }
@@ -227,7 +227,7 @@ pub async fn apply(
             };
             match trust {
                 CallbackTrust::Verified => {
-                    let mut tx = ctx.pool.begin().await?;
+                    let mut tx = store::begin(&ctx.pool).await?;
                     events::transition_esim(&mut tx, iccid, esim_state(*status), ev.occurred_at)
                         .await?;
                     tx.commit().await?;
@@ -264,7 +264,7 @@ pub async fn apply(
                         vendor_threshold: *threshold_percent,
                         ..Reading::default()
                     };
-                    let mut tx = ctx.pool.begin().await?;
+                    let mut tx = store::begin(&ctx.pool).await?;
                     events::apply_usage(&mut tx, iccid, &reading, &ctx.usage_thresholds).await?;
                     tx.commit().await?;
                 }

@@ -6,6 +6,8 @@
 //! - HTTP server types (`axum` and its `http` re-export, `hyper`, `tower`) appear only in `src/http/`,
 //!   the crate root and the simulators, which are HTTP servers by nature;
 //! - SQL appears only in `src/store/`;
+//! - every transaction starts through `store::begin`, which a dropped caller cannot leave
+//!   open on a pooled connection;
 //! - nothing in the repository points at documents outside it.
 //!
 //! Production code only: a module's `#[cfg(test)]` tail may use anything.
@@ -255,6 +257,21 @@ fn sql_stays_in_the_store() {
         }
         for line in s.code.lines() {
             if NAMES.iter().any(|n| line.contains(n)) {
+                violations.push(format!("src/{}: {}", s.rel, line.trim()));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn every_transaction_starts_through_the_cancel_safe_begin() {
+    let mut violations = Vec::new();
+    for s in sources() {
+        for line in s.code.lines() {
+            let plain = line.contains(".begin()")
+                && !(s.rel == "store/mod.rs" && line.contains("tokio::spawn"));
+            if plain {
                 violations.push(format!("src/{}: {}", s.rel, line.trim()));
             }
         }

@@ -161,7 +161,7 @@ async fn rebuild_now(
     vendors: &Vendors,
     pricing: &Pricing,
 ) -> Result<usize, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin(pool).await?;
     store::plans::lock_rebuild(&mut tx).await?;
     let offers = store::offers::load_sellable(&mut *tx, vendors.livemode, &vendors.ids()).await?;
     let plans = build_plans(&offers, pricing);

@@ -279,7 +279,7 @@ pub async fn refresh(
         }
         _ => None,
     };
-    let mut tx = ctx.pool.begin().await?;
+    let mut tx = store::begin(&ctx.pool).await?;
     let row = store::balances::lock(&mut tx, livemode, vendor.as_str()).await?;
     let (next, crossing) = after_read(&row, &read, threshold, started);
     store::balances::save(&mut tx, &next).await?;

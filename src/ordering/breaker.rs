@@ -193,7 +193,7 @@ pub async fn admit(
 
 /// Claims the half-open probe of `vendor` in its own transaction.
 async fn claim(ctx: &Ctx, livemode: bool, vendor: VendorId) -> sqlx::Result<Option<i64>> {
-    let mut tx = ctx.pool.begin().await?;
+    let mut tx = store::begin(&ctx.pool).await?;
     let (row, now) = store::breakers::lock(&mut tx, livemode, vendor.as_str()).await?;
     let Some(next) = claim_probe(&row, now, ctx.probe_lease()) else {
         return Ok(None);
@@ -250,7 +250,7 @@ async fn try_record(
         export(livemode, vendor, BreakerState::Closed);
         return Ok(());
     }
-    let mut tx = ctx.pool.begin().await?;
+    let mut tx = store::begin(&ctx.pool).await?;
     let (row, now) = store::breakers::lock(&mut tx, livemode, vendor.as_str()).await?;
     let next = after(&row, signal, probe, now, &ctx.breaker);
     if next != row {

@@ -227,7 +227,7 @@ async fn intake(
         .await?;
         return Ok(claimed.map(|(order, attempt)| (order, Some(attempt))));
     }
-    let mut tx = ctx.pool.begin().await?;
+    let mut tx = store::begin(&ctx.pool).await?;
     let Some(order) = store::orders::claim(&mut *tx, row, ctx.lease).await? else {
         return Ok(None);
     };

@@ -51,7 +51,7 @@ pub async fn fenced(
     ctx: &Ctx,
     lease: &Lease,
 ) -> Result<(Transaction<'static, Postgres>, OrderRow), PurchaseError> {
-    let mut tx = ctx.pool.begin().await?;
+    let mut tx = store::begin(&ctx.pool).await?;
     match store::orders::lock_fenced(&mut tx, &lease.order_id, lease.version).await? {
         Some(order) => Ok((tx, order)),
         None => Err(PurchaseError::LeaseLost),

@@ -70,7 +70,7 @@ pub async fn refreshed(ctx: &Ctx, esim: EsimRow) -> sqlx::Result<EsimRow> {
                 expires_at: u.expires_at,
                 vendor_threshold: None,
             };
-            let mut tx = ctx.pool.begin().await?;
+            let mut tx = store::begin(&ctx.pool).await?;
             events::apply_usage(&mut tx, &esim.iccid, &reading, &ctx.usage_thresholds).await?;
             tx.commit().await?;
             Ok(store::esims::get(&ctx.pool, &esim.iccid)

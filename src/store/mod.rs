@@ -18,7 +18,7 @@ use std::{str::FromStr, time::Duration};
 
 use anyhow::Context;
 use sqlx::{
-    PgPool,
+    PgPool, Postgres, Transaction,
     migrate::{MigrateDatabase, Migrator},
     postgres::{PgConnectOptions, PgPoolOptions},
 };
@@ -50,6 +50,24 @@ pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
         .connect_with(options)
         .await
         .context("cannot connect to the database in DATABASE_URL")
+}
+
+/// `pool.begin()`, safe to cancel; every transaction here starts through it.
+///
+/// sqlx 0.8.6 counts a transaction as open only once the server has answered its `BEGIN`
+/// (sqlx issues 4385 and 4393). A caller dropped while waiting for that answer (a
+/// storefront that hung up mid-order, a timeout) leaves the session inside a transaction
+/// that nothing ends, and the pool hands the connection on: the next borrower's
+/// single statements, an order's intake among them, then run inside it, are not
+/// committed when they return, and are lost if a later drop rolls it back. Here the
+/// `BEGIN` runs in a task of its own, which finishes whatever happens to the caller; a
+/// transaction nobody takes is dropped there as an open one, and sqlx rolls it back
+/// before the connection is used again.
+pub async fn begin(pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.begin().await })
+        .await
+        .unwrap_or_else(|e| Err(sqlx::Error::Io(std::io::Error::other(e))))
 }
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {

@@ -23,7 +23,7 @@ const TABLES: &[&str] = &[
 /// live; otherwise they stay test. Returns how many rows were moved. Concurrent starts are
 /// serialized by the row lock on `mode_adoption`; later starts find nothing pending.
 pub async fn adopt_legacy(pool: &PgPool, deployment_live: bool) -> sqlx::Result<u64> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin(pool).await?;
     let pending = sqlx::query("DELETE FROM mode_adoption WHERE pending")
         .execute(&mut *tx)
         .await?

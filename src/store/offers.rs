@@ -88,7 +88,7 @@ pub async fn replace_vendor_catalogue(
     offers: &[OfferUpsert],
     seen_at: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin(pool).await?;
     for chunk in offers.chunks(UPSERT_CHUNK) {
         sqlx::query(
             "INSERT INTO vendor_offers (livemode, vendor, sku, name, countries, region_label, data_kind,

@@ -751,7 +751,7 @@ pub async fn lock_listing_search(
     vendor: &str,
     sku: &str,
 ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin(pool).await?;
     sqlx::query("SELECT pg_advisory_xact_lock(7261002, hashtext($1 || ':' || $2))")
         .bind(vendor)
         .bind(sku)

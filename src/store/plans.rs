@@ -183,7 +183,7 @@ pub async fn cache_versions(pool: &PgPool) -> sqlx::Result<CacheVersions> {
 
 /// Every active plan of both modes and the `plans` version they are at, read in one snapshot.
 pub async fn load_active(pool: &PgPool) -> sqlx::Result<(i64, Vec<PlanRecord>)> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin(pool).await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;

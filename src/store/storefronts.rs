@@ -147,7 +147,7 @@ pub async fn create(
     webhook_secret: &str,
     keys: &[NewKey<'_>],
 ) -> sqlx::Result<DateTime<Utc>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin(pool).await?;
     let created_at = insert(&mut tx, id, name, urls, webhook_secret).await?;
     for key in keys {
         insert_key(&mut tx, id, key).await?;
@@ -164,7 +164,7 @@ pub async fn add_key(
     key: &NewKey<'_>,
     revoke_others: bool,
 ) -> sqlx::Result<u64> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin(pool).await?;
     insert_key(&mut tx, storefront_id, key).await?;
     let revoked = if revoke_others {
         revoke_keys(&mut tx, storefront_id, Some(key.id), Some(key.livemode)).await?
@@ -182,7 +182,7 @@ pub async fn revoke_all(
     storefront_id: &str,
     livemode: Option<bool>,
 ) -> sqlx::Result<u64> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin(pool).await?;
     let revoked = revoke_keys(&mut tx, storefront_id, None, livemode).await?;
     tx.commit().await?;
     Ok(revoked)

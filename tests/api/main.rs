@@ -26,4 +26,5 @@ mod scenarios;
 mod server_limits;
 mod shutdown;
 mod topups;
+mod transactions;
 mod webhooks;
