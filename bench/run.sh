@@ -9,7 +9,7 @@
 # skipped with a message).
 # Usage: bench/run.sh     SIZE=10000 DURATION=10s CONNECTIONS=64 ORDER_DELAY_MS=50
 #                         ORDER_CONNECTIONS=32 ORDER_DURATION=4s ORDER_SINGLE_DURATION=4s
-#                         NGINX_WORKERS=1
+#                         NGINX_WORKERS=1 BIN=path (a build to measure instead of this one)
 #                         ONLY=orders (sync and order overhead only)
 #                         SYNC_COMMIT=off (diagnostic only: the bench database commits
 #                         without waiting for its WAL flush, to show how much of the order
@@ -66,8 +66,11 @@ echo "# esim-gateway benchmark"
 echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src migrations Cargo.toml || echo ' (+ uncommitted changes)')"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB RAM"
 echo "load before: $(uptime | sed 's/.*load average/load average/')"
-cargo build --release --quiet
-BIN=target/release/esim-gateway
+# BIN=path: measure that build instead (an earlier commit's, for a same-machine comparison).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet
+  BIN=target/release/esim-gateway
+fi
 
 # Replaces the (background) subshell, so $! is the gateway itself.
 common_env() {
@@ -336,14 +339,15 @@ EOF
 # Before each measured run the orders of the run before have finished: most are placed
 # without eSIMs yet and delivered seconds later (polls, callbacks), background work that
 # would otherwise land in the next run.
+# Orders whose next look is minutes away (a reconciliation backing off) are not waited for.
 drain() {
-  local waited=0 open
+  local waited=0 busy
   while :; do
-    open=$(psql "$DATABASE_SERVER/$ORDER_DB" -Atc "SELECT count(*) FROM orders WHERE status IN ('pending', 'provisioning')")
-    [ "$open" = 0 ] || [ "$waited" -ge 60 ] && break
+    busy=$(psql "$DATABASE_SERVER/$ORDER_DB" -Atc "SELECT count(*) FROM orders WHERE status IN ('pending', 'provisioning') AND (lease_until > now() OR next_check_at < now() + interval '5 seconds')")
+    [ "$busy" = 0 ] || [ "$waited" -ge 60 ] && break
     sleep 1; waited=$((waited + 1))
   done
-  echo "(before the next run: waited ${waited} s for the orders before it to finish; $open still open)"
+  echo "(before the next run: waited ${waited} s for the orders before it to finish; $busy still being worked on, $(psql "$DATABASE_SERVER/$ORDER_DB" -Atc "SELECT count(*) FROM orders WHERE status IN ('pending', 'provisioning')") unfinished)"
 }
 # The order calls as the gateway timed them (its vendor_request_duration_seconds
 # histogram: request sent to body read), summed over the simulators: "seconds count".
