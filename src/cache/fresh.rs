@@ -146,32 +146,48 @@ mod tests {
         assert_eq!(*f.get(|| async { Ok(3) }).await.unwrap(), 3);
     }
 
-    #[tokio::test]
-    async fn readers_arriving_during_a_read_share_it() {
-        let f = Arc::new(Fresh::new(Duration::from_secs(60)));
+    /// Readers started at once: their tasks, the reads they made, what lets a read finish.
+    struct Readers<T> {
+        tasks: Vec<tokio::task::JoinHandle<sqlx::Result<Arc<T>>>>,
+        reads: Arc<std::sync::atomic::AtomicUsize>,
+        go: Arc<tokio::sync::Notify>,
+    }
+
+    /// `n` readers of an empty `f` at once, each with a read that counts itself, waits for
+    /// `go` and answers `answer()`.
+    fn readers_at_once<T: Send + Sync + 'static>(
+        f: &Arc<Fresh<T>>,
+        n: usize,
+        answer: fn() -> sqlx::Result<T>,
+    ) -> Readers<T> {
         let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let go = Arc::new(tokio::sync::Notify::new());
-        let readers: Vec<_> = (0..8)
+        let tasks = (0..n)
             .map(|_| {
                 let (f, reads, go) = (f.clone(), reads.clone(), go.clone());
                 tokio::spawn(async move {
-                    *f.get(|| async move {
+                    f.get(|| async move {
                         reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         go.notified().await;
-                        Ok(7)
+                        answer()
                     })
                     .await
-                    .unwrap()
                 })
             })
             .collect();
+        Readers { tasks, reads, go }
+    }
+
+    #[tokio::test]
+    async fn readers_arriving_during_a_read_share_it() {
+        let f = Arc::new(Fresh::new(Duration::from_secs(60)));
+        let Readers { tasks, reads, go } = readers_at_once(&f, 8, || Ok(7));
         // Every reader has started and waits (the first in its read, the rest for it).
-        tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         // Wakes every read under way: without the shared read, all eight.
         go.notify_waiters();
-        for r in readers {
-            assert_eq!(r.await.unwrap(), 7);
+        for r in tasks {
+            assert_eq!(*r.await.unwrap().unwrap(), 7);
         }
         assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
@@ -179,24 +195,11 @@ mod tests {
     #[tokio::test]
     async fn readers_that_waited_for_a_failed_read_fail_with_it() {
         let f = Arc::new(Fresh::<i32>::new(Duration::from_secs(60)));
-        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let go = Arc::new(tokio::sync::Notify::new());
-        let readers: Vec<_> = (0..4)
-            .map(|_| {
-                let (f, reads, go) = (f.clone(), reads.clone(), go.clone());
-                tokio::spawn(async move {
-                    f.get(|| async move {
-                        reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        go.notified().await;
-                        Err(sqlx::Error::PoolTimedOut)
-                    })
-                    .await
-                })
-            })
-            .collect();
+        let Readers { tasks, reads, go } =
+            readers_at_once(&f, 4, || Err(sqlx::Error::PoolTimedOut));
         tokio::time::sleep(Duration::from_millis(20)).await;
         go.notify_waiters();
-        for r in readers {
+        for r in tasks {
             assert!(matches!(r.await.unwrap(), Err(sqlx::Error::PoolTimedOut)));
         }
         assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);

@@ -8,21 +8,6 @@ use crate::store::{
     orders::{OrderRow, StoredAnswer},
 };
 
-/// Saves the view of `order` (as it now is, in the caller's transaction) as its first
-/// answer, unless one is saved already; `Some(answer)` when this call saved it.
-pub(super) async fn save_in(
-    conn: &mut sqlx::PgConnection,
-    order: &OrderRow,
-) -> sqlx::Result<Option<StoredAnswer>> {
-    if order.response_status.is_some() {
-        return Ok(None);
-    }
-    let esims = store::esims::for_order(&mut *conn, &order.id).await?;
-    let answer = of(order, &esims);
-    let saved = store::orders::save_response(&mut *conn, &order.id, &answer).await?;
-    Ok(saved.then_some(answer))
-}
-
 /// The answer a request gets for `order` as it now is, with all its eSIMs.
 pub(super) fn of(order: &OrderRow, esims: &[EsimRow]) -> StoredAnswer {
     StoredAnswer::created(serde_json::to_value(order_view(order, esims)).unwrap_or_default())

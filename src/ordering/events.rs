@@ -20,15 +20,8 @@ async fn order_event(
     event_type: &str,
     esims: Option<&[EsimRow]>,
 ) -> sqlx::Result<()> {
-    let read;
-    let esims = match esims {
-        Some(e) => e,
-        None => {
-            read = store::esims::for_order(&mut *conn, &order.id).await?;
-            &read[..]
-        }
-    };
-    let data = serde_json::to_value(order_view(order, esims)).unwrap_or_default();
+    let esims = store::esims::all_of(&mut *conn, &order.id, esims).await?;
+    let data = serde_json::to_value(order_view(order, &esims)).unwrap_or_default();
     store::outbox::insert(
         conn,
         &order.storefront_id,

@@ -18,10 +18,7 @@ use std::{
 use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinHandle;
 
-use crate::store::{
-    self,
-    orders::{OrderRow, StoredAnswer},
-};
+use crate::store::{self, orders::StoredAnswer};
 
 /// A held lease; dropping it stops the renewals (the lease then simply expires).
 #[derive(Debug)]
@@ -33,7 +30,7 @@ pub struct Lease {
     /// A request's own lease: released (with the provisioner's next look after this) by
     /// the transaction that records the outcome, not by a commit of its own.
     settle_after: Option<Duration>,
-    /// Set by [`Lease::settle_in`]: released in the outcome's transaction, with the
+    /// Set by [`Lease::settle_answering_in`]: released in the outcome's transaction, with the
     /// request's answer when that transaction saved it.
     settled: Mutex<Option<Option<StoredAnswer>>>,
 }
@@ -89,24 +86,11 @@ impl Lease {
     }
 
     /// Inside the transaction recording the outcome (locked on this lease's version):
-    /// releases a lease made [`Lease::settling_with_outcome`]. The renewals stop first, so
+    /// releases a lease made [`Lease::settling_with_outcome`], saving `answer` (made from
+    /// the order as that transaction left it) as the request's first answer unless one was
+    /// saved before; release and answer are one statement. The renewals stop first, so
     /// none lands after the release; if the transaction then fails, the lease simply
-    /// lapses and the provisioner takes over, as after any failed write. The order as it
-    /// now is when this lease is released here: the caller saves its answer from it in
-    /// the transaction.
-    pub async fn settle_in(&self, conn: &mut PgConnection) -> sqlx::Result<Option<OrderRow>> {
-        let Some(next_check_in) = self.settle_after else {
-            return Ok(None);
-        };
-        self.renewer.abort();
-        let now =
-            store::orders::release(&mut *conn, &self.order_id, self.version, next_check_in).await?;
-        *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = Some(None);
-        Ok(now)
-    }
-
-    /// [`Lease::settle_in`] for a caller that already knows the order's answer: the release
-    /// and the answer are one statement. `answer` is saved unless one was saved before.
+    /// lapses and the provisioner takes over, as after any failed write.
     pub async fn settle_answering_in(
         &self,
         conn: &mut PgConnection,
@@ -129,11 +113,6 @@ impl Lease {
         Ok(())
     }
 
-    /// Records the answer saved in the outcome's transaction.
-    pub fn settled_with(&self, answer: StoredAnswer) {
-        *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = Some(Some(answer));
-    }
-
     /// `Some` once released by the outcome's transaction (meaningful after it committed),
     /// with the answer that transaction saved, if it did.
     pub fn settled(&self) -> Option<Option<StoredAnswer>> {
@@ -152,9 +131,7 @@ impl Lease {
     /// Gives the order back, scheduling the provisioner's next look after `next_check_in`.
     pub async fn release(self, pool: &PgPool, next_check_in: Duration) -> sqlx::Result<()> {
         self.renewer.abort();
-        store::orders::release(pool, &self.order_id, self.version, next_check_in)
-            .await
-            .map(drop)
+        store::orders::release(pool, &self.order_id, self.version, next_check_in).await
     }
 }
 

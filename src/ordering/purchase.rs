@@ -60,14 +60,16 @@ pub async fn fenced(
 
 /// The end of a step's last write, before its commit: a request's own lease is released
 /// in the same transaction and the request's answer saved with it (see
-/// [`Lease::settling_with_outcome`]), so the outcome costs one commit.
+/// [`Lease::settling_with_outcome`]), so the outcome costs one commit. The order is read
+/// as the step left it (the caller holds its row locked).
 async fn settle(conn: &mut PgConnection, lease: &Lease) -> sqlx::Result<()> {
-    if let Some(order) = lease.settle_in(&mut *conn).await? {
-        if let Some(answer) = super::answer::save_in(&mut *conn, &order).await? {
-            lease.settled_with(answer);
-        }
+    if !lease.settles_with_outcome() {
+        return Ok(());
     }
-    Ok(())
+    match store::orders::get(&mut *conn, &lease.order_id).await? {
+        Some(order) => settle_with(conn, lease, &order, None).await,
+        None => lease.settle_answering_in(conn, None).await,
+    }
 }
 
 /// [`settle`] for a step that knows the order as its last write left it (`order`) and, when
@@ -82,11 +84,10 @@ async fn settle_with(
     if !lease.settles_with_outcome() {
         return Ok(());
     }
-    let answer = match (order.response_status, esims) {
-        (Some(_), _) => None,
-        (None, Some(esims)) => Some(super::answer::of(order, esims)),
-        (None, None) => {
-            let esims = store::esims::for_order(&mut *conn, &order.id).await?;
+    let answer = match order.response_status {
+        Some(_) => None,
+        None => {
+            let esims = store::esims::all_of(&mut *conn, &order.id, esims).await?;
             Some(super::answer::of(order, &esims))
         }
     };

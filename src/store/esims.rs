@@ -93,6 +93,19 @@ pub async fn for_order<'e>(ex: impl PgExecutor<'e>, order_id: &str) -> sqlx::Res
         .await
 }
 
+/// All of an order's eSIMs: `known` when the caller has them all already (read or stored
+/// in its transaction), else read.
+pub async fn all_of<'a>(
+    conn: &mut PgConnection,
+    order_id: &str,
+    known: Option<&'a [EsimRow]>,
+) -> sqlx::Result<std::borrow::Cow<'a, [EsimRow]>> {
+    Ok(match known {
+        Some(all) => std::borrow::Cow::Borrowed(all),
+        None => std::borrow::Cow::Owned(for_order(&mut *conn, order_id).await?),
+    })
+}
+
 pub async fn for_orders(pool: &PgPool, order_ids: &[String]) -> sqlx::Result<Vec<EsimRow>> {
     sqlx::query_as("SELECT * FROM esims WHERE order_id = ANY($1) ORDER BY created_at, iccid")
         .bind(order_ids)

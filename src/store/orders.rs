@@ -538,23 +538,23 @@ pub async fn renew(
 }
 
 /// Releases the caller's lease and schedules the provisioner's next look.
-pub async fn release<'e>(
-    ex: impl PgExecutor<'e>,
+pub async fn release(
+    pool: &PgPool,
     id: &str,
     version: i64,
     next_check_in: std::time::Duration,
-) -> sqlx::Result<Option<OrderRow>> {
-    sqlx::query_as(
+) -> sqlx::Result<()> {
+    sqlx::query(
         "UPDATE orders SET lease_until = NULL,
              next_check_at = now() + make_interval(secs => $3)
-         WHERE id = $1 AND lease_version = $2
-         RETURNING *",
+         WHERE id = $1 AND lease_version = $2",
     )
     .bind(id)
     .bind(version)
     .bind(next_check_in.as_secs_f64())
-    .fetch_optional(ex)
+    .execute(pool)
     .await
+    .map(drop)
 }
 
 /// [`release`] and [`save_response`] in one statement, for the transaction that records a
