@@ -288,8 +288,9 @@ fn refresh_later(ctx: &Ctx, esim: store::esims::EsimRow) {
     crate::hints::refresh_esim(ctx, esim);
 }
 
-/// What [`ingest`] does with a verified, parsed callback: stores every event raw
-/// (its own commit, so nothing is lost if the process dies next), then applies it. A
+/// What [`ingest`] does with a verified, parsed callback: stores every event raw and
+/// leased to this request (its own commit, so nothing is lost if the process dies next;
+/// the worker applies it once the lease runs out), then applies it. A
 /// redelivery of an event already stored but not applied is applied now. Returns one
 /// result label per event, for metrics.
 pub async fn receive(
@@ -306,41 +307,44 @@ pub async fn receive(
         let kind = serde_json::to_value(&ev.kind)
             .ok()
             .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
-        let inserted = store::events::insert(
-            &ctx.pool,
-            &NewEvent {
-                livemode,
-                vendor: vendor.as_str(),
-                dedupe_key: &ev.dedupe_key,
-                kind: kind.as_deref(),
-                headers: headers.clone(),
-                body,
-                status: "received",
-                error: None,
-                order_ref: ev.order_id.as_deref().or(ev.vendor_reference.as_deref()),
-                iccid: ev.iccid.as_deref(),
-                trusted: trust == CallbackTrust::Verified,
-            },
-        )
-        .await?;
-        let id = match inserted {
-            Some(id) => id,
+        let new = NewEvent {
+            livemode,
+            vendor: vendor.as_str(),
+            dedupe_key: &ev.dedupe_key,
+            kind: kind.as_deref(),
+            headers: headers.clone(),
+            body,
+            status: "received",
+            error: None,
+            order_ref: ev.order_id.as_deref().or(ev.vendor_reference.as_deref()),
+            iccid: ev.iccid.as_deref(),
+            trusted: trust == CallbackTrust::Verified,
+        };
+        let row = match store::events::insert_leased(&ctx.pool, &new, event_lease(ctx)).await? {
+            Some(row) => row,
+            // A redelivery: applied again only if it is not final and nobody holds it.
             None => {
-                match store::events::by_key(&ctx.pool, livemode, vendor.as_str(), &ev.dedupe_key)
-                    .await?
+                let id = match store::events::by_key(
+                    &ctx.pool,
+                    livemode,
+                    vendor.as_str(),
+                    &ev.dedupe_key,
+                )
+                .await?
                 {
                     Some(row) if !store::events::FINAL.contains(&row.status.as_str()) => row.id,
                     _ => {
                         results.push("duplicate");
                         continue;
                     }
-                }
+                };
+                let Some(row) = store::events::lease(&ctx.pool, id, event_lease(ctx)).await? else {
+                    // Someone else (the worker, or a concurrent delivery) is applying it.
+                    results.push("received");
+                    continue;
+                };
+                row
             }
-        };
-        let Some(row) = store::events::lease(&ctx.pool, id, event_lease(ctx)).await? else {
-            // Someone else (the worker, or a concurrent delivery) is applying it.
-            results.push("received");
-            continue;
         };
         results.push(apply_leased(ctx, vendor, &row, Some(ev)).await?);
     }

@@ -43,6 +43,38 @@ pub async fn insert(pool: &PgPool, e: &NewEvent<'_>) -> sqlx::Result<Option<i64>
     .await
 }
 
+/// [`insert`] for an event the caller applies at once: stored already leased to it (the
+/// lease [`lease`] would take), so storing and taking it are one statement and one commit.
+/// A crash before it is applied leaves it to the callback worker once the lease runs out.
+/// `None` when the same event was stored before.
+pub async fn insert_leased(
+    pool: &PgPool,
+    e: &NewEvent<'_>,
+    lease: std::time::Duration,
+) -> sqlx::Result<Option<EventRow>> {
+    sqlx::query_as(
+        "INSERT INTO vendor_events (vendor, dedupe_key, kind, headers, body, status, error,
+             order_ref, iccid, trusted, livemode, lease_until, lease_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now() + make_interval(secs => $12), 1)
+         ON CONFLICT (livemode, vendor, dedupe_key) DO NOTHING
+         RETURNING *",
+    )
+    .bind(e.vendor)
+    .bind(e.dedupe_key)
+    .bind(e.kind)
+    .bind(&e.headers)
+    .bind(e.body)
+    .bind(e.status)
+    .bind(e.error)
+    .bind(e.order_ref)
+    .bind(e.iccid)
+    .bind(e.trusted)
+    .bind(e.livemode)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
 /// An already stored event with this identity (a redelivery).
 pub async fn by_key(
     pool: &PgPool,

@@ -149,34 +149,47 @@ async fn esim_row(s: &SandboxApp, iccid: &str) -> store::esims::EsimRow {
         .unwrap()
 }
 
-/// Stores a verified eSIMfx callback the way the webhook handler does before applying it,
-/// as a process that died right after that commit leaves it.
-async fn stored_unapplied(s: &SandboxApp, body: &Value, status: &str) -> i64 {
+/// Stores a verified eSIMfx callback the way the webhook handler does before applying it
+/// (leased to itself for `lease`), as a process that died right after that commit leaves
+/// it; `None`: as an earlier try that ended `status` leaves it (no lease).
+async fn stored_unapplied(
+    s: &SandboxApp,
+    body: &Value,
+    status: &str,
+    lease: Option<Duration>,
+) -> i64 {
     let raw = serde_json::to_vec(body).unwrap();
     let dedupe = format!(
         "esimfx:{}:{}:-:-",
         body["event_type"].as_str().unwrap(),
         body["iccid"].as_str().unwrap()
     );
-    store::events::insert(
-        &s.app.pool,
-        &NewEvent {
-            livemode: false,
-            vendor: "esimfx",
-            dedupe_key: &dedupe,
-            kind: Some("esim_status"),
-            headers: json!({"content-type": "application/json"}),
-            body: &raw,
-            status,
-            error: None,
-            order_ref: None,
-            iccid: body["iccid"].as_str(),
-            trusted: true,
-        },
-    )
-    .await
-    .unwrap()
-    .expect("new event")
+    let event = NewEvent {
+        livemode: false,
+        vendor: "esimfx",
+        dedupe_key: &dedupe,
+        kind: Some("esim_status"),
+        headers: json!({"content-type": "application/json"}),
+        body: &raw,
+        status,
+        error: None,
+        order_ref: None,
+        iccid: body["iccid"].as_str(),
+        trusted: true,
+    };
+    match lease {
+        Some(lease) => {
+            store::events::insert_leased(&s.app.pool, &event, lease)
+                .await
+                .unwrap()
+                .expect("new event")
+                .id
+        }
+        None => store::events::insert(&s.app.pool, &event)
+            .await
+            .unwrap()
+            .expect("new event"),
+    }
 }
 
 async fn event_status(s: &SandboxApp, id: i64) -> String {
@@ -195,8 +208,11 @@ async fn a_callback_stored_but_never_applied_is_applied_by_the_worker_and_redeli
     let iccid = esimfx_esim(&s, "k-stored").await;
     let activation = json!({"event_type": "ACTIVATION", "iccid": iccid,
         "timestamp": chrono::Utc::now().to_rfc3339()});
-    // The process died between storing and applying: the worker applies it.
-    let id = stored_unapplied(&s, &activation, "received").await;
+    // The process died between storing and applying: the worker applies it once the dead
+    // request's lease runs out, not before.
+    let id = stored_unapplied(&s, &activation, "received", Some(Duration::from_secs(2))).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(event_status(&s, id).await, "received", "still leased");
     wait_until(
         "the stored event is applied",
         Duration::from_secs(10),
@@ -219,7 +235,7 @@ async fn a_callback_stored_but_never_applied_is_applied_by_the_worker_and_redeli
     // An event a crash left `failed` is retried too.
     let expiry = json!({"event_type": "EXPIRATION", "iccid": iccid,
         "timestamp": (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339()});
-    let id = stored_unapplied(&s, &expiry, "failed").await;
+    let id = stored_unapplied(&s, &expiry, "failed", None).await;
     wait_until(
         "the failed event is applied",
         Duration::from_secs(10),
@@ -235,7 +251,7 @@ async fn a_redelivery_of_a_stored_but_unapplied_callback_is_applied_not_dropped(
     let iccid = esimfx_esim(&s, "k-redelivered").await;
     let activation = json!({"event_type": "ACTIVATION", "iccid": iccid,
         "timestamp": chrono::Utc::now().to_rfc3339()});
-    let id = stored_unapplied(&s, &activation, "received").await;
+    let id = stored_unapplied(&s, &activation, "received", Some(Duration::from_secs(2))).await;
     // Keep the worker away from it: only the redelivery can apply it now.
     sqlx::query(
         "UPDATE vendor_events SET next_attempt_at = now() + interval '1 hour' WHERE id = $1",
@@ -244,6 +260,17 @@ async fn a_redelivery_of_a_stored_but_unapplied_callback_is_applied_not_dropped(
     .execute(&s.app.pool)
     .await
     .unwrap();
+    // While the request that stored it may still be applying it, a redelivery is
+    // acknowledged and leaves it to that request.
+    assert_eq!(send_esimfx(&s, &activation).await, 200);
+    assert_eq!(event_status(&s, id).await, "received");
+    assert_ne!(
+        esim_row(&s, &iccid).await.status,
+        "active",
+        "not applied yet"
+    );
+    // Once that lease has run out, the next redelivery applies it.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(send_esimfx(&s, &activation).await, 200);
     assert_eq!(event_status(&s, id).await, "applied");
     assert_eq!(esim_row(&s, &iccid).await.status, "active");
