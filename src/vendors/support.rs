@@ -288,6 +288,56 @@ where
     })
 }
 
+/// [`collect_pages`] for a listing paged by number that a vendor paces by rate, not by our
+/// reading: while page `n` is absorbed, pages up to `n + ahead - 1` are already being
+/// fetched, so the listing runs at the vendor's rate limit (which every fetch still waits
+/// for) instead of one page's round trip plus its parsing at a time. Pages are absorbed in
+/// order, so the vendor's stop rule reads them as `collect_pages` would; when it says
+/// "last" (or names another page than the next) the fetches ahead are dropped. Up to
+/// `ahead - 1` pages past the last may be requested: harmless reads.
+pub async fn collect_pages_ahead<P, T, E, Fut>(
+    first: u32,
+    max_pages: u32,
+    ahead: u32,
+    fetch: impl Fn(u32) -> Fut,
+    mut absorb: impl FnMut(&u32, P, &mut Vec<T>) -> Option<u32>,
+) -> Result<Pages<T>, E>
+where
+    Fut: Future<Output = Result<P, E>>,
+{
+    use futures_util::stream::{FuturesOrdered, StreamExt};
+    let mut items = Vec::new();
+    let mut read = 0u32;
+    // (the page, its fetch), in page order; `queued` is the next page to queue.
+    let mut in_flight = FuturesOrdered::new();
+    let mut queued = first;
+    let mut cursor = first;
+    while read < max_pages {
+        while in_flight.len() < ahead.max(1) as usize && queued - cursor < max_pages - read {
+            let page = queued;
+            let fut = fetch(page);
+            in_flight.push_back(async move { (page, fut.await) });
+            queued += 1;
+        }
+        let Some((page, result)) = in_flight.next().await else {
+            break;
+        };
+        read += 1;
+        match absorb(&page, result?, &mut items) {
+            Some(next) if next == page + 1 => cursor = next,
+            Some(next) => {
+                in_flight = FuturesOrdered::new();
+                (cursor, queued) = (next, next);
+            }
+            None => return Ok(Pages { items, ended: true }),
+        }
+    }
+    Ok(Pages {
+        items,
+        ended: false,
+    })
+}
+
 // ---------------------------------------------------------------------------------------
 // One call per eSIM
 // ---------------------------------------------------------------------------------------
@@ -692,6 +742,64 @@ mod tests {
                 all.extend(items);
                 None
             },
+        )
+        .await;
+        assert_eq!(failed, Err("boom".to_string()));
+    }
+
+    #[tokio::test]
+    async fn pages_read_ahead_are_absorbed_in_order_and_dropped_past_the_last() {
+        let short_page_is_last = |page: &u32, items: Vec<u32>, all: &mut Vec<u32>| {
+            let full = items.len() == 10;
+            all.extend(items);
+            full.then_some(page + 1)
+        };
+        let most_at_once = AtomicU32::new(0);
+        let now = AtomicU32::new(0);
+        let requested = std::sync::Mutex::new(Vec::new());
+        // Later pages answer sooner: the order of absorbing must still be the pages' own.
+        let fetch = |p: u32| {
+            requested.lock().unwrap().push(p);
+            let (now, most) = (&now, &most_at_once);
+            async move {
+                most.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(u64::from(40 - p.min(40)))).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                numbers_page(p, 10, 95).await
+            }
+        };
+        let pages = collect_pages_ahead(1, 100, 3, fetch, short_page_is_last)
+            .await
+            .unwrap();
+        assert_eq!(pages.items, (0..95).collect::<Vec<_>>());
+        assert!(pages.ended);
+        assert_eq!(
+            most_at_once.load(Ordering::SeqCst),
+            3,
+            "three pages in flight"
+        );
+        // Page 10 is the short one; 11 and 12 were asked ahead and dropped.
+        assert_eq!(*requested.lock().unwrap(), (1..=12).collect::<Vec<_>>());
+        // The page cap counts pages read, ahead or not.
+        requested.lock().unwrap().clear();
+        let pages = collect_pages_ahead(1, 4, 3, fetch, short_page_is_last)
+            .await
+            .unwrap();
+        assert_eq!((pages.items.len(), pages.ended), (40, false));
+        assert_eq!(*requested.lock().unwrap(), vec![1, 2, 3, 4]);
+        // A failure of any page is the listing's.
+        let failed: Result<Pages<u32>, String> = collect_pages_ahead(
+            1,
+            10,
+            3,
+            |p| async move {
+                if p == 2 {
+                    Err("boom".to_string())
+                } else {
+                    numbers_page(p, 10, 95).await
+                }
+            },
+            short_page_is_last,
         )
         .await;
         assert_eq!(failed, Err("boom".to_string()));
