@@ -59,14 +59,58 @@ pub async fn lock_rebuild(tx: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Makes `rows` the set of active plans of one mode: upserts them and deactivates every
-/// other plan of that mode. Call inside the transaction that holds [`lock_rebuild`].
+/// What a rebuild may change on an active plan (the rest is its id's plan key).
+#[derive(sqlx::FromRow)]
+struct Stored {
+    id: String,
+    name: String,
+    region: Option<String>,
+    price_amount: Decimal,
+    price_currency: String,
+    networks: sqlx::types::Json<serde_json::Value>,
+    supports_topup: bool,
+    offer_count: i32,
+}
+
+impl Stored {
+    /// Whether upserting `p` would change nothing. Equal values make equal jsonb, so a
+    /// plan judged the same is; one judged different only costs an upsert (whose own
+    /// comparison then decides).
+    fn same_as(&self, p: &PlanRow) -> bool {
+        self.name == p.name
+            && self.region == p.region
+            && self.price_amount == p.price.amount
+            && self.price_currency.trim() == p.price.currency.as_str()
+            && self.networks.0 == p.networks
+            && self.supports_topup == p.supports_topup
+            && i64::from(self.offer_count) == i64::from(p.offer_count)
+    }
+}
+
+/// Makes `rows` the set of active plans of one mode: upserts those that are new or changed
+/// and deactivates every other plan of that mode. Call inside the transaction that holds
+/// [`lock_rebuild`]. A sync usually changes a few plans of thousands: comparing here
+/// (one read) instead of in the upsert spares Postgres parsing and matching every plan.
 pub async fn replace_all(
     tx: &mut PgConnection,
     livemode: bool,
     rows: &[PlanRow],
 ) -> sqlx::Result<()> {
-    for chunk in rows.chunks(1000) {
+    let stored: Vec<Stored> = sqlx::query_as(
+        "SELECT id, name, region, price_amount, price_currency, networks, supports_topup,
+             offer_count
+         FROM plans WHERE livemode = $1 AND active",
+    )
+    .bind(livemode)
+    .fetch_all(&mut *tx)
+    .await?;
+    let stored: std::collections::HashMap<&str, &Stored> =
+        stored.iter().map(|s| (s.id.as_str(), s)).collect();
+    let changed: Vec<&PlanRow> = rows
+        .iter()
+        .filter(|p| !stored.get(p.id.as_str()).is_some_and(|s| s.same_as(p)))
+        .collect();
+    for chunk in changed.chunks(1000) {
         let json: Vec<PlanJson<'_>> = chunk
             .iter()
             .map(|p| PlanJson {

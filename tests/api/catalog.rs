@@ -390,6 +390,45 @@ async fn vanished_offers_go_inactive_and_plan_ids_stay_stable() {
     assert_eq!(assert_error_shape(resp, 404).await, "plan_not_found");
 }
 
+/// Each active plan's row version (`xmin` changes whenever a row is written).
+async fn plan_versions(c: &Catalog) -> std::collections::BTreeMap<String, String> {
+    sqlx::query_as::<_, (String, String)>("SELECT id, xmin::text FROM plans WHERE active")
+        .fetch_all(&c.app.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_resync_writes_only_the_plans_it_changes() {
+    let c = setup().await;
+    let before = plan_versions(&c).await;
+    c.resync(&c.a).await;
+    assert_eq!(
+        plan_versions(&c).await,
+        before,
+        "an identical sync writes no plan"
+    );
+
+    // The 1 GB Japan offer gets dearer: its plan, and only it, is written and served anew.
+    let mut offers = c.a.list_offers().await.unwrap();
+    let jp1 = offers.iter_mut().find(|o| o.sku == "A-JP-1").unwrap();
+    jp1.cost = Money::new("3.00".parse().unwrap(), jp1.cost.currency);
+    c.a.set(Ok(offers));
+    c.resync(&c.a).await;
+    let after = plan_versions(&c).await;
+    let written: Vec<&String> = after
+        .iter()
+        .filter(|(id, v)| before.get(*id) != Some(v))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(written, ["jp-1gb-7d"]);
+    let plan: Value = c.get("/v1/plans/jp-1gb-7d").await.json().await.unwrap();
+    // 3.00 USD × 1.20 markup
+    assert_eq!(plan["price"]["amount"], "3.60");
+}
+
 #[tokio::test]
 async fn one_vendor_failing_keeps_its_offers_and_blocks_no_one() {
     let c = setup().await;
