@@ -89,10 +89,16 @@ common_env "$DB" "$PORT" SANDBOX=true SANDBOX_CATALOG_SIZE="$SIZE" "$BIN" serve 
 GW=$!
 PIDS+=("$GW")
 # Ready, and its start-up sync of all five vendors done (it runs in the background).
+# wait_synced BASE [SINCE]: until every vendor has synced (since SINCE, an ISO UTC time,
+# when given: a gateway on a database another one synced before still runs its own).
 wait_synced() {
   until curl -sf "$1/readyz" >/dev/null; do sleep 0.2; done
   until [ "$(curl -sf -H "Authorization: Bearer $ADMIN" "$1/admin/vendors" \
-    | python3 -c 'import json,sys; print(sum(1 for v in json.load(sys.stdin)["data"] if v["last_sync_at"]))')" = 5 ]; do
+    | python3 -c '
+import datetime, json, sys
+since = datetime.datetime.fromisoformat(sys.argv[1]) if sys.argv[1] else None
+def at(v): return datetime.datetime.fromisoformat(v["last_sync_at"].replace("Z", "+00:00"))
+print(sum(1 for v in json.load(sys.stdin)["data"] if v["last_sync_at"] and (since is None or at(v) > since)))' "${2:-}")" = 5 ]; do
     sleep 0.5
   done
 }
@@ -229,11 +235,13 @@ RSS_KB=$(ps -o rss= -p "$GW" | tr -d ' ')
 echo
 echo "## Second replica: how soon another gateway on the same database serves a catalogue change"
 # Test mode runs on every replica: the same simulated catalogue as the first, so its own
-# first sync changes nothing the measurement reads.
+# first sync changes nothing the measurement reads; it is waited for, so that what is
+# measured is a warm replica hearing of a change, not one busy with its start-up sync.
+REPLICA_START=$(date -u +%Y-%m-%dT%H:%M:%S+00:00)
 common_env "$DB" "$REPLICA_PORT" SANDBOX=true SANDBOX_CATALOG_SIZE="$SIZE" "$BIN" serve >"$WORK/replica.log" 2>&1 &
 RP=$!
 PIDS+=("$RP")
-until curl -sf "http://127.0.0.1:$REPLICA_PORT/readyz" >/dev/null; do sleep 0.2; done
+wait_synced "http://127.0.0.1:$REPLICA_PORT" "$REPLICA_START"
 LAG=$(python3 - "$KEY" "$PLAN_ID" "http://127.0.0.1:$REPLICA_PORT" "$DATABASE_SERVER/$DB" <<'PY'
 import json, subprocess, sys, time, urllib.request
 key, plan, base, db = sys.argv[1:]
