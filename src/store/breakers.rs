@@ -148,19 +148,22 @@ pub struct AttemptWindow {
     pub latency_p50_ms: Option<i64>,
 }
 
-/// Per vendor, the attempts started within `window` (over `order_attempts_vendor_started`).
+/// [`attempt_window`]'s statement: the attempts of the window by `order_attempts_started`,
+/// their orders (for the mode) by primary key, so its cost follows the window, not the
+/// history.
+pub const ATTEMPT_WINDOW: &str = "SELECT o.livemode, a.vendor,
+        count(*) FILTER (WHERE outcome = 'placed') AS placed,
+        count(*) FILTER (WHERE outcome = 'rejected') AS refused,
+        count(*) FILTER (WHERE outcome IN ('unknown', 'unreachable', 'not_found')) AS unknown,
+        (percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms))::bigint AS latency_p50_ms
+    FROM order_attempts a JOIN orders o ON o.id = a.order_id
+    WHERE started_at > now() - make_interval(secs => $1)
+    GROUP BY 1, 2 ORDER BY 1 DESC, 2";
+
+/// Per vendor, the attempts started within `window`.
 pub async fn attempt_window(pool: &PgPool, window: Duration) -> sqlx::Result<Vec<AttemptWindow>> {
-    sqlx::query_as::<_, AttemptWindow>(
-        "SELECT o.livemode, a.vendor,
-                count(*) FILTER (WHERE outcome = 'placed') AS placed,
-                count(*) FILTER (WHERE outcome = 'rejected') AS refused,
-                count(*) FILTER (WHERE outcome IN ('unknown', 'unreachable', 'not_found')) AS unknown,
-                (percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms))::bigint AS latency_p50_ms
-         FROM order_attempts a JOIN orders o ON o.id = a.order_id
-         WHERE started_at > now() - make_interval(secs => $1)
-         GROUP BY 1, 2 ORDER BY 1 DESC, 2",
-    )
-    .bind(window.as_secs_f64())
-    .fetch_all(pool)
-    .await
+    sqlx::query_as::<_, AttemptWindow>(ATTEMPT_WINDOW)
+        .bind(window.as_secs_f64())
+        .fetch_all(pool)
+        .await
 }

@@ -195,6 +195,15 @@ pub async fn lease_lapsed(pool: &PgPool, id: &str) -> sqlx::Result<bool> {
     .await
 }
 
+/// [`by_vendor_reference`]'s statement: a union of two indexed lookups (with an `OR`
+/// across the two tables Postgres can only scan every order).
+pub const BY_VENDOR_REFERENCE: &str = "SELECT o.* FROM orders o
+     WHERE o.livemode = $3 AND o.id IN (
+         SELECT id FROM orders WHERE vendor = $1 AND vendor_reference = $2
+         UNION ALL
+         SELECT order_id FROM order_attempts WHERE vendor = $1 AND vendor_reference = $2)
+     LIMIT 1";
+
 /// The order that holds this vendor order: by the reference on the order, or on one of
 /// its attempts at that vendor.
 pub async fn by_vendor_reference(
@@ -203,17 +212,12 @@ pub async fn by_vendor_reference(
     vendor: VendorId,
     reference: &str,
 ) -> sqlx::Result<Option<OrderRow>> {
-    sqlx::query_as(
-        "SELECT o.* FROM orders o
-         WHERE o.livemode = $3 AND (o.vendor_reference = $2 AND o.vendor = $1
-            OR o.id IN (SELECT order_id FROM order_attempts WHERE vendor = $1 AND vendor_reference = $2))
-         LIMIT 1",
-    )
-    .bind(vendor.as_str())
-    .bind(reference)
-    .bind(livemode)
-    .fetch_optional(pool)
-    .await
+    sqlx::query_as(BY_VENDOR_REFERENCE)
+        .bind(vendor.as_str())
+        .bind(reference)
+        .bind(livemode)
+        .fetch_optional(pool)
+        .await
 }
 
 /// Saves the first answer given for this order, for idempotent replays. Never overwritten:

@@ -19,6 +19,7 @@ mod operations;
 mod order_path;
 mod orders;
 mod outbox;
+mod query_plans;
 mod read_cache;
 mod routing;
 mod sandbox_catalog;
