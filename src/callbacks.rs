@@ -320,7 +320,7 @@ pub async fn receive(
             iccid: ev.iccid.as_deref(),
             trusted: trust == CallbackTrust::Verified,
         };
-        let row = match store::events::insert_leased(&ctx.pool, &new, event_lease(ctx)).await? {
+        let row = match store::events::insert(&ctx.pool, &new, Some(event_lease(ctx))).await? {
             Some(row) => row,
             // A redelivery: applied again only if it is not final and nobody holds it.
             None => {

@@ -288,6 +288,7 @@ async fn store_unparseable(
             iccid: None,
             trusted: trust == CallbackTrust::Verified,
         },
+        None,
     )
     .await?;
     count(vendor, "unparseable");

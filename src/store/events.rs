@@ -18,44 +18,21 @@ pub struct NewEvent<'a> {
     pub trusted: bool,
 }
 
-/// Stores an event unless the same one (vendor + dedupe key) was stored before; returns its
-/// id when new.
-pub async fn insert(pool: &PgPool, e: &NewEvent<'_>) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar(
-        "INSERT INTO vendor_events (vendor, dedupe_key, kind, headers, body, status, error,
-             order_ref, iccid, trusted, livemode)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (livemode, vendor, dedupe_key) DO NOTHING
-         RETURNING id",
-    )
-    .bind(e.vendor)
-    .bind(e.dedupe_key)
-    .bind(e.kind)
-    .bind(&e.headers)
-    .bind(e.body)
-    .bind(e.status)
-    .bind(e.error)
-    .bind(e.order_ref)
-    .bind(e.iccid)
-    .bind(e.trusted)
-    .bind(e.livemode)
-    .fetch_optional(pool)
-    .await
-}
-
-/// [`insert`] for an event the caller applies at once: stored already leased to it (the
-/// lease [`lease`] would take), so storing and taking it are one statement and one commit.
-/// A crash before it is applied leaves it to the callback worker once the lease runs out.
-/// `None` when the same event was stored before.
-pub async fn insert_leased(
+/// Stores an event unless the same one (vendor + dedupe key) was stored before; returns it
+/// when new. With a `lease` it is stored already leased to the caller, who applies it at
+/// once (the lease [`lease`] would take): storing and taking it are one statement and one
+/// commit, and a crash before it is applied leaves it to the callback worker once the
+/// lease runs out.
+pub async fn insert(
     pool: &PgPool,
     e: &NewEvent<'_>,
-    lease: std::time::Duration,
+    lease: Option<std::time::Duration>,
 ) -> sqlx::Result<Option<EventRow>> {
     sqlx::query_as(
         "INSERT INTO vendor_events (vendor, dedupe_key, kind, headers, body, status, error,
              order_ref, iccid, trusted, livemode, lease_until, lease_version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now() + make_interval(secs => $12), 1)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+             now() + make_interval(secs => $12), CASE WHEN $12 IS NULL THEN 0 ELSE 1 END)
          ON CONFLICT (livemode, vendor, dedupe_key) DO NOTHING
          RETURNING *",
     )
@@ -70,7 +47,7 @@ pub async fn insert_leased(
     .bind(e.iccid)
     .bind(e.trusted)
     .bind(e.livemode)
-    .bind(lease.as_secs_f64())
+    .bind(lease.map(|l| l.as_secs_f64()))
     .fetch_optional(pool)
     .await
 }

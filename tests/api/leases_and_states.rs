@@ -177,19 +177,11 @@ async fn stored_unapplied(
         iccid: body["iccid"].as_str(),
         trusted: true,
     };
-    match lease {
-        Some(lease) => {
-            store::events::insert_leased(&s.app.pool, &event, lease)
-                .await
-                .unwrap()
-                .expect("new event")
-                .id
-        }
-        None => store::events::insert(&s.app.pool, &event)
-            .await
-            .unwrap()
-            .expect("new event"),
-    }
+    store::events::insert(&s.app.pool, &event, lease)
+        .await
+        .unwrap()
+        .expect("new event")
+        .id
 }
 
 async fn event_status(s: &SandboxApp, id: i64) -> String {
