@@ -6,13 +6,13 @@ use std::{
     collections::{HashMap, HashSet},
     sync::{
         Arc, LazyLock, Mutex, Weak,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Instant,
 };
 
 use chrono::Utc;
-use sqlx::PgPool;
+use sqlx::{PgPool, postgres::PgConnectOptions};
 
 use crate::{
     catalog::{
@@ -92,10 +92,18 @@ async fn sync_locked(
     let rows = to_rows(&offers);
     let unparsed = rows.iter().filter(|(_, n)| n.unparsed()).count();
     let upserts: Vec<OfferUpsert> = rows.into_iter().map(|(u, _)| u).collect();
-    let deactivated =
+    let change =
         store::offers::replace_vendor_catalogue(pool, livemode, id, &upserts, Utc::now()).await?;
+    let deactivated = change.deactivated;
     let store_ms = started.elapsed().as_millis() as i64 - fetch_ms;
-    rebuild_plans(pool, vendors, pricing).await?;
+    // Plans are made from the offers, the pricing and the enabled vendors: when this sync
+    // changed no offer and this process's last rebuild succeeded (it had this process's
+    // pricing and vendors), they are current. Another replica's change is rebuilt by that
+    // replica's sync; a failed rebuild makes the next sync here rebuild.
+    let rebuilt = !(change.is_none() && plans_current(pool, livemode));
+    if rebuilt {
+        rebuild_plans(pool, vendors, pricing).await?;
+    }
     let ms = started.elapsed().as_millis() as i64;
     let rebuild_ms = ms - fetch_ms - store_ms;
     store::offers::sync_succeeded(
@@ -109,8 +117,14 @@ async fn sync_locked(
     .await?;
     metrics::counter!("catalog_syncs_total", "vendor" => id.as_str(), "outcome" => "ok")
         .increment(1);
+    if !rebuilt {
+        // No rebuild to announce the new sync record (routing reads sync health).
+        for listener in listeners(pool) {
+            listener.sync_recorded().await;
+        }
+    }
     metrics::gauge!("catalog_offers", "vendor" => id.as_str()).set(upserts.len() as f64);
-    tracing::info!(vendor = %id, offers = upserts.len(), unparsed, deactivated, ms, fetch_ms, store_ms, rebuild_ms, "catalogue synced");
+    tracing::info!(vendor = %id, offers = upserts.len(), written = change.written, unparsed, deactivated, rebuilt, ms, fetch_ms, store_ms, rebuild_ms, "catalogue synced");
     Ok(SyncOutcome::Synced {
         offers: upserts.len(),
         unparsed,
@@ -140,7 +154,9 @@ pub async fn rebuild_plans(
     // starts after this point: this rebuild covers them all.
     let covers = gate.requested.load(Ordering::Acquire);
     let started = Instant::now();
-    let (count, steps) = rebuild_now(pool, vendors, pricing).await?;
+    let rebuilt = rebuild_now(pool, vendors, pricing).await;
+    gate.current.store(rebuilt.is_ok(), Ordering::Release);
+    let (count, steps) = rebuilt?;
     let built_ms = started.elapsed().as_millis() as u64;
     // This replica serves the new plans from its next request on (also to the callers this
     // rebuild covers, who wait on `done`); other replicas hear by NOTIFY.
@@ -240,21 +256,35 @@ async fn plans_committed(pool: &PgPool) {
 struct RebuildGate {
     requested: AtomicU64,
     done: tokio::sync::Mutex<(u64, usize)>,
+    /// The last rebuild through this gate succeeded (none yet: false).
+    current: AtomicBool,
+}
+
+/// Whether this process's last rebuild of `livemode`'s plans succeeded.
+fn plans_current(pool: &PgPool, livemode: bool) -> bool {
+    rebuild_gate(pool, livemode).current.load(Ordering::Acquire)
 }
 
 fn rebuild_gate(pool: &PgPool, livemode: bool) -> Arc<RebuildGate> {
-    // One gate per pool and mode: a test-mode rebuild never covers a live one.
-    type Gates = HashMap<(usize, bool), Weak<RebuildGate>>;
+    // One gate per pool and mode (a test-mode rebuild never covers a live one), kept while
+    // the pool lives: it remembers whether the last rebuild succeeded. The weak reference
+    // to the pool's options tells when the pool is gone, and keeps its identity (an
+    // address) from being reused by another pool meanwhile.
+    type Gates = HashMap<(usize, bool), (Weak<PgConnectOptions>, Arc<RebuildGate>)>;
     static GATES: LazyLock<Mutex<Gates>> = LazyLock::new(Default::default);
     let id = (store::pool_identity(pool), livemode);
     let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
-    gates.retain(|_, g| g.strong_count() > 0);
-    if let Some(g) = gates.get(&id).and_then(Weak::upgrade) {
-        return g;
-    }
-    let g = Arc::new(RebuildGate::default());
-    gates.insert(id, Arc::downgrade(&g));
-    g
+    gates.retain(|_, (options, _)| options.strong_count() > 0);
+    gates
+        .entry(id)
+        .or_insert_with(|| {
+            (
+                Arc::downgrade(&pool.connect_options()),
+                Arc::new(RebuildGate::default()),
+            )
+        })
+        .1
+        .clone()
 }
 
 /// Normalizes and converts offers to rows; a SKU listed twice keeps its first listing.

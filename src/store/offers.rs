@@ -78,20 +78,21 @@ pub fn parse_kind(s: &str) -> Option<DataKind> {
 
 const UPSERT_CHUNK: usize = 1000;
 
-/// Writes a vendor's whole catalogue as seen at `seen_at`, then marks every offer of that
-/// vendor not seen in it inactive. Rows are never deleted: orders reference them.
-/// Returns how many offers went inactive.
+/// Writes a vendor's whole catalogue as seen at `seen_at` (offers as they were are only
+/// marked seen), then marks every offer of that vendor not seen in it inactive. Rows are
+/// never deleted: orders reference them.
 pub async fn replace_vendor_catalogue(
     pool: &PgPool,
     livemode: bool,
     vendor: VendorId,
     offers: &[OfferUpsert],
     seen_at: DateTime<Utc>,
-) -> sqlx::Result<u64> {
+) -> sqlx::Result<CatalogueChange> {
     let mut tx = super::begin(pool).await?;
+    let mut written = 0;
     for chunk in offers.chunks(UPSERT_CHUNK) {
-        sqlx::query(
-            "INSERT INTO vendor_offers (livemode, vendor, sku, name, countries, region_label, data_kind,
+        written += sqlx::query(
+            "INSERT INTO vendor_offers AS o (livemode, vendor, sku, name, countries, region_label, data_kind,
                  data_bytes, marketed_bytes, validity_days, cost_amount, cost_currency, networks,
                  supports_topup, is_topup, plan_id, flags, raw, active, first_seen_at, last_seen_at)
              SELECT $4, $1, r.sku, r.name, ARRAY(SELECT jsonb_array_elements_text(r.countries)),
@@ -112,15 +113,38 @@ pub async fn replace_vendor_catalogue(
                  cost_currency = EXCLUDED.cost_currency, networks = EXCLUDED.networks,
                  supports_topup = EXCLUDED.supports_topup, is_topup = EXCLUDED.is_topup,
                  plan_id = EXCLUDED.plan_id, flags = EXCLUDED.flags, raw = EXCLUDED.raw,
-                 active = EXCLUDED.active, last_seen_at = EXCLUDED.last_seen_at",
+                 active = EXCLUDED.active, last_seen_at = EXCLUDED.last_seen_at
+             -- An offer as it was is only marked seen (below): what a sync changed is
+             -- counted, and a sync that changed nothing needs no plan rebuild.
+             WHERE (o.name, o.countries, o.region_label, o.data_kind, o.data_bytes,
+                    o.marketed_bytes, o.validity_days, o.cost_amount, o.cost_currency,
+                    o.networks, o.supports_topup, o.is_topup, o.plan_id, o.flags, o.raw,
+                    o.active)
+                IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.countries, EXCLUDED.region_label,
+                    EXCLUDED.data_kind, EXCLUDED.data_bytes, EXCLUDED.marketed_bytes,
+                    EXCLUDED.validity_days, EXCLUDED.cost_amount, EXCLUDED.cost_currency,
+                    EXCLUDED.networks, EXCLUDED.supports_topup, EXCLUDED.is_topup,
+                    EXCLUDED.plan_id, EXCLUDED.flags, EXCLUDED.raw, EXCLUDED.active)",
         )
         .bind(vendor.as_str())
         .bind(sqlx::types::Json(chunk))
         .bind(seen_at)
         .bind(livemode)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
     }
+    let skus: Vec<&str> = offers.iter().map(|o| o.sku.as_str()).collect();
+    sqlx::query(
+        "UPDATE vendor_offers SET last_seen_at = $3
+         WHERE vendor = $1 AND sku = ANY($2) AND last_seen_at < $3 AND livemode = $4",
+    )
+    .bind(vendor.as_str())
+    .bind(&skus)
+    .bind(seen_at)
+    .bind(livemode)
+    .execute(&mut *tx)
+    .await?;
     let gone = sqlx::query(
         "UPDATE vendor_offers SET active = false
          WHERE vendor = $1 AND active AND last_seen_at < $2 AND livemode = $3",
@@ -132,7 +156,25 @@ pub async fn replace_vendor_catalogue(
     .await?
     .rows_affected();
     tx.commit().await?;
-    Ok(gone)
+    Ok(CatalogueChange {
+        written,
+        deactivated: gone,
+    })
+}
+
+/// What [`replace_vendor_catalogue`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogueChange {
+    /// Offers new or different from the stored ones.
+    pub written: u64,
+    /// Offers the vendor no longer lists, now inactive.
+    pub deactivated: u64,
+}
+
+impl CatalogueChange {
+    pub fn is_none(&self) -> bool {
+        self.written == 0 && self.deactivated == 0
+    }
 }
 
 const SELLABLE: &str = "active AND plan_id IS NOT NULL AND flags = '{}' AND NOT is_topup";

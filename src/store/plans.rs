@@ -29,7 +29,7 @@ pub struct PlanRow {
 }
 
 /// Serializes plan rebuilds so two syncs finishing together cannot interleave.
-const PLANS_REBUILD_LOCK: i64 = 0x0070_6c61_6e73; // "plans"
+pub const PLANS_REBUILD_LOCK: i64 = 0x0070_6c61_6e73; // "plans"
 
 #[derive(Serialize)]
 struct PlanJson<'a> {

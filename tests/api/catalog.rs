@@ -429,6 +429,78 @@ async fn a_resync_writes_only_the_plans_it_changes() {
     assert_eq!(plan["price"]["amount"], "3.60");
 }
 
+/// Holds the plan rebuild lock on a connection of its own, as a rebuild elsewhere would.
+async fn hold_rebuild_lock(c: &Catalog) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    let mut conn = c.app.pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(esim_gateway::store::plans::PLANS_REBUILD_LOCK)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    conn
+}
+
+#[tokio::test]
+async fn a_resync_that_changes_no_offer_rebuilds_no_plan_and_one_that_does_waits_for_its_rebuild() {
+    let c = setup().await;
+    // Every rebuild needs this lock: a sync that finishes while it is held did not rebuild.
+    let mut held = hold_rebuild_lock(&c).await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), c.resync(&c.a))
+        .await
+        .expect("an unchanged sync does not rebuild the plans");
+
+    let mut offers = c.a.list_offers().await.unwrap();
+    let jp1 = offers.iter_mut().find(|o| o.sku == "A-JP-1").unwrap();
+    jp1.cost = Money::new("3.00".parse().unwrap(), jp1.cost.currency);
+    c.a.set(Ok(offers));
+    let changed = c.resync(&c.a);
+    tokio::pin!(changed);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_secs(1), &mut changed)
+            .await
+            .is_err(),
+        "a sync that changed an offer rebuilds the plans"
+    );
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(esim_gateway::store::plans::PLANS_REBUILD_LOCK)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    changed.await;
+    let plan: Value = c.get("/v1/plans/jp-1gb-7d").await.json().await.unwrap();
+    assert_eq!(plan["price"]["amount"], "3.60");
+}
+
+#[tokio::test]
+async fn a_new_process_rebuilds_on_its_first_sync_though_no_offer_changed() {
+    let c = setup().await;
+    let fr: Value = c.get("/v1/plans/fr-5gb-30d").await.json().await.unwrap();
+    assert_eq!(fr["price"]["amount"], "7.20");
+    // Another process (its own pool) priced with a 50% markup: its first sync changes no
+    // offer, and still the plans get its prices.
+    let options = (*c.app.pool.connect_options()).clone();
+    let other = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let mut pricing = Pricing::from_config(&c.app.state.config);
+    pricing.markup_percent = "50".parse().unwrap();
+    sync_vendor(&other, c.a.as_ref(), &c.app.state.test_vendors, &pricing)
+        .await
+        .unwrap();
+    // 6.00 USD × 1.50, on the first replica too (its cache hears of the rebuild).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let fr: Value = c.get("/v1/plans/fr-5gb-30d").await.json().await.unwrap();
+        if fr["price"]["amount"] == "9.00" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{fr}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn one_vendor_failing_keeps_its_offers_and_blocks_no_one() {
     let c = setup().await;
