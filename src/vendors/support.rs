@@ -695,13 +695,15 @@ mod tests {
         Ok((start..total.min(start + size)).collect())
     }
 
+    /// The stop rule of [`numbers_page`] listings of 10 a page: a short page is the last.
+    fn short_page_is_last(page: &u32, items: Vec<u32>, all: &mut Vec<u32>) -> Option<u32> {
+        let full = items.len() == 10;
+        all.extend(items);
+        full.then_some(page + 1)
+    }
+
     #[tokio::test]
     async fn pages_are_read_until_the_vendors_stop_rule_says_last() {
-        let short_page_is_last = |page: &u32, items: Vec<u32>, all: &mut Vec<u32>| {
-            let full = items.len() == 10;
-            all.extend(items);
-            full.then_some(page + 1)
-        };
         let pages = collect_pages(1, 100, |p| numbers_page(p, 10, 25), short_page_is_last)
             .await
             .unwrap();
@@ -749,11 +751,6 @@ mod tests {
 
     #[tokio::test]
     async fn pages_read_ahead_are_absorbed_in_order_and_dropped_past_the_last() {
-        let short_page_is_last = |page: &u32, items: Vec<u32>, all: &mut Vec<u32>| {
-            let full = items.len() == 10;
-            all.extend(items);
-            full.then_some(page + 1)
-        };
         let most_at_once = AtomicU32::new(0);
         let now = AtomicU32::new(0);
         let requested = std::sync::Mutex::new(Vec::new());
