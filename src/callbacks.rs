@@ -322,33 +322,35 @@ pub async fn receive(
         };
         let row = match store::events::insert(&ctx.pool, &new, Some(event_lease(ctx))).await? {
             Some(row) => row,
-            // A redelivery: applied again only if it is not final and nobody holds it.
-            None => {
-                let id = match store::events::by_key(
-                    &ctx.pool,
-                    livemode,
-                    vendor.as_str(),
-                    &ev.dedupe_key,
-                )
-                .await?
-                {
-                    Some(row) if !store::events::FINAL.contains(&row.status.as_str()) => row.id,
-                    _ => {
-                        results.push("duplicate");
-                        continue;
-                    }
-                };
-                let Some(row) = store::events::lease(&ctx.pool, id, event_lease(ctx)).await? else {
-                    // Someone else (the worker, or a concurrent delivery) is applying it.
-                    results.push("received");
+            None => match take_redelivery(ctx, livemode, vendor, &ev.dedupe_key).await? {
+                Ok(row) => row,
+                Err(result) => {
+                    results.push(result);
                     continue;
-                };
-                row
-            }
+                }
+            },
         };
         results.push(apply_leased(ctx, vendor, &row, Some(ev)).await?);
     }
     Ok(results)
+}
+
+/// A redelivery of a stored event: leased to this request when it is not final and nobody
+/// holds it, else the result label (`duplicate`, or `received` while another request or
+/// the worker is applying it).
+async fn take_redelivery(
+    ctx: &Ctx,
+    livemode: bool,
+    vendor: VendorId,
+    dedupe_key: &str,
+) -> sqlx::Result<Result<EventRow, &'static str>> {
+    let stored = store::events::by_key(&ctx.pool, livemode, vendor.as_str(), dedupe_key).await?;
+    let Some(stored) = stored.filter(|r| !store::events::FINAL.contains(&r.status.as_str())) else {
+        return Ok(Err("duplicate"));
+    };
+    Ok(store::events::lease(&ctx.pool, stored.id, event_lease(ctx))
+        .await?
+        .ok_or("received"))
 }
 
 /// How long applying one event may hold it (no vendor call happens inline).

@@ -125,6 +125,7 @@ impl<T> Fresh<T> {
         Ok((began, value))
     }
 
+    /// Drops the value: the next reader asks Postgres.
     pub fn forget(&self) {
         let mut state = self.lock();
         state.value = None;
